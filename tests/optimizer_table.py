@@ -1,0 +1,312 @@
+"""The shared table of optimizers fed to the generic tests.
+
+Every optimizer of the package is one (or more) `Row` here. Generic tests in
+``tests/test_optimizers.py`` are parametrized over `ROWS`:
+
+* parity with optax (``optax_factory``), 100 steps on a random quadratic and
+  on Rosenbrock, to ``parity_rtol`` relative;
+* convergence on a parabola and on Rosenbrock (optax's criteria:
+  10 000 steps, ``rtol = atol = 3e-2``) with ``converge_kwargs``;
+* scan-safe state (tree structure and dtypes) for float32, bfloat16 and
+  complex64 parameters (``bf16_ok`` / ``complex_ok``);
+* jit == no-jit, no recompilation on a second call, no recompilation when
+  the hyper-parameters named in ``traced`` change value;
+* `current_learning_rate` (``lr_arg``);
+* validation (``invalid``: pairs of argument name and a bad value; the factory
+  is called with ``kwargs`` updated by that pair and must raise ``ValueError``
+  whose message names the argument).
+
+Adding an optimizer adds a row. Hyper-parameters are given once in ``kwargs``
+and used for both our factory and optax's (unless ``optax_kwargs`` is given).
+The update is always called with ``value=loss`` (the loops do so too), so
+loss-aware rows just set ``needs_value=True`` for documentation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optax
+
+import jaxopt_lite as jol
+
+NAN = math.nan
+
+# Common invalid-argument cases.
+LR_INVALID = (("learning_rate", -1.0), ("learning_rate", NAN))
+B_INVALID = (("b1", 1.0), ("b1", -0.1), ("b2", 1.0), ("b2", NAN))
+EPS_INVALID = (("eps", -1.0),)
+
+
+def ours(name: str) -> Callable[..., optax.GradientTransformation]:
+    """Our factory ``jol.<name>``, looked up when called (so a row may be added
+    before its optimizer lands)."""
+
+    def factory(**kwargs: Any) -> optax.GradientTransformation:
+        return getattr(jol, name)(**kwargs)
+
+    factory.__name__ = name
+    return factory
+
+
+def _schedule(init_value: float) -> Callable[[Any], Any]:
+    """An exponential-decay schedule (ours when it exists, else optax's)."""
+    make = getattr(jol, "exponential_decay", optax.exponential_decay)
+    return make(init_value, transition_steps=10, decay_rate=0.5)
+
+
+def _optax_schedule(init_value: float) -> Callable[[Any], Any]:
+    return optax.exponential_decay(init_value, transition_steps=10, decay_rate=0.5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One optimizer configuration under test."""
+
+    name: str
+    """The test id."""
+    factory: Callable[..., optax.GradientTransformation]
+    """Our factory, e.g. ``jol.adam``."""
+    kwargs: Mapping[str, Any]
+    """Test hyper-parameters (learning rate a number or a schedule)."""
+    optax_factory: Callable[..., optax.GradientTransformation] | None = None
+    """optax's equivalent, or ``None`` when optax lacks it."""
+    optax_kwargs: Mapping[str, Any] | None = None
+    """Arguments for ``optax_factory``; ``None`` means the same as ``kwargs``."""
+    parity_rtol: float = 1e-5
+    needs_value: bool = False
+    """The update reads ``value=`` (Polyak-like step sizes)."""
+    complex_ok: bool = True
+    complex_reason: str = ""
+    bf16_ok: bool = True
+    bf16_reason: str = ""
+    converge_kwargs: Mapping[str, Any] | None = None
+    """Hyper-parameters for the convergence tests; ``None`` skips them."""
+    converge_skip: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Problem name (``"parabola"``, ``"rosenbrock"``) -> reason to skip."""
+    converge_steps: int = 10_000
+    traced: tuple[str, ...] = ("learning_rate",)
+    """Hyper-parameters that may be traced arrays (changing them must not
+    recompile)."""
+    invalid: tuple[tuple[str, Any], ...] = LR_INVALID
+    """(argument name, bad value) pairs that must raise ``ValueError``."""
+    lr_arg: str | None = "learning_rate"
+    """The argument whose value `current_learning_rate` reports; ``None``
+    when the rate is not a fixed number or schedule (skips that test)."""
+
+    def make(self) -> optax.GradientTransformation:
+        """Our optimizer with the test hyper-parameters."""
+        return self.factory(**self.kwargs)
+
+    @property
+    def optax_make(self) -> Callable[[], optax.GradientTransformation] | None:
+        """A zero-argument factory for optax's equivalent, or ``None``."""
+        if self.optax_factory is None:
+            return None
+        kwargs = self.kwargs if self.optax_kwargs is None else self.optax_kwargs
+        factory = self.optax_factory
+        return lambda: factory(**kwargs)
+
+    def make_converge(self) -> optax.GradientTransformation:
+        assert self.converge_kwargs is not None
+        return self.factory(**self.converge_kwargs)
+
+
+ADAM_INVALID = LR_INVALID + B_INVALID + EPS_INVALID
+
+ROWS: list[Row] = [
+    # --- part A rows ---
+    Row(
+        "gd",
+        ours("gd"),
+        {"learning_rate": 0.01},
+        optax.sgd,
+        converge_kwargs={"learning_rate": 1e-3},
+        converge_steps=20_000,
+    ),
+    Row(
+        "gd_schedule",
+        ours("gd"),
+        {"learning_rate": _schedule(0.01)},
+        optax.sgd,
+        {"learning_rate": _optax_schedule(0.01)},
+        traced=(),
+    ),
+    Row(
+        "sgd",
+        ours("sgd"),
+        {"learning_rate": 0.01},
+        optax.sgd,
+        converge_kwargs={"learning_rate": 1e-3, "momentum": 0.9},
+    ),
+    Row(
+        "sgd_momentum",
+        ours("sgd"),
+        {"learning_rate": 0.01, "momentum": 0.9},
+        optax.sgd,
+        converge_kwargs={"learning_rate": 1e-3, "momentum": 0.9},
+        traced=("learning_rate", "momentum"),
+        invalid=(*LR_INVALID, ("momentum", 1.0), ("momentum", -0.5)),
+    ),
+    Row(
+        "sgd_nesterov",
+        ours("sgd"),
+        {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True},
+        optax.sgd,
+        converge_kwargs={"learning_rate": 1e-3, "momentum": 0.9, "nesterov": True},
+        traced=("learning_rate", "momentum"),
+    ),
+    Row(
+        "adagrad",
+        ours("adagrad"),
+        {"learning_rate": 0.1},
+        optax.adagrad,
+        converge_kwargs={"learning_rate": 1.0},
+        traced=("learning_rate", "initial_accumulator_value", "eps"),
+        invalid=(*LR_INVALID, ("initial_accumulator_value", -1.0), ("eps", -1.0)),
+    ),
+    Row(
+        "rmsprop",
+        ours("rmsprop"),
+        {"learning_rate": 0.01},
+        optax.rmsprop,
+        converge_kwargs={"learning_rate": 5e-3},
+        traced=("learning_rate", "decay", "eps", "initial_scale"),
+        invalid=(*LR_INVALID, ("decay", 1.0), ("eps", -1.0)),
+    ),
+    Row(
+        "rmsprop_centered_momentum",
+        ours("rmsprop"),
+        {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "nesterov": True},
+        optax.rmsprop,
+        converge_kwargs={"learning_rate": 5e-3, "momentum": 0.9},
+        traced=("learning_rate", "decay", "momentum"),
+        invalid=(*LR_INVALID, ("momentum", 1.5)),
+    ),
+    Row(
+        "rmsprop_bias_correction",
+        ours("rmsprop"),
+        {"learning_rate": 0.01, "bias_correction": True, "eps_in_sqrt": False},
+        optax.rmsprop,
+    ),
+    Row(
+        "adadelta",
+        ours("adadelta"),
+        {"learning_rate": 0.1, "weight_decay": 1e-3},
+        optax.adadelta,
+        complex_ok=False,
+        complex_reason="adadelta does not support complex parameters (as optax).",
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "rho", "eps", "weight_decay"),
+        invalid=(*LR_INVALID, ("rho", 1.0), ("eps", -1.0), ("weight_decay", -1.0)),
+    ),
+    Row(
+        "adam",
+        ours("adam"),
+        {"learning_rate": 0.01},
+        optax.adam,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "eps", "eps_root"),
+        invalid=(*ADAM_INVALID, ("eps_root", -1.0)),
+    ),
+    Row(
+        "adam_schedule",
+        ours("adam"),
+        {"learning_rate": _schedule(0.05), "eps_root": 1e-8},
+        optax.adam,
+        {"learning_rate": _optax_schedule(0.05), "eps_root": 1e-8},
+        traced=(),
+    ),
+    Row(
+        "adam_nesterov",
+        ours("adam"),
+        {"learning_rate": 0.01, "nesterov": True},
+        optax.adam,
+    ),
+    Row(
+        "adamw",
+        ours("adamw"),
+        {"learning_rate": 0.01, "weight_decay": 0.1},
+        optax.adamw,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "weight_decay"),
+        invalid=(*ADAM_INVALID, ("weight_decay", -1.0)),
+    ),
+    Row(
+        "adamw_schedule",
+        ours("adamw"),
+        {"learning_rate": _schedule(0.05), "weight_decay": 0.1},
+        optax.adamw,
+        {"learning_rate": _optax_schedule(0.05), "weight_decay": 0.1},
+        traced=(),
+    ),
+    Row(
+        "nadam",
+        ours("nadam"),
+        {"learning_rate": 0.01},
+        optax.nadam,
+        converge_kwargs={"learning_rate": 1e-2},
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "nadamw",
+        ours("nadamw"),
+        {"learning_rate": 0.01, "weight_decay": 0.1},
+        optax.nadamw,
+        converge_kwargs={"learning_rate": 1e-2},
+        invalid=(*ADAM_INVALID, ("weight_decay", -1.0)),
+    ),
+    Row(
+        "adamax",
+        ours("adamax"),
+        {"learning_rate": 0.01},
+        optax.adamax,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "eps"),
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "amsgrad",
+        ours("amsgrad"),
+        {"learning_rate": 0.01},
+        optax.amsgrad,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "eps"),
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "radam",
+        ours("radam"),
+        {"learning_rate": 0.01},
+        optax.radam,
+        converge_kwargs={"learning_rate": 5e-3},
+        traced=("learning_rate", "b1", "b2", "threshold"),
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "adabelief",
+        ours("adabelief"),
+        {"learning_rate": 0.01},
+        optax.adabelief,
+        converge_kwargs={"learning_rate": 1e-2},
+        traced=("learning_rate", "b1", "b2", "eps"),
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "yogi",
+        ours("yogi"),
+        {"learning_rate": 0.01},
+        optax.yogi,
+        converge_kwargs={"learning_rate": 1e-1},
+        traced=("learning_rate", "b1", "b2", "eps"),
+        invalid=ADAM_INVALID,
+    ),
+    # --- part B rows ---
+    # Part B appends its rows below this line (lion, lamb, lars, novograd,
+    # sign_sgd, noisy_sgd, polyak_sgd, adafactor, ...).
+]
+
+ROW_IDS = [row.name for row in ROWS]

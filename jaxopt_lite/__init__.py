@@ -14,6 +14,14 @@ from jaxopt_lite._combine import chain as chain
 
 # --- optimizers (_optimizers*.py) ---
 
+# --- optimizers part B ---
+from jaxopt_lite._clipping import adaptive_grad_clip as adaptive_grad_clip
+from jaxopt_lite._clipping import centralize as centralize
+from jaxopt_lite._clipping import clip as clip
+from jaxopt_lite._clipping import clip_by_block_rms as clip_by_block_rms
+from jaxopt_lite._clipping import clip_by_global_norm as clip_by_global_norm
+from jaxopt_lite._clipping import zero_nans as zero_nans
+
 # --- loops and drivers ---
 
 __version__ = "0.1.0"
@@ -29,5 +37,12 @@ __all__ = [
     "chain",
     # schedules
     # optimizers
+    # optimizers part B
+    "adaptive_grad_clip",
+    "centralize",
+    "clip",
+    "clip_by_block_rms",
+    "clip_by_global_norm",
+    "zero_nans",
     # loops and drivers
 ]

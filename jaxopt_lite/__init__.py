@@ -22,6 +22,12 @@ from jaxopt_lite._clipping import clip_by_block_rms as clip_by_block_rms
 from jaxopt_lite._clipping import clip_by_global_norm as clip_by_global_norm
 from jaxopt_lite._clipping import zero_nans as zero_nans
 
+# --- checkpoints (_checkpoint.py) ---
+from jaxopt_lite._checkpoint import Checkpoint as Checkpoint
+from jaxopt_lite._checkpoint import has_checkpoint as has_checkpoint
+from jaxopt_lite._checkpoint import load_checkpoint as load_checkpoint
+from jaxopt_lite._checkpoint import save_checkpoint as save_checkpoint
+
 # --- loops and drivers ---
 
 __version__ = "0.1.0"
@@ -44,5 +50,10 @@ __all__ = [
     "clip_by_block_rms",
     "clip_by_global_norm",
     "zero_nans",
+    # checkpoints
+    "Checkpoint",
+    "has_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
     # loops and drivers
 ]

@@ -21,6 +21,14 @@ from jaxopt_lite._clipping import clip as clip
 from jaxopt_lite._clipping import clip_by_block_rms as clip_by_block_rms
 from jaxopt_lite._clipping import clip_by_global_norm as clip_by_global_norm
 from jaxopt_lite._clipping import zero_nans as zero_nans
+from jaxopt_lite._factored import scale_by_factored_rms as scale_by_factored_rms
+from jaxopt_lite._factored import scale_by_param_block_rms as scale_by_param_block_rms
+from jaxopt_lite._noise import add_noise as add_noise
+from jaxopt_lite._polyak import scale_by_polyak as scale_by_polyak
+from jaxopt_lite._sign_trust import scale_by_lion as scale_by_lion
+from jaxopt_lite._sign_trust import scale_by_novograd as scale_by_novograd
+from jaxopt_lite._sign_trust import scale_by_sign as scale_by_sign
+from jaxopt_lite._sign_trust import scale_by_trust_ratio as scale_by_trust_ratio
 
 # --- checkpoints (_checkpoint.py) ---
 from jaxopt_lite._checkpoint import Checkpoint as Checkpoint
@@ -50,6 +58,14 @@ __all__ = [
     "clip_by_block_rms",
     "clip_by_global_norm",
     "zero_nans",
+    "scale_by_factored_rms",
+    "scale_by_param_block_rms",
+    "add_noise",
+    "scale_by_polyak",
+    "scale_by_lion",
+    "scale_by_novograd",
+    "scale_by_sign",
+    "scale_by_trust_ratio",
     # checkpoints
     "Checkpoint",
     "has_checkpoint",

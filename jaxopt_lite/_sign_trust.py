@@ -1,0 +1,318 @@
+"""Sign and layer-wise (trust-ratio) transforms: the pieces of `sign_sgd`,
+`lion`, `lamb`, `lars` and `novograd`."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxopt_lite import _tree
+from jaxopt_lite import _validate as v
+
+_LION_MODES = ("hard", "smooth", "refined")
+
+
+def canonical_dtype(name: str, dtype: Any) -> Any:
+    """``None`` or the canonical JAX dtype for ``dtype`` (float64 becomes
+    float32 when x64 is off); ``TypeError`` naming ``name`` otherwise."""
+    if dtype is None:
+        return None
+    try:
+        return jax.dtypes.canonicalize_dtype(dtype)
+    except TypeError as error:
+        raise TypeError(f"{name} must be None or a dtype, got {dtype!r}.") from error
+
+
+def real_dtype(dtype: Any) -> Any:
+    """The real counterpart of ``dtype`` (float32 for complex64)."""
+    return jnp.zeros([], dtype).real.dtype
+
+
+def safe_norm(x: jax.Array, min_norm: jax.typing.ArrayLike) -> jax.Array:
+    """``max(||x||_2, min_norm)`` over all elements of ``x``, with a finite
+    gradient at ``x = 0``."""
+    small = jnp.sqrt(jnp.sum(_tree.abs_sq(x))) <= min_norm
+    x = jnp.where(small, jnp.ones_like(x), x)
+    return jnp.where(small, min_norm, jnp.sqrt(jnp.sum(_tree.abs_sq(x))))
+
+
+class ScaleBySignState(NamedTuple):
+    """``scale_by_sign`` keeps no state."""
+
+
+def scale_by_sign() -> optax.GradientTransformation:
+    r"""Replace each element of the updates by its sign.
+
+    $$
+    u_i \leftarrow \operatorname{sign}(g_i)
+    $$
+
+    For complex elements the sign is $g_i / |g_i|$ (and 0 at 0).
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> t = jol.scale_by_sign()
+        >>> t.update(jnp.array([-3.0, 0.0, 0.2]), t.init(None))[0]
+        Array([-1.,  0.,  1.], dtype=float32)
+
+    References:
+        Bernstein, Wang, Azizzadenesheli and Anandkumar, *signSGD: compressed
+        optimisation for non-convex problems*, 2018.
+    """
+
+    def init_fn(params):
+        del params
+        return ScaleBySignState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        return jax.tree.map(jnp.sign, updates), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByLionState(NamedTuple):
+    """Update count (int32, saturating) and the momentum ``mu``."""
+
+    count: jax.Array
+    mu: Any
+
+
+def scale_by_lion(
+    b1: float | jax.Array = 0.9,
+    b2: float | jax.Array = 0.99,
+    mu_dtype: Any = None,
+    *,
+    mode: str = "hard",
+    smooth_beta: float | jax.Array = 1.0,
+) -> optax.GradientTransformation:
+    r"""Lion's update direction: the sign of a blend of momentum and gradient.
+
+    $$
+    \begin{aligned}
+    c_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad
+        u_t = \sigma(c_t) \\
+    m_t &= \beta_2 m_{t-1} + (1 - \beta_2) g_t
+    \end{aligned}
+    $$
+
+    with $\sigma = \operatorname{sign}$ (``mode="hard"``),
+    $\sigma(c) = \tanh(\beta c)$ (``"smooth"``, $\beta$ = ``smooth_beta``)
+    or $\sigma(c) = c$ where $|c| < 1$ and $\operatorname{sign}(c)$
+    elsewhere (``"refined"``).
+
+    Args:
+        b1: the blend $\beta_1$ of momentum and gradient, in [0, 1).
+        b2: the momentum decay $\beta_2$, in [0, 1).
+        mu_dtype: dtype of the momentum (``None``: the parameters' dtype).
+        mode: ``"hard"``, ``"smooth"`` or ``"refined"``.
+        smooth_beta: the slope $\beta$ of the ``"smooth"`` mode.
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> t = jol.scale_by_lion()
+        >>> u, state = t.update(jnp.array([2.0, -0.5]), t.init(jnp.zeros(2)))
+        >>> u, state.mu
+        (Array([ 1., -1.], dtype=float32), Array([ 0.02 , -0.005], dtype=float32))
+
+    References:
+        Chen et al., *Symbolic discovery of optimization algorithms*, 2023.
+    """
+    v.check_decay("b1", b1)
+    v.check_decay("b2", b2)
+    v.check_range("smooth_beta", smooth_beta)
+    mu_dtype = canonical_dtype("mu_dtype", mu_dtype)
+    if mode not in _LION_MODES:
+        raise ValueError(
+            f"mode={mode!r} is not allowed: it must be one of {_LION_MODES}."
+        )
+
+    def direction(g, m):
+        c = (1.0 - b1) * g + b1 * m
+        if mode == "smooth":
+            out = jnp.tanh(smooth_beta * c)
+        elif mode == "refined":
+            out = jnp.where(jnp.abs(c) < 1.0, c, jnp.sign(c))
+        else:
+            out = jnp.sign(c)
+        return out.astype(g.dtype)
+
+    def init_fn(params):
+        mu = _tree.tree_zeros_like(params, dtype=mu_dtype)
+        return ScaleByLionState(count=jnp.zeros([], jnp.int32), mu=mu)
+
+    def update_fn(updates, state, params=None):
+        del params
+        new_updates = jax.tree.map(direction, updates, state.mu)
+        mu = _tree.tree_update_moment(updates, state.mu, b2, 1)
+        return new_updates, ScaleByLionState(_tree.safe_increment(state.count), mu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByTrustRatioState(NamedTuple):
+    """``scale_by_trust_ratio`` keeps no state."""
+
+
+def scale_by_trust_ratio(
+    min_norm: float | jax.Array = 0.0,
+    trust_coefficient: float | jax.Array = 1.0,
+    eps: float | jax.Array = 0.0,
+) -> optax.GradientTransformation:
+    r"""Rescale each leaf by the ratio of its parameter norm to its update norm.
+
+    $$
+    u \leftarrow \rho \, g, \qquad
+    \rho = \begin{cases}
+        1 & \lVert w \rVert = 0 \text{ or } \lVert g \rVert = 0 \\
+        \kappa \dfrac{\max(\lVert w \rVert, n_0)}{\max(\lVert g \rVert, n_0)
+            + \epsilon} & \text{otherwise}
+    \end{cases}
+    $$
+
+    Norms are L2 norms of one leaf (a layer's weight vector or matrix), so
+    every layer moves by a step proportional to its own size, as in LARS and
+    LAMB.
+
+    Args:
+        min_norm: the floor $n_0$ of both norms, a finite number >= 0.
+        trust_coefficient: the multiplier $\kappa$, a finite number >= 0.
+        eps: $\epsilon$ added to the denominator, a finite number >= 0.
+
+    Returns:
+        An ``optax.GradientTransformation`` (``update`` needs ``params``).
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> t = jol.scale_by_trust_ratio()
+        >>> params = jnp.array([3.0, 4.0])
+        >>> t.update(jnp.array([0.1, 0.0]), t.init(params), params)[0]
+        Array([5., 0.], dtype=float32)
+
+    References:
+        You, Gitman and Ginsburg, *Large batch training of convolutional
+        networks*, 2017.
+    """
+    v.check_nonnegative("min_norm", min_norm)
+    v.check_nonnegative("trust_coefficient", trust_coefficient)
+    v.check_nonnegative("eps", eps)
+
+    def one(g, p):
+        param_norm = safe_norm(p, min_norm)
+        update_norm = safe_norm(g, min_norm)
+        ratio = trust_coefficient * param_norm / (update_norm + eps)
+        ratio = jnp.where((param_norm == 0.0) | (update_norm == 0.0), 1.0, ratio)
+        return (g * ratio).astype(g.dtype)
+
+    def init_fn(params):
+        del params
+        return ScaleByTrustRatioState()
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError(
+                "scale_by_trust_ratio needs the current parameters: "
+                "call update(updates, state, params)."
+            )
+        return jax.tree.map(one, updates, params), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class ScaleByNovogradState(NamedTuple):
+    """Update count (int32, saturating), momentum ``mu`` and the per-leaf
+    average squared gradient norm ``nu`` (one real scalar per leaf)."""
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
+def scale_by_novograd(
+    b1: float | jax.Array = 0.9,
+    b2: float | jax.Array = 0.25,
+    eps: float | jax.Array = 1e-8,
+    eps_root: float | jax.Array = 0.0,
+    weight_decay: float | jax.Array = 0.0,
+    mu_dtype: Any = None,
+) -> optax.GradientTransformation:
+    r"""NovoGrad's direction: gradients normalized by a per-layer second moment.
+
+    $$
+    \begin{aligned}
+    v_t &= \beta_2 v_{t-1} + (1 - \beta_2) \lVert g_t \rVert^2
+        \quad (v_1 = \lVert g_1 \rVert^2) \\
+    m_t &= \beta_1 m_{t-1} + \frac{g_t}{\sqrt{v_t + \epsilon_r} + \epsilon}
+        + \lambda w_t \quad (m_0 = 0), \qquad u_t = m_t
+    \end{aligned}
+    $$
+
+    The second moment $v$ is one scalar per leaf (layer), which halves
+    Adam's memory.
+
+    Args:
+        b1: the momentum decay $\beta_1$, in [0, 1).
+        b2: the second-moment decay $\beta_2$, in [0, 1).
+        eps: $\epsilon$ added outside the square root, a finite number >= 0.
+        eps_root: $\epsilon_r$ added inside the square root, >= 0.
+        weight_decay: the decoupled weight decay $\lambda$, >= 0.
+        mu_dtype: dtype of the momentum (``None``: the parameters' dtype).
+
+    Returns:
+        An ``optax.GradientTransformation`` (``update`` needs ``params``).
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> t = jol.scale_by_novograd(eps=0.0)
+        >>> params = jnp.zeros(2)
+        >>> t.update(jnp.array([3.0, 4.0]), t.init(params), params)[0]
+        Array([0.6, 0.8], dtype=float32)
+
+    References:
+        Ginsburg et al., *Stochastic gradient methods with layer-wise adaptive
+        moments for training of deep networks*, 2019.
+    """
+    v.check_decay("b1", b1)
+    v.check_decay("b2", b2)
+    v.check_nonnegative("eps", eps)
+    v.check_nonnegative("eps_root", eps_root)
+    v.check_nonnegative("weight_decay", weight_decay)
+    mu_dtype = canonical_dtype("mu_dtype", mu_dtype)
+
+    def init_fn(params):
+        mu = _tree.tree_zeros_like(params, dtype=mu_dtype)
+        nu = jax.tree.map(lambda p: jnp.zeros([], real_dtype(p.dtype)), params)
+        return ScaleByNovogradState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError(
+                "scale_by_novograd needs the current parameters: "
+                "call update(updates, state, params)."
+            )
+        count = _tree.safe_increment(state.count)
+        first = count == 1
+
+        def new_nu(g, n):
+            sq = jnp.sum(_tree.abs_sq(g))
+            return jnp.where(first, sq, b2 * n + (1 - b2) * sq).astype(n.dtype)
+
+        def new_mu(g, p, m, n):
+            step = g / (jnp.sqrt(n + eps_root) + eps) + weight_decay * p
+            return jnp.where(first, step, b1 * m + step).astype(m.dtype)
+
+        nu = jax.tree.map(new_nu, updates, state.nu)
+        mu = jax.tree.map(new_mu, updates, params, state.mu, nu)
+        new_updates = jax.tree.map(lambda m, g: m.astype(g.dtype), mu, updates)
+        return new_updates, ScaleByNovogradState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,92 @@
+"""Minibatch index sampling inside compiled loops (layer 2).
+
+Shuffling uses a keyed pseudo-random bijection of ``[0, n)`` evaluated only at
+the positions a step needs, so an exact per-epoch permutation costs a few
+integer operations per example instead of a sort of the whole data set.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+_ROUNDS = 4
+
+
+def _round_keys(key: jax.Array) -> jax.Array:
+    """Per-round multipliers (odd) and offsets as uint32, shape ``[rounds, 3]``."""
+    words = jax.random.bits(key, (_ROUNDS, 3), jnp.uint32)
+    return words.at[:, 0].set(words[:, 0] | jnp.uint32(1))
+
+
+def _mix(x: jax.Array, keys: jax.Array, bits: int) -> jax.Array:
+    """A keyed bijection of ``[0, 2**bits)``: odd multiply, add, xor and
+    xor-shift rounds, each invertible modulo ``2**bits``."""
+    mask = jnp.uint32((1 << bits) - 1)
+    shift = max(1, bits // 2)
+    for r in range(_ROUNDS):
+        x = (x * keys[r, 0] + keys[r, 1]) & mask
+        x = x ^ (keys[r, 2] & mask)
+        x = x ^ (x >> shift)
+    return x
+
+
+def permute(positions: jax.Array, n: int, key: jax.Array) -> jax.Array:
+    """Image of ``positions`` (int values in ``[0, n)``) under a random
+    permutation of ``[0, n)`` chosen by ``key``.
+
+    The permutation of ``[0, 2**k)`` (``2**k >= n``) is restricted to ``[0, n)``
+    by cycle walking, which keeps it a bijection; fewer than two walks are
+    needed on average since ``n > 2**(k-1)``.
+    """
+    if n == 1:
+        return jnp.zeros_like(positions)
+    bits = (n - 1).bit_length()
+    keys = _round_keys(key)
+    x = _mix(positions.astype(jnp.uint32), keys, bits)
+
+    def outside(x):
+        return jnp.any(x >= n)
+
+    def walk(x):
+        return jnp.where(x >= n, _mix(x, keys, bits), x)
+
+    x = jax.lax.while_loop(outside, walk, x)
+    return x.astype(jnp.int32)
+
+
+def batch_indices(
+    step: jax.Array,
+    key: jax.Array,
+    *,
+    num_examples: int,
+    batch_size: int,
+    shuffle: bool,
+    replace: bool,
+) -> jax.Array:
+    """Example indices of the minibatch used at ``step`` (int32, ``[batch_size]``).
+
+    Without replacement an epoch is ``num_examples // batch_size`` steps and the
+    examples left over at the end of an epoch are not used in that epoch;
+    shuffled epochs each use a fresh permutation.
+    """
+    if replace:
+        return jax.random.randint(
+            jax.random.fold_in(key, step), (batch_size,), 0, num_examples, jnp.int32
+        )
+    steps_per_epoch = num_examples // batch_size
+    epoch, within = jnp.divmod(step, steps_per_epoch)
+    positions = within * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
+    if not shuffle:
+        return positions
+    return permute(positions, num_examples, jax.random.fold_in(key, epoch))
+
+
+def take_batch(data, indices: jax.Array | None, start: jax.Array | None, size: int):
+    """Slice the leading axis of every leaf of ``data``: gather ``indices``, or a
+    contiguous ``dynamic_slice`` of ``size`` from ``start``."""
+    if indices is not None:
+        return jax.tree.map(lambda x: jnp.take(x, indices, axis=0), data)
+    return jax.tree.map(
+        lambda x: jax.lax.dynamic_slice_in_dim(x, start, size, axis=0), data
+    )

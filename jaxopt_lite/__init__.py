@@ -11,6 +11,30 @@ from jaxopt_lite._transforms import scale_by_schedule as scale_by_schedule
 from jaxopt_lite._combine import chain as chain
 
 # --- schedules (_schedules.py) ---
+from jaxopt_lite._schedules import constant_schedule as constant_schedule
+from jaxopt_lite._schedules import cosine_decay_schedule as cosine_decay_schedule
+from jaxopt_lite._schedules import cosine_onecycle_schedule as cosine_onecycle_schedule
+from jaxopt_lite._schedules import exponential_decay as exponential_decay
+from jaxopt_lite._schedules import inverse_time_decay as inverse_time_decay
+from jaxopt_lite._schedules import join_schedules as join_schedules
+from jaxopt_lite._schedules import linear_onecycle_schedule as linear_onecycle_schedule
+from jaxopt_lite._schedules import linear_schedule as linear_schedule
+from jaxopt_lite._schedules import (
+    piecewise_constant_schedule as piecewise_constant_schedule,
+)
+from jaxopt_lite._schedules import (
+    piecewise_interpolate_schedule as piecewise_interpolate_schedule,
+)
+from jaxopt_lite._schedules import polynomial_schedule as polynomial_schedule
+from jaxopt_lite._schedules import sgdr_schedule as sgdr_schedule
+from jaxopt_lite._schedules import step_decay as step_decay
+from jaxopt_lite._schedules import warmup_constant_schedule as warmup_constant_schedule
+from jaxopt_lite._schedules import (
+    warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
+)
+from jaxopt_lite._schedules import (
+    warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+)
 
 # --- optimizers (_optimizers*.py) ---
 
@@ -37,6 +61,11 @@ from jaxopt_lite._checkpoint import load_checkpoint as load_checkpoint
 from jaxopt_lite._checkpoint import save_checkpoint as save_checkpoint
 
 # --- loops and drivers ---
+from jaxopt_lite._fit import EarlyStopping as EarlyStopping
+from jaxopt_lite._fit import FitResult as FitResult
+from jaxopt_lite._fit import fit as fit
+from jaxopt_lite._minimize import MinimizeResult as MinimizeResult
+from jaxopt_lite._minimize import minimize as minimize
 
 __version__ = "0.1.0"
 
@@ -50,6 +79,22 @@ __all__ = [
     # combinators
     "chain",
     # schedules
+    "constant_schedule",
+    "linear_schedule",
+    "polynomial_schedule",
+    "exponential_decay",
+    "cosine_decay_schedule",
+    "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
+    "warmup_constant_schedule",
+    "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule",
+    "linear_onecycle_schedule",
+    "cosine_onecycle_schedule",
+    "sgdr_schedule",
+    "join_schedules",
+    "step_decay",
+    "inverse_time_decay",
     # optimizers
     # optimizers part B
     "adaptive_grad_clip",
@@ -72,4 +117,9 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     # loops and drivers
+    "EarlyStopping",
+    "FitResult",
+    "MinimizeResult",
+    "fit",
+    "minimize",
 ]

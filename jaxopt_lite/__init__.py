@@ -8,7 +8,26 @@ from jaxopt_lite._transforms import scale_by_learning_rate as scale_by_learning_
 from jaxopt_lite._transforms import scale_by_schedule as scale_by_schedule
 
 # --- combinators (_combine.py) ---
+from jaxopt_lite._accumulate import AccumulateGradientsState as AccumulateGradientsState
+from jaxopt_lite._accumulate import accumulate_gradients as accumulate_gradients
+from jaxopt_lite._averaging import EmaParamsState as EmaParamsState
+from jaxopt_lite._averaging import LookaheadState as LookaheadState
+from jaxopt_lite._averaging import ema_of as ema_of
+from jaxopt_lite._averaging import ema_params as ema_params
+from jaxopt_lite._averaging import lookahead as lookahead
+from jaxopt_lite._averaging import slow_params_of as slow_params_of
+from jaxopt_lite._combine import MaskedState as MaskedState
+from jaxopt_lite._combine import PartitionState as PartitionState
 from jaxopt_lite._combine import chain as chain
+from jaxopt_lite._combine import masked as masked
+from jaxopt_lite._combine import named_chain as named_chain
+from jaxopt_lite._combine import partition as partition
+from jaxopt_lite._finite import ApplyIfFiniteState as ApplyIfFiniteState
+from jaxopt_lite._finite import apply_if_finite as apply_if_finite
+from jaxopt_lite._inject import InjectHyperparamsState as InjectHyperparamsState
+from jaxopt_lite._inject import inject_hyperparams as inject_hyperparams
+from jaxopt_lite._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
+from jaxopt_lite._plateau import reduce_on_plateau as reduce_on_plateau
 
 # --- schedules (_schedules.py) ---
 from jaxopt_lite._schedules import constant_schedule as constant_schedule
@@ -78,6 +97,25 @@ __all__ = [
     "scale_by_schedule",
     # combinators
     "chain",
+    "named_chain",
+    "masked",
+    "MaskedState",
+    "partition",
+    "PartitionState",
+    "inject_hyperparams",
+    "InjectHyperparamsState",
+    "apply_if_finite",
+    "ApplyIfFiniteState",
+    "accumulate_gradients",
+    "AccumulateGradientsState",
+    "ema_params",
+    "EmaParamsState",
+    "ema_of",
+    "lookahead",
+    "LookaheadState",
+    "slow_params_of",
+    "reduce_on_plateau",
+    "ReduceLROnPlateauState",
     # schedules
     "constant_schedule",
     "linear_schedule",

@@ -2,10 +2,22 @@
 
 # --- transforms (_transforms.py) ---
 from jaxopt_lite._transforms import ScalarOrSchedule as ScalarOrSchedule
+from jaxopt_lite._transforms import add_decayed_weights as add_decayed_weights
 from jaxopt_lite._transforms import current_learning_rate as current_learning_rate
 from jaxopt_lite._transforms import scale as scale
 from jaxopt_lite._transforms import scale_by_learning_rate as scale_by_learning_rate
 from jaxopt_lite._transforms import scale_by_schedule as scale_by_schedule
+from jaxopt_lite._transforms import trace as trace
+from jaxopt_lite._transforms_adam import scale_by_adam as scale_by_adam
+from jaxopt_lite._transforms_adam import scale_by_adamax as scale_by_adamax
+from jaxopt_lite._transforms_adam import scale_by_amsgrad as scale_by_amsgrad
+from jaxopt_lite._transforms_adam import scale_by_belief as scale_by_belief
+from jaxopt_lite._transforms_adam import scale_by_radam as scale_by_radam
+from jaxopt_lite._transforms_adam import scale_by_yogi as scale_by_yogi
+from jaxopt_lite._transforms_rms import scale_by_adadelta as scale_by_adadelta
+from jaxopt_lite._transforms_rms import scale_by_rms as scale_by_rms
+from jaxopt_lite._transforms_rms import scale_by_rss as scale_by_rss
+from jaxopt_lite._transforms_rms import scale_by_stddev as scale_by_stddev
 
 # --- combinators (_combine.py) ---
 from jaxopt_lite._accumulate import AccumulateGradientsState as AccumulateGradientsState
@@ -56,6 +68,20 @@ from jaxopt_lite._schedules import (
 )
 
 # --- optimizers (_optimizers*.py) ---
+from jaxopt_lite._adam_family import adabelief as adabelief
+from jaxopt_lite._adam_family import adam as adam
+from jaxopt_lite._adam_family import adamax as adamax
+from jaxopt_lite._adam_family import adamw as adamw
+from jaxopt_lite._adam_family import amsgrad as amsgrad
+from jaxopt_lite._adam_family import nadam as nadam
+from jaxopt_lite._adam_family import nadamw as nadamw
+from jaxopt_lite._adam_family import radam as radam
+from jaxopt_lite._adam_family import yogi as yogi
+from jaxopt_lite._optimizers import adadelta as adadelta
+from jaxopt_lite._optimizers import adagrad as adagrad
+from jaxopt_lite._optimizers import gd as gd
+from jaxopt_lite._optimizers import rmsprop as rmsprop
+from jaxopt_lite._optimizers import sgd as sgd
 
 # --- optimizers part B ---
 from jaxopt_lite._clipping import adaptive_grad_clip as adaptive_grad_clip
@@ -95,6 +121,18 @@ __all__ = [
     "scale",
     "scale_by_learning_rate",
     "scale_by_schedule",
+    "trace",
+    "add_decayed_weights",
+    "scale_by_adadelta",
+    "scale_by_rms",
+    "scale_by_rss",
+    "scale_by_stddev",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_amsgrad",
+    "scale_by_belief",
+    "scale_by_radam",
+    "scale_by_yogi",
     # combinators
     "chain",
     "named_chain",
@@ -134,6 +172,20 @@ __all__ = [
     "step_decay",
     "inverse_time_decay",
     # optimizers
+    "gd",
+    "sgd",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adam",
+    "adamw",
+    "nadam",
+    "nadamw",
+    "adamax",
+    "amsgrad",
+    "radam",
+    "adabelief",
+    "yogi",
     # optimizers part B
     "adaptive_grad_clip",
     "centralize",

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 PyTree = Any
 
@@ -90,7 +91,7 @@ def _encode(value: np.ndarray, what: str) -> tuple[np.ndarray, dict[str, Any]]:
             "bool, integer, floating (bfloat16 included) and complex arrays "
             "are allowed."
         )
-    value = np.ascontiguousarray(value, dtype=_native(dtype))
+    value = np.asarray(value, dtype=_native(dtype), order="C")
     dtype = value.dtype
     if dtype.isbuiltin == 1:
         stored = value
@@ -108,13 +109,13 @@ def _encode(value: np.ndarray, what: str) -> tuple[np.ndarray, dict[str, Any]]:
 
 def _leaf_to_numpy(where: str, leaf: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """One tree leaf as (array to store, manifest fields)."""
-    if isinstance(leaf, jax.core.Tracer):
+    if isinstance(leaf, Tracer):
         raise TypeError(
             f"{where} is a traced value; save checkpoints outside jit/vmap/grad."
         )
     if isinstance(leaf, (bool, numbers.Number)) and not isinstance(leaf, np.generic):
         try:
-            leaf = jnp.asarray(leaf)
+            return _leaf_to_numpy(where, jnp.asarray(leaf))
         except (OverflowError, TypeError) as e:
             raise ValueError(f"{where}={leaf!r} cannot be stored: {e}") from None
     if isinstance(leaf, jax.Array):
@@ -268,7 +269,7 @@ def save_checkpoint(
             raise TypeError(f"arrays has the key {name!r}; names must be str.")
         if isinstance(value, jax.Array) and _is_key(value.dtype):
             raise TypeError(f"{where} is a PRNG key; put keys in the tree instead.")
-        if isinstance(value, jax.core.Tracer):
+        if isinstance(value, Tracer):
             raise TypeError(f"{where} is a traced value; save outside jit/vmap/grad.")
         try:
             array = np.asarray(jax.device_get(value))
@@ -328,8 +329,12 @@ def has_checkpoint(directory: str | os.PathLike) -> bool:
 
 def _read(path: pathlib.Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+        with open(path, "rb") as file:
+            npz = np.load(file, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):  # a bare .npy file
+                raise ValueError("it is a single .npy array, not an .npz archive")
+            with npz:
+                return {name: npz[name] for name in npz.files}
     except ValueError as e:
         if "pickle" in str(e):
             raise ValueError(
@@ -337,8 +342,7 @@ def _read(path: pathlib.Path) -> dict[str, np.ndarray]:
                 "could run code when loaded (save_checkpoint never writes any)."
             ) from None
         raise ValueError(f"{path} is not a valid checkpoint: {e}") from None
-    except (AttributeError, zipfile.BadZipFile, EOFError, OSError) as e:
-        # np.load returns a plain array (no ``files``) for a bare .npy file.
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
         raise ValueError(f"{path} is not a valid checkpoint: {e}") from None
 
 
@@ -352,13 +356,49 @@ def _read_json(entries: dict[str, np.ndarray], name: str, path: pathlib.Path) ->
         raise ValueError(f"{path} has a corrupt {name}: {e}") from None
 
 
+def _is_entry(fields: Any, name_key: str) -> bool:
+    """Whether ``fields`` is a well-formed manifest entry for one stored array."""
+    return (
+        isinstance(fields, dict)
+        and isinstance(fields.get(name_key), str)
+        and isinstance(fields.get("dtype"), str)
+        and isinstance(fields.get("stored_dtype"), str)
+        and isinstance(fields.get("impl", ""), str)
+        and isinstance(fields.get("shape"), list)
+        and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0
+            for n in fields["shape"]
+        )
+    )
+
+
+def _read_manifest(entries: dict[str, np.ndarray], path: pathlib.Path) -> Any:
+    manifest = _read_json(entries, _MANIFEST, path)
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+        raise ValueError(f"{path} is not a jaxopt_lite checkpoint.")
+    if manifest.get("version") != _VERSION:
+        raise ValueError(
+            f"{path} has checkpoint format version {manifest.get('version')!r}; "
+            f"this jaxopt_lite reads version {_VERSION}."
+        )
+    leaves, arrays = manifest.get("leaves"), manifest.get("arrays")
+    if (
+        not isinstance(leaves, list)
+        or not isinstance(arrays, list)
+        or not all(_is_entry(f, "path") for f in leaves)
+        or not all(_is_entry(f, "name") for f in arrays)
+    ):
+        raise ValueError(f"{path} has a corrupt manifest.")
+    return manifest
+
+
 def _decode(
     entries: dict[str, np.ndarray], name: str, fields: Any, path: pathlib.Path
 ) -> np.ndarray:
     """Stored entry ``name`` back to the dtype and shape described by ``fields``."""
     try:
         stored = entries[name]
-        shape = tuple(int(n) for n in fields["shape"])
+        shape = tuple(fields["shape"])
         dtype = np.dtype(fields["dtype"]) if "impl" not in fields else None
         stored_dtype = np.dtype(fields["stored_dtype"])
     except (KeyError, TypeError, ValueError) as e:
@@ -380,7 +420,7 @@ def _decode(
 
 def _expected(where: str, leaf: Any) -> tuple[tuple[int, ...], Any, Any]:
     """(shape, dtype, sharding or None) that a leaf of ``like`` asks for."""
-    if isinstance(leaf, jax.core.Tracer):
+    if isinstance(leaf, Tracer):
         return tuple(leaf.shape), leaf.dtype, None
     if isinstance(leaf, jax.Array):
         sharding = leaf.sharding if leaf.committed else None
@@ -462,28 +502,14 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
         raise FileNotFoundError(f"no checkpoint found: {path} does not exist.")
 
     entries = _read(path)
-    manifest = _read_json(entries, _MANIFEST, path)
+    manifest = _read_manifest(entries, path)
     metadata = _read_json(entries, _METADATA, path)
-    if (
-        not isinstance(manifest, dict)
-        or manifest.get("format") != _FORMAT
-        or not isinstance(manifest.get("leaves"), list)
-        or not isinstance(manifest.get("arrays"), list)
-        or not isinstance(metadata, dict)
-    ):
-        raise ValueError(f"{path} is not a jaxopt_lite checkpoint.")
-    if manifest.get("version") != _VERSION:
-        raise ValueError(
-            f"{path} has checkpoint format version {manifest.get('version')!r}; "
-            f"this jaxopt_lite reads version {_VERSION}."
-        )
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} has a corrupt metadata entry.")
 
     mismatch = f"checkpoint in {directory} does not match this run: "
     stored_fields = manifest["leaves"]
-    try:
-        stored_paths = [str(f["path"]) for f in stored_fields]
-    except (KeyError, TypeError):
-        raise ValueError(f"{path} has a corrupt manifest.") from None
+    stored_paths = [f["path"] for f in stored_fields]
     if stored_paths != like_paths:
         raise ValueError(mismatch + _structure_mismatch(stored_paths, like_paths))
 
@@ -492,17 +518,17 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
         zip(like_paths, stored_fields, expected, strict=True)
     ):
         where = _path_name(p)
-        stored_shape = tuple(fields.get("shape", ()))
-        if stored_shape != shape:
-            raise ValueError(
-                f"{mismatch}{where} has shape {stored_shape} in the checkpoint "
-                f"but {shape} here"
-            )
-        stored_dtype = str(fields.get("dtype"))
+        stored_dtype = fields["dtype"]
         if stored_dtype != str(dtype):
             raise ValueError(
                 f"{mismatch}{where} has dtype {stored_dtype} in the checkpoint "
                 f"but {dtype} here"
+            )
+        stored_shape = tuple(fields["shape"])
+        if stored_shape != shape:
+            raise ValueError(
+                f"{mismatch}{where} has shape {stored_shape} in the checkpoint "
+                f"but {shape} here"
             )
         value = _decode(entries, f"leaf_{i}", fields, path)
         if _is_key(dtype):
@@ -522,7 +548,5 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
 
     arrays = {}
     for i, fields in enumerate(manifest["arrays"]):
-        if not isinstance(fields, dict) or not isinstance(fields.get("name"), str):
-            raise ValueError(f"{path} has a corrupt manifest.")
         arrays[fields["name"]] = _decode(entries, f"array_{i}", fields, path)
     return Checkpoint(jax.tree_util.tree_unflatten(like_def, leaves), arrays, metadata)

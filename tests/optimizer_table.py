@@ -180,7 +180,13 @@ ROWS: list[Row] = [
     Row(
         "rmsprop_centered_momentum",
         ours("rmsprop"),
-        {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "nesterov": True},
+        {
+            "learning_rate": 0.01,
+            "centered": True,
+            "momentum": 0.9,
+            "nesterov": True,
+            "eps": 1e-3,
+        },
         optax.rmsprop,
         converge_kwargs={"learning_rate": 5e-3, "momentum": 0.9},
         traced=("learning_rate", "decay", "momentum"),

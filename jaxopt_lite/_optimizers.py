@@ -1,0 +1,308 @@
+r"""Optimizers without Adam-style moments: gradient descent, SGD with momentum,
+Adagrad, RMSProp and Adadelta.
+
+Each is a `chain` of a rescaling and `scale_by_learning_rate`, so
+`current_learning_rate` reads the rate from its state, and the learning rate
+may be a number, an array (possibly traced) or a schedule ``step -> rate``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import optax
+
+from jaxopt_lite import _validate as v
+from jaxopt_lite._combine import chain
+from jaxopt_lite._transforms import (
+    ScalarOrSchedule,
+    add_decayed_weights,
+    check_bool,
+    check_dtype,
+    scale_by_learning_rate,
+    trace,
+)
+from jaxopt_lite._transforms_rms import (
+    scale_by_adadelta,
+    scale_by_rms,
+    scale_by_rss,
+    scale_by_stddev,
+)
+
+
+def gd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
+    r"""Gradient descent: step against the gradient, scaled by the learning rate.
+
+    $$
+    \theta_{t+1} = \theta_t - \eta_t \nabla L(\theta_t)
+    $$
+
+    Used with full-batch gradients this is classical gradient descent; with
+    minibatch gradients it is plain SGD (`sgd` without momentum gives the
+    same numbers).
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array (possibly
+            traced) or a schedule ``step -> rate``.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, jaxopt_lite as jol
+        >>> opt = jol.gd(0.25)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = opt.init(params)
+        >>> for _ in range(2):
+        ...     grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        ...     updates, state = opt.update(grads, state, params)
+        ...     params = optax.apply_updates(params, updates)
+        >>> params
+        Array([ 0.25, -0.5 ], dtype=float32)
+
+    References:
+        Cauchy, *Méthode générale pour la résolution des systèmes d'équations
+        simultanées*, 1847.
+    """
+    v.check_learning_rate("learning_rate", learning_rate)
+    return chain(scale_by_learning_rate(learning_rate))
+
+
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: float | jax.Array | None = None,
+    nesterov: bool = False,
+    accumulator_dtype: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    $$
+    m_t = g_t + \beta m_{t-1}, \qquad
+    \theta_{t+1} = \theta_t - \eta_t \begin{cases}
+    g_t + \beta m_t & \text{(Nesterov)} \\ m_t & \text{(otherwise)}
+    \end{cases}
+    $$
+
+    Without momentum ($\beta$ is ``None``) the step is $-\eta_t g_t$, as
+    in `gd`. The momentum is `trace`.
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
+        momentum: $\beta$ in $[0, 1)$, or ``None`` for no momentum buffer.
+        nesterov: use Nesterov momentum.
+        accumulator_dtype: dtype of the momentum buffer; ``None`` keeps the
+            parameters' dtype.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, jaxopt_lite as jol
+        >>> opt = jol.sgd(0.1, momentum=0.5)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = opt.init(params)
+        >>> for _ in range(2):
+        ...     grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        ...     updates, state = opt.update(grads, state, params)
+        ...     params = optax.apply_updates(params, updates)
+        >>> params
+        Array([ 0.54, -1.08], dtype=float32)
+
+    References:
+        Robbins and Monro, *A Stochastic Approximation Method*, 1951.
+        Sutskever et al., *On the importance of initialization and momentum in
+        deep learning*, 2013.
+    """
+    v.check_learning_rate("learning_rate", learning_rate)
+    if momentum is not None:
+        v.check_decay("momentum", momentum)
+    check_bool("nesterov", nesterov)
+    accumulator_dtype = check_dtype("accumulator_dtype", accumulator_dtype)
+    if momentum is None:
+        return chain(scale_by_learning_rate(learning_rate))
+    return chain(
+        trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def adagrad(
+    learning_rate: ScalarOrSchedule,
+    initial_accumulator_value: float | jax.Array = 0.1,
+    eps: float | jax.Array = 1e-7,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Adagrad: per-coordinate steps shrinking with the sum of squared gradients.
+
+    $$
+    s_t = s_{t-1} + |g_t|^2, \qquad
+    \theta_{t+1} = \theta_t - \eta_t \frac{g_t}{\sqrt{s_t + \epsilon}}
+    $$
+
+    The rescaling is `scale_by_rss`.
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
+        initial_accumulator_value: $s_0 >= 0$.
+        eps: $\epsilon >= 0$.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, jaxopt_lite as jol
+        >>> opt = jol.adagrad(1.0, initial_accumulator_value=0.0, eps=0.0)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = opt.init(params)
+        >>> grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        >>> updates, state = opt.update(grads, state, params)
+        >>> optax.apply_updates(params, updates)
+        Array([ 0., -1.], dtype=float32)
+
+    References:
+        Duchi et al., *Adaptive Subgradient Methods for Online Learning and
+        Stochastic Optimization*, 2011.
+    """
+    v.check_learning_rate("learning_rate", learning_rate)
+    return chain(
+        scale_by_rss(initial_accumulator_value=initial_accumulator_value, eps=eps),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule,
+    decay: float | jax.Array = 0.9,
+    eps: float | jax.Array = 1e-8,
+    initial_scale: float | jax.Array = 0.0,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum: float | jax.Array | None = None,
+    nesterov: bool = False,
+    bias_correction: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""RMSProp: divide by a moving RMS of the gradients (optionally centered),
+    with optional momentum.
+
+    $$
+    \nu_t = \rho \nu_{t-1} + (1-\rho)|g_t|^2, \quad
+    d_t = \frac{\eta_t \, g_t}{\sqrt{\nu_t - c_t + \epsilon}}, \quad
+    m_t = d_t + \beta m_{t-1}, \quad
+    \theta_{t+1} = \theta_t - m_t
+    $$
+
+    where $c_t = |\mu_t|^2$ with $\mu_t = \rho \mu_{t-1} + (1-\rho) g_t$ when
+    ``centered`` (`scale_by_stddev`), else $c_t = 0$ (`scale_by_rms`).
+    Without momentum $m_t = d_t$; with ``nesterov`` the step is
+    $d_t + \beta m_t$. Momentum acts after the learning rate, as in optax.
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
+        decay: $\rho$, in $[0, 1)$.
+        eps: $\epsilon >= 0$.
+        initial_scale: $\nu_0 >= 0$.
+        eps_in_sqrt: add $\epsilon$ inside the square root (default) or
+            outside.
+        centered: divide by the standard deviation instead of the RMS.
+        momentum: $\beta$ in $[0, 1)$, or ``None`` for no momentum.
+        nesterov: use Nesterov momentum.
+        bias_correction: divide the moving averages by $1 - \rho^t$.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, jaxopt_lite as jol
+        >>> opt = jol.rmsprop(0.1, decay=0.0, eps=0.0)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = opt.init(params)
+        >>> grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        >>> updates, state = opt.update(grads, state, params)
+        >>> optax.apply_updates(params, updates)
+        Array([ 0.9, -1.9], dtype=float32)
+
+    References:
+        Tieleman and Hinton, *Lecture 6.5 -- RMSProp*, COURSERA: Neural
+        Networks for Machine Learning, 2012.
+        Graves, *Generating Sequences With Recurrent Neural Networks*, 2013.
+    """
+    v.check_learning_rate("learning_rate", learning_rate)
+    check_bool("centered", centered)
+    if momentum is not None:
+        v.check_decay("momentum", momentum)
+    check_bool("nesterov", nesterov)
+    rescale = scale_by_stddev if centered else scale_by_rms
+    parts = [
+        rescale(
+            decay=decay,
+            eps=eps,
+            initial_scale=initial_scale,
+            eps_in_sqrt=eps_in_sqrt,
+            bias_correction=bias_correction,
+        ),
+        scale_by_learning_rate(learning_rate),
+    ]
+    if momentum is not None:
+        parts.append(trace(momentum, nesterov=nesterov))
+    return chain(*parts)
+
+
+def adadelta(
+    learning_rate: ScalarOrSchedule | None = None,
+    rho: float | jax.Array = 0.9,
+    eps: float | jax.Array = 1e-6,
+    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay_mask: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Adadelta: steps sized by the ratio of the RMS of past steps to the RMS
+    of the gradients.
+
+    $$
+    E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho)|\tilde g_t|^2, \quad
+    d_t = \frac{\sqrt{E[\Delta^2]_{t-1} + \epsilon}}{\sqrt{E[g^2]_t + \epsilon}}
+    \tilde g_t, \quad
+    \theta_{t+1} = \theta_t - \eta_t d_t
+    $$
+
+    with $\tilde g_t = g_t + \lambda \theta_t$ (weight decay, applied first)
+    and $E[\Delta^2]_t = \rho E[\Delta^2]_{t-1} + (1-\rho)|d_t|^2$
+    (`scale_by_adadelta`).
+
+    ``learning_rate=None`` means $\eta = 1$, the method as published. (optax
+    skips the learning-rate transform in that case, which also drops the
+    minus sign, so its ``adadelta()`` steps uphill; here the default
+    descends.)
+
+    Args:
+        learning_rate: $\eta$: ``None`` (1.0), a number >= 0, a scalar array
+            or a schedule.
+        rho: $\rho$, in $[0, 1)$.
+        eps: $\epsilon >= 0$.
+        weight_decay: $\lambda >= 0$ (number, array or schedule).
+        weight_decay_mask: which leaves get weight decay (see
+            `add_decayed_weights`).
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, jaxopt_lite as jol
+        >>> opt = jol.adadelta(rho=0.0, eps=1.0)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = opt.init(params)
+        >>> grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        >>> updates, state = opt.update(grads, state, params)
+        >>> updates
+        Array([-0.8944272 ,  0.97014254], dtype=float32)
+
+    References:
+        Zeiler, *ADADELTA: An Adaptive Learning Rate Method*, 2012.
+    """
+    if learning_rate is None:
+        learning_rate = 1.0
+    v.check_learning_rate("learning_rate", learning_rate)
+    return chain(
+        add_decayed_weights(weight_decay, mask=weight_decay_mask),
+        scale_by_adadelta(rho=rho, eps=eps),
+        scale_by_learning_rate(learning_rate),
+    )

@@ -309,7 +309,7 @@ def has_checkpoint(directory: str | os.PathLike) -> bool:
     r"""Whether ``directory`` holds a checkpoint written by `save_checkpoint`.
 
     $$
-    \text{has\_checkpoint}(d) \iff d/\texttt{checkpoint.npz} \text{ exists}
+    \text{result} = \big[\, d/\texttt{checkpoint.npz} \text{ is a file} \,\big]
     $$
 
     Args:

@@ -93,6 +93,14 @@ from jaxopt_lite._clipping import zero_nans as zero_nans
 from jaxopt_lite._factored import scale_by_factored_rms as scale_by_factored_rms
 from jaxopt_lite._factored import scale_by_param_block_rms as scale_by_param_block_rms
 from jaxopt_lite._noise import add_noise as add_noise
+from jaxopt_lite._optimizers_sign_trust import lamb as lamb
+from jaxopt_lite._optimizers_sign_trust import lars as lars
+from jaxopt_lite._optimizers_sign_trust import lion as lion
+from jaxopt_lite._optimizers_sign_trust import novograd as novograd
+from jaxopt_lite._optimizers_sign_trust import sign_sgd as sign_sgd
+from jaxopt_lite._optimizers_special import adafactor as adafactor
+from jaxopt_lite._optimizers_special import noisy_sgd as noisy_sgd
+from jaxopt_lite._optimizers_special import polyak_sgd as polyak_sgd
 from jaxopt_lite._polyak import scale_by_polyak as scale_by_polyak
 from jaxopt_lite._sign_trust import scale_by_lion as scale_by_lion
 from jaxopt_lite._sign_trust import scale_by_novograd as scale_by_novograd
@@ -201,6 +209,14 @@ __all__ = [
     "scale_by_novograd",
     "scale_by_sign",
     "scale_by_trust_ratio",
+    "adafactor",
+    "lamb",
+    "lars",
+    "lion",
+    "noisy_sgd",
+    "novograd",
+    "polyak_sgd",
+    "sign_sgd",
     # checkpoints
     "Checkpoint",
     "has_checkpoint",

@@ -13,7 +13,7 @@ import optax
 
 from jaxopt_lite import _tree
 from jaxopt_lite import _validate as v
-from jaxopt_lite._sign_trust import real_dtype
+from jaxopt_lite._transforms import check_bool, real_dtype
 
 
 def _decay_rate_pow(step: jax.Array, exponent: jax.typing.ArrayLike = 0.8) -> jax.Array:
@@ -102,8 +102,7 @@ def scale_by_factored_rms(
         Shazeer and Stern, *Adafactor: adaptive learning rates with sublinear
         memory cost*, 2018.
     """
-    if not isinstance(factored, bool):
-        raise TypeError(f"factored must be True or False, got {factored!r}.")
+    check_bool("factored", factored)
     v.check_nonnegative("decay_rate", decay_rate)
     v.check_range("step_offset", step_offset)
     v.check_int("min_dim_size_to_factor", min_dim_size_to_factor, minimum=0)
@@ -115,7 +114,7 @@ def scale_by_factored_rms(
         return _factored_axes(x.shape, factored, min_dim_size_to_factor)
 
     def init_leaf(p):
-        dtype = real_dtype(p.dtype)
+        dtype = real_dtype(p)
         unused = jnp.zeros((1,), dtype)
         axes = axes_of(p)
         if axes is None:
@@ -224,5 +223,38 @@ def scale_by_param_block_rms(
                 "call update(updates, state, params)."
             )
         return jax.tree.map(one, updates, params), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class MomentumState(NamedTuple):
+    """Update count (int32, saturating) and the moving average of updates."""
+
+    count: jax.Array
+    ema: Any
+
+
+def momentum_ema(
+    decay: Any, accumulator_dtype: Any = None
+) -> optax.GradientTransformation:
+    r"""Exponential moving average of the updates, without bias correction.
+
+    $$
+    m_t = \beta m_{t-1} + (1 - \beta) g_t, \qquad u_t = m_t
+    $$
+
+    The optional momentum of `adafactor` (private: the state layout matches
+    ``optax.ema(decay, debias=False)``).
+    """
+
+    def init_fn(params):
+        ema = _tree.tree_zeros_like(params, dtype=accumulator_dtype)
+        return MomentumState(count=jnp.zeros([], jnp.int32), ema=ema)
+
+    def update_fn(updates, state, params=None):
+        del params
+        ema = _tree.tree_update_moment(updates, state.ema, decay, 1)
+        out = jax.tree.map(lambda m, g: m.astype(g.dtype), ema, updates)
+        return out, MomentumState(_tree.safe_increment(state.count), ema)
 
     return optax.GradientTransformation(init_fn, update_fn)

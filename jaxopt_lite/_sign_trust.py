@@ -11,24 +11,9 @@ import optax
 
 from jaxopt_lite import _tree
 from jaxopt_lite import _validate as v
+from jaxopt_lite._transforms import check_dtype, real_dtype
 
 _LION_MODES = ("hard", "smooth", "refined")
-
-
-def canonical_dtype(name: str, dtype: Any) -> Any:
-    """``None`` or the canonical JAX dtype for ``dtype`` (float64 becomes
-    float32 when x64 is off); ``TypeError`` naming ``name`` otherwise."""
-    if dtype is None:
-        return None
-    try:
-        return jax.dtypes.canonicalize_dtype(dtype)
-    except TypeError as error:
-        raise TypeError(f"{name} must be None or a dtype, got {dtype!r}.") from error
-
-
-def real_dtype(dtype: Any) -> Any:
-    """The real counterpart of ``dtype`` (float32 for complex64)."""
-    return jnp.zeros([], dtype).real.dtype
 
 
 def safe_norm(x: jax.Array, min_norm: jax.typing.ArrayLike) -> jax.Array:
@@ -130,7 +115,7 @@ def scale_by_lion(
     v.check_decay("b1", b1)
     v.check_decay("b2", b2)
     v.check_range("smooth_beta", smooth_beta)
-    mu_dtype = canonical_dtype("mu_dtype", mu_dtype)
+    mu_dtype = check_dtype("mu_dtype", mu_dtype)
     if mode not in _LION_MODES:
         raise ValueError(
             f"mode={mode!r} is not allowed: it must be one of {_LION_MODES}."
@@ -286,11 +271,11 @@ def scale_by_novograd(
     v.check_nonnegative("eps", eps)
     v.check_nonnegative("eps_root", eps_root)
     v.check_nonnegative("weight_decay", weight_decay)
-    mu_dtype = canonical_dtype("mu_dtype", mu_dtype)
+    mu_dtype = check_dtype("mu_dtype", mu_dtype)
 
     def init_fn(params):
         mu = _tree.tree_zeros_like(params, dtype=mu_dtype)
-        nu = jax.tree.map(lambda p: jnp.zeros([], real_dtype(p.dtype)), params)
+        nu = jax.tree.map(lambda p: jnp.zeros([], real_dtype(p)), params)
         return ScaleByNovogradState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
 
     def update_fn(updates, state, params=None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -91,3 +91,101 @@ def check_scalar_output(
             f"{_describe(out)}{hint}. Reduce it, e.g. with jnp.mean."
         )
     return aux
+
+
+def check_flags(**flags: Any) -> None:
+    """Each keyword must be exactly ``True`` or ``False``."""
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}.")
+
+
+def check_key(key: Any) -> jax.Array:
+    """A PRNG key (typed, or a raw ``uint32[2]``); ``None`` gives ``key(0)``."""
+    if key is None:
+        return jax.random.key(0)
+    if not (
+        isinstance(key, jax.Array)
+        and (
+            jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+            or (key.dtype == jnp.uint32 and key.shape == (2,))
+        )
+    ):
+        raise TypeError(
+            f"key must be a PRNG key such as jax.random.key(0), got {key!r}."
+        )
+    return key
+
+
+def leading_size(name: str, data: PyTree) -> int:
+    """The shared leading (examples) size of the leaves of ``data``."""
+    leaves = jax.tree_util.tree_flatten_with_path(data)[0]
+    if not leaves:
+        raise ValueError(f"{name} has no arrays: give a pytree of arrays.")
+    sizes = {}
+    for path, leaf in leaves:
+        shape = np.shape(leaf)
+        if not shape:
+            raise ValueError(
+                f"{name}{jax.tree_util.keystr(path)} is a scalar: every leaf of "
+                f"{name} needs a leading (examples) axis."
+            )
+        sizes[jax.tree_util.keystr(path)] = shape[0]
+    if len(set(sizes.values())) > 1:
+        detail = ", ".join(f"{name}{p}: {n}" for p, n in sizes.items())
+        raise ValueError(
+            f"the leaves of {name} must share their leading (examples) size; "
+            f"got {detail}."
+        )
+    n = next(iter(sizes.values()))
+    if n == 0:
+        raise ValueError(f"{name} is empty (0 examples).")
+    return n
+
+
+class RunLength(NamedTuple):
+    """How a minibatch run is laid out, from `run_length`."""
+
+    data: PyTree  # as JAX arrays (None without data)
+    num_examples: int
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+
+
+def run_length(
+    data: PyTree, batch_size: Any, steps: Any, epochs: Any, log_every: Any
+) -> RunLength:
+    """Check ``data``, ``batch_size``, ``steps``/``epochs`` and ``log_every``
+    together, as `fit` and `sweep` take them."""
+    if data is None:
+        num_examples = 1
+        if batch_size not in (None, 1):
+            raise ValueError(f"batch_size={batch_size!r} needs data; data is None.")
+        batch_size = 1
+    else:
+        num_examples = leading_size("data", data)
+        data = jax.tree.map(jnp.asarray, data)
+        check_positive_int("batch_size", batch_size, allow_none=True)
+        if batch_size is None:
+            batch_size = num_examples
+        elif batch_size > num_examples:
+            raise ValueError(
+                f"batch_size={batch_size} is larger than the {num_examples} "
+                "examples in data."
+            )
+    steps_per_epoch = num_examples // batch_size
+    if (steps is None) == (epochs is None):
+        raise ValueError(
+            "give exactly one of steps and epochs "
+            f"(got steps={steps!r}, epochs={epochs!r})."
+        )
+    check_positive_int("steps", steps, allow_none=True)
+    check_positive_int("epochs", epochs, allow_none=True)
+    total_steps = steps if steps is not None else epochs * steps_per_epoch
+    check_positive_int("log_every", log_every)
+    if total_steps % log_every:
+        raise ValueError(
+            f"log_every={log_every} must divide the number of steps ({total_steps})."
+        )
+    return RunLength(data, num_examples, batch_size, steps_per_epoch, total_steps)

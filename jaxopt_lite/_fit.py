@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite import _checkpoint, _checks, _loop
+from jaxopt_lite import _checkpoint, _checks, _loop, _mesh
 from jaxopt_lite._progress import Progress
 
 PyTree = Any
@@ -98,30 +98,6 @@ def _compiled(loss_fn, optimizer, eval_fn, cfg: _loop.LoopConfig):
     return init, chunk
 
 
-def _leading_size(name: str, data: PyTree) -> int:
-    leaves = jax.tree_util.tree_flatten_with_path(data)[0]
-    if not leaves:
-        raise ValueError(f"{name} has no arrays: give a pytree of arrays.")
-    sizes = {}
-    for path, leaf in leaves:
-        shape = np.shape(leaf)
-        if not shape:
-            raise ValueError(
-                f"{name}{jax.tree_util.keystr(path)} is a scalar: every leaf of "
-                f"{name} needs a leading (examples) axis."
-            )
-        sizes[jax.tree_util.keystr(path)] = shape[0]
-    if len(set(sizes.values())) > 1:
-        detail = ", ".join(f"{name}{p}: {n}" for p, n in sizes.items())
-        raise ValueError(
-            f"the leaves of {name} must share their leading (examples) size; got {detail}."
-        )
-    n = next(iter(sizes.values()))
-    if n == 0:
-        raise ValueError(f"{name} is empty (0 examples).")
-    return n
-
-
 def _choose_windows(total_windows: int, requested: int | None) -> int:
     if requested is not None:
         return min(requested, total_windows)
@@ -155,6 +131,7 @@ def fit(
     progress: bool | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> FitResult:
     r"""Train with minibatch gradient steps, compiled into one ``lax.scan``.
 
@@ -212,6 +189,11 @@ def fit(
             (atomically, without pickle).
         resume: continue from the checkpoint in ``checkpoint_dir``; the result
             is bit-identical to an uninterrupted run.
+        mesh: a `jax.sharding.Mesh` with an axis named ``"data"`` for data
+            parallelism: batches (and the data, when its size divides) are split
+            over that axis, parameters and optimizer state are replicated, and
+            XLA inserts the gradient all-reduce. ``batch_size`` must be divisible
+            by the axis size. See the multi-device guide.
 
     Returns:
         A `FitResult`.
@@ -230,48 +212,20 @@ def fit(
     _checks.check_callable("loss_fn", loss_fn)
     _checks.check_optimizer(optimizer)
     params = _checks.check_params("params", params)
-    for name, flag in [
-        ("shuffle", shuffle),
-        ("replace", replace),
-        ("has_aux", has_aux),
-        ("skip_nonfinite", skip_nonfinite),
-        ("resume", resume),
-    ]:
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be True or False, got {flag!r}.")
+    _checks.check_flags(
+        shuffle=shuffle,
+        replace=replace,
+        has_aux=has_aux,
+        skip_nonfinite=skip_nonfinite,
+        resume=resume,
+    )
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress must be True, False or None, got {progress!r}.")
 
-    if data is None:
-        num_examples = 1
-        if batch_size not in (None, 1):
-            raise ValueError(f"batch_size={batch_size!r} needs data; data is None.")
-        batch_size = 1
-    else:
-        num_examples = _leading_size("data", data)
-        data = jax.tree.map(jnp.asarray, data)
-        _checks.check_positive_int("batch_size", batch_size, allow_none=True)
-        if batch_size is None:
-            batch_size = num_examples
-        elif batch_size > num_examples:
-            raise ValueError(
-                f"batch_size={batch_size} is larger than the {num_examples} "
-                "examples in data."
-            )
-    steps_per_epoch = num_examples // batch_size
-
-    if (steps is None) == (epochs is None):
-        raise ValueError(
-            f"give exactly one of steps and epochs (got steps={steps!r}, epochs={epochs!r})."
-        )
-    _checks.check_positive_int("steps", steps, allow_none=True)
-    _checks.check_positive_int("epochs", epochs, allow_none=True)
-    total_steps = steps if steps is not None else epochs * steps_per_epoch
-    _checks.check_positive_int("log_every", log_every)
-    if total_steps % log_every:
-        raise ValueError(
-            f"log_every={log_every} must divide the number of steps ({total_steps})."
-        )
+    data, num_examples, batch_size, steps_per_epoch, total_steps = _checks.run_length(
+        data, batch_size, steps, epochs, log_every
+    )
+    mesh = _mesh.check_mesh(mesh, batch_size)
     total_windows = total_steps // log_every
     _checks.check_positive_int("chunk_size", chunk_size, allow_none=True)
     if chunk_size is not None and chunk_size % log_every:
@@ -279,15 +233,7 @@ def fit(
             f"chunk_size={chunk_size} must be a multiple of log_every={log_every}."
         )
 
-    if key is None:
-        key = jax.random.key(0)
-    elif not (isinstance(key, jax.Array) and (
-        jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-        or (key.dtype == jnp.uint32 and key.shape == (2,))
-    )):
-        raise TypeError(
-            f"key must be a PRNG key such as jax.random.key(0), got {key!r}."
-        )
+    key = _checks.check_key(key)
 
     if eval_fn is None:
         if eval_every is not None or eval_data is not None:
@@ -373,6 +319,7 @@ def fit(
         min_delta=float(early_stopping.min_delta) if early_stopping else 0.0,
         patience=early_stopping.patience if early_stopping else 1,
         restore_best=bool(early_stopping and early_stopping.restore_best),
+        batch_sharding=_mesh.batch_sharding(mesh),
     )
     meta = {
         "num_examples": num_examples,
@@ -395,6 +342,8 @@ def fit(
                 )
         state = saved.tree
         rows = [dict(saved.arrays)] if saved.arrays else []
+    if mesh is not None:
+        data, eval_data, state = _mesh.place(mesh, data, eval_data, state)
     bar = Progress(show, total_steps, int(state.step), "fit")
     return _drive(
         chunk, state, rows, cfg, total_windows, data, eval_data, bar, checkpoint_dir, meta

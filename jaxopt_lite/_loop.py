@@ -38,6 +38,9 @@ class LoopConfig(NamedTuple):
     min_delta: float
     patience: int
     restore_best: bool
+    # where each batch lives (a `jax.sharding.Sharding` of its leading axis, set
+    # by the drivers for data parallelism); None: wherever XLA puts it
+    batch_sharding: Any = None
 
 
 class TrainState(NamedTuple):
@@ -110,6 +113,8 @@ def train_step(
     else:
         start = (state.step % (cfg.num_examples // cfg.batch_size)) * cfg.batch_size
         batch = _sampling.take_batch(data, None, start, cfg.batch_size)
+    if cfg.batch_sharding is not None:
+        batch = jax.lax.with_sharding_constraint(batch, cfg.batch_sharding)
 
     (loss, aux), grads = _value_and_grad(loss_fn, cfg.has_aux)(state.params, batch)
     updates, opt_state = optimizer.update(

@@ -86,9 +86,12 @@ def apply_if_finite(
             updates, inner_state = operands
             return inner.update(updates, inner_state, params, **extra_args)
 
+        # Zeros shaped like what ``inner`` returns (usually like ``updates``).
+        out_shape = jax.eval_shape(apply, (updates, state.inner_state))[0]
+
         def skip(operands):
-            updates, inner_state = operands
-            return _tree.tree_zeros_like(updates), inner_state
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shape)
+            return zeros, operands[1]
 
         apply_now = finite | (notfinite_count > max_consecutive_errors)
         updates, inner_state = jax.lax.cond(

@@ -48,14 +48,18 @@ def inject_hyperparams(
     a schedule: it is evaluated at the step count every update (the first
     update uses ``s(0)``), and its value is stored in ``state.hyperparams``;
     changing a scheduled entry by hand has no effect. Booleans, ``None``,
-    strings and the arguments named in ``static_args`` are passed through
-    unchanged. ``F`` is called again at every update with the current values
-    (as traced arrays under ``jit``), so its own checks only run on concrete
-    values; the values given here are checked once, when calling the returned
-    factory.
+    strings, dtypes (such as ``mu_dtype=jnp.bfloat16``) and the arguments
+    named in ``static_args`` are passed through unchanged. ``F`` is called
+    again at every update with the current values (as traced arrays under
+    ``jit``), so its own checks only run on concrete values; the values given
+    here are checked once, when calling the returned factory. To change a
+    value under ``jit`` without a retrace, give an array of the stored dtype
+    (``jnp.asarray(0.01, jnp.float32)``, not the Python float ``0.01``).
 
     Integer hyper-parameters are stored as int32 arrays; name them in
-    ``static_args`` when ``F`` needs a Python ``int``.
+    ``static_args`` when ``F`` needs a Python ``int``. Schedules are functions
+    of the step; optax's stateful schedules are not supported (hence no
+    ``hyperparams_states`` field in the state).
 
     Args:
         inner_factory: a function returning a gradient transformation, such as
@@ -130,9 +134,15 @@ def inject_hyperparams(
                 arguments[pname] = value
         schedules, numeric, other = {}, {}, {}
         for pname, value in arguments.items():
-            if pname in static or isinstance(value, (bool, np.bool_)):
-                other[pname] = value
+            if pname in static or isinstance(value, (bool, np.bool_, type, np.dtype)):
+                other[pname] = value  # flags and dtypes (a dtype class is callable)
             elif callable(value):
+                if hasattr(value, "init") and hasattr(value, "update"):
+                    raise TypeError(
+                        f"{pname}: stateful schedules (init/update objects) are not "
+                        "supported; give a function step -> value, or use "
+                        "optax.inject_hyperparams."
+                    )
                 schedules[pname] = value
             elif _is_numeric(value):
                 numeric[pname] = value

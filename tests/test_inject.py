@@ -198,6 +198,13 @@ def test_static_and_non_numeric_arguments():
     assert all(c == (abs, True, "x", None) for c in calls)
 
 
+def test_dtype_arguments_are_static():
+    opt = jol.inject_hyperparams(jol.adam)(learning_rate=0.1, mu_dtype=jnp.bfloat16)
+    state = opt.init(PARAMS)
+    assert "mu_dtype" not in state.hyperparams
+    assert state.inner_state[0].mu["w"].dtype == jnp.bfloat16
+
+
 def test_var_keyword_factories():
     def factory(**kwargs):
         return jol.scale(-kwargs["learning_rate"])
@@ -215,6 +222,19 @@ def test_values_are_checked_when_the_factory_is_called():
         jol.inject_hyperparams(jol.adam)(learning_rate=0.1, b1=1.5)
     with pytest.raises(TypeError, match="adam"):
         jol.inject_hyperparams(jol.adam)(learning_rate=0.1, nope=1)
+
+    class Stateful:
+        def init(self):
+            return ()
+
+        def update(self, state):
+            return state
+
+        def __call__(self, state):
+            return 0.1
+
+    with pytest.raises(TypeError, match="learning_rate: stateful schedules"):
+        jol.inject_hyperparams(jol.sgd)(learning_rate=Stateful())
 
 
 @pytest.mark.parametrize(

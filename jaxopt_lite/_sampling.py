@@ -13,9 +13,27 @@ import jax.numpy as jnp
 _ROUNDS = 4
 
 
-def _round_keys(key: jax.Array) -> jax.Array:
-    """Per-round multipliers (odd) and offsets as uint32, shape ``[rounds, 3]``."""
-    words = jax.random.bits(key, (_ROUNDS, 3), jnp.uint32)
+def _fmix32(x: jax.Array) -> jax.Array:
+    """MurmurHash3's 32-bit finalizer: a cheap, well-mixing bijection of uint32."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = x * jnp.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def _round_keys(key: jax.Array, epoch: jax.Array) -> jax.Array:
+    """Per-round multipliers (odd), offsets and xor masks as uint32, shape
+    ``[rounds, 3]``, hashed from the key's bits and the epoch (much cheaper
+    than drawing them with ``jax.random`` at every step)."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    seed = jnp.uint32(0)
+    for word in key.reshape(-1).astype(jnp.uint32):
+        seed = _fmix32(seed ^ word)
+    counter = jnp.arange(_ROUNDS * 3, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9)
+    words = _fmix32(_fmix32(seed + counter) ^ _fmix32(epoch.astype(jnp.uint32) + seed))
+    words = words.reshape(_ROUNDS, 3)
     return words.at[:, 0].set(words[:, 0] | jnp.uint32(1))
 
 
@@ -31,9 +49,11 @@ def _mix(x: jax.Array, keys: jax.Array, bits: int) -> jax.Array:
     return x
 
 
-def permute(positions: jax.Array, n: int, key: jax.Array) -> jax.Array:
+def permute(
+    positions: jax.Array, n: int, key: jax.Array, epoch: jax.Array | int = 0
+) -> jax.Array:
     """Image of ``positions`` (int values in ``[0, n)``) under a random
-    permutation of ``[0, n)`` chosen by ``key``.
+    permutation of ``[0, n)`` chosen by ``key`` and ``epoch``.
 
     The permutation of ``[0, 2**k)`` (``2**k >= n``) is restricted to ``[0, n)``
     by cycle walking, which keeps it a bijection; fewer than two walks are
@@ -42,7 +62,7 @@ def permute(positions: jax.Array, n: int, key: jax.Array) -> jax.Array:
     if n == 1:
         return jnp.zeros_like(positions)
     bits = (n - 1).bit_length()
-    keys = _round_keys(key)
+    keys = _round_keys(key, jnp.asarray(epoch))
     x = _mix(positions.astype(jnp.uint32), keys, bits)
 
     def outside(x):
@@ -79,7 +99,7 @@ def batch_indices(
     positions = within * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
     if not shuffle:
         return positions
-    return permute(positions, num_examples, jax.random.fold_in(key, epoch))
+    return permute(positions, num_examples, key, epoch)
 
 
 def take_batch(data, indices: jax.Array | None, start: jax.Array | None, size: int):

@@ -20,6 +20,13 @@ def test_permute_is_a_bijection(n):
     np.testing.assert_array_equal(np.sort(p), np.arange(n))
 
 
+def test_permute_depends_on_epoch():
+    a = permute(jnp.arange(50), 50, jax.random.key(0), 0)
+    b = permute(jnp.arange(50), 50, jax.random.key(0), 1)
+    assert not (a == b).all()
+    np.testing.assert_array_equal(np.sort(np.asarray(b)), np.arange(50))
+
+
 def test_permute_depends_on_key_and_is_well_mixed():
     n = 1000
     keys = jax.random.split(jax.random.key(0), 64)

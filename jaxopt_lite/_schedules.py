@@ -38,16 +38,36 @@ ArrayLike = jax.typing.ArrayLike
 # Checks and dtype helpers.
 
 
+def _checkable(value: Any) -> Any:
+    """Concrete low-precision floats (bfloat16, float8) as float32 for the
+    checks of ``_validate`` (NumPy does not count them as numbers)."""
+    dtype = getattr(value, "dtype", None)
+    if (
+        dtype is not None
+        and v.concrete_values(value) is not None
+        and jnp.issubdtype(dtype, jnp.floating)
+        and not np.issubdtype(dtype, np.number)
+    ):
+        return np.asarray(value, np.float32)
+    return value
+
+
 def _check_finite(name: str, value: Any) -> None:
-    v.check_range(name, value)
+    v.check_range(name, _checkable(value))
 
 
 def _check_positive(name: str, value: Any) -> None:
-    v.check_range(name, value, 0.0, math.inf, low_closed=False, high_closed=False)
+    v.check_range(
+        name, _checkable(value), 0.0, math.inf, low_closed=False, high_closed=False
+    )
+
+
+def _check_nonnegative(name: str, value: Any) -> None:
+    v.check_nonnegative(name, _checkable(value))
 
 
 def _check_fraction(name: str, value: Any) -> None:
-    v.check_range(name, value, 0.0, 1.0)
+    v.check_range(name, _checkable(value), 0.0, 1.0)
 
 
 def _check_less(lo_name: str, lo: Any, hi_name: str, hi: Any, strict: bool) -> None:
@@ -123,10 +143,13 @@ def _polynomial(init, end, power, steps, begin, dtype) -> Schedule:
     steps, begin = _lift_count(steps, ct), _lift_count(begin, ct)
 
     def schedule(step):
-        # steps <= 0 (only possible when traced, or for a zero-length warmup)
-        # holds the value at init_value.
-        done = jnp.clip(jnp.asarray(step) - begin, 0, jnp.maximum(steps, 0))
-        frac = 1 - done / jnp.where(steps > 0, steps, 1)
+        # The remaining fraction as (T - done) / T rather than 1 - done / T:
+        # it is exactly 0 at the end even where XLA turns the division into a
+        # multiplication by 1 / T. steps <= 0 (a zero-length warmup, or a
+        # traced value) jumps straight to end.
+        span = jnp.maximum(steps, 0)
+        done = jnp.clip(jnp.asarray(step) - begin, 0, span)
+        frac = (span - done) / jnp.where(steps > 0, steps, 1)
         return ((init - end) * frac**power + end).astype(dtype)
 
     return schedule
@@ -278,7 +301,7 @@ def polynomial_schedule(
     _check_finite("end_value", end_value)
     _check_positive("power", power)
     _check_positive("transition_steps", transition_steps)
-    v.check_nonnegative("transition_begin", transition_begin)
+    _check_nonnegative("transition_begin", transition_begin)
     dtype = _dtype(init_value, end_value, power)
     return _polynomial(
         init_value, end_value, power, transition_steps, transition_begin, dtype
@@ -317,7 +340,7 @@ def linear_schedule(
     _check_finite("init_value", init_value)
     _check_finite("end_value", end_value)
     _check_positive("transition_steps", transition_steps)
-    v.check_nonnegative("transition_begin", transition_begin)
+    _check_nonnegative("transition_begin", transition_begin)
     dtype = _dtype(init_value, end_value)
     return _polynomial(
         init_value, end_value, 1, transition_steps, transition_begin, dtype
@@ -379,7 +402,7 @@ def exponential_decay(
     _check_finite("init_value", init_value)
     _check_positive("transition_steps", transition_steps)
     _check_positive("decay_rate", decay_rate)
-    v.check_nonnegative("transition_begin", transition_begin)
+    _check_nonnegative("transition_begin", transition_begin)
     _check_flag("staircase", staircase)
     if end_value is not None:
         _check_finite("end_value", end_value)
@@ -482,7 +505,7 @@ def warmup_cosine_decay_schedule(
     """
     _check_finite("init_value", init_value)
     _check_finite("peak_value", peak_value)
-    v.check_nonnegative("warmup_steps", warmup_steps)
+    _check_nonnegative("warmup_steps", warmup_steps)
     _check_positive("decay_steps", decay_steps)
     _check_less("warmup_steps", warmup_steps, "decay_steps", decay_steps, strict=True)
     _check_finite("end_value", end_value)
@@ -539,10 +562,10 @@ def warmup_exponential_decay_schedule(
     """
     _check_finite("init_value", init_value)
     _check_finite("peak_value", peak_value)
-    v.check_nonnegative("warmup_steps", warmup_steps)
+    _check_nonnegative("warmup_steps", warmup_steps)
     _check_positive("transition_steps", transition_steps)
     _check_positive("decay_rate", decay_rate)
-    v.check_nonnegative("transition_begin", transition_begin)
+    _check_nonnegative("transition_begin", transition_begin)
     _check_flag("staircase", staircase)
     if end_value is not None:
         _check_finite("end_value", end_value)
@@ -605,8 +628,8 @@ def _check_boundaries(
             f"got {boundaries_and_scales!r}."
         )
     for boundary, scale in boundaries_and_scales.items():
-        v.check_range(f"a boundary (step) of {name}", boundary, minimum)
-        v.check_nonnegative(f"{name}[{boundary!r}]", scale)
+        v.check_range(f"a boundary (step) of {name}", _checkable(boundary), minimum)
+        _check_nonnegative(f"{name}[{boundary!r}]", scale)
     return sorted(boundaries_and_scales.items(), key=lambda item: item[0])
 
 
@@ -1012,7 +1035,7 @@ def inverse_time_decay(
     """
     _check_finite("init_value", init_value)
     _check_positive("decay_steps", decay_steps)
-    v.check_nonnegative("decay_rate", decay_rate)
+    _check_nonnegative("decay_rate", decay_rate)
     _check_flag("staircase", staircase)
     dtype = _dtype(init_value, decay_rate)
     ct = _compute_dtype(dtype)

@@ -67,8 +67,11 @@ def inject_hyperparams(
         static_args: the name (or names) of arguments of ``inner_factory`` to
             pass through unchanged, e.g. a callable that is not a schedule.
         hyperparam_dtype: the dtype of floating hyper-parameters. ``None`` (the
-            default) uses the widest real floating dtype of the parameters
-            (float32 if they have none), as optax does for real parameters.
+            default) uses the widest real floating dtype of the parameters,
+            but at least float32: float32 for float32, bfloat16, float16 or
+            complex64 parameters, float64 for float64 ones. (optax uses the
+            parameters' dtype, which rounds ``b2=0.999`` to ``1.0`` in
+            bfloat16.)
 
     Returns:
         A factory with the same arguments as ``inner_factory`` that returns an
@@ -161,7 +164,7 @@ def inject_hyperparams(
         def float_dtype(params):
             if hyperparam_dtype is not None:
                 return hyperparam_dtype
-            return real_float_dtype(params)
+            return jnp.promote_types(real_float_dtype(params), jnp.float32)
 
         def init_fn(params):
             count = jnp.zeros([], jnp.int32)

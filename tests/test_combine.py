@@ -272,3 +272,49 @@ def test_partition_in_scan():
     opt = jol.partition({"adam": jol.adam(0.1), "sgd": jol.sgd(0.05)}, LABELS)
     params, _ = _scan(opt, _params())
     _assert_trees_close(params, _run(opt, _params(), steps=4)[0], rtol=1e-6)
+
+
+# --- every combinator: scan-safe state for float32, bfloat16, complex64 ------
+
+
+COMBINATORS = {
+    "chain": lambda: jol.chain(jol.clip(1.0), jol.adam(0.1)),
+    "named_chain": lambda: jol.named_chain(("a", jol.adam(0.1)), ("c", jol.clip(1.0))),
+    "masked": lambda: jol.masked(jol.adam(0.1), MASK),
+    "partition": lambda: jol.partition(
+        {"a": jol.adam(0.1), "s": jol.sgd(0.1)}, LABELS_AS
+    ),
+    "inject_hyperparams": lambda: jol.inject_hyperparams(jol.adam)(
+        learning_rate=jol.exponential_decay(0.1, 2, 0.5)
+    ),
+    "apply_if_finite": lambda: jol.apply_if_finite(jol.adam(0.1), 2),
+    "accumulate_gradients": lambda: jol.accumulate_gradients(jol.adam(0.1), 2),
+    "ema_params": lambda: jol.ema_params(jol.adam(0.1), 0.9),
+    "lookahead": lambda: jol.lookahead(jol.adam(0.1), 2, 0.5, reset_state=True),
+    "reduce_on_plateau": lambda: jol.chain(jol.adam(0.1), jol.reduce_on_plateau()),
+}
+LABELS_AS = {"w": "a", "b": "s", "s": "s"}
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.complex64])
+@pytest.mark.parametrize("name", sorted(COMBINATORS))
+def test_state_structure_and_dtypes_are_stable(name, dtype):
+    opt = COMBINATORS[name]()
+    params = jax.tree.map(lambda x: x.astype(dtype), _params())
+    state = opt.init(params)
+    out_updates, out_state = jax.eval_shape(
+        lambda g, s, p: opt.update(g, s, p, value=jnp.float32(1.0)),
+        params,
+        state,
+        params,
+    )
+    assert jax.tree.structure(out_state) == jax.tree.structure(state)
+    for before, after in zip(
+        jax.tree.leaves(state), jax.tree.leaves(out_state), strict=True
+    ):
+        assert (after.shape, after.dtype) == (
+            jnp.shape(before),
+            jnp.result_type(before),
+        )
+    for u, p in zip(jax.tree.leaves(out_updates), jax.tree.leaves(params), strict=True):
+        assert (u.shape, u.dtype) == (p.shape, p.dtype)

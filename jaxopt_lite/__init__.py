@@ -120,6 +120,10 @@ from jaxopt_lite._fit import fit as fit
 from jaxopt_lite._minimize import MinimizeResult as MinimizeResult
 from jaxopt_lite._minimize import minimize as minimize
 
+# --- sweeps and devices ---
+from jaxopt_lite._sweep import SweepResult as SweepResult
+from jaxopt_lite._sweep import sweep as sweep
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -228,4 +232,7 @@ __all__ = [
     "MinimizeResult",
     "fit",
     "minimize",
+    # sweeps and devices
+    "SweepResult",
+    "sweep",
 ]

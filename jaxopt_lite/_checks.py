@@ -189,3 +189,25 @@ def run_length(
             f"log_every={log_every} must divide the number of steps ({total_steps})."
         )
     return RunLength(data, num_examples, batch_size, steps_per_epoch, total_steps)
+
+
+def check_loss_fn(
+    loss_fn: Callable, params: PyTree, data: PyTree, batch_size: int, *, has_aux: bool
+) -> None:
+    """Trace ``loss_fn(params, batch)`` abstractly on a batch of ``batch_size``
+    examples: a real scalar loss, and with ``has_aux`` a dict of scalars."""
+    sample = (
+        None
+        if data is None
+        else jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype), data
+        )
+    )
+    aux = check_scalar_output("loss_fn", loss_fn, (params, sample), has_aux=has_aux)
+    if has_aux and not (
+        isinstance(aux, dict)
+        and all(getattr(a, "shape", None) == () for a in aux.values())
+    ):
+        raise TypeError(
+            f"with has_aux=True, loss_fn's aux must be a dict of scalars; got {aux!r}."
+        )

@@ -246,16 +246,7 @@ def fit(
         if eval_data is not None:
             eval_data = jax.tree.map(jnp.asarray, eval_data)
 
-    sample = (
-        None
-        if data is None
-        else jax.tree.map(lambda x: jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype), data)
-    )
-    aux = _checks.check_scalar_output("loss_fn", loss_fn, (params, sample), has_aux=has_aux)
-    if has_aux and not (
-        isinstance(aux, dict) and all(getattr(a, "shape", None) == () for a in aux.values())
-    ):
-        raise TypeError(f"with has_aux=True, loss_fn's aux must be a dict of scalars; got {aux!r}.")
+    _checks.check_loss_fn(loss_fn, params, data, batch_size, has_aux=has_aux)
     eval_names: list[str] = []
     if eval_fn is not None:
         shape = jax.eval_shape(eval_fn, params, eval_data)

@@ -313,6 +313,170 @@ ROWS: list[Row] = [
     # --- part B rows ---
     # Part B appends its rows below this line (lion, lamb, lars, novograd,
     # sign_sgd, noisy_sgd, polyak_sgd, adafactor, ...).
+    Row(
+        "sign_sgd",
+        ours("sign_sgd"),
+        {"learning_rate": 0.01},
+        optax.sign_sgd,
+        converge_kwargs={"learning_rate": 0.1},
+        converge_skip={
+            "rosenbrock": "sign_sgd needs a decaying learning rate to solve "
+            "Rosenbrock (as in optax's tests)."
+        },
+    ),
+    Row(
+        "sign_sgd_schedule",
+        ours("sign_sgd"),
+        {"learning_rate": _schedule(0.01)},
+        optax.sign_sgd,
+        {"learning_rate": _optax_schedule(0.01)},
+        traced=(),
+    ),
+    Row(
+        "lion",
+        ours("lion"),
+        {"learning_rate": 0.01, "weight_decay": 1e-3},
+        optax.lion,
+        converge_kwargs={"learning_rate": 1e-2, "weight_decay": 1e-4},
+        traced=("learning_rate", "b1", "b2", "weight_decay"),
+        invalid=(*LR_INVALID, *B_INVALID, ("weight_decay", -1.0)),
+    ),
+    Row(
+        "lamb",
+        ours("lamb"),
+        {"learning_rate": 0.01, "weight_decay": 1e-2},
+        optax.lamb,
+        converge_kwargs={"learning_rate": 1e-3},
+        traced=("learning_rate", "b1", "b2", "eps", "weight_decay"),
+        invalid=(*ADAM_INVALID, ("eps_root", -1.0), ("weight_decay", -1.0)),
+    ),
+    Row(
+        "lars",
+        ours("lars"),
+        {"learning_rate": 0.1, "weight_decay": 1e-3},
+        optax.lars,
+        converge_kwargs={"learning_rate": 1.0},
+        traced=("learning_rate", "weight_decay", "trust_coefficient", "momentum"),
+        invalid=(
+            *LR_INVALID,
+            ("weight_decay", -1.0),
+            ("trust_coefficient", -1.0),
+            ("eps", NAN),
+            ("momentum", 1.0),
+        ),
+    ),
+    Row(
+        "lars_nesterov_masked",
+        ours("lars"),
+        {
+            "learning_rate": 0.1,
+            "weight_decay": 1e-3,
+            "nesterov": True,
+            # Masks as callables, so they fit every test problem's params.
+            "trust_ratio_mask": lambda p: (
+                {k: k != "b" for k in p} if isinstance(p, dict) else False
+            ),
+            "weight_decay_mask": lambda p: (
+                {k: k == "b" for k in p} if isinstance(p, dict) else True
+            ),
+        },
+        optax.lars,
+    ),
+    Row(
+        "novograd",
+        ours("novograd"),
+        {"learning_rate": 0.01, "weight_decay": 1e-3},
+        optax.novograd,
+        converge_kwargs={"learning_rate": 1e-3},
+        traced=("learning_rate", "b1", "b2", "eps", "weight_decay"),
+        invalid=(*ADAM_INVALID, ("eps_root", -1.0), ("weight_decay", -1.0)),
+    ),
+    Row(
+        "noisy_sgd",
+        ours("noisy_sgd"),
+        {"learning_rate": 0.01, "eta": 1e-4, "key": 0},
+        optax.noisy_sgd,
+        converge_kwargs={"learning_rate": 1e-3, "eta": 1e-4, "key": 0},
+        converge_steps=20_000,  # complex Rosenbrock needs more (optax too)
+        traced=("learning_rate", "eta", "gamma"),
+        invalid=(*LR_INVALID, ("eta", -1.0), ("gamma", NAN)),
+    ),
+    Row(
+        "polyak_sgd",
+        ours("polyak_sgd"),
+        {"max_learning_rate": 0.1, "f_min": -20.0},
+        optax.polyak_sgd,
+        needs_value=True,
+        converge_kwargs={"max_learning_rate": 1.0},
+        traced=("max_learning_rate", "scaling", "f_min", "eps"),
+        invalid=(
+            ("max_learning_rate", -1.0),
+            ("scaling", -1.0),
+            ("f_min", NAN),
+            ("eps", -1.0),
+            ("variant", "sps++"),
+        ),
+        lr_arg="scaling",
+    ),
+    Row(
+        "polyak_sgd_plus",
+        ours("polyak_sgd"),
+        {"max_learning_rate": 0.1, "f_min": -20.0, "variant": "sps+", "scaling": 0.5},
+        optax.polyak_sgd,
+        needs_value=True,
+        lr_arg="scaling",
+        traced=("scaling",),
+        invalid=(),
+    ),
+    Row(
+        "adafactor",
+        ours("adafactor"),
+        {"learning_rate": 0.01},
+        optax.adafactor,
+        converge_kwargs={"learning_rate": 5e-3},
+        traced=("learning_rate", "decay_rate", "eps", "clipping_threshold"),
+        invalid=(
+            *LR_INVALID,
+            ("decay_rate", -1.0),
+            ("clipping_threshold", 0.0),
+            ("momentum", 1.0),
+            ("eps", -1.0),
+            ("weight_decay_rate", -1.0),
+            ("min_dim_size_to_factor", -1),
+        ),
+    ),
+    Row(
+        "adafactor_default",
+        ours("adafactor"),
+        {},
+        optax.adafactor,
+        complex_ok=False,
+        complex_reason="without a learning rate adafactor oscillates on the "
+        "complex parabola (optax's too); the adafactor row covers complex64.",
+        converge_kwargs={},
+        converge_skip={
+            "rosenbrock": "without a learning rate adafactor's relative steps "
+            "do not reach the Rosenbrock minimum in 10 000 steps (optax's "
+            "neither: same numbers)."
+        },
+        traced=(),
+        invalid=(),
+        lr_arg=None,
+    ),
+    Row(
+        "adafactor_momentum_decay",
+        ours("adafactor"),
+        {
+            "learning_rate": 0.01,
+            "momentum": 0.9,
+            "weight_decay_rate": 1e-3,
+            "multiply_by_parameter_scale": False,
+            "clipping_threshold": None,
+        },
+        optax.adafactor,
+        traced=("learning_rate", "momentum", "weight_decay_rate"),
+        invalid=(("momentum", -0.5), ("weight_decay_rate", NAN)),
+    ),
 ]
 
 ROW_IDS = [row.name for row in ROWS]

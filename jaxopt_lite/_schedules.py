@@ -14,8 +14,11 @@ the arithmetic runs in float32 or wider.
 
 Names, arguments and defaults mirror optax's schedules and give the same
 numbers. Values that optax quietly turns into a constant schedule or ignores
-(``transition_steps <= 0``, ``decay_rate == 0``, a negative
-``transition_begin``) are rejected here with a ``ValueError``.
+are rejected here with a ``ValueError``: ``transition_steps <= 0``,
+``decay_rate <= 0``, a negative ``transition_begin``, ``warmup_steps=0`` in
+`warmup_constant_schedule`, powers and exponents ``<= 0``. Polynomial and
+linear schedules end exactly on ``end_value`` even under ``jit`` (optax's can
+miss it by a rounding error there, or give NaN for powers below 1).
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxopt_lite import _validate as v
 
-Schedule = Callable[[jax.typing.ArrayLike], jax.Array]
-ArrayLike = jax.typing.ArrayLike
+Schedule = Callable[[ArrayLike], jax.Array]
 
 # ----------------------------------------------------------------------------
 # Checks and dtype helpers.
@@ -515,7 +518,8 @@ def warmup_cosine_decay_schedule(
     peak, end = _lift(peak_value, ct), _lift(end_value, ct)
     alpha = jnp.where(peak == 0, 0.0, end / jnp.where(peak == 0, 1.0, peak))
     warmup = _polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
-    decay = _cosine(peak_value, decay_steps - warmup_steps, alpha, exponent, dtype)
+    cosine_steps = _lift_count(decay_steps, ct) - _lift_count(warmup_steps, ct)
+    decay = _cosine(peak_value, cosine_steps, alpha, exponent, dtype)
     return _join([warmup, decay], [warmup_steps])
 
 
@@ -751,7 +755,9 @@ def linear_onecycle_schedule(
     (T, \tfrac{\eta}{d\, d_f}),
     $$
 
-    holding the last value after step $T$.
+    holding the last value after step $T$. When rounding makes two points
+    share a step (``transition_steps=1``, or ``pct_start == pct_final``) the
+    empty phase is skipped; optax instead merges their scales.
 
     Args:
         transition_steps: $T > 0$, the length of the cycle.
@@ -924,11 +930,10 @@ def join_schedules(
         >>> jol.join_schedules([warmup, decay], [2])(jnp.arange(5))
         Array([0.  , 0.5 , 1.  , 0.5 , 0.25], dtype=float32)
     """
-    if not isinstance(schedules, Sequence) or not schedules:
-        raise ValueError(
-            f"schedules={schedules!r} is not allowed: it must be a non-empty list "
-            "of schedules."
-        )
+    if not isinstance(schedules, Sequence):
+        raise TypeError(f"schedules must be a list of schedules, got {schedules!r}.")
+    if not schedules:
+        raise ValueError("schedules=[] is not allowed: give at least one schedule.")
     for i, schedule in enumerate(schedules):
         if not callable(schedule):
             raise TypeError(f"schedules[{i}] must be callable, got {schedule!r}.")

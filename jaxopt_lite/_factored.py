@@ -244,11 +244,19 @@ def momentum_ema(
     $$
 
     The optional momentum of `adafactor` (private: the state layout matches
-    ``optax.ema(decay, debias=False)``).
+    ``optax.ema(decay, debias=False)``). For complex leaves the buffer uses
+    the complex type of ``accumulator_dtype``'s precision (optax would drop
+    the imaginary part).
     """
 
+    def zeros(p):
+        dtype = p.dtype if accumulator_dtype is None else accumulator_dtype
+        if jnp.iscomplexobj(p):  # keep the imaginary part of complex steps
+            dtype = jnp.promote_types(dtype, p.dtype)
+        return jnp.zeros(p.shape, dtype)
+
     def init_fn(params):
-        ema = _tree.tree_zeros_like(params, dtype=accumulator_dtype)
+        ema = jax.tree.map(zeros, params)
         return MomentumState(count=jnp.zeros([], jnp.int32), ema=ema)
 
     def update_fn(updates, state, params=None):

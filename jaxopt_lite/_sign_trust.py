@@ -288,7 +288,7 @@ def scale_by_novograd(
         first = count == 1
 
         def new_nu(g, n):
-            sq = jnp.sum(_tree.abs_sq(g))
+            sq = jnp.linalg.norm(g) ** 2  # (rounded as optax does)
             return jnp.where(first, sq, b2 * n + (1 - b2) * sq).astype(n.dtype)
 
         def new_mu(g, p, m, n):

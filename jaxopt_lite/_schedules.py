@@ -13,10 +13,11 @@ hyper-parameters, at least the default float (float32, or float64 with x64);
 the arithmetic runs in float32 or wider.
 
 Names, arguments and defaults mirror optax's schedules and give the same
-numbers. Values that optax quietly turns into a constant schedule or ignores
-are rejected here with a ``ValueError``: ``transition_steps <= 0``,
-``decay_rate <= 0``, a negative ``transition_begin``, ``warmup_steps=0`` in
-`warmup_constant_schedule`, powers and exponents ``<= 0``. Polynomial and
+numbers. Meaningless values, including those that optax quietly turns into a
+constant schedule or ignores, are rejected here with a ``ValueError``:
+``transition_steps <= 0``, ``decay_rate <= 0``, a negative
+``transition_begin``, ``warmup_steps=0`` in `warmup_constant_schedule`,
+powers and exponents ``<= 0``. Polynomial and
 linear schedules end exactly on ``end_value`` even under ``jit`` (optax's can
 miss it by a rounding error there, or give NaN for powers below 1).
 """

@@ -61,7 +61,8 @@ def check_params(name: str, params: PyTree) -> PyTree:
                 f"can be differentiated. Keep integer state out of {name} (close "
                 "over it, or split it off with equinox.partition)."
             )
-    return jax.tree.map(jnp.asarray, params)
+    # Strongly typed, so the optimizer state keeps one dtype from step to step.
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x)), params)
 
 
 def _describe(shape: Any) -> str:

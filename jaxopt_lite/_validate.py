@@ -12,6 +12,7 @@ import numbers
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -67,8 +68,9 @@ def check_range(
     array = concrete_values(value)
     if array is None:
         return
-    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+    if not jnp.issubdtype(array.dtype, jnp.number) or np.iscomplexobj(array):
         raise TypeError(f"{name} must be real, got {_describe(value)}.")
+    array = array.astype(np.float64)  # also covers bfloat16 and other ml_dtypes
     ok = np.isfinite(array)
     ok &= (array >= low) if low_closed else (array > low)
     ok &= (array <= high) if high_closed else (array < high)

@@ -1,0 +1,364 @@
+"""`sweep`: parity with `fit`, one compilation, blocks, schedules, results, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxopt_lite as jol
+
+KEY = jax.random.key(42)
+_X = jax.random.normal(jax.random.key(0), (48, 3))
+DATA = {"x": _X, "y": _X @ jnp.array([1.0, -2.0, 0.5]) + 0.3}
+
+
+def loss_fn(p, batch):
+    return jnp.mean((batch["x"] @ p["w"] + p["b"] - batch["y"]) ** 2)
+
+
+def init(key):
+    return {"w": 0.1 * jax.random.normal(key, (3,)), "b": jnp.zeros(())}
+
+
+PARAMS = {"w": jnp.zeros(3), "b": jnp.zeros(())}
+
+
+def make_adam(learning_rate, b1):
+    return jol.adam(learning_rate, b1=b1)
+
+
+def test_matches_fit_for_every_configuration_and_seed():
+    hp = {"learning_rate": [0.01, 0.05, 0.2], "b1": [0.5, 0.9, 0.8]}
+    settings = dict(epochs=3, batch_size=8, log_every=2)
+    result = jol.sweep(
+        make_adam, hp, loss_fn, init, DATA, seeds=2, grid=False, key=KEY, **settings
+    )
+    assert result.final_loss.shape == (3, 2)
+    assert result.history["loss"].shape == (3, 2, 9)
+    assert result.params["w"].shape == (3, 2, 3)
+    assert result.step == 18
+    for c in range(3):
+        config = result.config(c)
+        optimizer = make_adam(**config)  # one optimizer object: one fit compile
+        for s in range(2):
+            seed_key = jax.random.fold_in(KEY, s)
+            alone = jol.fit(
+                loss_fn,
+                init(seed_key),
+                optimizer,
+                DATA,
+                key=seed_key,
+                progress=False,
+                **settings,
+            )
+            for name in ("w", "b"):
+                np.testing.assert_allclose(
+                    result.params[name][c, s], alone.params[name], rtol=1e-5, atol=1e-7
+                )
+            for name in ("loss", "grad_norm", "learning_rate", "step"):
+                np.testing.assert_allclose(
+                    result.history[name][c, s], alone.history[name], rtol=1e-5
+                )
+            assert result.final_loss[c, s] == result.history["loss"][c, s, -1]
+        # The seeds differ (initialization and batches).
+        assert result.history["loss"][c, 0, 0] != result.history["loss"][c, 1, 0]
+
+
+def test_grid_is_a_cartesian_product_and_zip_pairs_values():
+    hp = {"learning_rate": [0.1, 0.2, 0.3], "b1": [0.5, 0.9]}
+    grid = jol.sweep(make_adam, hp, loss_fn, PARAMS, DATA, steps=2)
+    np.testing.assert_allclose(
+        grid.hyperparams["learning_rate"], [0.1] * 2 + [0.2] * 2 + [0.3] * 2
+    )
+    np.testing.assert_allclose(grid.hyperparams["b1"], [0.5, 0.9] * 3)
+    zipped = jol.sweep(
+        make_adam,
+        {"learning_rate": [0.1, 0.3], "b1": [0.5, 0.9]},
+        loss_fn,
+        PARAMS,
+        DATA,
+        steps=2,
+        grid=False,
+    )
+    assert zipped.to_rows()[1]["learning_rate"] == 0.3
+    assert zipped.to_rows()[1]["b1"] == 0.9
+    # Zipped configuration 1 is grid configuration 5 (same lr, b1, data, key).
+    np.testing.assert_allclose(zipped.params["w"][1], grid.params["w"][5], rtol=1e-6)
+
+
+def test_one_trace_whatever_the_number_of_configurations_and_blocks():
+    traced = []
+
+    def make(learning_rate):
+        if isinstance(learning_rate, jax.core.Tracer):
+            traced.append(learning_rate)
+        return jol.sgd(learning_rate)
+
+    def quadratic(p, _):
+        return jnp.sum((p - 1.0) ** 2)
+
+    rates = np.linspace(0.01, 0.3, 12)
+    whole = jol.sweep(make, {"learning_rate": rates}, quadratic, jnp.zeros(4), steps=5)
+    assert len(traced) == 1  # 12 configurations, one trace (one compilation)
+    # Three blocks of 5, 5 and 2 padded to 5: the compiled block is reused.
+    blocks = jol.sweep(
+        make, {"learning_rate": rates}, quadratic, jnp.zeros(4), steps=5, max_parallel=5
+    )
+    assert len(traced) == 2
+    np.testing.assert_allclose(blocks.params, whole.params, rtol=1e-6)
+    np.testing.assert_allclose(blocks.final_loss, whole.final_loss, rtol=1e-6)
+    assert blocks.params.shape == (12, 1, 4)
+    # Closed form of gradient descent on (p - 1)^2: p_t = 1 - (1 - 2 lr)^t.
+    expected = 1 - (1 - 2 * rates) ** 5
+    np.testing.assert_allclose(whole.params[:, 0, 0], expected, rtol=1e-5)
+
+
+def test_max_parallel_splits_seeds_and_configurations():
+    hp = {"learning_rate": [0.01, 0.05, 0.1]}
+    settings = dict(seeds=3, steps=6, batch_size=8, key=KEY, shuffle=False)
+    whole = jol.sweep(
+        lambda learning_rate: jol.sgd(learning_rate),
+        hp,
+        loss_fn,
+        init,
+        DATA,
+        **settings,
+    )
+    for max_parallel in (2, 5):  # blocks of [1 config, 2 seeds] and [1, 3]
+        split = jol.sweep(
+            lambda learning_rate: jol.sgd(learning_rate),
+            hp,
+            loss_fn,
+            init,
+            DATA,
+            max_parallel=max_parallel,
+            **settings,
+        )
+        np.testing.assert_allclose(split.params["w"], whole.params["w"], rtol=1e-6)
+        np.testing.assert_allclose(
+            split.history["loss"], whole.history["loss"], rtol=1e-6
+        )
+
+
+def test_schedule_hyperparameters_are_swept_without_recompiling():
+    def make(decay_rate, transition_steps):
+        return jol.sgd(jol.exponential_decay(0.1, transition_steps, decay_rate))
+
+    result = jol.sweep(
+        make,
+        {"decay_rate": [0.5, 0.9], "transition_steps": [2, 5]},
+        lambda p, _: jnp.sum(p**2),
+        jnp.ones(3),
+        steps=6,
+    )
+    step = np.arange(6)
+    for c in range(4):
+        config = result.config(c)
+        expected = 0.1 * config["decay_rate"] ** (step / config["transition_steps"])
+        np.testing.assert_allclose(
+            result.history["learning_rate"][c, 0], expected, rtol=1e-5
+        )
+
+    warmup = jol.sweep(
+        lambda warmup_steps: jol.adam(
+            jol.warmup_cosine_decay_schedule(0.0, 0.1, warmup_steps, 20)
+        ),
+        {"warmup_steps": [2, 5]},
+        lambda p, _: jnp.sum(p**2),
+        jnp.ones(3),
+        steps=6,
+    )
+    np.testing.assert_allclose(
+        warmup.history["learning_rate"][1, 0],
+        [0, 0.02, 0.04, 0.06, 0.08, 0.1],
+        atol=1e-7,
+    )
+
+
+def test_result_ranking_rows_and_table():
+    result = jol.sweep(
+        lambda learning_rate: jol.sgd(learning_rate),
+        {"learning_rate": [0.01, 0.1, 10.0]},  # 10.0 diverges
+        lambda p, _: jnp.sum(p**2),
+        jnp.ones(2),
+        seeds=2,
+        steps=40,
+        log_every=10,
+    )
+    assert result.best() == ({"learning_rate": 0.1}, 1)
+    assert result.best(by="best") == ({"learning_rate": 0.1}, 1)
+    assert not np.isfinite(result.final_loss[2]).any()  # diverged: ranked last
+    assert result.history["skipped"][2].sum() > 0  # non-finite steps were skipped
+    assert np.isfinite(result.params[2]).all()
+    rows = result.to_rows()
+    assert [r["learning_rate"] for r in rows] == [0.01, 0.1, 10.0]
+    assert set(rows[0]) == {
+        "learning_rate",
+        "final_loss",
+        "final_loss_std",
+        "best_loss",
+        "best_loss_std",
+    }
+    assert rows[1]["final_loss"] == pytest.approx(float(result.final_loss[1].mean()))
+    np.testing.assert_array_equal(
+        result.best_loss, np.fmin.reduce(result.history["loss"], axis=-1)
+    )
+    text = str(result)
+    assert text == result.table()
+    lines = text.splitlines()
+    assert lines[0] == "sweep: 3 configurations x 2 seeds, 40 steps"
+    assert lines[1].split() == ["learning_rate", "final_loss", "best_loss"]
+    assert lines[3].endswith("*") and not lines[2].endswith("*")
+    with pytest.raises(ValueError, match="by='last'"):
+        result.best(by="last")
+
+
+def test_aux_metrics_are_recorded():
+    def with_aux(p, batch):
+        loss = loss_fn(p, batch)
+        return loss, {"rmse": jnp.sqrt(loss)}
+
+    result = jol.sweep(
+        lambda learning_rate: jol.sgd(learning_rate),
+        {"learning_rate": [0.01, 0.1]},
+        with_aux,
+        PARAMS,
+        DATA,
+        steps=4,
+        batch_size=16,
+        has_aux=True,
+    )
+    np.testing.assert_allclose(
+        result.history["rmse"] ** 2, result.history["loss"], rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("hyperparams", "kwargs", "error", "match"),
+    [
+        ({}, {}, ValueError, "hyperparams is empty"),
+        ([0.1], {}, TypeError, "hyperparams must be a dict"),
+        (
+            {"learning_rate": [[0.1]]},
+            {},
+            ValueError,
+            r"hyperparams\['learning_rate'\] must be a non-empty 1-D",
+        ),
+        ({"learning_rate": []}, {}, ValueError, "non-empty 1-D"),
+        ({"learning_rate": ["a"]}, {}, TypeError, "real numbers"),
+        (
+            {"learning_rate": [0.1], "b1": [0.9, 0.5]},
+            {"grid": False},
+            ValueError,
+            "equal lengths",
+        ),
+        (
+            {"lr": [0.1], "b1": [0.9]},
+            {},
+            ValueError,
+            r"names \['lr', 'b1'\] do not fit make_optimizer",
+        ),
+        ({"learning_rate": [0.1]}, {}, ValueError, "every argument without a default"),
+        ({"learning_rate": [-0.1], "b1": [0.9]}, {}, ValueError, "learning_rate"),
+        ({"learning_rate": [0.1], "b1": [0.9]}, {"seeds": 0}, ValueError, "seeds=0"),
+        (
+            {"learning_rate": [0.1], "b1": [0.9]},
+            {"max_parallel": 0},
+            ValueError,
+            "max_parallel=0",
+        ),
+        (
+            {"learning_rate": [0.1], "b1": [0.9]},
+            {"seeds": 1.5},
+            TypeError,
+            "seeds must be a positive integer",
+        ),
+        (
+            {"learning_rate": [0.1], "b1": [0.9]},
+            {"grid": 1},
+            TypeError,
+            "grid must be True or False",
+        ),
+        (
+            {"learning_rate": [0.1], "b1": [0.9]},
+            {"batch_size": 100},
+            ValueError,
+            "batch_size=100 is larger",
+        ),
+        (
+            {"learning_rate": [0.1], "b1": [0.9]},
+            {"steps": None},
+            ValueError,
+            "exactly one of steps and epochs",
+        ),
+        (
+            {"learning_rate": [0.1], "b1": [0.9]},
+            {"log_every": 3},
+            ValueError,
+            "log_every=3 must divide",
+        ),
+        (
+            {"learning_rate": [0.1], "b1": [0.9]},
+            {"key": 0},
+            TypeError,
+            "key must be a PRNG key",
+        ),
+        (
+            {"learning_rate": [0.1], "b1": [0.9]},
+            {"mesh": "data"},
+            TypeError,
+            "mesh must be a jax.sharding.Mesh",
+        ),
+    ],
+)
+def test_errors_name_the_argument(hyperparams, kwargs, error, match):
+    settings = {"steps": 4, "batch_size": 8, **kwargs}
+    with pytest.raises(error, match=match):
+        jol.sweep(make_adam, hyperparams, loss_fn, PARAMS, DATA, **settings)
+
+
+def test_errors_for_bad_builders_params_and_losses():
+    hp = {"learning_rate": [0.1]}
+    with pytest.raises(TypeError, match="make_optimizer must be callable"):
+        jol.sweep(None, hp, loss_fn, PARAMS, DATA, steps=1)
+    with pytest.raises(
+        TypeError,
+        match=r"make_optimizer\(\*\*\{'learning_rate': 0.1\}\) returned float",
+    ):
+        jol.sweep(
+            lambda learning_rate: learning_rate, hp, loss_fn, PARAMS, DATA, steps=1
+        )
+    sgd = lambda learning_rate: jol.sgd(learning_rate)
+    with pytest.raises(TypeError, match="dtype int32"):
+        jol.sweep(
+            sgd, hp, loss_fn, {"w": jnp.zeros(3, jnp.int32), "b": 0.0}, DATA, steps=1
+        )
+    with pytest.raises(TypeError, match=r"params\(key\)\['w'\] has dtype int32"):
+        jol.sweep(
+            sgd, hp, loss_fn, lambda k: {"w": jnp.zeros(3, jnp.int32)}, DATA, steps=1
+        )
+    with pytest.raises(TypeError, match="real floating-point scalar"):
+        jol.sweep(sgd, hp, lambda p, b: b["x"] @ p["w"], PARAMS, DATA, steps=1)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("sklearn") is None, reason="needs scikit-learn"
+)
+def test_lr_sweep_example_fast(tmp_path):
+    from jaxopt_lite.examples import lr_sweep
+
+    numbers = lr_sweep.run(fast=True, out=str(tmp_path))
+    rates = numbers["learning_rate"]
+    assert len(rates) == len(numbers["final_loss"]) >= 4
+    assert np.all(np.diff(rates) > 0)
+    best = numbers["best_learning_rate"]
+    assert best in rates
+    # A good rate trains: its loss is far below the untrained loss (log 10).
+    assert min(numbers["final_loss"]) < 0.5 * np.log(10)
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert numbers["plots"] == [str(tmp_path / "lr_sweep.png")]
+        assert (tmp_path / "lr_sweep.png").stat().st_size > 0

@@ -44,27 +44,33 @@ from jaxopt_lite._plateau import reduce_on_plateau as reduce_on_plateau
 # --- schedules (_schedules.py) ---
 from jaxopt_lite._schedules import constant_schedule as constant_schedule
 from jaxopt_lite._schedules import cosine_decay_schedule as cosine_decay_schedule
-from jaxopt_lite._schedules import cosine_onecycle_schedule as cosine_onecycle_schedule
 from jaxopt_lite._schedules import exponential_decay as exponential_decay
 from jaxopt_lite._schedules import inverse_time_decay as inverse_time_decay
-from jaxopt_lite._schedules import join_schedules as join_schedules
-from jaxopt_lite._schedules import linear_onecycle_schedule as linear_onecycle_schedule
 from jaxopt_lite._schedules import linear_schedule as linear_schedule
-from jaxopt_lite._schedules import (
-    piecewise_constant_schedule as piecewise_constant_schedule,
-)
-from jaxopt_lite._schedules import (
-    piecewise_interpolate_schedule as piecewise_interpolate_schedule,
-)
 from jaxopt_lite._schedules import polynomial_schedule as polynomial_schedule
-from jaxopt_lite._schedules import sgdr_schedule as sgdr_schedule
 from jaxopt_lite._schedules import step_decay as step_decay
-from jaxopt_lite._schedules import warmup_constant_schedule as warmup_constant_schedule
-from jaxopt_lite._schedules import (
+from jaxopt_lite._schedules_joined import join_schedules as join_schedules
+from jaxopt_lite._schedules_joined import sgdr_schedule as sgdr_schedule
+from jaxopt_lite._schedules_joined import (
+    warmup_constant_schedule as warmup_constant_schedule,
+)
+from jaxopt_lite._schedules_joined import (
     warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
 )
-from jaxopt_lite._schedules import (
+from jaxopt_lite._schedules_joined import (
     warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+)
+from jaxopt_lite._schedules_piecewise import (
+    cosine_onecycle_schedule as cosine_onecycle_schedule,
+)
+from jaxopt_lite._schedules_piecewise import (
+    linear_onecycle_schedule as linear_onecycle_schedule,
+)
+from jaxopt_lite._schedules_piecewise import (
+    piecewise_constant_schedule as piecewise_constant_schedule,
+)
+from jaxopt_lite._schedules_piecewise import (
+    piecewise_interpolate_schedule as piecewise_interpolate_schedule,
 )
 
 # --- optimizers (_optimizers*.py) ---

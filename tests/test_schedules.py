@@ -648,6 +648,40 @@ def test_valid_kwargs_build(name):
     assert np.isfinite(schedule(3))
 
 
+BF16_CASES = [
+    # (function, argument, good bfloat16 value, bad bfloat16 value)
+    ("exponential_decay", "decay_rate", 0.5, 0.0),
+    ("exponential_decay", "init_value", 1.0, NAN),
+    ("polynomial_schedule", "power", 2.0, -1.0),
+    ("inverse_time_decay", "decay_rate", 0.5, -1.0),
+    ("linear_onecycle_schedule", "pct_start", 0.25, 1.5),
+    ("cosine_decay_schedule", "alpha", 0.1, INF),
+    ("warmup_cosine_decay_schedule", "end_value", 0.1, NAN),
+]
+
+
+@pytest.mark.parametrize(("name", "arg", "good", "bad"), BF16_CASES)
+@pytest.mark.parametrize("as_array", [jnp.asarray, np.asarray], ids=["jax", "numpy"])
+def test_bfloat16_hyperparameters_are_checked(name, arg, good, bad, as_array):
+    def bf16(x):
+        return as_array(x, dtype=jnp.bfloat16)
+
+    schedule = getattr(jol, name)(**dict(VALID_KWARGS[name], **{arg: bf16(good)}))
+    assert np.isfinite(np.float32(schedule(3)))
+    with pytest.raises(ValueError, match=re.escape(arg)):
+        getattr(jol, name)(**dict(VALID_KWARGS[name], **{arg: bf16(bad)}))
+
+
+def test_bfloat16_boundaries_and_scales_are_checked():
+    bf16 = np.dtype(jnp.bfloat16).type  # ml_dtypes scalars: hashable dict keys
+    sched = jol.piecewise_constant_schedule(1.0, {bf16(2): bf16(0.5)})
+    np.testing.assert_array_equal(sched(jnp.arange(4)), [1.0, 1.0, 0.5, 0.5])
+    with pytest.raises(ValueError, match="boundaries_and_scales"):
+        jol.piecewise_constant_schedule(1.0, {2: jnp.asarray(-0.5, jnp.bfloat16)})
+    with pytest.raises(ValueError, match="boundaries_and_scales"):
+        jol.piecewise_interpolate_schedule("linear", 1.0, {bf16(-2): 0.5})
+
+
 def test_traced_hyperparameters_are_not_checked():
     # A value that would be rejected when concrete passes when traced.
     value = jax.jit(lambda r: jol.exponential_decay(1.0, 10, r)(0))(jnp.float32(0.0))

@@ -46,4 +46,4 @@ def describe(name: str) -> str:
     """The one-line summary of example ``name`` (the first line of its docstring)."""
     module = importlib.import_module(f"{__name__}.{name}")
     doc = (module.__doc__ or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return doc.splitlines()[0].replace("`", "") if doc else ""

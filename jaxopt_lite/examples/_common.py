@@ -41,13 +41,13 @@ def save_figure(fig: Any, out: str | os.PathLike, name: str, dpi: int = 90) -> s
 
 
 def maybe_plot(
-    out: str | os.PathLike | None, draw: Callable[[], list[str]]
+    out: str | os.PathLike | None, draw: Callable[[str], list[str]]
 ) -> list[str]:
-    """Run ``draw`` (which returns the paths it wrote) when ``out`` is given and
-    matplotlib is installed; otherwise write nothing and return ``[]``."""
+    """Call ``draw(out)`` (which returns the paths it wrote) when ``out`` is given
+    and matplotlib is installed; otherwise write nothing and return ``[]``."""
     if out is None or not have_matplotlib():
         return []
-    return draw()
+    return draw(os.fspath(out))
 
 
 @contextmanager

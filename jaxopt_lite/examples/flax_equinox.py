@@ -51,7 +51,7 @@ def make_data(n: int = 256, seed: int = 0) -> dict:
     return {"x": x, "y": y}
 
 
-def mse(prediction: jax.Array, target: jax.Array) -> jax.Array:
+def mse(prediction, target):
     return jnp.mean((prediction - target) ** 2)
 
 
@@ -188,7 +188,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
             }
         )
 
-    def draw() -> list[str]:
+    def draw(out: str) -> list[str]:
         if not fits:
             return []
         fig, (ax,) = _common.new_figure(1, width=5.4, height=3.6)

@@ -81,7 +81,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
         curves[rate] = run_r.history["value"]
         steps_by_rate[rate] = run_r.steps if run_r.converged else None
 
-    def draw() -> list[str]:
+    def draw(out: str) -> list[str]:
         fig, (ax_main, ax_rates) = _common.new_figure(2)
         ax_main.semilogy(recorded, "o", ms=3, label="jol.minimize(…, jol.gd(0.1))")
         ax_main.semilogy(closed**2, "-", label=r"closed form $((1-2\eta)^t\theta_0)^2$")
@@ -113,7 +113,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
         "steps_by_rate": steps_by_rate,
         "methods": [
             {
-                "method": f"gd(lr={LEARNING_RATE}) on θ²",
+                "method": f"gd({LEARNING_RATE}) on f(x) = x^2",
                 "steps": steps,
                 "final_loss": float(result.value),
                 "accuracy": None,

@@ -1,0 +1,182 @@
+"""Every shipped example runs in fast mode and reaches its advertised numbers."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+
+import pytest
+
+from jaxopt_lite import examples
+
+HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
+OWN = [
+    "gd_parabola",
+    "sgd_least_squares",
+    "lr_decay",
+    "digits_mlp",
+    "text_classification",
+    "recommender",
+    "flax_equinox",
+]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Run each example once (fast mode, plots into a temporary folder)."""
+    cache: dict[str, tuple[dict, object]] = {}
+
+    def get(name: str):
+        if name not in cache:
+            out = tmp_path_factory.mktemp(name)
+            module = importlib.import_module(f"jaxopt_lite.examples.{name}")
+            cache[name] = (module.run(fast=True, out=str(out)), out)
+        return cache[name]
+
+    return get
+
+
+def test_listing_names_every_module_with_a_summary():
+    names = examples.available()
+    assert (
+        names[: len(OWN) - 1] == [n for n in OWN if n != "flax_equinox"][: len(OWN) - 1]
+    )
+    assert "flax_equinox" in names
+    for name in names:
+        module = importlib.import_module(f"jaxopt_lite.examples.{name}")
+        assert callable(module.run) and callable(module.main), name
+        assert examples.describe(name).endswith("."), name
+
+
+def _check_common(result: dict, out, plots: list[str]) -> None:
+    for row in result["methods"]:
+        assert set(row) == {"method", "steps", "final_loss", "accuracy", "time_s"}
+        assert math.isfinite(row["final_loss"])
+    if HAVE_MPL:
+        assert sorted(p.name for p in out.iterdir()) == sorted(plots)
+        assert [p.rsplit("/", 1)[-1] for p in result["plots"]] == plots
+    else:
+        assert result["plots"] == []
+
+
+def test_gd_parabola(results):
+    r, out = results("gd_parabola")
+    _check_common(r, out, ["gd_parabola.png"])
+    assert r["converged"]
+    assert abs(r["theta"]) < 1e-4
+    # theta_t = (1 - 2 eta)^t theta_0, up to float32 rounding.
+    assert r["theta"] == pytest.approx(r["closed_form_theta"], rel=1e-4)
+    assert r["max_rel_error"] < 1e-4
+    assert r["steps_by_rate"][0.5] == 1
+    assert r["steps_by_rate"][1.05] is None  # |1 - 2 eta| > 1 diverges
+
+
+def test_sgd_least_squares(results):
+    r, out = results("sgd_least_squares")
+    _check_common(r, out, ["sgd_least_squares.png"])
+    assert r["gd"]["distance"] < 1e-3
+    assert r["gd"]["loss"] == pytest.approx(r["lstsq_loss"], rel=1e-4)
+    # Constant-rate SGD ends in a small ball around the least-squares solution.
+    assert r["sgd1"]["distance"] < 0.15
+    assert r["sgd32"]["distance"] < 0.05
+    for key in ("sgd1", "sgd32"):
+        assert r["lstsq_loss"] <= r[key]["loss"] < 1.1 * r["lstsq_loss"]
+    assert r["sgd1"]["steps"] == 3 * 500
+
+
+def test_lr_decay(results):
+    r, out = results("lr_decay")
+    _check_common(r, out, ["lr_decay.png", "schedules.png"])
+    excess = r["final_excess"]
+    assert set(excess) == {"constant", "exponential_decay", "warmup_cosine_decay"}
+    assert all(v > -1e-6 for v in excess.values())
+    # Decaying rates get below the constant rate's noise floor.
+    assert excess["exponential_decay"] < 0.2 * excess["constant"]
+    assert excess["warmup_cosine_decay"] < 0.2 * excess["constant"]
+
+
+def test_digits_mlp(results):
+    pytest.importorskip("sklearn")
+    r, out = results("digits_mlp")
+    _check_common(r, out, ["digits_mlp.png"])
+    assert r["test_accuracy"] > 0.94
+    assert r["best_val_accuracy"] > 0.94
+    assert r["methods"][0]["accuracy"] == r["test_accuracy"]
+    assert r["epochs_run"] <= r["max_epochs"]
+    if r["stopped_early"]:
+        assert r["best_step"] < r["steps"]
+
+
+def test_text_classification(results):
+    r, out = results("text_classification")
+    _check_common(r, out, ["text_classification.png"])
+    assert r["test_accuracy"] > 0.9
+    assert r["train_accuracy"] > 0.9
+    # The words the model leans on are the topic words.
+    assert "sugar" not in r["top_words"]["sports"]
+    for topic, words in r["top_words"].items():
+        assert len(words) == 5, topic
+
+
+def test_recommender(results):
+    r, out = results("recommender")
+    _check_common(r, out, ["recommender.png"])
+    assert r["rmse_biases"] is None  # the biases-only baseline is skipped in fast mode
+    assert r["rmse"] < 0.5 * r["rmse_global_mean"]
+    assert r["rmse"] > r["noise"] * 0.9  # no model beats the noise by much
+
+
+def test_flax_equinox(results):
+    r, out = results("flax_equinox")
+    ran = [
+        name for name in ("flax.linen", "flax.nnx", "equinox") if r[name] is not None
+    ]
+    _check_common(r, out, ["flax_equinox.png"] if ran else [])
+    for name in ran:
+        assert r[name]["loss"] < 0.05 < r[name]["initial_loss"], name
+    expected_skips = [
+        lib for lib in ("flax", "equinox") if importlib.util.find_spec(lib) is None
+    ]
+    assert r["skipped"] == expected_skips
+
+
+def test_flax_equinox_skips_missing_libraries(monkeypatch, capsys):
+    from jaxopt_lite.examples import flax_equinox
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("flax", "equinox") else real(name, *a),
+    )
+    flax_equinox.main(["--fast"])
+    text = capsys.readouterr().out
+    assert "flax.linen  skipped: flax is not installed (pip install flax)" in text
+    assert "equinox     skipped: equinox is not installed" in text
+
+
+@pytest.mark.parametrize("lib", ["flax", "equinox"])
+def test_flax_equinox_parts_with_library(results, lib):
+    pytest.importorskip(lib)
+    r, _ = results("flax_equinox")
+    names = ["flax.linen", "flax.nnx"] if lib == "flax" else ["equinox"]
+    for name in names:
+        assert r[name] is not None and r[name]["steps"] == 100 * 256 // 32
+
+
+def test_main_prints_a_report(capsys, tmp_path):
+    from jaxopt_lite.examples import gd_parabola
+
+    gd_parabola.main(["--fast"])
+    text = capsys.readouterr().out
+    assert "(1 \u2212 2\u03b7)" in text and "converged = True" in text
+    assert "pass --out DIR" in text
+
+
+def test_main_rejects_bad_arguments(capsys):
+    from jaxopt_lite.examples import gd_parabola
+
+    with pytest.raises(SystemExit) as info:
+        gd_parabola.main(["--fsat"])
+    assert info.value.code == 2

@@ -19,7 +19,7 @@ from jaxopt_lite._transforms import check_bool, real_dtype
 def _decay_rate_pow(step: jax.Array, exponent: jax.typing.ArrayLike = 0.8) -> jax.Array:
     """Adafactor's second-moment decay ``1 - (step + 1) ** -exponent``."""
     t = jnp.asarray(step + 1, jnp.float32)
-    return 1.0 - t ** (-exponent)
+    return 1.0 - t ** (-jnp.asarray(exponent))
 
 
 def _factored_axes(
@@ -165,7 +165,10 @@ def scale_by_factored_rms(
         parts = [
             jax.tree.leaves(t) for t in (state.v_row, state.v_col, state.v, params)
         ]
-        out = [update_leaf(*args, decay) for args in zip(leaves, *parts, strict=True)]
+        out = [
+            update_leaf(g, row, col, full, p, decay)
+            for g, row, col, full, p in zip(leaves, *parts, strict=True)
+        ]
         new = [jax.tree.unflatten(treedef, [o[i] for o in out]) for i in range(4)]
         count = _tree.safe_increment(state.count)
         return new[0], FactoredState(count, new[1], new[2], new[3])

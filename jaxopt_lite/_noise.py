@@ -22,6 +22,7 @@ def canonical_key(name: str, key: Any) -> jax.Array:
     if isinstance(key, numbers.Integral):
         return jax.random.key(int(key))
     if isinstance(key, (jax.Array, np.ndarray, np.generic)):
+        key = jnp.asarray(key)
         dtype = key.dtype
         if jnp.issubdtype(dtype, jax.dtypes.prng_key):
             if key.shape != ():
@@ -29,7 +30,7 @@ def canonical_key(name: str, key: Any) -> jax.Array:
                     f"{name} must be a single PRNG key, got an array of keys "
                     f"of shape {key.shape}."
                 )
-            return key  # type: ignore[return-value]
+            return key
         if jnp.issubdtype(dtype, jnp.integer):
             if key.shape == ():
                 return jax.random.key(key)

@@ -32,8 +32,12 @@ def new_figure(ncols: int = 1, width: float = 4.8, height: float = 3.4) -> tuple
     return fig, list(axes)
 
 
-def save_figure(fig: Any, out: str | os.PathLike, name: str, dpi: int = 90) -> str:
+def save_figure(
+    fig: Any, out: str | os.PathLike | None, name: str, dpi: int = 90
+) -> str:
     """Write ``fig`` to ``out/name`` (creating ``out``) and return the path."""
+    if out is None:
+        raise ValueError("save_figure needs a folder; out is None.")
     os.makedirs(out, exist_ok=True)
     path = os.path.join(os.fspath(out), name)
     fig.savefig(path, dpi=dpi)
@@ -41,13 +45,13 @@ def save_figure(fig: Any, out: str | os.PathLike, name: str, dpi: int = 90) -> s
 
 
 def maybe_plot(
-    out: str | os.PathLike | None, draw: Callable[[str], list[str]]
+    out: str | os.PathLike | None, draw: Callable[[], list[str]]
 ) -> list[str]:
-    """Call ``draw(out)`` (which returns the paths it wrote) when ``out`` is given
-    and matplotlib is installed; otherwise write nothing and return ``[]``."""
+    """Call ``draw()`` (which returns the paths it wrote) when ``out`` is given and
+    matplotlib is installed; otherwise write nothing and return ``[]``."""
     if out is None or not have_matplotlib():
         return []
-    return draw(os.fspath(out))
+    return draw()
 
 
 @contextmanager

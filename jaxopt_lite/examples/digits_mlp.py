@@ -140,7 +140,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
     history = result.history
     test_accuracy = float(test_metrics["accuracy"])
 
-    def draw(out: str) -> list[str]:
+    def draw() -> list[str]:
         fig, (ax_loss, ax_acc) = _common.new_figure(2)
         epochs = history["step"] / steps_per_epoch
         eval_epochs = history["eval_step"] / steps_per_epoch

@@ -188,7 +188,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
             }
         )
 
-    def draw(out: str) -> list[str]:
+    def draw() -> list[str]:
         if not fits:
             return []
         fig, (ax,) = _common.new_figure(1, width=5.4, height=3.6)

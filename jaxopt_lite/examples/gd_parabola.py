@@ -81,7 +81,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
         curves[rate] = run_r.history["value"]
         steps_by_rate[rate] = run_r.steps if run_r.converged else None
 
-    def draw(out: str) -> list[str]:
+    def draw() -> list[str]:
         fig, (ax_main, ax_rates) = _common.new_figure(2)
         ax_main.semilogy(recorded, "o", ms=3, label="jol.minimize(…, jol.gd(0.1))")
         ax_main.semilogy(closed**2, "-", label=r"closed form $((1-2\eta)^t\theta_0)^2$")

@@ -164,7 +164,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
             }
         )
 
-    def draw(out: str) -> list[str]:
+    def draw() -> list[str]:
         fig, (ax_lr, ax_loss) = _common.new_figure(2)
         steps = jnp.arange(total_steps)
         for label, schedule in chosen.items():

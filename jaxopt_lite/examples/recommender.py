@@ -180,7 +180,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
         )
     rmse_global = float(np.sqrt(np.mean((test["rating"] - mu) ** 2)))
 
-    def draw(out: str) -> list[str]:
+    def draw() -> list[str]:
         fig, (ax,) = _common.new_figure(1, width=5.4, height=3.6)
         for label, (x, y) in curves.items():
             ax.plot(x, y, label=label)

@@ -156,7 +156,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
     }
     curves["gd"] = (np.arange(gd.steps, dtype=float), gd.history["value"])
 
-    def draw(out: str) -> list[str]:
+    def draw() -> list[str]:
         fig, (ax,) = _common.new_figure(1, width=5.6, height=3.8)
         for name, (x, loss) in curves.items():
             ax.loglog(

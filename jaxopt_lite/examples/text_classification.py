@@ -189,7 +189,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
         for k, name in enumerate(names)
     }
 
-    def draw(out: str) -> list[str]:
+    def draw() -> list[str]:
         fig, (ax_loss, ax_acc) = _common.new_figure(2)
         ax_loss.semilogy(history["step"] * 50 / n_train, history["loss"])
         ax_loss.set(xlabel="epoch", ylabel="cross-entropy (training)", title="loss")

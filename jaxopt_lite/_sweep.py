@@ -265,26 +265,50 @@ def _compiled(
     that depends only on the seed (initialization, batch sampling) is computed
     once per seed and shared by the configurations."""
 
-    def one_run(hp, key, params, data):
-        optimizer = optax.with_extra_args_support(
+    def optimizer_for(hp):
+        return optax.with_extra_args_support(
             make_optimizer(**{name: _weak(x) for name, x in hp.items()})
         )
+
+    def init_one(hp, key, params):
         if init is not None:
             params = init(key)
-        state = _loop.init_train_state(params, optimizer, key, cfg)
+        return _loop.init_train_state(params, optimizer_for(hp), key, cfg)
+
+    def run_one(hp, state, data):
         return _loop.run_chunk(
-            loss_fn, optimizer, None, cfg, state, data, None, jnp.int32(cfg.windows)
+            loss_fn,
+            optimizer_for(hp),
+            None,
+            cfg,
+            state,
+            data,
+            None,
+            jnp.int32(cfg.windows),
         )
 
-    configs = jax.vmap(one_run, in_axes=(0, None, None, None), spmd_axis_name=spmd_axis)
-
-    def one_seed(hp, key, seed, params, data):
-        return configs(hp, jax.random.fold_in(key, seed), params, data)
-
-    seeds = jax.vmap(one_seed, in_axes=(None, None, 0, None, None))
+    # Every leaf of the initial states is materialized per run except the key
+    # (per seed) and the step counter (shared), which never depend on the
+    # configuration: the scans then trace their bodies once instead of
+    # iterating until the batched carries settle.
+    fields = {f: 0 for f in _loop.TrainState._fields}
+    by_config = _loop.TrainState(**{**fields, "key": None, "step": None})
+    by_seed = _loop.TrainState(**{**fields, "step": None})
+    inits = jax.vmap(
+        jax.vmap(init_one, in_axes=(0, None, None)), in_axes=(None, 0, None)
+    )
+    configs = jax.vmap(run_one, in_axes=(0, by_config, None), spmd_axis_name=spmd_axis)
+    runs = jax.vmap(configs, in_axes=(None, by_seed, None))
 
     def block(hp, key, seed_ids, params, data):
-        out = seeds(hp, key, seed_ids, params, data)
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, seed_ids)
+        states = inits(hp, keys, params)
+        states = states._replace(key=keys, step=jnp.zeros([], jnp.int32))
+        if len(seed_ids) == 1:  # a static shape: no seed axis to batch over
+            one = jax.tree.map(lambda x: x[0], states._replace(step=None))
+            out = configs(hp, one._replace(step=states.step), data)
+            return jax.tree.map(lambda x: x[:, None], out)
+        out = runs(hp, states, data)
         return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)
 
     return jax.jit(block)

@@ -1,0 +1,94 @@
+"""The benchmark suite runs end to end (smoke mode) and writes complete JSON.
+
+No timing is asserted: only that every section ran and every number is a
+positive, finite number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from jaxopt_lite import benchmarks
+from jaxopt_lite.benchmarks import _harness, _updates
+
+
+def _numbers(tree, path=""):
+    """Every int/float leaf of a JSON tree, with its path (bools excluded)."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from _numbers(v, f"{path}[{i}]")
+    elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        yield path, tree
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    assert benchmarks.main(["--smoke", "--out", str(out)]) == 0
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_every_section_is_reported(report):
+    assert set(report["sections"]) == set(benchmarks.SECTIONS)
+    for name, section in report["sections"].items():
+        assert section["rows"], f"section {name} has no rows"
+
+
+def test_machine_and_versions_are_recorded(report):
+    assert report["mode"] == "smoke"
+    assert report["machine"]["cpu_count"] >= 1
+    assert report["machine"]["device_kind"]
+    for package in ("python", "jax", "jaxlib", "optax"):
+        assert report["versions"][package]
+    assert report["date"][:2] == "20"
+
+
+def test_numbers_are_positive_and_finite(report):
+    numbers = list(_numbers(report["sections"]))
+    assert len(numbers) > 50
+    bad = [(p, v) for p, v in numbers if not (math.isfinite(v) and v > 0)]
+    assert not bad, f"non-positive or non-finite numbers: {bad}"
+
+
+def test_sections_have_their_key_numbers(report):
+    s = report["sections"]
+    loop = {r["contestant"] for r in s["loop"]["rows"]}
+    assert {"fit", "optax scan", "optax python loop"} <= loop
+    assert "fit_vs_optax_scan" in s["loop"]["ratios"][0]
+    minimize = s["minimize"]["ratios"][0]
+    assert minimize["steps_to_tol_minimize"] == minimize["steps_to_tol_python_loop"]
+    assert {r["K"] for r in s["sweep"]["rows"]} == {2}
+    assert {r["contestant"] for r in s["update"]["rows"]} == {
+        "copy",
+        "jaxopt_lite",
+        "optax",
+        "optax.flatten",
+    }
+    assert {r["variant"] for r in s["overhead"]["rows"]} >= {
+        "default",
+        "scan optax.adam",
+    }
+
+
+def test_split_tree_sizes():
+    tree = _updates.split_tree(10, 3)
+    assert [x.size for x in tree.values()] == [4, 3, 3]
+
+
+def test_table_aligns_columns():
+    text = _harness.table("t", [{"a": 1, "b": 2.5}, {"a": 1000, "b": None}], ["a", "b"])
+    lines = text.splitlines()
+    assert lines[2:] == ["a        b", "1      2.5", "1,000    -"]
+
+
+def test_bad_arguments_exit_with_usage():
+    with pytest.raises(SystemExit):
+        benchmarks.main(["--only", "nope"])
+    with pytest.raises(ValueError, match="mode='slow'"):
+        benchmarks.run("slow")

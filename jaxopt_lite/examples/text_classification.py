@@ -137,7 +137,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
     """Generate the corpus, train the bag-of-embeddings classifier, test it.
 
     Args:
-        fast: 1,000 training sentences and 10 epochs instead of 4,000 and 20.
+        fast: 1,000 training sentences instead of 4,000 (10 epochs).
         out: a folder for the PNG plot (``text_classification.png``), or ``None``.
 
     Returns:
@@ -146,7 +146,9 @@ def run(fast: bool = False, out: str | None = None) -> dict:
         and predicted topics), ``top_words`` (topic -> most indicative words),
         ``methods`` (rows for the demo table), ``time_s`` and ``plots``.
     """
-    n_train, epochs = (1000, 10) if fast else (4000, 20)
+    n_train, epochs = (1000, 10) if fast else (4000, 10)
+    batch_size = 50
+    steps_per_epoch = n_train // batch_size
     train_text, train_y = generate(n_train, seed=0)
     test_text, test_y = generate(1000, seed=1)
     vocab = build_vocab(train_text)
@@ -163,11 +165,12 @@ def run(fast: bool = False, out: str | None = None) -> dict:
             jol.adamw(1e-2, weight_decay=1e-4),
             train,
             epochs=epochs,
-            batch_size=50,
+            batch_size=batch_size,
             key=jax.random.key(1),
             eval_fn=eval_fn,
             eval_data=test,
-            log_every=n_train // 50,
+            eval_every=steps_per_epoch // 4,
+            log_every=steps_per_epoch // 4,
             progress=False,
         )
         test_accuracy = float(eval_fn(result.params, test)["accuracy"])
@@ -191,9 +194,9 @@ def run(fast: bool = False, out: str | None = None) -> dict:
 
     def draw() -> list[str]:
         fig, (ax_loss, ax_acc) = _common.new_figure(2)
-        ax_loss.semilogy(history["step"] * 50 / n_train, history["loss"])
+        ax_loss.semilogy(history["step"] / steps_per_epoch, history["loss"])
         ax_loss.set(xlabel="epoch", ylabel="cross-entropy (training)", title="loss")
-        ax_acc.plot(history["eval_step"] * 50 / n_train, history["eval_accuracy"])
+        ax_acc.plot(history["eval_step"] / steps_per_epoch, history["eval_accuracy"])
         ax_acc.set(
             xlabel="epoch",
             ylabel="test accuracy",

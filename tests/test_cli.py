@@ -46,7 +46,14 @@ def test_command_help(capsys, command, words):
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["frobnicate"], ["demo", "--fsat"], ["demo", "--out"], ["bench", "--full=3"]],
+    [
+        [],
+        ["frobnicate"],
+        ["demo", "--fsat"],
+        ["demo", "--out"],
+        ["examples", "extra"],
+        ["bench", "--full=3"],
+    ],
 )
 def test_bad_arguments_exit_with_status_2(capsys, argv):
     with pytest.raises(SystemExit) as info:
@@ -194,7 +201,8 @@ def test_bench_forwards_arguments(monkeypatch):
     monkeypatch.setitem(sys.modules, "jaxopt_lite.benchmarks", fake)
     assert _cli.main(["bench"]) == 0
     assert _cli.main(["bench", "--full", "--out", "r.json"]) == 0
-    assert calls == [[], ["--full", "--out", "r.json"]]
+    assert _cli.main(["bench", "--smoke", "--only", "loop"]) == 0
+    assert calls == [[], ["--full", "--out", "r.json"], ["--smoke", "--only", "loop"]]
 
 
 def test_bench_without_suite_says_so(monkeypatch, capsys):

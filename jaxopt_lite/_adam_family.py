@@ -41,8 +41,10 @@ def adam(
     *,
     nesterov: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Adam: steps along a moving average of gradients, divided by the root of a
-    moving average of their squares.
+    r"""Adam: a moving average of gradients over the RMS of their moving average.
+
+    Each step follows the bias-corrected moving average of the gradients,
+    divided by the root of the bias-corrected moving average of their squares.
 
     $$
     \mu_t = \beta_1 \mu_{t-1} + (1-\beta_1) g_t, \quad
@@ -202,8 +204,9 @@ def nadamw(
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""NAdamW: NAdam with decoupled weight decay (`adamw` with
-    ``nesterov=True``).
+    r"""NAdamW: NAdam with decoupled weight decay.
+
+    The same as `adamw` with ``nesterov=True``.
 
     $$
     \theta_{t+1} = \theta_t - \eta_t \left(
@@ -365,8 +368,10 @@ def radam(
     *,
     nesterov: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""RAdam: Adam with a rectified step, falling back to momentum SGD while the
-    variance of the adaptive rate is intractable.
+    r"""RAdam: Adam with a rectified step size (rectified Adam).
+
+    Falls back to momentum SGD while the variance of the adaptive rate is
+    intractable.
 
     $$
     \theta_{t+1} = \theta_t - \eta_t \begin{cases}
@@ -421,8 +426,10 @@ def adabelief(
     *,
     nesterov: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""AdaBelief: Adam with the variance of the gradient around its moving
-    average (the "belief") in the denominator.
+    r"""AdaBelief: Adam dividing by the spread of gradients around their mean.
+
+    The denominator holds the variance of the gradient around its moving
+    average (the "belief") instead of the raw second moment.
 
     $$
     s_t = \beta_2 s_{t-1} + (1-\beta_2)|g_t - \mu_t|^2 + \epsilon_r, \qquad

@@ -181,8 +181,9 @@ def rmsprop(
     nesterov: bool = False,
     bias_correction: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""RMSProp: divide by a moving RMS of the gradients (optionally centered),
-    with optional momentum.
+    r"""RMSProp: divide by a moving RMS of the gradients, with optional momentum.
+
+    The centered variant divides by a moving standard deviation instead.
 
     $$
     \nu_t = \rho \nu_{t-1} + (1-\rho)|g_t|^2, \quad
@@ -254,8 +255,7 @@ def adadelta(
     weight_decay: ScalarOrSchedule = 0.0,
     weight_decay_mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Adadelta: steps sized by the ratio of the RMS of past steps to the RMS
-    of the gradients.
+    r"""Adadelta: steps sized by the RMS of past steps over the RMS of gradients.
 
     $$
     E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho)|\tilde g_t|^2, \quad

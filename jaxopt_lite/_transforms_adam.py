@@ -265,8 +265,10 @@ def scale_by_radam(
     *,
     nesterov: bool = False,
 ) -> optax.GradientTransformation:
-    r"""Rectified Adam: Adam's step scaled by a variance rectification term,
-    or plain momentum while the variance estimate is unreliable.
+    r"""Rescale updates by Rectified Adam (RAdam).
+
+    Adam's step is scaled by a variance rectification term, or replaced by
+    plain momentum while the variance estimate is unreliable.
 
     $$
     \rho_\infty = \frac{2}{1-\beta_2} - 1, \quad
@@ -348,8 +350,10 @@ def scale_by_belief(
     *,
     nesterov: bool = False,
 ) -> optax.GradientTransformation:
-    r"""AdaBelief: Adam with the second moment of the prediction error
-    $g_t - \mu_t$ in place of $g_t$.
+    r"""Rescale updates by AdaBelief's moments (Adam on the prediction error).
+
+    The second moment tracks the prediction error $g_t - \mu_t$ instead of
+    $g_t$.
 
     $$
     \mu_t = \beta_1 \mu_{t-1} + (1-\beta_1) g_t, \quad
@@ -407,8 +411,10 @@ def scale_by_yogi(
     eps_root: float | jax.Array = 0.0,
     initial_accumulator_value: float | jax.Array = 1e-6,
 ) -> optax.GradientTransformation:
-    r"""Yogi: Adam with an additive second-moment update that grows or shrinks
-    by at most $(1-\beta_2)|g_t|^2$ per step.
+    r"""Rescale updates by Yogi's moments (Adam with an additive second moment).
+
+    The second moment grows or shrinks by at most $(1-\beta_2)|g_t|^2$ per
+    step.
 
     $$
     \nu_t = \nu_{t-1} - (1-\beta_2)\,\mathrm{sign}(\nu_{t-1} - |g_t|^2)\,|g_t|^2,

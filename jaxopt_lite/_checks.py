@@ -47,8 +47,8 @@ def check_params(name: str, params: PyTree) -> PyTree:
         raise ValueError(f"{name} has no array leaves: there is nothing to optimize.")
     for path, leaf in leaves:
         where = f"{name}{jax.tree_util.keystr(path)}"
-        if isinstance(leaf, bool) or not _is_array(leaf) and not isinstance(
-            leaf, numbers.Number
+        if isinstance(leaf, bool) or (
+            not _is_array(leaf) and not isinstance(leaf, numbers.Number)
         ):
             raise TypeError(
                 f"{where} is a {type(leaf).__name__}, not an array: every leaf of "
@@ -69,9 +69,7 @@ def _describe(shape: Any) -> str:
     return f"an array of shape {tuple(shape.shape)} and dtype {shape.dtype}"
 
 
-def check_scalar_output(
-    name: str, fun: Callable, args: tuple, *, has_aux: bool
-) -> Any:
+def check_scalar_output(name: str, fun: Callable, args: tuple, *, has_aux: bool) -> Any:
     """Trace ``fun(*args)`` abstractly; it must return a real scalar (and, with
     ``has_aux``, a pair ``(scalar, aux)``). Returns the abstract aux."""
     out = jax.eval_shape(fun, *args)

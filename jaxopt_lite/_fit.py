@@ -264,9 +264,13 @@ def fit(
             raise ValueError(
                 f"early_stopping.mode={early_stopping.mode!r}: use 'min' or 'max'."
             )
-        if not (isinstance(early_stopping.min_delta, numbers.Real) and early_stopping.min_delta >= 0):
+        if not (
+            isinstance(early_stopping.min_delta, numbers.Real)
+            and early_stopping.min_delta >= 0
+        ):
             raise ValueError(
-                f"early_stopping.min_delta={early_stopping.min_delta!r} must be a number >= 0."
+                f"early_stopping.min_delta={early_stopping.min_delta!r} must be a "
+                "number >= 0."
             )
         monitor = early_stopping.monitor
         if monitor == "loss":
@@ -286,7 +290,9 @@ def fit(
     if resume and not checkpointing:
         raise ValueError("resume=True needs checkpoint_dir.")
     if resume and not _checkpoint.has_checkpoint(checkpoint_dir):
-        raise FileNotFoundError(f"resume=True but there is no checkpoint in {checkpoint_dir}.")
+        raise FileNotFoundError(
+            f"resume=True but there is no checkpoint in {checkpoint_dir}."
+        )
 
     show = Progress.wanted(progress)
     if chunk_size is None and not (show or checkpointing):
@@ -337,11 +343,22 @@ def fit(
         data, eval_data, state = _mesh.place(mesh, data, eval_data, state)
     bar = Progress(show, total_steps, int(state.step), "fit")
     return _drive(
-        chunk, state, rows, cfg, total_windows, data, eval_data, bar, checkpoint_dir, meta
+        chunk,
+        state,
+        rows,
+        cfg,
+        total_windows,
+        data,
+        eval_data,
+        bar,
+        checkpoint_dir,
+        meta,
     )
 
 
-def _drive(chunk, state, rows, cfg, total_windows, data, eval_data, bar, checkpoint_dir, meta):
+def _drive(
+    chunk, state, rows, cfg, total_windows, data, eval_data, bar, checkpoint_dir, meta
+):
     """Dispatch chunks one ahead of the host, read each finished one, and stop
     on completion, early stopping or Ctrl-C."""
     finished = state
@@ -394,7 +411,9 @@ def _history(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     history = {k: v for k, v in raw.items() if not k.startswith("eval_")}
     if evaluated is not None:
         history["eval_step"] = raw["step"][evaluated]
-        history.update({k: v[evaluated] for k, v in raw.items() if k.startswith("eval_")})
+        history.update(
+            {k: v[evaluated] for k, v in raw.items() if k.startswith("eval_")}
+        )
     return history
 
 

@@ -61,7 +61,10 @@ class TrainState(NamedTuple):
 
 
 def init_train_state(
-    params: PyTree, optimizer: optax.GradientTransformation, key: jax.Array, cfg: LoopConfig
+    params: PyTree,
+    optimizer: optax.GradientTransformation,
+    key: jax.Array,
+    cfg: LoopConfig,
 ) -> TrainState:
     """The state of a run that has not taken a step yet."""
     return TrainState(
@@ -222,9 +225,7 @@ def run_window(
             value = row[cfg.monitor]
         value = value if cfg.minimize_monitor else -value
         due = _crossed(start, state.step, cfg.check_every)
-        state = jax.lax.cond(
-            due, lambda s: _check(cfg, s, value), lambda s: s, state
-        )
+        state = jax.lax.cond(due, lambda s: _check(cfg, s, value), lambda s: s, state)
     return state, row
 
 
@@ -314,7 +315,9 @@ def minimize_loop(
         return (s.step < max_steps) & (s.grad_norm > tol) & jnp.isfinite(s.value)
 
     def body(s: MinimizeState):
-        updates, opt_state = optimizer.update(s.grad, s.opt_state, s.params, value=s.value)
+        updates, opt_state = optimizer.update(
+            s.grad, s.opt_state, s.params, value=s.value
+        )
         params = optax.apply_updates(s.params, updates)
         row = {"value": s.value, "grad_norm": s.grad_norm}
         if rate is not None:

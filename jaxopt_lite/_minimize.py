@@ -48,7 +48,9 @@ class MinimizeResult(NamedTuple):
 @functools.lru_cache(maxsize=64)
 def _compiled(fun: Callable, optimizer: Any, has_aux: bool, steps: int) -> Callable:
     optimizer = optax.with_extra_args_support(optimizer)
-    return jax.jit(functools.partial(_loop.minimize_loop, fun, optimizer, has_aux, steps))
+    return jax.jit(
+        functools.partial(_loop.minimize_loop, fun, optimizer, has_aux, steps)
+    )
 
 
 def minimize(
@@ -103,7 +105,9 @@ def minimize(
         if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
             raise TypeError(f"tol must be a number or None, got {tol!r}.")
         if not (math.isfinite(tol) and tol >= 0):
-            raise ValueError(f"tol={tol!r} is not allowed: it must be a finite number >= 0.")
+            raise ValueError(
+                f"tol={tol!r} is not allowed: it must be a finite number >= 0."
+            )
     x0 = _checks.check_params("x0", x0)
     _checks.check_scalar_output("fun", fun, (x0,), has_aux=has_aux)
 

@@ -99,7 +99,10 @@ def tree_global_norm(tree: PyTree) -> jax.Array:
 def tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
     """Real inner product ``sum(real(conj(a) * b))`` over all leaves."""
     return sum(
-        (jnp.vdot(x, y).real for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))),
+        (
+            jnp.vdot(x, y).real
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        ),
         jnp.zeros((), jnp.float32),
     )
 

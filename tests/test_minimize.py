@@ -1,6 +1,5 @@
 """minimize: convergence, tolerance, history, value=, validation, reuse."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -19,13 +18,19 @@ def rosenbrock(p):
 def test_gradient_descent_on_a_parabola_follows_the_closed_form():
     # f(x) = x^2, x <- x - 0.1 * 2x = 0.8 x.
     result = jol.minimize(lambda x: jnp.sum(x**2), jnp.array([1.0, -2.0]), GD, steps=30)
-    np.testing.assert_allclose(result.params, 0.8**30 * np.array([1.0, -2.0]), rtol=1e-5)
-    np.testing.assert_allclose(result.history["value"], 5 * 0.64 ** np.arange(30), rtol=1e-5)
+    np.testing.assert_allclose(
+        result.params, 0.8**30 * np.array([1.0, -2.0]), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        result.history["value"], 5 * 0.64 ** np.arange(30), rtol=1e-5
+    )
     assert result.steps == 30 and not result.converged
 
 
 def test_tolerance_stops_inside_the_loop():
-    result = jol.minimize(lambda x: jnp.sum(x**2), jnp.array([1.0]), GD, steps=1000, tol=1e-3)
+    result = jol.minimize(
+        lambda x: jnp.sum(x**2), jnp.array([1.0]), GD, steps=1000, tol=1e-3
+    )
     # |grad| = 2 * 0.8^k <= 1e-3  <=>  k >= 34.06
     assert result.converged and result.steps == 35
     assert result.grad_norm <= 1e-3 < result.history["grad_norm"][-1]
@@ -41,22 +46,29 @@ def test_rosenbrock_with_adam_and_pytree_params():
 
 def test_value_is_passed_to_the_optimizer():
     # Polyak's step size (f - f*) / |g|^2 needs value=; on x^2 it halves x.
-    result = jol.minimize(lambda x: jnp.sum(x**2), jnp.array([3.0]), optax.polyak_sgd(), steps=3)
+    result = jol.minimize(
+        lambda x: jnp.sum(x**2), jnp.array([3.0]), optax.polyak_sgd(), steps=3
+    )
     np.testing.assert_allclose(result.params, [3.0 * 0.5**3], rtol=1e-6)
 
 
 def test_has_aux_and_learning_rate_history():
-    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=optax.linear_schedule(0.1, 0.0, 10))
-    result = jol.minimize(lambda x: (jnp.sum(x**2), {"x": x}), jnp.ones(2), opt, steps=10,
-                          has_aux=True)
-    np.testing.assert_allclose(result.history["learning_rate"], 0.1 - 0.01 * np.arange(10),
-                               atol=1e-7)
+    opt = optax.inject_hyperparams(optax.sgd)(
+        learning_rate=optax.linear_schedule(0.1, 0.0, 10)
+    )
+    result = jol.minimize(
+        lambda x: (jnp.sum(x**2), {"x": x}), jnp.ones(2), opt, steps=10, has_aux=True
+    )
+    np.testing.assert_allclose(
+        result.history["learning_rate"], 0.1 - 0.01 * np.arange(10), atol=1e-7
+    )
     np.testing.assert_array_equal(result.aux["x"], result.params)
 
 
 def test_non_finite_value_stops():
-    result = jol.minimize(lambda x: jnp.sum(jnp.log(x)), jnp.array([1.0]), optax.sgd(2.0),
-                          steps=100)
+    result = jol.minimize(
+        lambda x: jnp.sum(jnp.log(x)), jnp.array([1.0]), optax.sgd(2.0), steps=100
+    )
     assert not np.isfinite(result.value) and result.steps < 100 and not result.converged
 
 
@@ -94,7 +106,9 @@ def test_validation_of_fun_and_params():
     with pytest.raises(TypeError, match=r"shape \(2,\)"):
         jol.minimize(lambda x: x**2, jnp.ones(2), GD)
     with pytest.raises(TypeError, match=r"x0\['k'\] has dtype int32"):
-        jol.minimize(lambda p: jnp.sum(p["a"] ** 2), {"a": jnp.ones(2), "k": jnp.int32(1)}, GD)
+        jol.minimize(
+            lambda p: jnp.sum(p["a"] ** 2), {"a": jnp.ones(2), "k": jnp.int32(1)}, GD
+        )
     with pytest.raises(TypeError, match="optimizer"):
         jol.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), optax.sgd)
     with pytest.raises(TypeError, match="has_aux=True"):

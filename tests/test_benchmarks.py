@@ -52,7 +52,12 @@ def test_machine_and_versions_are_recorded(report):
 def test_numbers_are_positive_and_finite(report):
     numbers = list(_numbers(report["sections"]))
     assert len(numbers) > 50
-    bad = [(p, v) for p, v in numbers if not (math.isfinite(v) and v > 0)]
+    # a compile time is 0 when an earlier contestant compiled the same loop
+    bad = [
+        (p, v)
+        for p, v in numbers
+        if not (math.isfinite(v) and (v > 0 or (p.endswith("compile_s") and v == 0)))
+    ]
     assert not bad, f"non-positive or non-finite numbers: {bad}"
 
 
@@ -72,7 +77,7 @@ def test_sections_have_their_key_numbers(report):
     }
     assert {r["variant"] for r in s["overhead"]["rows"]} >= {
         "default",
-        "scan optax.adam",
+        "scan: optax.adam",
     }
 
 

@@ -39,7 +39,15 @@ SECTIONS = ("loop", "minimize", "sweep", "update", "overhead")
 _COLUMNS = {
     "loop": (
         "Loop throughput (MLP on digits, Adam, batch 128)",
-        ["hidden", "contestant", "steps_per_s", "median_s", "compile_s", "fit_speedup"],
+        [
+            "hidden",
+            "contestant",
+            "steps",
+            "steps_per_s",
+            "median_s",
+            "compile_s",
+            "fit_speedup",
+        ],
     ),
     "minimize": (
         "Full-batch minimize vs an optax Python loop",

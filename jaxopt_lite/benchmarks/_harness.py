@@ -32,8 +32,10 @@ class Mode(NamedTuple):
     loop_steps: int  # training steps per timed call in the loop sections
     hidden: tuple[int, ...]
     torch_threads: tuple[int, ...] | None  # None: torch's default and 1
+    torch_steps: int  # at most this many steps per timed torch call
     minimize_steps: int
     minimize_problems: tuple[str, ...]
+    minimize_max_steps: int  # the most steps of the runs to a tolerance
     sweep_ks: tuple[int, ...]
     sweep_steps: int
     sweep_sequential_max_k: int  # largest K whose K separate fits are all run
@@ -41,7 +43,9 @@ class Mode(NamedTuple):
     update_leaves: tuple[int, ...]
     update_optimizers: tuple[str, ...]
     update_repeats: int
-    overhead_variants: tuple[str, ...] | None  # None: all of them
+    # None: all of them; the fixed-cost pair ("fit, 10 steps", "scan, 10 steps")
+    # is filtered too
+    overhead_variants: tuple[str, ...] | None
 
 
 MODES = {
@@ -51,8 +55,10 @@ MODES = {
         loop_steps=40,
         hidden=(16,),
         torch_threads=(1,),
+        torch_steps=40,
         minimize_steps=50,
         minimize_problems=("rosenbrock-10d",),
+        minimize_max_steps=50,
         sweep_ks=(2,),
         sweep_steps=20,
         sweep_sequential_max_k=0,
@@ -60,7 +66,7 @@ MODES = {
         update_leaves=(3,),
         update_optimizers=("adam",),
         update_repeats=2,
-        overhead_variants=("default", "skip_nonfinite=False", "scan optax.adam"),
+        overhead_variants=("default", "skip_nonfinite=False", "scan: optax.adam"),
     ),
     "quick": Mode(
         name="quick",
@@ -68,16 +74,32 @@ MODES = {
         loop_steps=2_000,
         hidden=(32,),
         torch_threads=None,
-        minimize_steps=2_000,
+        torch_steps=500,
+        minimize_steps=1_000,
         minimize_problems=("rosenbrock-10d", "logistic-regression-digits"),
+        minimize_max_steps=10_000,
         sweep_ks=(1, 8, 64),
-        sweep_steps=700,
-        sweep_sequential_max_k=8,
+        sweep_steps=400,
+        sweep_sequential_max_k=1,
         update_params=5_000_000,
         update_leaves=(1, 10, 200),
         update_optimizers=("adam",),
         update_repeats=5,
-        overhead_variants=None,
+        overhead_variants=(
+            "default",
+            "progress=True",
+            "chunk_size=1 (1 window)",
+            "log_every=100",
+            "skip_nonfinite=False",
+            "replace=True",
+            "shuffle=False",
+            "scan: optax.adam",
+            "scan: jol.adam, grad_norm, lr",
+            "scan: jol.adam, grad_norm, lr, guard",
+            "fit: replace, no guard, 1 row",
+            "fit, 10 steps",
+            "scan, 10 steps",
+        ),
     ),
     "full": Mode(
         name="full",
@@ -85,8 +107,10 @@ MODES = {
         loop_steps=5_000,
         hidden=(32, 256, 1024),
         torch_threads=None,
+        torch_steps=2_000,
         minimize_steps=5_000,
         minimize_problems=("rosenbrock-10d", "logistic-regression-digits"),
+        minimize_max_steps=50_000,
         sweep_ks=(1, 8, 64),
         sweep_steps=2_100,
         sweep_sequential_max_k=64,

@@ -174,6 +174,7 @@ def throughput(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, An
     steps = mode.loop_steps
     jdata = jax.tree.map(jnp.asarray, data)
     torch_threads = torch.get_num_threads() if torch is not None else 0
+    torch_steps = min(steps, mode.torch_steps)
     rows, ratios = [], []
     for hidden in mode.hidden:
         params = _problems.init_mlp(jax.random.key(1), hidden)
@@ -196,7 +197,7 @@ def throughput(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, An
                 )
                 contestants.append(
                     torch_contestant(
-                        torch, torch_names[-1], params, data, steps, threads
+                        torch, torch_names[-1], params, data, torch_steps, threads
                     )
                 )
         try:
@@ -204,14 +205,22 @@ def throughput(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, An
         finally:
             if torch is not None:
                 torch.set_num_threads(torch_threads)
+        # steps/s ratios (torch runs fewer steps per call)
+        counts = {
+            c.name: torch_steps if c.name in torch_names else steps for c in contestants
+        }
         for c in contestants:
             t = timings[c.name]
+            n = counts[c.name]
             row = {
                 "hidden": hidden,
                 "contestant": c.name,
-                "steps_per_s": steps / t.median_s,
+                "steps": n,
+                "steps_per_s": n / t.median_s,
                 "median_s": t.median_s,
-                "fit_speedup": _harness.speedup(timings, "fit", c.name),
+                "fit_speedup": _harness.speedup(timings, "fit", c.name)
+                * counts["fit"]
+                / n,
             }
             if c.name not in torch_names:
                 row["compile_s"] = t.compile_s
@@ -225,12 +234,15 @@ def throughput(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, An
         }
         if torch_names:
             best = min(torch_names, key=lambda name: timings[name].median_s)
-            ratio["fit_vs_torch"] = _harness.speedup(timings, "fit", best)
+            ratio["fit_vs_torch"] = (
+                _harness.speedup(timings, "fit", best) * steps / torch_steps
+            )
             ratio["torch_best"] = best
         ratios.append(ratio)
     skipped = [] if torch is not None else ["torch.optim (torch not installed)"]
     return {
         "steps": steps,
+        "torch_steps": torch_steps,
         "batch_size": B,
         "optimizer": f"adam({LEARNING_RATE})",
         "rows": rows,
@@ -242,7 +254,8 @@ def throughput(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, An
 def overheads(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any]:
     """Section 5: what each of fit's features costs, on the smallest MLP (where
     per-step overhead matters most), and a ladder from the hand-written scan up
-    to fit's defaults."""
+    to fit's defaults: the scan gains fit's features one by one, and fit drops
+    them ("fit: ..." rows; its defaults are shuffle, guard, a row per step)."""
     steps = mode.loop_steps
     few = 10
     hidden = mode.hidden[0]
@@ -258,45 +271,32 @@ def overheads(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any
         fit_("progress=True", progress=True),
         fit_(f"chunk_size={steps // 20} (20 chunks)", chunk_size=steps // 20),
         fit_("chunk_size=1 (1 window)", chunk_size=1),
-        fit_("log_every=10", log_every=10),
-        fit_(f"log_every={steps}", log_every=steps),
+        *(
+            fit_(f"log_every={k}", log_every=k)
+            for k in (10, 100, steps)
+            if steps % k == 0
+        ),
         fit_("skip_nonfinite=False", skip_nonfinite=False),
         fit_("replace=True", replace=True),
         fit_("shuffle=False", shuffle=False),
     ]
+
+    def scan_(name, optimizer, extras=()):
+        return scan_contestant(name, optimizer, params, jdata, steps, extras)
+
+    ours = jol.adam(LEARNING_RATE)
     ladder = [
-        scan_contestant(
-            "scan optax.adam", optax.adam(LEARNING_RATE), params, jdata, steps
+        scan_("scan: optax.adam", optax.adam(LEARNING_RATE)),
+        scan_("scan: jol.adam", ours),
+        scan_("scan: jol.adam, grad_norm", ours, ("grad_norm",)),
+        scan_("scan: jol.adam, grad_norm, lr", ours, ("grad_norm", "lr")),
+        scan_(
+            "scan: jol.adam, grad_norm, lr, guard", ours, ("grad_norm", "lr", "guard")
         ),
-        scan_contestant("scan jol.adam", jol.adam(LEARNING_RATE), params, jdata, steps),
-        scan_contestant(
-            "+ grad_norm",
-            jol.adam(LEARNING_RATE),
-            params,
-            jdata,
-            steps,
-            ("grad_norm",),
-        ),
-        scan_contestant(
-            "+ grad_norm + lr read",
-            jol.adam(LEARNING_RATE),
-            params,
-            jdata,
-            steps,
-            ("grad_norm", "lr"),
-        ),
-        scan_contestant(
-            "+ grad_norm + lr read + guard",
-            jol.adam(LEARNING_RATE),
-            params,
-            jdata,
-            steps,
-            ("grad_norm", "lr", "guard"),
-        ),
-        fit_("fit lean (replace, no guard, 1 row)", **lean),
-        fit_("fit lean + guard", **{**lean, "skip_nonfinite": True}),
-        fit_("fit lean + history per step", **{**lean, "log_every": 1}),
-        fit_("fit lean + shuffle", **{**lean, "replace": False}),
+        fit_("fit: replace, no guard, 1 row", **lean),
+        fit_("fit: replace, guard, 1 row", **{**lean, "skip_nonfinite": True}),
+        fit_("fit: replace, no guard, row/step", **{**lean, "log_every": 1}),
+        fit_("fit: shuffle, no guard, 1 row", **{**lean, "replace": False}),
     ]
     fixed = [
         fit_contestant(f"fit, {few} steps", params, jdata, few),
@@ -308,6 +308,7 @@ def overheads(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any
         wanted = set(mode.overhead_variants)
         variants = [c for c in variants if c.name in wanted]
         ladder = [c for c in ladder if c.name in wanted]
+        fixed = [c for c in fixed if c.name in wanted]
     timings = _harness.interleaved(variants + ladder + fixed, mode.repeats)
 
     def row(name, group, n=steps):
@@ -319,15 +320,17 @@ def overheads(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any
             "median_s": t.median_s,
             "compile_s": t.compile_s,
             "time_vs_default": _harness.time_ratio(timings, name, "default"),
-            "time_vs_scan": _harness.time_ratio(timings, name, "scan optax.adam"),
+            "time_vs_scan": _harness.time_ratio(timings, name, "scan: optax.adam"),
         }
 
     rows = [row(c.name, "fit option") for c in variants]
     rows += [row(c.name, "ladder") for c in ladder]
     rows += [row(c.name, "fixed cost", few) for c in fixed]
-    per_call = {
-        "fit_call_s": timings[f"fit, {few} steps"].median_s,
-        "scan_call_s": timings[f"scan, {few} steps"].median_s,
-        "steps": few,
-    }
-    return {"hidden": hidden, "steps": steps, "rows": rows, "per_call": per_call}
+    result: dict[str, Any] = {"hidden": hidden, "steps": steps, "rows": rows}
+    if len(fixed) == 2:
+        result["per_call"] = {
+            "fit_call_s": timings[f"fit, {few} steps"].median_s,
+            "scan_call_s": timings[f"scan, {few} steps"].median_s,
+            "steps": few,
+        }
+    return result

@@ -246,6 +246,33 @@ def _check_init(init: Callable, key: jax.Array) -> PyTree:
     return shapes
 
 
+# On CPU, vmapped runs are fastest while their stacked parameters stay in cache;
+# beyond that, batched matrix products with per-run weights lose to one run at
+# a time (measured on an MLP: 64 runs of 0.15 MB each ran 2x slower as one
+# block than as 64 sequential runs, and faster than them in blocks of 8-16).
+_CPU_BLOCK_BYTES = 2 * 2**20
+
+
+def _default_parallel(abstract: PyTree, runs: int, mesh: Any) -> int:
+    """How many runs to vmap together when ``max_parallel`` is not given: all
+    of them on accelerators (or over a mesh), about ``_CPU_BLOCK_BYTES`` of
+    parameters' worth on CPU."""
+    if mesh is not None or jax.default_backend() != "cpu":
+        return runs
+    size = sum(
+        math.prod(x.shape) * jnp.dtype(x.dtype).itemsize
+        for x in jax.tree.leaves(abstract)
+    )
+    return max(1, min(runs, _CPU_BLOCK_BYTES // max(size, 1)))
+
+
+def _even(total: int, cap: int) -> int:
+    """The smallest block size that splits ``total`` into as few blocks of at
+    most ``cap`` as possible (so that the last block needs little padding)."""
+    cap = max(1, min(cap, total))
+    return math.ceil(total / math.ceil(total / cap))
+
+
 def _is_init(params: Any) -> bool:
     """A callable that is itself a pytree leaf (a function, not a module
     holding arrays) initializes parameters from a key."""
@@ -354,8 +381,8 @@ def sweep(
 
     The runs are ordered configuration-major; ``max_parallel`` bounds how many
     are vmapped together (memory grows with it): the runs then go through the
-    same compiled function in blocks, the last one padded by repeating a run
-    whose results are dropped. Early stopping and evaluation are not part of a
+    same compiled function in equal blocks, the last one padded by repeating a
+    run whose results are dropped. Early stopping and evaluation are not part of a
     sweep: rank by `SweepResult.best` and evaluate ``result.params``.
 
     Args:
@@ -387,7 +414,10 @@ def sweep(
             finite, so a diverging configuration keeps its last finite
             parameters.
         log_every: steps per history row; must divide the number of steps.
-        max_parallel: at most this many runs vmapped at once (default: all).
+        max_parallel: at most this many runs vmapped at once. Default: all of
+            them on accelerators and over a mesh; on CPU, as many as hold about
+            2 MB of parameters (beyond that, vmapped runs on CPU are no faster
+            than one after the other, and lose cache locality).
         mesh: a `jax.sharding.Mesh` with an axis ``"data"`` (each batch split
             over it, as in `fit`), an axis ``"runs"`` (the runs split over it:
             each device trains its share of the configurations), or both. See
@@ -465,9 +495,9 @@ def sweep(
 
     # Blocks of [config_block, seed_block] runs, padded by repeating the last.
     num_configs = len(next(iter(table.values())))
-    limit = max_parallel or num_configs * seeds
-    seed_block = min(seeds, limit)
-    config_block = min(num_configs, max(1, limit // seed_block))
+    limit = max_parallel or _default_parallel(abstract, num_configs * seeds, mesh)
+    seed_block = _even(seeds, limit)
+    config_block = _even(num_configs, max(1, limit // seed_block))
     shards = _mesh.runs_size(mesh)
     config_block = math.ceil(config_block / shards) * shards
 

@@ -105,20 +105,20 @@ def test_one_trace_whatever_the_number_of_configurations_and_blocks():
     def quadratic(p, _):
         return jnp.sum((p - 1.0) ** 2)
 
-    rates = np.linspace(0.01, 0.3, 12)
+    rates = np.linspace(0.01, 0.3, 10)
     whole = jol.sweep(make, {"learning_rate": rates}, quadratic, jnp.zeros(4), steps=5)
-    # 12 configurations, one compilation: make_optimizer is traced once for the
+    # 10 configurations, one compilation: make_optimizer is traced once for the
     # initial states and once for the loop, never once per configuration.
     per_compile = len(traced)
     assert per_compile == 2
-    # Three blocks of 5, 5 and 2 padded to 5: the compiled block is reused.
+    # At most 4 at once: blocks of 4, 4 and 2 padded to 4 reuse one compilation.
     blocks = jol.sweep(
-        make, {"learning_rate": rates}, quadratic, jnp.zeros(4), steps=5, max_parallel=5
+        make, {"learning_rate": rates}, quadratic, jnp.zeros(4), steps=5, max_parallel=4
     )
     assert len(traced) == 2 * per_compile  # one more compilation, not three
     np.testing.assert_allclose(blocks.params, whole.params, rtol=1e-6)
     np.testing.assert_allclose(blocks.final_loss, whole.final_loss, rtol=1e-6)
-    assert blocks.params.shape == (12, 1, 4)
+    assert blocks.params.shape == (10, 1, 4)
     # Closed form of gradient descent on (p - 1)^2: p_t = 1 - (1 - 2 lr)^t.
     expected = 1 - (1 - 2 * rates) ** 5
     np.testing.assert_allclose(whole.params[:, 0, 0], expected, rtol=1e-5)
@@ -369,3 +369,17 @@ def test_lr_sweep_example_fast(tmp_path):
     if importlib.util.find_spec("matplotlib") is not None:
         assert numbers["plots"] == [str(tmp_path / "lr_sweep.png")]
         assert (tmp_path / "lr_sweep.png").stat().st_size > 0
+
+
+def test_default_blocks_on_cpu_keep_the_stacked_parameters_small():
+    from jaxopt_lite import _sweep
+
+    megabyte = {"w": jax.ShapeDtypeStruct((2**18,), jnp.float32)}  # 1 MiB per run
+    assert jax.default_backend() == "cpu"
+    assert _sweep._default_parallel(megabyte, 64, None) == 2
+    assert _sweep._default_parallel(PARAMS, 64, None) == 64
+    assert _sweep._default_parallel(megabyte, 64, mesh=object()) == 64
+    assert _sweep._even(64, 13) == 13  # 5 blocks: 65 runs, 1 padded
+    assert _sweep._even(10, 4) == 4
+    assert _sweep._even(12, 5) == 4  # 3 blocks of 4 rather than 5, 5, 2 (+3 padded)
+    assert _sweep._even(3, 7) == 3

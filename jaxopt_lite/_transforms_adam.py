@@ -246,7 +246,8 @@ def scale_by_adamax(
         del params
         count = _tree.safe_increment(state.count)
         mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
-        nu = _tree.tree_update_infinity_moment(updates, state.nu, b2, eps)
+        # (_tree annotates eps as float; arrays and tracers work too.)
+        nu = _tree.tree_update_infinity_moment(updates, state.nu, b2, eps)  # pyright: ignore[reportArgumentType]
         mu_hat = _tree.tree_bias_correction(mu, b1, count)
         new_updates = jax.tree.map(
             lambda g, m, n: (m / n).astype(g.dtype), updates, mu_hat, nu

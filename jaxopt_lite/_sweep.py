@@ -24,7 +24,10 @@ except ImportError:  # pragma: no cover - a future JAX without it
     _convert = None
 
 
-def _weak(x: jax.Array) -> jax.Array:
+def _weak(x: jax.Array) -> Any:
+    """``x`` as a weakly typed value, so that a swept float32 learning rate
+    promotes like the Python float it stands for (a bfloat16 model stays in
+    bfloat16)."""
     return x if _convert is None else _convert(x, weak_type=True)
 
 

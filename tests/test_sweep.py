@@ -383,3 +383,39 @@ def test_default_blocks_on_cpu_keep_the_stacked_parameters_small():
     assert _sweep._even(10, 4) == 4
     assert _sweep._even(12, 5) == 4  # 3 blocks of 4 rather than 5, 5, 2 (+3 padded)
     assert _sweep._even(3, 7) == 3
+
+
+def test_swept_values_promote_like_python_numbers_bfloat16():
+    # A traced float32 learning rate must not turn bfloat16 updates into
+    # float32: the sweep equals fit with a Python float, bit for bit.
+    x = _X.astype(jnp.bfloat16)
+    data = {"x": x, "y": x @ jnp.array([1.0, -2.0, 0.5], jnp.bfloat16)}
+
+    def loss(p, b):
+        return jnp.mean((b["x"] @ p["w"] - b["y"]) ** 2).astype(jnp.float32)
+
+    params = {"w": jnp.zeros(3, jnp.bfloat16)}
+
+    def make(learning_rate):
+        return jol.chain(jol.scale(-learning_rate), jol.trace(0.9))
+
+    result = jol.sweep(
+        make, {"learning_rate": [0.1]}, loss, params, data, steps=6, batch_size=8
+    )
+    alone = jol.fit(
+        loss,
+        params,
+        make(0.1),
+        data,
+        steps=6,
+        batch_size=8,
+        key=jax.random.fold_in(jax.random.key(0), 0),
+        progress=False,
+    )
+    assert result.params["w"].dtype == jnp.bfloat16
+    assert all(
+        x.dtype == jnp.bfloat16
+        for x in jax.tree.leaves(result.opt_state)
+        if x.ndim == 3
+    )
+    np.testing.assert_array_equal(result.params["w"][0, 0], alone.params["w"])

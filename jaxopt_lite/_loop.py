@@ -120,15 +120,24 @@ def train_step(
         batch = jax.lax.with_sharding_constraint(batch, cfg.batch_sharding)
 
     (loss, aux), grads = _value_and_grad(loss_fn, cfg.has_aux)(state.params, batch)
-    updates, opt_state = optimizer.update(
-        grads, state.opt_state, state.params, value=loss
-    )
-    params = optax.apply_updates(state.params, updates)
     grad_norm = _tree.tree_global_norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+    def apply(_):
+        updates, opt_state = optimizer.update(
+            grads, state.opt_state, state.params, value=loss
+        )
+        return optax.apply_updates(state.params, updates), opt_state
+
     if cfg.guard:
-        params = _tree.tree_where(finite, params, state.params)
-        opt_state = _tree.tree_where(finite, opt_state, state.opt_state)
+        # A branch, not a select over params and state: a skipped step does no
+        # optimizer work and a finite one pays nothing (under vmap it becomes a
+        # select anyway).
+        params, opt_state = jax.lax.cond(
+            finite, apply, lambda _: (state.params, state.opt_state), None
+        )
+    else:
+        params, opt_state = apply(None)
     loss32 = loss.astype(jnp.float32)
     state = state._replace(
         params=params,

@@ -187,7 +187,7 @@ def current_learning_rate(opt_state: Any) -> jax.Array | None:
 
     Example:
         >>> import jaxopt_lite as jol
-        >>> opt = jol.sgd(lambda step: 0.5**step)
+        >>> opt = jol.sgd(jol.exponential_decay(1.0, 1, 0.5))
         >>> jol.current_learning_rate(opt.init({"w": 1.0}))
         Array(1., dtype=float32)
     """

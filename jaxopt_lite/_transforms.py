@@ -249,7 +249,9 @@ def full_like(tree: _tree.PyTree, fill_value: Any, dtype: Any = None) -> _tree.P
     """Arrays shaped like ``tree`` filled with ``fill_value`` (leaf dtypes kept
     unless ``dtype`` is given)."""
     return jax.tree.map(
-        lambda x: jnp.full(jnp.shape(x), fill_value, dtype or jnp.asarray(x).dtype),
+        lambda x: jnp.full(
+            jnp.shape(x), fill_value, jnp.asarray(x).dtype if dtype is None else dtype
+        ),
         tree,
     )
 

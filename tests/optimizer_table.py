@@ -21,9 +21,10 @@ and used for both our factory and optax's (unless ``optax_kwargs`` is given).
 The update is always called with ``value=loss`` (the loops do so too), so
 loss-aware rows just set ``needs_value=True`` for documentation.
 
-Parameters in the generic tests are a dict ``{"w": (3,), "b": (2,)}`` (parity,
-jit, state and traced-hyper-parameter tests) or a single vector (convergence,
-Rosenbrock parity); masks in ``kwargs`` should be callables that handle both.
+Parameters in the generic tests are dicts (``{"w": (3,), "b": (2,)}`` for the
+jit, float32-state and traced-hyper-parameter tests, ``{"q": (5,), "r": (2,)}``
+for parity) or single vectors (convergence, bfloat16/complex64 state); masks
+in ``kwargs`` should be callables that handle both.
 """
 
 from __future__ import annotations

@@ -289,7 +289,7 @@ def fit(
     checkpointing = checkpoint_dir is not None
     if resume and not checkpointing:
         raise ValueError("resume=True needs checkpoint_dir.")
-    if resume and not _checkpoint.has_checkpoint(checkpoint_dir):
+    if resume and checkpoint_dir and not _checkpoint.has_checkpoint(checkpoint_dir):
         raise FileNotFoundError(
             f"resume=True but there is no checkpoint in {checkpoint_dir}."
         )
@@ -328,7 +328,7 @@ def fit(
     init, chunk = _compiled(loss_fn, optimizer, eval_fn, cfg)
     state = init(params, key)
     rows: list[dict[str, np.ndarray]] = []
-    if resume:
+    if resume and checkpoint_dir is not None:
         saved = _checkpoint.load_checkpoint(checkpoint_dir, state)
         for name, value in meta.items():
             if saved.metadata.get(name) != value:

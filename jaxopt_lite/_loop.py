@@ -112,10 +112,10 @@ def train_step(
             shuffle=cfg.shuffle,
             replace=cfg.replace,
         )
-        batch = _sampling.take_batch(data, indices, None, cfg.batch_size)
+        batch = _sampling.gather_batch(data, indices)
     else:
         start = (state.step % (cfg.num_examples // cfg.batch_size)) * cfg.batch_size
-        batch = _sampling.take_batch(data, None, start, cfg.batch_size)
+        batch = _sampling.slice_batch(data, start, cfg.batch_size)
     if cfg.batch_sharding is not None:
         batch = jax.lax.with_sharding_constraint(batch, cfg.batch_sharding)
 
@@ -329,8 +329,9 @@ def minimize_loop(
         )
         params = optax.apply_updates(s.params, updates)
         row = {"value": s.value, "grad_norm": s.grad_norm}
+        rate = current_learning_rate(opt_state)
         if rate is not None:
-            row["learning_rate"] = current_learning_rate(opt_state)
+            row["learning_rate"] = rate
         history = {
             k: h.at[s.step].set(jnp.asarray(row[k], jnp.float32))
             for k, h in s.history.items()

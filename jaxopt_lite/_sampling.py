@@ -102,11 +102,13 @@ def batch_indices(
     return permute(positions, num_examples, key, epoch)
 
 
-def take_batch(data, indices: jax.Array | None, start: jax.Array | None, size: int):
-    """Slice the leading axis of every leaf of ``data``: gather ``indices``, or a
-    contiguous ``dynamic_slice`` of ``size`` from ``start``."""
-    if indices is not None:
-        return jax.tree.map(lambda x: jnp.take(x, indices, axis=0), data)
+def gather_batch(data, indices: jax.Array):
+    """The examples ``indices`` of every leaf of ``data`` (leading axis)."""
+    return jax.tree.map(lambda x: jnp.take(x, indices, axis=0), data)
+
+
+def slice_batch(data, start: jax.Array, size: int):
+    """``size`` consecutive examples from ``start`` of every leaf of ``data``."""
     return jax.tree.map(
         lambda x: jax.lax.dynamic_slice_in_dim(x, start, size, axis=0), data
     )

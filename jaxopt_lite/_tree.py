@@ -86,8 +86,11 @@ def tree_sum_squares(tree: PyTree) -> jax.Array:
     if not leaves:
         return jnp.zeros((), jnp.float32)
     return sum(
-        jnp.sum(abs_sq(x), dtype=jnp.promote_types(abs_sq(x).dtype, jnp.float32))
-        for x in leaves
+        (
+            jnp.sum(abs_sq(x), dtype=jnp.promote_types(abs_sq(x).dtype, jnp.float32))
+            for x in leaves
+        ),
+        jnp.zeros((), jnp.float32),
     )
 
 

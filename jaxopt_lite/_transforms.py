@@ -234,7 +234,10 @@ def check_dtype(name: str, dtype: Any) -> Any:
 
 def real_dtype(x: jax.Array) -> Any:
     """The real dtype matching ``x`` (``float32`` for ``complex64``)."""
-    return jnp.finfo(x.dtype).dtype if jnp.iscomplexobj(x) else x.dtype
+    dtype = jnp.asarray(x).dtype
+    return (
+        jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
+    )
 
 
 def real_full_like(tree: _tree.PyTree, fill_value: Any) -> _tree.PyTree:

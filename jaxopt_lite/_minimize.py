@@ -94,7 +94,7 @@ def minimize(
         >>> result = jol.minimize(lambda x: jnp.sum((x - 3.0) ** 2),
         ...                       jnp.zeros(2), jol.gd(0.1), steps=500, tol=1e-5)
         >>> result.converged, result.steps, result.params.round(4)
-        (True, 64, Array([3., 3.], dtype=float32))
+        (True, 62, Array([3., 3.], dtype=float32))
     """
     _checks.check_callable("fun", fun)
     _checks.check_optimizer(optimizer)

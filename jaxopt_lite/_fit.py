@@ -98,6 +98,41 @@ def _compiled(loss_fn, optimizer, eval_fn, cfg: _loop.LoopConfig):
     return init, chunk
 
 
+def _monitor(
+    early_stopping: EarlyStopping | None,
+    eval_names: list[str],
+    steps_per_epoch: int,
+    eval_every: int | None,
+) -> tuple[str | None, int | None]:
+    """Validate ``early_stopping``; return the history name it monitors and
+    how often (in steps) it is checked."""
+    if early_stopping is None:
+        return None, None
+    if not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(
+            f"early_stopping must be an EarlyStopping, got {early_stopping!r}."
+        )
+    _checks.check_positive_int("early_stopping.patience", early_stopping.patience)
+    if early_stopping.mode not in ("min", "max"):
+        raise ValueError(
+            f"early_stopping.mode={early_stopping.mode!r}: use 'min' or 'max'."
+        )
+    delta = early_stopping.min_delta
+    if not (isinstance(delta, numbers.Real) and delta >= 0):
+        raise ValueError(f"early_stopping.min_delta={delta!r} must be a number >= 0.")
+    if early_stopping.monitor == "loss":
+        return "loss", steps_per_epoch
+    monitor = early_stopping.monitor
+    if not monitor.startswith("eval_"):
+        monitor = f"eval_{monitor}"
+    if monitor not in eval_names:
+        raise ValueError(
+            f"early_stopping.monitor={early_stopping.monitor!r} is not a "
+            f"recorded metric; choose one of {['loss', *eval_names]}."
+        )
+    return monitor, eval_every
+
+
 def _choose_windows(total_windows: int, requested: int | None) -> int:
     if requested is not None:
         return min(requested, total_windows)
@@ -249,42 +284,20 @@ def fit(
     _checks.check_loss_fn(loss_fn, params, data, batch_size, has_aux=has_aux)
     eval_names: list[str] = []
     if eval_fn is not None:
-        shape = jax.eval_shape(eval_fn, params, eval_data)
-        eval_names = list(_loop._eval_names(shape))
-
-    monitor = None
-    check_every = None
-    if early_stopping is not None:
-        if not isinstance(early_stopping, EarlyStopping):
-            raise TypeError(
-                f"early_stopping must be an EarlyStopping, got {early_stopping!r}."
-            )
-        _checks.check_positive_int("early_stopping.patience", early_stopping.patience)
-        if early_stopping.mode not in ("min", "max"):
-            raise ValueError(
-                f"early_stopping.mode={early_stopping.mode!r}: use 'min' or 'max'."
-            )
-        if not (
-            isinstance(early_stopping.min_delta, numbers.Real)
-            and early_stopping.min_delta >= 0
+        shape = _loop.eval_names(jax.eval_shape(eval_fn, params, eval_data))
+        if not all(
+            isinstance(s, jax.ShapeDtypeStruct) and s.shape == ()
+            for s in shape.values()
         ):
-            raise ValueError(
-                f"early_stopping.min_delta={early_stopping.min_delta!r} must be a "
-                "number >= 0."
+            raise TypeError(
+                "eval_fn must return a scalar or a dict of scalars; it returned "
+                f"{shape!r}."
             )
-        monitor = early_stopping.monitor
-        if monitor == "loss":
-            check_every = steps_per_epoch
-        else:
-            if not monitor.startswith("eval_"):
-                monitor = f"eval_{monitor}"
-            if monitor not in eval_names:
-                allowed = ["loss", *eval_names]
-                raise ValueError(
-                    f"early_stopping.monitor={early_stopping.monitor!r} is not a "
-                    f"recorded metric; choose one of {allowed}."
-                )
-            check_every = eval_every
+        eval_names = list(shape)
+
+    monitor, check_every = _monitor(
+        early_stopping, eval_names, steps_per_epoch, eval_every
+    )
 
     checkpointing = checkpoint_dir is not None
     if resume and not checkpointing:

@@ -223,7 +223,7 @@ def run_window(
             lambda p: nans,
             state.params,
         )
-        row.update(_eval_names(evals))
+        row.update(eval_names(evals))
         row["evaluated"] = due
 
     if cfg.monitor is not None and cfg.check_every is not None:
@@ -238,7 +238,8 @@ def run_window(
     return state, row
 
 
-def _eval_names(evals: Any) -> dict[str, jax.Array]:
+def eval_names(evals: Any) -> dict[str, Any]:
+    """Name ``eval_fn``'s output: ``eval_<key>`` for a dict, else ``eval_loss``."""
     if isinstance(evals, dict):
         return {f"eval_{k}": v for k, v in evals.items()}
     return {"eval_loss": evals}

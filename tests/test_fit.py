@@ -361,6 +361,8 @@ def test_validation_of_inputs(tmp_path):
         jol.fit(loss_fn, PARAMS, OPT, {"x": X[:0], "y": X[:0, 0]}, steps=1)
     with pytest.raises(TypeError, match=r"shape \(16,\)"):
         jol.fit(lambda p, b: b["x"] @ p["w"], PARAMS, OPT, DATA, steps=1, batch_size=16)
+    with pytest.raises(TypeError, match="eval_fn must return a scalar"):
+        jol.fit(loss_fn, PARAMS, OPT, DATA, steps=1, eval_fn=lambda p, d: p["w"])
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         jol.fit(
             loss_fn, PARAMS, OPT, DATA, steps=1, checkpoint_dir=tmp_path, resume=True

@@ -9,7 +9,8 @@ Contestants, all training the same MLP on the same data with Adam, batch 128:
 - ``optax python loop``: the usual idiom, a jitted step (batch sampled on the
   device, parameter and state buffers donated) called from a Python loop;
 - ``torch.optim``: the same model in PyTorch with ``torch.optim.Adam``
-  (skipped when torch is not installed).
+  (skipped when torch is not installed), timed against ``fit`` in a block of
+  its own, at torch's default thread count and at one thread.
 """
 
 from __future__ import annotations
@@ -167,19 +168,59 @@ def torch_contestant(torch: Any, name, params, data, steps, threads) -> Contesta
     return Contestant(name, run, setup)
 
 
+def _versus_torch(torch, mode, fit, params, data, rows, hidden) -> dict[str, Any]:
+    """Time torch.optim against ``fit`` in a block of their own: torch's thread
+    pool, still spinning after a torch call, slows whatever JAX runs next, so
+    interleaving it with the JAX-only contestants would skew their ratios."""
+    steps = mode.loop_steps
+    torch_steps = min(steps, mode.torch_steps)
+    default_threads = torch.get_num_threads()
+    names, block = [], [fit]
+    # torch's default thread count, and one thread: on a small, busy machine
+    # its thread pool can be far slower than one thread
+    for threads in mode.torch_threads or sorted({default_threads, 1})[::-1]:
+        names.append(f"torch.optim ({threads} thread{'s' * (threads > 1)})")
+        block.append(
+            torch_contestant(torch, names[-1], params, data, torch_steps, threads)
+        )
+    try:
+        timings = _harness.interleaved(block, mode.repeats)
+    finally:
+        torch.set_num_threads(default_threads)
+    for name in names:
+        t = timings[name]
+        rows.append(
+            {
+                "hidden": hidden,
+                "contestant": name,
+                "steps": torch_steps,
+                "steps_per_s": torch_steps / t.median_s,
+                "median_s": t.median_s,
+                # in steps/s: torch runs fewer steps per call
+                "fit_speedup": _harness.speedup(timings, "fit", name)
+                * steps
+                / torch_steps,
+            }
+        )
+    best = min(names, key=lambda name: timings[name].median_s)
+    return {
+        "fit_vs_torch": _harness.speedup(timings, "fit", best) * steps / torch_steps,
+        "torch_best": best,
+    }
+
+
 def throughput(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any]:
     """Section 1: steps/s of fit, the hand-written scan, the optax Python loop
     and torch.optim, per hidden size."""
     torch = _harness.optional_module("torch")
     steps = mode.loop_steps
     jdata = jax.tree.map(jnp.asarray, data)
-    torch_threads = torch.get_num_threads() if torch is not None else 0
-    torch_steps = min(steps, mode.torch_steps)
     rows, ratios = [], []
     for hidden in mode.hidden:
         params = _problems.init_mlp(jax.random.key(1), hidden)
-        contestants = [
-            fit_contestant("fit", params, jdata, steps),
+        fit = fit_contestant("fit", params, jdata, steps)
+        jax_block = [
+            fit,
             scan_contestant(
                 "optax scan", optax.adam(LEARNING_RATE), params, jdata, steps
             ),
@@ -187,44 +228,20 @@ def throughput(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, An
                 "optax python loop", optax.adam(LEARNING_RATE), params, jdata, steps
             ),
         ]
-        torch_names = []
-        if torch is not None:
-            # torch's default thread count, and one thread: on a small, busy
-            # machine its thread pool can be far slower than one thread
-            for threads in mode.torch_threads or sorted({torch_threads, 1})[::-1]:
-                torch_names.append(
-                    f"torch.optim ({threads} thread{'s' * (threads > 1)})"
-                )
-                contestants.append(
-                    torch_contestant(
-                        torch, torch_names[-1], params, data, torch_steps, threads
-                    )
-                )
-        try:
-            timings = _harness.interleaved(contestants, mode.repeats)
-        finally:
-            if torch is not None:
-                torch.set_num_threads(torch_threads)
-        # steps/s ratios (torch runs fewer steps per call)
-        counts = {
-            c.name: torch_steps if c.name in torch_names else steps for c in contestants
-        }
-        for c in contestants:
+        timings = _harness.interleaved(jax_block, mode.repeats)
+        for c in jax_block:
             t = timings[c.name]
-            n = counts[c.name]
-            row = {
-                "hidden": hidden,
-                "contestant": c.name,
-                "steps": n,
-                "steps_per_s": n / t.median_s,
-                "median_s": t.median_s,
-                "fit_speedup": _harness.speedup(timings, "fit", c.name)
-                * counts["fit"]
-                / n,
-            }
-            if c.name not in torch_names:
-                row["compile_s"] = t.compile_s
-            rows.append(row)
+            rows.append(
+                {
+                    "hidden": hidden,
+                    "contestant": c.name,
+                    "steps": steps,
+                    "steps_per_s": steps / t.median_s,
+                    "median_s": t.median_s,
+                    "compile_s": t.compile_s,
+                    "fit_speedup": _harness.speedup(timings, "fit", c.name),
+                }
+            )
         ratio = {
             "hidden": hidden,
             "fit_vs_optax_scan": _harness.speedup(timings, "fit", "optax scan"),
@@ -232,17 +249,13 @@ def throughput(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, An
                 timings, "fit", "optax python loop"
             ),
         }
-        if torch_names:
-            best = min(torch_names, key=lambda name: timings[name].median_s)
-            ratio["fit_vs_torch"] = (
-                _harness.speedup(timings, "fit", best) * steps / torch_steps
-            )
-            ratio["torch_best"] = best
+        if torch is not None:
+            ratio.update(_versus_torch(torch, mode, fit, params, data, rows, hidden))
         ratios.append(ratio)
     skipped = [] if torch is not None else ["torch.optim (torch not installed)"]
     return {
         "steps": steps,
-        "torch_steps": torch_steps,
+        "torch_steps": min(steps, mode.torch_steps),
         "batch_size": B,
         "optimizer": f"adam({LEARNING_RATE})",
         "rows": rows,

@@ -121,7 +121,11 @@ def fit_contestant(name, params, data, steps, **options) -> Contestant:
     options.setdefault("progress", False)
 
     def run(_):
-        with contextlib.redirect_stderr(io.StringIO()) if quiet else _null():
+        with (
+            contextlib.redirect_stderr(io.StringIO())
+            if quiet
+            else (contextlib.nullcontext())
+        ):
             result = jol.fit(
                 _problems.mlp_loss,
                 params,
@@ -135,10 +139,6 @@ def fit_contestant(name, params, data, steps, **options) -> Contestant:
         return result.params
 
     return Contestant(name, run)
-
-
-def _null():
-    return contextlib.nullcontext()
 
 
 def torch_contestant(torch: Any, name, params, data, steps, threads) -> Contestant:

@@ -74,7 +74,7 @@ MODES = {
     ),
     "quick": Mode(
         name="quick",
-        repeats=5,
+        repeats=7,
         loop_steps=2_000,
         hidden=(32,),
         torch_threads=None,

@@ -14,10 +14,12 @@ class Progress:
     def wanted(progress: bool | None) -> bool:
         """Resolve ``progress=None`` (a bar when stderr is a terminal and tqdm
         is installed); ``True`` without tqdm is an error."""
+        if progress is False:
+            return False
         available = importlib.util.find_spec("tqdm") is not None
         if progress is None:
             return available and sys.stderr.isatty()
-        if progress and not available:
+        if not available:
             raise ImportError(
                 "progress=True needs tqdm: pip install 'jaxopt-lite[progress]'."
             )

@@ -14,7 +14,6 @@ from typing import Any
 import jax
 import optax
 
-from jaxopt_lite import _validate as v
 from jaxopt_lite._combine import chain
 from jaxopt_lite._transforms import (
     ScalarOrSchedule,
@@ -82,7 +81,6 @@ def adam(
     References:
         Kingma and Ba, *Adam: A Method for Stochastic Optimization*, 2015.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
         scale_by_learning_rate(learning_rate),
@@ -141,7 +139,6 @@ def adamw(
     References:
         Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, 2019.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
         add_decayed_weights(weight_decay, mask),
@@ -297,7 +294,6 @@ def adamax(
     References:
         Kingma and Ba, *Adam: A Method for Stochastic Optimization*, 2015.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
 
 
@@ -349,7 +345,6 @@ def amsgrad(
     References:
         Reddi et al., *On the Convergence of Adam and Beyond*, 2018.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(
         scale_by_amsgrad(
             b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu
@@ -410,7 +405,6 @@ def radam(
         Liu et al., *On the Variance of the Adaptive Learning Rate and
         Beyond*, 2020.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(
         scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov),
         scale_by_learning_rate(learning_rate),
@@ -465,7 +459,6 @@ def adabelief(
         Zhuang et al., *AdaBelief Optimizer: Adapting Stepsizes by the Belief
         in Observed Gradients*, 2020.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(
         scale_by_belief(b1, b2, eps, eps_root, nesterov=nesterov),
         scale_by_learning_rate(learning_rate),
@@ -512,5 +505,4 @@ def yogi(
     References:
         Zaheer et al., *Adaptive Methods for Nonconvex Optimization*, 2018.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(scale_by_yogi(b1, b2, eps), scale_by_learning_rate(learning_rate))

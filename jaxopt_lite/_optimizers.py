@@ -65,7 +65,6 @@ def gd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs
         Cauchy, *Méthode générale pour la résolution des systèmes d'équations
         simultanées*, 1847.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(scale_by_learning_rate(learning_rate))
 
 
@@ -163,7 +162,6 @@ def adagrad(
         Duchi et al., *Adaptive Subgradient Methods for Online Learning and
         Stochastic Optimization*, 2011.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(
         scale_by_rss(initial_accumulator_value=initial_accumulator_value, eps=eps),
         scale_by_learning_rate(learning_rate),
@@ -300,7 +298,6 @@ def adadelta(
     """
     if learning_rate is None:
         learning_rate = 1.0
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(
         add_decayed_weights(weight_decay, mask=weight_decay_mask),
         scale_by_adadelta(rho=rho, eps=eps),

@@ -31,10 +31,6 @@ from jaxopt_lite._transforms import (
 from jaxopt_lite._transforms_adam import scale_by_adam
 
 
-def _check_weight_decay(value: Any) -> None:
-    v.check_range("weight_decay", value, 0.0, allow_schedule=True)
-
-
 def sign_sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
     r"""SGD on the signs of the gradient's elements.
 
@@ -62,7 +58,6 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExt
         Balles, Pedregosa and Le Roux, *The geometry of sign gradient descent*,
         2020.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
 
 
@@ -113,8 +108,6 @@ def lion(
     References:
         Chen et al., *Symbolic discovery of optimization algorithms*, 2023.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
-    _check_weight_decay(weight_decay)
     return chain(
         scale_by_lion(b1=b1, b2=b2, mu_dtype=mu_dtype),
         add_decayed_weights(weight_decay, mask),
@@ -171,8 +164,6 @@ def lamb(
         You et al., *Large batch optimization for deep learning: training BERT
         in 76 minutes*, 2020.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
-    _check_weight_decay(weight_decay)
     return chain(
         scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
         add_decayed_weights(weight_decay=weight_decay, mask=mask),
@@ -233,7 +224,6 @@ def lars(
         networks*, 2017.
     """
     v.check_learning_rate("learning_rate", learning_rate)
-    _check_weight_decay(weight_decay)
     v.check_decay("momentum", momentum)
     return chain(
         add_decayed_weights(weight_decay, mask=weight_decay_mask),
@@ -293,7 +283,6 @@ def novograd(
         Li et al., *Jasper: an end-to-end convolutional neural acoustic model*,
         2019.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(
         scale_by_novograd(
             b1=b1, b2=b2, eps=eps, eps_root=eps_root, weight_decay=weight_decay

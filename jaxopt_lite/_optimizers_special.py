@@ -77,7 +77,6 @@ def noisy_sgd(
         Neelakantan et al., *Adding gradient noise improves learning for very
         deep networks*, 2015.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
     return chain(
         add_noise(eta, gamma, key, seed=seed),
         scale_by_learning_rate(learning_rate),

@@ -1,134 +1,154 @@
 """jaxopt_lite: optax-compatible first-order optimizers and compiled loops."""
 
 # --- transforms (_transforms.py) ---
-from jaxopt_lite._transforms import ScalarOrSchedule as ScalarOrSchedule
-from jaxopt_lite._transforms import add_decayed_weights as add_decayed_weights
-from jaxopt_lite._transforms import current_learning_rate as current_learning_rate
-from jaxopt_lite._transforms import scale as scale
-from jaxopt_lite._transforms import scale_by_learning_rate as scale_by_learning_rate
-from jaxopt_lite._transforms import scale_by_schedule as scale_by_schedule
-from jaxopt_lite._transforms import trace as trace
-from jaxopt_lite._transforms_adam import scale_by_adam as scale_by_adam
-from jaxopt_lite._transforms_adam import scale_by_adamax as scale_by_adamax
-from jaxopt_lite._transforms_adam import scale_by_amsgrad as scale_by_amsgrad
-from jaxopt_lite._transforms_adam import scale_by_belief as scale_by_belief
-from jaxopt_lite._transforms_adam import scale_by_radam as scale_by_radam
-from jaxopt_lite._transforms_adam import scale_by_yogi as scale_by_yogi
-from jaxopt_lite._transforms_rms import scale_by_adadelta as scale_by_adadelta
-from jaxopt_lite._transforms_rms import scale_by_rms as scale_by_rms
-from jaxopt_lite._transforms_rms import scale_by_rss as scale_by_rss
-from jaxopt_lite._transforms_rms import scale_by_stddev as scale_by_stddev
+from jaxopt_lite._transforms.scaling import ScalarOrSchedule as ScalarOrSchedule
+from jaxopt_lite._transforms.weight_decay import (
+    add_decayed_weights as add_decayed_weights,
+)
+from jaxopt_lite._transforms.scaling import (
+    current_learning_rate as current_learning_rate,
+)
+from jaxopt_lite._transforms.scaling import scale as scale
+from jaxopt_lite._transforms.scaling import (
+    scale_by_learning_rate as scale_by_learning_rate,
+)
+from jaxopt_lite._transforms.scaling import scale_by_schedule as scale_by_schedule
+from jaxopt_lite._transforms.sgd import trace as trace
+from jaxopt_lite._transforms.adam import scale_by_adam as scale_by_adam
+from jaxopt_lite._transforms.adam import scale_by_adamax as scale_by_adamax
+from jaxopt_lite._transforms.adam import scale_by_amsgrad as scale_by_amsgrad
+from jaxopt_lite._transforms.adam import scale_by_belief as scale_by_belief
+from jaxopt_lite._transforms.adam import scale_by_radam as scale_by_radam
+from jaxopt_lite._transforms.adam import scale_by_yogi as scale_by_yogi
+from jaxopt_lite._transforms.rms import scale_by_adadelta as scale_by_adadelta
+from jaxopt_lite._transforms.rms import scale_by_rms as scale_by_rms
+from jaxopt_lite._transforms.rms import scale_by_rss as scale_by_rss
+from jaxopt_lite._transforms.rms import scale_by_stddev as scale_by_stddev
 
 # --- combinators (_combine.py) ---
-from jaxopt_lite._accumulate import AccumulateGradientsState as AccumulateGradientsState
-from jaxopt_lite._accumulate import accumulate_gradients as accumulate_gradients
-from jaxopt_lite._averaging import EmaParamsState as EmaParamsState
-from jaxopt_lite._averaging import LookaheadState as LookaheadState
-from jaxopt_lite._averaging import ema_of as ema_of
-from jaxopt_lite._averaging import ema_params as ema_params
-from jaxopt_lite._averaging import lookahead as lookahead
-from jaxopt_lite._averaging import slow_params_of as slow_params_of
-from jaxopt_lite._combine import MaskedState as MaskedState
-from jaxopt_lite._combine import PartitionState as PartitionState
-from jaxopt_lite._combine import chain as chain
-from jaxopt_lite._combine import masked as masked
-from jaxopt_lite._combine import named_chain as named_chain
-from jaxopt_lite._combine import partition as partition
-from jaxopt_lite._finite import ApplyIfFiniteState as ApplyIfFiniteState
-from jaxopt_lite._finite import apply_if_finite as apply_if_finite
-from jaxopt_lite._inject import InjectHyperparamsState as InjectHyperparamsState
-from jaxopt_lite._inject import inject_hyperparams as inject_hyperparams
-from jaxopt_lite._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
-from jaxopt_lite._plateau import reduce_on_plateau as reduce_on_plateau
+from jaxopt_lite._combinators.accumulate import (
+    AccumulateGradientsState as AccumulateGradientsState,
+)
+from jaxopt_lite._combinators.accumulate import (
+    accumulate_gradients as accumulate_gradients,
+)
+from jaxopt_lite._combinators.averaging import EmaParamsState as EmaParamsState
+from jaxopt_lite._combinators.averaging import LookaheadState as LookaheadState
+from jaxopt_lite._combinators.averaging import ema_of as ema_of
+from jaxopt_lite._combinators.averaging import ema_params as ema_params
+from jaxopt_lite._combinators.averaging import lookahead as lookahead
+from jaxopt_lite._combinators.averaging import slow_params_of as slow_params_of
+from jaxopt_lite._combinators.masking import MaskedState as MaskedState
+from jaxopt_lite._combinators.masking import PartitionState as PartitionState
+from jaxopt_lite._combinators.chain import chain as chain
+from jaxopt_lite._combinators.masking import masked as masked
+from jaxopt_lite._combinators.chain import named_chain as named_chain
+from jaxopt_lite._combinators.masking import partition as partition
+from jaxopt_lite._combinators.finite import ApplyIfFiniteState as ApplyIfFiniteState
+from jaxopt_lite._combinators.finite import apply_if_finite as apply_if_finite
+from jaxopt_lite._combinators.inject import (
+    InjectHyperparamsState as InjectHyperparamsState,
+)
+from jaxopt_lite._combinators.inject import inject_hyperparams as inject_hyperparams
+from jaxopt_lite._combinators.plateau import (
+    ReduceLROnPlateauState as ReduceLROnPlateauState,
+)
+from jaxopt_lite._combinators.plateau import reduce_on_plateau as reduce_on_plateau
 
 # --- schedules (_schedules.py) ---
-from jaxopt_lite._schedules import constant_schedule as constant_schedule
-from jaxopt_lite._schedules import cosine_decay_schedule as cosine_decay_schedule
-from jaxopt_lite._schedules import exponential_decay as exponential_decay
-from jaxopt_lite._schedules import inverse_time_decay as inverse_time_decay
-from jaxopt_lite._schedules import linear_schedule as linear_schedule
-from jaxopt_lite._schedules import polynomial_schedule as polynomial_schedule
-from jaxopt_lite._schedules import step_decay as step_decay
-from jaxopt_lite._schedules_joined import join_schedules as join_schedules
-from jaxopt_lite._schedules_joined import sgdr_schedule as sgdr_schedule
-from jaxopt_lite._schedules_joined import (
+from jaxopt_lite._schedules.decay import constant_schedule as constant_schedule
+from jaxopt_lite._schedules.decay import cosine_decay_schedule as cosine_decay_schedule
+from jaxopt_lite._schedules.decay import exponential_decay as exponential_decay
+from jaxopt_lite._schedules.decay import inverse_time_decay as inverse_time_decay
+from jaxopt_lite._schedules.decay import linear_schedule as linear_schedule
+from jaxopt_lite._schedules.decay import polynomial_schedule as polynomial_schedule
+from jaxopt_lite._schedules.decay import step_decay as step_decay
+from jaxopt_lite._schedules.joined import join_schedules as join_schedules
+from jaxopt_lite._schedules.joined import sgdr_schedule as sgdr_schedule
+from jaxopt_lite._schedules.joined import (
     warmup_constant_schedule as warmup_constant_schedule,
 )
-from jaxopt_lite._schedules_joined import (
+from jaxopt_lite._schedules.joined import (
     warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
 )
-from jaxopt_lite._schedules_joined import (
+from jaxopt_lite._schedules.joined import (
     warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
 )
-from jaxopt_lite._schedules_piecewise import (
+from jaxopt_lite._schedules.piecewise import (
     cosine_onecycle_schedule as cosine_onecycle_schedule,
 )
-from jaxopt_lite._schedules_piecewise import (
+from jaxopt_lite._schedules.piecewise import (
     linear_onecycle_schedule as linear_onecycle_schedule,
 )
-from jaxopt_lite._schedules_piecewise import (
+from jaxopt_lite._schedules.piecewise import (
     piecewise_constant_schedule as piecewise_constant_schedule,
 )
-from jaxopt_lite._schedules_piecewise import (
+from jaxopt_lite._schedules.piecewise import (
     piecewise_interpolate_schedule as piecewise_interpolate_schedule,
 )
 
 # --- optimizers (_optimizers*.py) ---
-from jaxopt_lite._adam_family import adabelief as adabelief
-from jaxopt_lite._adam_family import adam as adam
-from jaxopt_lite._adam_family import adamax as adamax
-from jaxopt_lite._adam_family import adamw as adamw
-from jaxopt_lite._adam_family import amsgrad as amsgrad
-from jaxopt_lite._adam_family import nadam as nadam
-from jaxopt_lite._adam_family import nadamw as nadamw
-from jaxopt_lite._adam_family import radam as radam
-from jaxopt_lite._adam_family import yogi as yogi
-from jaxopt_lite._optimizers import adadelta as adadelta
-from jaxopt_lite._optimizers import adagrad as adagrad
-from jaxopt_lite._optimizers import gd as gd
-from jaxopt_lite._optimizers import rmsprop as rmsprop
-from jaxopt_lite._optimizers import sgd as sgd
+from jaxopt_lite._optimizers.adam import adabelief as adabelief
+from jaxopt_lite._optimizers.adam import adam as adam
+from jaxopt_lite._optimizers.adam import adamax as adamax
+from jaxopt_lite._optimizers.adam import adamw as adamw
+from jaxopt_lite._optimizers.adam import amsgrad as amsgrad
+from jaxopt_lite._optimizers.adam import nadam as nadam
+from jaxopt_lite._optimizers.adam import nadamw as nadamw
+from jaxopt_lite._optimizers.adam import radam as radam
+from jaxopt_lite._optimizers.adam import yogi as yogi
+from jaxopt_lite._optimizers.adaptive import adadelta as adadelta
+from jaxopt_lite._optimizers.adaptive import adagrad as adagrad
+from jaxopt_lite._optimizers.sgd import gd as gd
+from jaxopt_lite._optimizers.adaptive import rmsprop as rmsprop
+from jaxopt_lite._optimizers.sgd import sgd as sgd
 
 # --- optimizers part B ---
-from jaxopt_lite._clipping import adaptive_grad_clip as adaptive_grad_clip
-from jaxopt_lite._clipping import centralize as centralize
-from jaxopt_lite._clipping import clip as clip
-from jaxopt_lite._clipping import clip_by_block_rms as clip_by_block_rms
-from jaxopt_lite._clipping import clip_by_global_norm as clip_by_global_norm
-from jaxopt_lite._clipping import zero_nans as zero_nans
-from jaxopt_lite._factored import scale_by_factored_rms as scale_by_factored_rms
-from jaxopt_lite._factored import scale_by_param_block_rms as scale_by_param_block_rms
-from jaxopt_lite._noise import add_noise as add_noise
-from jaxopt_lite._optimizers_sign_trust import lamb as lamb
-from jaxopt_lite._optimizers_sign_trust import lars as lars
-from jaxopt_lite._optimizers_sign_trust import lion as lion
-from jaxopt_lite._optimizers_sign_trust import novograd as novograd
-from jaxopt_lite._optimizers_sign_trust import sign_sgd as sign_sgd
-from jaxopt_lite._optimizers_special import adafactor as adafactor
-from jaxopt_lite._optimizers_special import noisy_sgd as noisy_sgd
-from jaxopt_lite._optimizers_special import polyak_sgd as polyak_sgd
-from jaxopt_lite._polyak import scale_by_polyak as scale_by_polyak
-from jaxopt_lite._sign_trust import scale_by_lion as scale_by_lion
-from jaxopt_lite._sign_trust import scale_by_novograd as scale_by_novograd
-from jaxopt_lite._sign_trust import scale_by_sign as scale_by_sign
-from jaxopt_lite._sign_trust import scale_by_trust_ratio as scale_by_trust_ratio
+from jaxopt_lite._transforms.clipping import adaptive_grad_clip as adaptive_grad_clip
+from jaxopt_lite._transforms.clipping import centralize as centralize
+from jaxopt_lite._transforms.clipping import clip as clip
+from jaxopt_lite._transforms.clipping import clip_by_block_rms as clip_by_block_rms
+from jaxopt_lite._transforms.clipping import clip_by_global_norm as clip_by_global_norm
+from jaxopt_lite._transforms.clipping import zero_nans as zero_nans
+from jaxopt_lite._transforms.factored import (
+    scale_by_factored_rms as scale_by_factored_rms,
+)
+from jaxopt_lite._transforms.factored import (
+    scale_by_param_block_rms as scale_by_param_block_rms,
+)
+from jaxopt_lite._transforms.noise import add_noise as add_noise
+from jaxopt_lite._optimizers.layerwise import lamb as lamb
+from jaxopt_lite._optimizers.layerwise import lars as lars
+from jaxopt_lite._optimizers.sign import lion as lion
+from jaxopt_lite._optimizers.layerwise import novograd as novograd
+from jaxopt_lite._optimizers.sign import sign_sgd as sign_sgd
+from jaxopt_lite._optimizers.adafactor import adafactor as adafactor
+from jaxopt_lite._optimizers.sgd import noisy_sgd as noisy_sgd
+from jaxopt_lite._optimizers.sgd import polyak_sgd as polyak_sgd
+from jaxopt_lite._transforms.polyak import scale_by_polyak as scale_by_polyak
+from jaxopt_lite._transforms.sign import scale_by_lion as scale_by_lion
+from jaxopt_lite._transforms.layerwise import scale_by_novograd as scale_by_novograd
+from jaxopt_lite._transforms.sign import scale_by_sign as scale_by_sign
+from jaxopt_lite._transforms.layerwise import (
+    scale_by_trust_ratio as scale_by_trust_ratio,
+)
 
 # --- checkpoints (_checkpoint.py) ---
-from jaxopt_lite._checkpoint import Checkpoint as Checkpoint
-from jaxopt_lite._checkpoint import has_checkpoint as has_checkpoint
-from jaxopt_lite._checkpoint import load_checkpoint as load_checkpoint
-from jaxopt_lite._checkpoint import save_checkpoint as save_checkpoint
+from jaxopt_lite._drivers.checkpoint import Checkpoint as Checkpoint
+from jaxopt_lite._drivers.checkpoint import has_checkpoint as has_checkpoint
+from jaxopt_lite._drivers.checkpoint import load_checkpoint as load_checkpoint
+from jaxopt_lite._drivers.checkpoint import save_checkpoint as save_checkpoint
 
 # --- loops and drivers ---
-from jaxopt_lite._fit import EarlyStopping as EarlyStopping
-from jaxopt_lite._fit import FitResult as FitResult
-from jaxopt_lite._fit import fit as fit
-from jaxopt_lite._minimize import MinimizeResult as MinimizeResult
-from jaxopt_lite._minimize import minimize as minimize
+from jaxopt_lite._drivers.fit import EarlyStopping as EarlyStopping
+from jaxopt_lite._drivers.fit import FitResult as FitResult
+from jaxopt_lite._drivers.fit import fit as fit
+from jaxopt_lite._drivers.minimize import MinimizeResult as MinimizeResult
+from jaxopt_lite._drivers.minimize import minimize as minimize
 
 # --- sweeps and devices ---
-from jaxopt_lite._sweep import SweepResult as SweepResult
-from jaxopt_lite._sweep import sweep as sweep
+from jaxopt_lite._drivers.sweep import SweepResult as SweepResult
+from jaxopt_lite._drivers.sweep import sweep as sweep
 
 __version__ = "0.1.0"
 

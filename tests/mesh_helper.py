@@ -21,7 +21,8 @@ import numpy as np
 from jax.sharding import Mesh
 
 import jaxopt_lite as jol
-from jaxopt_lite import _loop, _mesh
+from jaxopt_lite._drivers import mesh as _mesh
+from jaxopt_lite._loop import train as _loop
 
 X = jax.random.normal(jax.random.key(0), (64, 3))
 DATA = {"x": X, "y": X @ jnp.array([1.0, -2.0, 0.5]) + 0.3}

@@ -1,10 +1,12 @@
 """The public API: every name in ``jaxopt_lite.__all__`` exists once, and every
-public function documents its update rule with a ``$$`` math block.
+public function that has an update rule documents it in a ``$$`` math block.
 
-Exempt from the ``$$`` rule: classes (NamedTuple states, result and
-configuration types such as ``Checkpoint``) and non-callable objects (type
-aliases such as ``ScalarOrSchedule``); they still need a docstring (see
-``tests/test_docs.py``).
+An update rule exists for what layer 1 builds: transforms, optimizers,
+schedules and combinators (``jaxopt_lite._transforms``, ``_optimizers``,
+``_schedules``, ``_combinators``). Functions that only read a state back
+(`current_learning_rate`, `ema_of`, `slow_params_of`), the drivers and the
+checkpoint functions need no math; classes and type aliases neither. All of
+them still need a docstring (see ``tests/test_docs.py``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,24 @@ def _is_exempt(obj: object) -> bool:
     return inspect.isclass(obj) or not callable(obj)
 
 
+_RULE_LAYERS = tuple(
+    f"jaxopt_lite.{layer}."
+    for layer in ("_transforms", "_optimizers", "_schedules", "_combinators")
+)
+_READERS = {"current_learning_rate", "ema_of", "slow_params_of"}
+
+
+def _has_update_rule(name: str) -> bool:
+    obj = getattr(jaxopt_lite, name)
+    return (
+        not _is_exempt(obj)
+        and obj.__module__.startswith(_RULE_LAYERS)
+        and name not in _READERS
+    )
+
+
 PUBLIC_FUNCTIONS = [
-    name
-    for name in PUBLIC
-    if hasattr(jaxopt_lite, name) and not _is_exempt(getattr(jaxopt_lite, name))
+    name for name in PUBLIC if hasattr(jaxopt_lite, name) and _has_update_rule(name)
 ]
 
 

@@ -18,7 +18,7 @@ import optax
 import pytest
 
 import jaxopt_lite as jol
-from jaxopt_lite import _checkpoint
+from jaxopt_lite._drivers import checkpoint as _checkpoint
 
 
 class Pair(NamedTuple):

@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import jaxopt_lite as jol
-from jaxopt_lite import _fit
+from jaxopt_lite._drivers import fit as _fit
 
 KEY = jax.random.key(0)
 X = jax.random.normal(jax.random.key(1), (96, 3))
@@ -319,7 +319,7 @@ def test_progress_bar(capsys):
         (dict(), ValueError, "exactly one of steps and epochs"),
         (dict(steps=5, epochs=2), ValueError, "exactly one of steps and epochs"),
         (dict(steps=0), ValueError, "steps=0"),
-        (dict(steps=2.5), TypeError, "steps must be a positive integer"),
+        (dict(steps=2.5), TypeError, "steps must be an integer"),
         (dict(steps=5, batch_size=0), ValueError, "batch_size=0"),
         (dict(steps=5, batch_size=500), ValueError, "larger than the 96 examples"),
         (dict(steps=5, log_every=2), ValueError, "log_every=2 must divide"),
@@ -329,7 +329,16 @@ def test_progress_bar(capsys):
             ValueError,
             "eval_every was given without eval_fn",
         ),
-        (dict(steps=5, key=3), TypeError, "key must be a PRNG key"),
+        (
+            dict(steps=5, key="3"),
+            TypeError,
+            "key must be an integer seed or a PRNG key",
+        ),
+        (
+            dict(steps=5, key=jax.random.split(jax.random.key(0), 3)),
+            ValueError,
+            "key must be a single PRNG key",
+        ),
         (dict(steps=5, resume=True), ValueError, "resume=True needs checkpoint_dir"),
         (
             dict(steps=5, early_stopping=jol.EarlyStopping(monitor="acc")),

@@ -247,7 +247,7 @@ def test_values_are_checked_when_the_factory_is_called():
         ({"static_args": "lr"}, ValueError, "static_args=\\['lr'\\]"),
         ({"static_args": 3}, TypeError, "static_args"),
         ({"hyperparam_dtype": jnp.int32}, ValueError, "hyperparam_dtype"),
-        ({"hyperparam_dtype": "nope"}, ValueError, "hyperparam_dtype"),
+        ({"hyperparam_dtype": "nope"}, TypeError, "hyperparam_dtype"),
     ],
 )
 def test_argument_errors(kwargs, error, match):

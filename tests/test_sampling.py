@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_lite import _sampling
+from jaxopt_lite._loop import sampling as _sampling
 
 permute = jax.jit(_sampling.permute, static_argnums=1)
 batch_indices = jax.jit(

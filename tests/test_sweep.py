@@ -282,7 +282,7 @@ def test_aux_metrics_are_recorded():
             {"learning_rate": [0.1], "b1": [0.9]},
             {"seeds": 1.5},
             TypeError,
-            "seeds must be a positive integer",
+            "seeds must be an integer",
         ),
         (
             {"learning_rate": [0.1], "b1": [0.9]},
@@ -310,9 +310,9 @@ def test_aux_metrics_are_recorded():
         ),
         (
             {"learning_rate": [0.1], "b1": [0.9]},
-            {"key": 0},
+            {"key": "0"},
             TypeError,
-            "key must be a PRNG key",
+            "key must be an integer seed or a PRNG key",
         ),
         (
             {"learning_rate": [0.1], "b1": [0.9]},
@@ -372,7 +372,7 @@ def test_lr_sweep_example_fast(tmp_path):
 
 
 def test_default_blocks_on_cpu_keep_the_stacked_parameters_small():
-    from jaxopt_lite import _sweep
+    from jaxopt_lite._drivers import sweep as _sweep
 
     megabyte = {"w": jax.ShapeDtypeStruct((2**18,), jnp.float32)}  # 1 MiB per run
     assert jax.default_backend() == "cpu"

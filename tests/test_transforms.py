@@ -467,9 +467,13 @@ NAN = math.nan
         (lambda: jol.rmsprop(0.1, momentum=-0.5), "momentum"),
         (lambda: jol.adadelta(-1.0), "learning_rate"),
         (lambda: jol.adamw(0.1, weight_decay=-0.1), "weight_decay"),
+        (lambda: jol.trace(0.9, accumulator_dtype=jnp.int32), "accumulator_dtype"),
+        (lambda: jol.scale_by_adam(mu_dtype=jnp.int8), "mu_dtype"),
     ],
 )
 def test_invalid_values_raise_value_error(call, name):
+    """Including a dtype of the wrong kind (a value: ``TypeError`` is for
+    arguments that are not dtypes at all)."""
     with pytest.raises(ValueError, match=name):
         call()
 
@@ -478,9 +482,7 @@ def test_invalid_values_raise_value_error(call, name):
     ("call", "name"),
     [
         (lambda: jol.trace(0.9, nesterov=1), "nesterov"),
-        (lambda: jol.trace(0.9, accumulator_dtype=jnp.int32), "accumulator_dtype"),
         (lambda: jol.trace(0.9, accumulator_dtype="not a dtype"), "accumulator_dtype"),
-        (lambda: jol.scale_by_adam(mu_dtype=jnp.int8), "mu_dtype"),
         (lambda: jol.scale_by_adam(nesterov=None), "nesterov"),
         (lambda: jol.scale_by_rms(eps_in_sqrt="yes"), "eps_in_sqrt"),
         (lambda: jol.scale_by_amsgrad(bias_correction_mu=0), "bias_correction_mu"),

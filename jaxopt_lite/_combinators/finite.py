@@ -1,0 +1,104 @@
+"""`apply_if_finite`: skip updates whose gradients hold a NaN or an infinity."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core.validate import check_int, check_transform
+
+
+class ApplyIfFiniteState(NamedTuple):
+    """Counters of non-finite gradients and the inner state.
+
+    ``notfinite_count``: consecutive non-finite gradients up to now (int32,
+    reset to 0 by a finite one); ``last_finite``: whether the last gradient was
+    finite (bool); ``total_notfinite``: non-finite gradients since ``init``
+    (int32, saturating); ``inner_state``: the state of the wrapped transform.
+    """
+
+    notfinite_count: jax.Array
+    last_finite: jax.Array
+    total_notfinite: jax.Array
+    inner_state: Any
+
+
+def apply_if_finite(
+    inner: optax.GradientTransformation, max_consecutive_errors: int | jax.Array
+) -> optax.GradientTransformationExtraArgs:
+    r"""Skip steps whose gradients hold a NaN or an infinity.
+
+    $$
+    (u_t, S_t) = \begin{cases} T(g_t, S_{t-1}) & g_t \text{ finite or }
+    n_t > N \\ (0, S_{t-1}) & \text{otherwise} \end{cases}
+    $$
+
+    where $n_t$ counts the consecutive non-finite gradients up to step $t$
+    and $N$ is ``max_consecutive_errors``. A skipped step returns zero
+    updates and leaves the inner state untouched; after more than $N$
+    non-finite gradients in a row the update is applied anyway (so a run that
+    is truly broken shows it). Same numbers and state as
+    ``optax.apply_if_finite``.
+
+    Args:
+        inner: the transform to protect.
+        max_consecutive_errors: $N$, an integer >= 0 (may be traced).
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs`` whose state is an
+        `ApplyIfFiniteState`.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> opt = jol.apply_if_finite(jol.scale_by_learning_rate(0.1), 3)
+        >>> updates, state = opt.update(jnp.array([jnp.nan, 1.0]), opt.init(None))
+        >>> updates, state.total_notfinite
+        (Array([0., 0.], dtype=float32), Array(1, dtype=int32))
+    """
+    check_transform("inner", inner)
+    check_int("max_consecutive_errors", max_consecutive_errors, minimum=0, traced=True)
+    inner = optax.with_extra_args_support(inner)
+
+    def init_fn(params):
+        return ApplyIfFiniteState(
+            notfinite_count=jnp.zeros([], jnp.int32),
+            last_finite=jnp.array(True),
+            total_notfinite=jnp.zeros([], jnp.int32),
+            inner_state=inner.init(params),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        finite = _tree.tree_all_finite(updates)
+        notfinite_count = jnp.where(
+            finite,
+            jnp.zeros([], jnp.int32),
+            optax.safe_increment(state.notfinite_count),
+        )
+        total_notfinite = jnp.where(
+            finite, state.total_notfinite, optax.safe_increment(state.total_notfinite)
+        )
+
+        def apply(operands):
+            updates, inner_state = operands
+            return inner.update(updates, inner_state, params, **extra_args)
+
+        # Zeros shaped like what ``inner`` returns (usually like ``updates``).
+        out_shape = jax.eval_shape(apply, (updates, state.inner_state))[0]
+
+        def skip(operands):
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shape)
+            return zeros, operands[1]
+
+        apply_now = finite | (notfinite_count > max_consecutive_errors)
+        updates, inner_state = jax.lax.cond(
+            apply_now, apply, skip, (updates, state.inner_state)
+        )
+        return updates, ApplyIfFiniteState(
+            notfinite_count, finite, total_notfinite, inner_state
+        )
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,0 +1,62 @@
+"""Dtype helpers shared by every layer: real parts of complex dtypes, filled and
+cast copies of trees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core.tree import PyTree
+
+
+def real_dtype(x: jax.Array) -> Any:
+    """The real dtype matching ``x`` (``float32`` for ``complex64``)."""
+    dtype = jnp.asarray(x).dtype
+    return (
+        jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
+    )
+
+
+def real_full_like(tree: _tree.PyTree, fill_value: Any) -> _tree.PyTree:
+    """Arrays shaped like ``tree`` filled with ``fill_value``, in each leaf's real
+    dtype (second moments of complex parameters are real)."""
+    return jax.tree.map(
+        lambda x: jnp.full(jnp.shape(x), fill_value, real_dtype(x)), tree
+    )
+
+
+def full_like(tree: _tree.PyTree, fill_value: Any, dtype: Any = None) -> _tree.PyTree:
+    """Arrays shaped like ``tree`` filled with ``fill_value`` (leaf dtypes kept
+    unless ``dtype`` is given)."""
+    return jax.tree.map(
+        lambda x: jnp.full(
+            jnp.shape(x), fill_value, jnp.asarray(x).dtype if dtype is None else dtype
+        ),
+        tree,
+    )
+
+
+def cast_like(tree: _tree.PyTree, like: _tree.PyTree) -> _tree.PyTree:
+    """Cast every leaf of ``tree`` to the dtype of the matching leaf of ``like``."""
+    return jax.tree.map(
+        lambda x, y: jnp.asarray(x).astype(jnp.asarray(y).dtype), tree, like
+    )
+
+
+def real_float_dtype(tree: PyTree, which: str = "highest") -> Any:
+    """The highest (or lowest) real floating dtype among the leaves of ``tree``
+    (complex leaves count as their real part); float32 when there is none."""
+    dtypes = []
+    for leaf in jax.tree.leaves(tree):
+        dtype = jnp.result_type(leaf)
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            dtype = jnp.finfo(dtype).dtype
+        if jnp.issubdtype(dtype, jnp.floating):
+            dtypes.append(jnp.dtype(dtype))
+    if not dtypes:
+        return jnp.dtype(jnp.float32)
+    pick = max if which == "highest" else min
+    return pick(dtypes, key=lambda d: jnp.finfo(d).bits)

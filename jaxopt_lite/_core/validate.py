@@ -1,0 +1,219 @@
+"""Argument checks run before tracing.
+
+Checks only look at concrete values (Python numbers, NumPy or concrete JAX
+arrays). Traced values and schedules pass through untouched, so
+hyper-parameters can be ``vmap``-ed or changed without recompiling.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import jax
+import jax.core
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+PyTree = Any
+
+
+def concrete_values(value: Any) -> np.ndarray | None:
+    """``value`` as a NumPy array when it is a concrete number or array, else
+    ``None`` (tracers, schedules and other callables)."""
+    if callable(value) or isinstance(value, jax.core.Tracer):
+        return None
+    if isinstance(value, bool) or not isinstance(
+        value, (numbers.Number, np.ndarray, np.generic, jax.Array)
+    ):
+        return None
+    try:
+        return np.asarray(value)
+    except Exception:  # a non-fully-addressable array, for instance
+        return None
+
+
+def _describe(value: Any) -> str:
+    array = np.asarray(value)
+    return repr(array.item()) if array.ndim == 0 else f"array {array.tolist()}"
+
+
+def check_number(name: str, value: Any, *, allow_schedule: bool = False) -> None:
+    """Raise ``TypeError`` unless ``value`` is a real number, an array, a tracer
+    or (when ``allow_schedule``) a callable."""
+    if callable(value):
+        if allow_schedule:
+            return
+        raise TypeError(f"{name} must be a number or an array, got a callable.")
+    if isinstance(value, bool) or not isinstance(
+        value, (numbers.Real, np.ndarray, np.generic, jax.Array)
+    ):
+        allowed = "a number, an array or a schedule (step -> value)"
+        if not allow_schedule:
+            allowed = "a number or an array"
+        raise TypeError(f"{name} must be {allowed}, got {value!r}.")
+
+
+def check_range(
+    name: str,
+    value: Any,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_closed: bool = True,
+    high_closed: bool = True,
+    allow_schedule: bool = False,
+) -> None:
+    """Raise ``ValueError`` when a concrete ``value`` has an element outside the
+    interval (or is not finite). ``TypeError`` for values that are not numbers."""
+    check_number(name, value, allow_schedule=allow_schedule)
+    array = concrete_values(value)
+    if array is None:
+        return
+    if not jnp.issubdtype(array.dtype, jnp.number) or np.iscomplexobj(array):
+        raise TypeError(f"{name} must be real, got {_describe(value)}.")
+    array = array.astype(np.float64)  # also covers bfloat16 and other ml_dtypes
+    ok = np.isfinite(array)
+    ok &= (array >= low) if low_closed else (array > low)
+    ok &= (array <= high) if high_closed else (array < high)
+    if not ok.all():
+        interval = (
+            ("[" if low_closed else "(")
+            + f"{low:g}, {high:g}"
+            + ("]" if high_closed else ")")
+        )
+        raise ValueError(
+            f"{name}={_describe(value)} is not allowed: it must be a finite "
+            f"number in {interval}."
+        )
+
+
+def check_learning_rate(name: str, value: Any) -> None:
+    """A learning rate: a finite number >= 0, an array of them, or a schedule."""
+    check_range(name, value, 0.0, math.inf, high_closed=False, allow_schedule=True)
+
+
+def check_nonnegative(name: str, value: Any) -> None:
+    """A finite number >= 0 (or an array of them)."""
+    check_range(name, value, 0.0, math.inf, high_closed=False)
+
+
+def check_decay(name: str, value: Any) -> None:
+    """An exponential-average decay in [0, 1)."""
+    check_range(name, value, 0.0, 1.0, high_closed=False)
+
+
+def check_int(
+    name: str,
+    value: Any,
+    *,
+    minimum: int = 1,
+    optional: bool = False,
+    traced: bool = False,
+) -> None:
+    """An integer ``>= minimum``: a Python or NumPy integer or a concrete 0-d
+    integer array (``TypeError`` for anything else, booleans included). With
+    ``optional``, ``None`` passes; with ``traced``, tracers pass unchecked
+    (integer hyper-parameters)."""
+    if (optional and value is None) or (traced and isinstance(value, jax.core.Tracer)):
+        return
+    array = concrete_values(value)
+    if (
+        isinstance(value, bool)
+        or array is None
+        or array.shape != ()
+        or not np.issubdtype(array.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    if int(array) < minimum:
+        raise ValueError(
+            f"{name}={int(array)!r} is not allowed: it must be an integer >= {minimum}."
+        )
+
+
+def check_bool(name: str, value: Any) -> None:
+    """``TypeError`` unless ``value`` is a Python bool (a static switch)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+
+
+def check_callable(name: str, value: Any) -> None:
+    """``TypeError`` unless ``value`` is callable."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r}.")
+
+
+def check_dtype(name: str, value: Any, *, kind: Any = jnp.inexact) -> Any:
+    """``None``, or a NumPy/JAX dtype of the given kind (floating or complex by
+    default) returned canonicalized: ``TypeError`` when ``value`` is not a dtype,
+    ``ValueError`` when it is a dtype of another kind."""
+    if value is None:
+        return None
+    try:
+        dtype = jax.dtypes.canonicalize_dtype(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a dtype or None, got {value!r}.") from None
+    if not jnp.issubdtype(dtype, kind):
+        what = "real floating" if kind is jnp.floating else "floating or complex"
+        raise ValueError(
+            f"{name}={value!r} is not allowed: it must be None or a {what} dtype "
+            "such as jnp.float32."
+        )
+    return dtype
+
+
+def check_transform(name: str, value: Any) -> None:
+    """``TypeError`` unless ``value`` is an ``optax.GradientTransformation``."""
+    if not isinstance(value, optax.GradientTransformation):
+        raise TypeError(
+            f"{name} must be an optax.GradientTransformation (for example "
+            f"jaxopt_lite.adam(1e-3)), got {type(value).__name__}: {value!r}."
+        )
+
+
+def check_prefix(name: str, prefix: PyTree, tree: PyTree, what: str) -> None:
+    """``ValueError`` naming ``name`` unless ``prefix``'s structure is a prefix of
+    (or equal to) ``tree``'s, showing both structures."""
+    try:
+        jax.tree.map(lambda _p, _t: None, prefix, tree)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{name} does not match the {what}: its tree structure must be the "
+            f"{what}' structure or a prefix of it.\n"
+            f"  {name} structure: {jax.tree.structure(prefix)}\n"
+            f"  {what} structure: {jax.tree.structure(tree)}"
+        ) from None
+
+
+def check_key(name: str, key: Any) -> jax.Array:
+    """One typed PRNG key from an integer seed, a typed key, or a raw ``uint32``
+    key of shape ``(2,)`` (``jax.random.PRNGKey``); ``None`` means seed 0.
+    Traced keys pass; a batch of keys is a ``ValueError``."""
+    if key is None:
+        return jax.random.key(0)
+    if isinstance(key, bool):
+        raise TypeError(f"{name} must be an integer seed or a PRNG key, got {key!r}.")
+    if isinstance(key, numbers.Integral):
+        return jax.random.key(int(key))
+    if isinstance(key, (jax.Array, np.ndarray, np.generic)):
+        key = jnp.asarray(key)
+        dtype = key.dtype
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            if key.shape != ():
+                raise ValueError(
+                    f"{name} must be a single PRNG key, got an array of keys "
+                    f"of shape {key.shape}."
+                )
+            return key
+        if jnp.issubdtype(dtype, jnp.integer):
+            if key.shape == ():
+                return jax.random.key(key)
+            if key.shape == (2,) and dtype == jnp.uint32:
+                return jax.random.wrap_key_data(key)
+            raise ValueError(
+                f"{name} must be an integer seed, a typed key (jax.random.key) or "
+                f"a raw key of shape (2,), got an integer array of shape {key.shape}."
+            )
+    raise TypeError(f"{name} must be an integer seed or a PRNG key, got {key!r}.")

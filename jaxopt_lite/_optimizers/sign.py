@@ -1,0 +1,97 @@
+"""Sign-based optimizers: `sign_sgd` and `lion`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import optax
+
+from jaxopt_lite._combinators.chain import chain
+from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
+from jaxopt_lite._transforms.sign import scale_by_lion, scale_by_sign
+from jaxopt_lite._transforms.weight_decay import add_decayed_weights
+
+
+def sign_sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
+    r"""SGD on the signs of the gradient's elements.
+
+    $$
+    \theta_{t+1} = \theta_t - \eta_t \operatorname{sign}(g_t)
+    $$
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array (possibly
+            traced) or a schedule ``step -> rate``.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> opt = jol.sign_sgd(0.1)
+        >>> opt.update(jnp.array([3.0, -0.01]), opt.init(jnp.zeros(2)))[0]
+        Array([-0.1,  0.1], dtype=float32)
+
+    References:
+        Bernstein, Wang, Azizzadenesheli and Anandkumar, *signSGD: compressed
+        optimisation for non-convex problems*, 2018.
+
+        Balles, Pedregosa and Le Roux, *The geometry of sign gradient descent*,
+        2020.
+    """
+    return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
+
+
+def lion(
+    learning_rate: ScalarOrSchedule,
+    b1: float | jax.Array = 0.9,
+    b2: float | jax.Array = 0.99,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-3,
+    mask: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Lion: signed momentum steps with decoupled weight decay.
+
+    $$
+    \begin{aligned}
+    c_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+    \theta_{t+1} &= \theta_t - \eta_t \left( \operatorname{sign}(c_t)
+        + \lambda \theta_t \right) \\
+    m_t &= \beta_2 m_{t-1} + (1 - \beta_2) g_t
+    \end{aligned}
+    $$
+
+    Only one moment is kept, and every element moves by $\pm\eta$ (plus
+    decay), so good learning rates are typically 3-10 times smaller than
+    AdamW's and the weight decay 3-10 times larger. The weight decay is
+    multiplied by the learning rate. The direction is `scale_by_lion`.
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
+        b1: the blend $\beta_1$ of momentum and gradient, in [0, 1).
+        b2: the momentum decay $\beta_2$, in [0, 1).
+        mu_dtype: dtype of the momentum (``None``: the parameters' dtype).
+        weight_decay: $\lambda$, a number >= 0, an array or a schedule.
+        mask: which leaves get weight decay: ``None`` (all), a tree of bools
+            with the structure of the parameters (or a prefix of it), or a
+            callable ``params -> such a tree``.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> opt = jol.lion(0.1, weight_decay=0.0)
+        >>> params = jnp.array([1.0, 2.0])
+        >>> opt.update(jnp.array([0.5, -3.0]), opt.init(params), params)[0]
+        Array([-0.1,  0.1], dtype=float32)
+
+    References:
+        Chen et al., *Symbolic discovery of optimization algorithms*, 2023.
+    """
+    return chain(
+        scale_by_lion(b1=b1, b2=b2, mu_dtype=mu_dtype),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )

@@ -1,0 +1,507 @@
+"""Learning-rate schedules: pure ``step -> value`` functions.
+
+Each factory checks its concrete arguments, then returns a closure made of
+``jnp`` operations only, so a schedule can be jitted, vmapped and fed the int32
+step counter of a compiled loop. Hyper-parameters may be Python numbers,
+arrays or traced values: nothing branches in Python on their values, so one
+can be swept with ``jax.vmap`` or passed as a ``jax.jit`` argument without
+recompiling. Traced values are not checked.
+
+A schedule accepts a step (a Python int or an integer array; an array of steps
+gives an array of values) and returns the promoted dtype of its float
+hyper-parameters, at least the default float (float32, or float64 with x64);
+the arithmetic runs in float32 or wider.
+
+Names, arguments and defaults mirror optax's schedules and give the same
+numbers. Meaningless values, including those that optax quietly turns into a
+constant schedule or ignores, are rejected here with a ``ValueError``:
+``transition_steps <= 0``, ``decay_rate <= 0``, a negative
+``transition_begin``, ``warmup_steps=0`` in `warmup_constant_schedule`,
+powers and exponents ``<= 0``. Polynomial and
+linear schedules end exactly on ``end_value`` even under ``jit`` (optax's can
+miss it by a rounding error there, or give NaN for powers below 1).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jaxopt_lite._core import validate as v
+
+Schedule = Callable[[ArrayLike], jax.Array]
+
+# ----------------------------------------------------------------------------
+# Checks and dtype helpers.
+
+
+def _check_finite(name: str, value: Any) -> None:
+    v.check_range(name, value)
+
+
+def _check_positive(name: str, value: Any) -> None:
+    v.check_range(name, value, 0.0, math.inf, low_closed=False, high_closed=False)
+
+
+def _check_nonnegative(name: str, value: Any) -> None:
+    v.check_nonnegative(name, value)
+
+
+def _check_fraction(name: str, value: Any) -> None:
+    v.check_range(name, value, 0.0, 1.0)
+
+
+def _check_less(lo_name: str, lo: Any, hi_name: str, hi: Any, strict: bool) -> None:
+    """``lo < hi`` (or ``<=``) when both are concrete."""
+    a, b = v.concrete_values(lo), v.concrete_values(hi)
+    if a is None or b is None or np.all(a < b if strict else a <= b):
+        return
+    relation = "larger than" if strict else "at least"
+    raise ValueError(
+        f"{hi_name}={v._describe(hi)} is not allowed: it must be {relation} "
+        f"{lo_name}={v._describe(lo)}."
+    )
+
+
+def _check_flag(name: str, value: Any) -> None:
+    """A bool, a bool array or a traced bool."""
+    if isinstance(value, (bool, np.bool_)):
+        return
+    dtype = getattr(value, "dtype", None)
+    if isinstance(value, (np.ndarray, jax.Array)) and dtype == np.bool_:
+        return
+    raise TypeError(f"{name} must be True or False (or a bool array), got {value!r}.")
+
+
+def _check_exponential(
+    steps: Any, rate: Any, begin: Any, staircase: Any, end: Any
+) -> None:
+    """The checks of `exponential_decay`'s arguments after ``init_value`` (in
+    the order of `_exponential`'s), shared with its warmup variant."""
+    _check_positive("transition_steps", steps)
+    _check_positive("decay_rate", rate)
+    _check_nonnegative("transition_begin", begin)
+    _check_flag("staircase", staircase)
+    if end is not None:
+        _check_finite("end_value", end)
+
+
+def _dtype(*values: Any) -> Any:
+    """Output dtype: the promoted dtype of the float hyper-parameters (Python
+    numbers are weak), at least the default float."""
+    return jnp.result_type(*(x for x in values if x is not None), 0.0)
+
+
+def _lift(x: Any, dtype: Any) -> Any:
+    """Python numbers stay weakly typed (arithmetic among them stays exact, as
+    in optax); arrays become ``dtype`` (the float32-or-wider compute dtype)."""
+    if x is None or isinstance(x, (int, float)):
+        return x
+    return jnp.asarray(x).astype(dtype)
+
+
+def _lift_count(x: Any, dtype: Any) -> Any:
+    """Step-valued arguments: integers stay integers, float arrays become ``dtype``."""
+    if isinstance(x, (int, float)) or jnp.issubdtype(jnp.result_type(x), jnp.integer):
+        return x
+    return jnp.asarray(x).astype(dtype)
+
+
+def _is_integer(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) or jnp.issubdtype(
+        jnp.result_type(x), jnp.integer
+    )
+
+
+def _compute_dtype(dtype: Any) -> Any:
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+# ----------------------------------------------------------------------------
+# Unchecked builders shared by the public factories.
+
+
+def _polynomial(init, end, power, steps, begin, dtype) -> Schedule:
+    ct = _compute_dtype(dtype)
+    init, end, power = _lift(init, ct), _lift(end, ct), _lift(power, ct)
+    steps, begin = _lift_count(steps, ct), _lift_count(begin, ct)
+
+    def schedule(step):
+        # The remaining fraction as (T - done) / T rather than 1 - done / T:
+        # it is exactly 0 at the end even where XLA turns the division into a
+        # multiplication by 1 / T. steps <= 0 (a zero-length warmup, or a
+        # traced value) jumps straight to end.
+        span = jnp.maximum(steps, 0)
+        done = jnp.clip(jnp.asarray(step) - begin, 0, span)
+        frac = (span - done) / jnp.where(steps > 0, steps, 1)
+        return ((init - end) * frac**power + end).astype(dtype)
+
+    return schedule
+
+
+def _exponential(init, steps, rate, begin, staircase, end, dtype) -> Schedule:
+    ct = _compute_dtype(dtype)
+    init, rate, end = _lift(init, ct), _lift(rate, ct), _lift(end, ct)
+    steps, begin = _lift_count(steps, ct), _lift_count(begin, ct)
+
+    def schedule(step):
+        elapsed = jnp.asarray(step) - begin
+        exponent = elapsed / steps
+        exponent = jnp.where(staircase, jnp.floor(exponent), exponent)
+        value = jnp.where(elapsed <= 0, init, init * jnp.power(rate, exponent))
+        if end is not None:
+            # A lower bound while decaying, an upper bound while growing.
+            value = jnp.where(
+                rate < 1, jnp.maximum(value, end), jnp.minimum(value, end)
+            )
+        return jnp.asarray(value).astype(dtype)
+
+    return schedule
+
+
+def _cosine(init, steps, alpha, exponent, dtype) -> Schedule:
+    ct = _compute_dtype(dtype)
+    init, alpha, exponent = _lift(init, ct), _lift(alpha, ct), _lift(exponent, ct)
+    steps = _lift_count(steps, ct)
+
+    def schedule(step):
+        t = jnp.minimum(jnp.asarray(step).astype(ct), steps)
+        cosine = 0.5 * (1 + jnp.cos(jnp.pi * t / steps))
+        return (init * ((1 - alpha) * cosine**exponent + alpha)).astype(dtype)
+
+    return schedule
+
+
+def _join(schedules: Sequence[Schedule], boundaries: Sequence[Any]) -> Schedule:
+    def schedule(step):
+        step = jnp.asarray(step)
+        out = jnp.asarray(schedules[0](step))
+        for boundary, later in zip(boundaries, schedules[1:], strict=False):
+            out = jnp.where(step < boundary, out, later(step - boundary))
+        return out.astype(jnp.result_type(out, 0.0))
+
+    return schedule
+
+
+# ----------------------------------------------------------------------------
+# Public schedules.
+
+
+def constant_schedule(value: ArrayLike) -> Schedule:
+    r"""A schedule that always returns the same value.
+
+    $$
+    \eta_t = v
+    $$
+
+    Args:
+        value: the value $v$ (a finite number or array).
+
+    Returns:
+        A schedule ``step -> value`` (an array shaped like ``step`` broadcast
+        with ``value``).
+
+    Example:
+        >>> import jaxopt_lite as jol
+        >>> jol.constant_schedule(0.1)(1000)
+        Array(0.1, dtype=float32)
+    """
+    _check_finite("value", value)
+    dtype = _dtype(value)
+
+    def schedule(step):
+        shape = jnp.broadcast_shapes(jnp.shape(value), jnp.shape(step))
+        return jnp.broadcast_to(jnp.asarray(value).astype(dtype), shape)
+
+    return schedule
+
+
+def polynomial_schedule(
+    init_value: ArrayLike,
+    end_value: ArrayLike,
+    power: ArrayLike,
+    transition_steps: ArrayLike,
+    transition_begin: ArrayLike = 0,
+) -> Schedule:
+    r"""Move from ``init_value`` to ``end_value`` along a polynomial.
+
+    $$
+    \eta_t = (\eta_0 - \eta_{\text{end}})
+        \left(1 - \frac{\min(\max(t - t_0, 0), T)}{T}\right)^{p}
+        + \eta_{\text{end}}
+    $$
+
+    The value is $\eta_0$ up to step $t_0$, reaches
+    $\eta_{\text{end}}$ at step $t_0 + T$ and stays there.
+
+    Args:
+        init_value: the starting value $\eta_0$.
+        end_value: the final value $\eta_{\text{end}}$.
+        power: the exponent $p > 0$ (1 is `linear_schedule`).
+        transition_steps: the length $T > 0$ of the transition.
+        transition_begin: the step $t_0 \ge 0$ where the transition starts.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> sched = jol.polynomial_schedule(1.0, 0.0, power=2, transition_steps=4)
+        >>> sched(jnp.arange(6))
+        Array([1.    , 0.5625, 0.25  , 0.0625, 0.    , 0.    ], dtype=float32)
+    """
+    _check_finite("init_value", init_value)
+    _check_finite("end_value", end_value)
+    _check_positive("power", power)
+    _check_positive("transition_steps", transition_steps)
+    _check_nonnegative("transition_begin", transition_begin)
+    dtype = _dtype(init_value, end_value, power)
+    return _polynomial(
+        init_value, end_value, power, transition_steps, transition_begin, dtype
+    )
+
+
+def linear_schedule(
+    init_value: ArrayLike,
+    end_value: ArrayLike,
+    transition_steps: ArrayLike,
+    transition_begin: ArrayLike = 0,
+) -> Schedule:
+    r"""Move linearly from ``init_value`` to ``end_value``.
+
+    $$
+    \eta_t = \eta_0 + (\eta_{\text{end}} - \eta_0)
+        \frac{\min(\max(t - t_0, 0), T)}{T}
+    $$
+
+    Args:
+        init_value: the starting value $\eta_0$.
+        end_value: the final value $\eta_{\text{end}}$.
+        transition_steps: the length $T > 0$ of the transition.
+        transition_begin: the step $t_0 \ge 0$ where the transition starts.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> sched = jol.linear_schedule(
+        ...     1.0, 0.5, transition_steps=2, transition_begin=1)
+        >>> sched(jnp.arange(5))
+        Array([1.  , 1.  , 0.75, 0.5 , 0.5 ], dtype=float32)
+    """
+    _check_finite("init_value", init_value)
+    _check_finite("end_value", end_value)
+    _check_positive("transition_steps", transition_steps)
+    _check_nonnegative("transition_begin", transition_begin)
+    dtype = _dtype(init_value, end_value)
+    return _polynomial(
+        init_value, end_value, 1, transition_steps, transition_begin, dtype
+    )
+
+
+def exponential_decay(
+    init_value: ArrayLike,
+    transition_steps: ArrayLike,
+    decay_rate: ArrayLike,
+    transition_begin: ArrayLike = 0,
+    staircase: bool | jax.Array = False,
+    end_value: ArrayLike | None = None,
+) -> Schedule:
+    r"""Multiply the value by ``decay_rate`` every ``transition_steps`` steps.
+
+    $$
+    \eta_t = \begin{cases}
+        \eta_0, & t \le t_0, \\
+        \eta_0 \, \gamma^{(t - t_0)/T}, & t > t_0,
+    \end{cases}
+    $$
+
+    where $\gamma$ is ``decay_rate``, $T$ is ``transition_steps`` and $t_0$ is
+    ``transition_begin``. With ``staircase=True`` the exponent is rounded down,
+    $\lfloor (t - t_0)/T \rfloor$, so the value drops by $\gamma$ at once every
+    $T$ steps instead of continuously.
+
+    $\gamma < 1$ is a decay; $\gamma > 1$ is growth (allowed, as in optax) and
+    $\gamma = 1$ is constant. When ``end_value`` is given the value never
+    crosses it: $\eta_t \leftarrow \max(\eta_t, \eta_{\text{end}})$ when
+    $\gamma < 1$, else $\min(\eta_t, \eta_{\text{end}})$. The bound applies at
+    every step, including those before $t_0$.
+
+    Args:
+        init_value: the starting value $\eta_0$.
+        transition_steps: $T > 0$, the number of steps over which the value is
+            multiplied by $\gamma$ once.
+        decay_rate: $\gamma > 0$.
+        transition_begin: $t_0 \ge 0$; the value is held at $\eta_0$ up to and
+            including this step, and the decay is counted from it.
+        staircase: round the exponent down (a bool, possibly a traced one).
+        end_value: an optional bound $\eta_{\text{end}}$ (lower when decaying,
+            upper when growing).
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> sched = jol.exponential_decay(1.0, transition_steps=2, decay_rate=0.5)
+        >>> sched(jnp.array([0, 2, 4, 6]))
+        Array([1.   , 0.5  , 0.25 , 0.125], dtype=float32)
+        >>> stairs = jol.exponential_decay(
+        ...     1.0, 2, 0.5, transition_begin=1, staircase=True, end_value=0.3)
+        >>> stairs(jnp.arange(7))
+        Array([1. , 1. , 1. , 0.5, 0.5, 0.3, 0.3], dtype=float32)
+    """
+    _check_finite("init_value", init_value)
+    decay = (transition_steps, decay_rate, transition_begin, staircase, end_value)
+    _check_exponential(*decay)
+    dtype = _dtype(init_value, decay_rate, end_value)
+    return _exponential(init_value, *decay, dtype)
+
+
+def cosine_decay_schedule(
+    init_value: ArrayLike,
+    decay_steps: ArrayLike,
+    alpha: ArrayLike = 0.0,
+    exponent: ArrayLike = 1.0,
+) -> Schedule:
+    r"""Decay along half a cosine period, from ``init_value`` to ``alpha * init_value``.
+
+    $$
+    \eta_t = \eta_0 \left[(1 - \alpha)
+        \left(\frac{1 + \cos(\pi \min(t, T) / T)}{2}\right)^{p} + \alpha\right]
+    $$
+
+    Args:
+        init_value: the starting value $\eta_0$.
+        decay_steps: the length $T > 0$ of the decay.
+        alpha: the final value as a fraction of $\eta_0$.
+        exponent: $p > 0$, applied to the cosine factor.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> sched = jol.cosine_decay_schedule(1.0, decay_steps=4, alpha=0.1)
+        >>> [round(x, 4) for x in sched(jnp.array([0, 2, 4, 8])).tolist()]
+        [1.0, 0.55, 0.1, 0.1]
+
+    References:
+        Loshchilov and Hutter, *SGDR: Stochastic Gradient Descent with Warm
+        Restarts*, 2017.
+    """
+    _check_finite("init_value", init_value)
+    _check_positive("decay_steps", decay_steps)
+    _check_finite("alpha", alpha)
+    _check_positive("exponent", exponent)
+    dtype = _dtype(init_value, alpha, exponent)
+    return _cosine(init_value, decay_steps, alpha, exponent, dtype)
+
+
+def step_decay(
+    init_value: ArrayLike, step_size: ArrayLike, gamma: ArrayLike = 0.1
+) -> Schedule:
+    r"""Multiply the value by ``gamma`` every ``step_size`` steps (PyTorch ``StepLR``).
+
+    $$
+    \eta_t = \eta_0 \, \gamma^{\lfloor t / s \rfloor}
+    $$
+
+    Equals ``exponential_decay(init_value, step_size, gamma, staircase=True)``;
+    the floor is taken in integer arithmetic when the step and ``step_size``
+    are integers.
+
+    Args:
+        init_value: the starting value $\eta_0$.
+        step_size: $s > 0$, the number of steps between drops.
+        gamma: $\gamma > 0$, the factor applied at each drop.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> jol.step_decay(1.0, step_size=2, gamma=0.5)(jnp.arange(6))
+        Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
+    """
+    _check_finite("init_value", init_value)
+    _check_positive("step_size", step_size)
+    _check_positive("gamma", gamma)
+    dtype = _dtype(init_value, gamma)
+    ct = _compute_dtype(dtype)
+    init, gamma = _lift(init_value, ct), _lift(gamma, ct)
+    size = _lift_count(step_size, ct)
+
+    def schedule(step):
+        drops = _floor_div(jnp.asarray(step), size, ct)
+        return (init * jnp.power(gamma, drops)).astype(dtype)
+
+    return schedule
+
+
+def _floor_div(step: jax.Array, size: Any, dtype: Any) -> jax.Array:
+    """``floor(step / size)`` as ``dtype``; exact integer division for integers."""
+    if _is_integer(step) and _is_integer(size):
+        return jnp.floor_divide(step, size).astype(dtype)
+    return jnp.floor(step.astype(dtype) / size)
+
+
+def inverse_time_decay(
+    init_value: ArrayLike,
+    decay_steps: ArrayLike,
+    decay_rate: ArrayLike,
+    staircase: bool | jax.Array = False,
+) -> Schedule:
+    r"""Decay as one over time (Keras's ``InverseTimeDecay``).
+
+    $$
+    \eta_t = \frac{\eta_0}{1 + r \, t / T}
+    \qquad \left(\frac{\eta_0}{1 + r \lfloor t / T \rfloor}
+        \text{ with staircase}\right)
+    $$
+
+    Args:
+        init_value: the starting value $\eta_0$.
+        decay_steps: $T > 0$; the value is $\eta_0 / (1 + r)$ at step $T$.
+        decay_rate: $r \ge 0$.
+        staircase: round $t / T$ down (a bool, possibly a traced one).
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> sched = jol.inverse_time_decay(1.0, decay_steps=2, decay_rate=1.0)
+        >>> sched(jnp.array([0, 2, 6]))
+        Array([1.  , 0.5 , 0.25], dtype=float32)
+        >>> stairs = jol.inverse_time_decay(1.0, 2, 1.0, staircase=True)
+        >>> stairs(jnp.array([1, 3, 5]))
+        Array([1.        , 0.5       , 0.33333334], dtype=float32)
+
+    References:
+        Robbins and Monro, *A Stochastic Approximation Method*, 1951.
+    """
+    _check_finite("init_value", init_value)
+    _check_positive("decay_steps", decay_steps)
+    _check_nonnegative("decay_rate", decay_rate)
+    _check_flag("staircase", staircase)
+    dtype = _dtype(init_value, decay_rate)
+    ct = _compute_dtype(dtype)
+    init, rate = _lift(init_value, ct), _lift(decay_rate, ct)
+    steps = _lift_count(decay_steps, ct)
+
+    def schedule(step):
+        step = jnp.asarray(step)
+        progress = step.astype(ct) / steps
+        progress = jnp.where(staircase, _floor_div(step, steps, ct), progress)
+        return (init / (1 + rate * progress)).astype(dtype)
+
+    return schedule

@@ -1,0 +1,103 @@
+"""Polyak's step size: the piece of `polyak_sgd`."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core import validate as v
+
+_VARIANTS = ("sps", "sps+")
+# Squared norms at or below this count as zero (the float64 machine epsilon,
+# the threshold optax uses).
+_TINY = float(np.finfo(np.float64).eps)
+
+
+class ScaleByPolyakState(NamedTuple):
+    """``scale_by_polyak`` keeps no state."""
+
+
+def scale_by_polyak(
+    f_min: float | jax.Array = 0.0,
+    max_learning_rate: float | jax.Array = 1.0,
+    eps: float | jax.Array = 0.0,
+    variant: str = "sps",
+) -> optax.GradientTransformationExtraArgs:
+    r"""Scale the updates by Polyak's step size, read from the loss ``value=``.
+
+    $$
+    u \leftarrow \gamma \, g, \qquad
+    \gamma = \min\left( \frac{f(w) - f^\star}{\lVert g \rVert^2 + \epsilon},
+        \gamma_{\max} \right)
+    $$
+
+    and $\gamma = 0$ when $\lVert g \rVert^2 + \epsilon$ is below the
+    float64 machine epsilon. With ``variant="sps+"`` the gap
+    $f(w) - f^\star$ is replaced by its positive part. The norm is taken
+    over all leaves of the incoming updates.
+
+    Args:
+        f_min: a lower bound $f^\star$ of the loss (0 for models that can
+            fit the data exactly), a finite number.
+        max_learning_rate: the largest step $\gamma_{\max}$, a finite
+            number >= 0.
+        eps: $\epsilon$ added to the squared norm, a finite number >= 0.
+        variant: ``"sps"`` or ``"sps+"``.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs
+        the keyword ``value`` (the loss at the current parameters).
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> t = jol.scale_by_polyak()
+        >>> g = jnp.array([2.0, 0.0])
+        >>> t.update(g, t.init(None), value=jnp.array(1.0))[0]
+        Array([0.5, 0. ], dtype=float32)
+
+    References:
+        Loizou, Vaswani, Laradji and Lacoste-Julien, *Stochastic Polyak
+        step-size for SGD: an adaptive learning rate for fast convergence*,
+        2021.
+
+        Garrigos, Gower and Schaipp, *Function value learning: adaptive
+        learning rates based on the Polyak stepsize and function splitting in
+        ERM*, 2023.
+    """
+    v.check_range("f_min", f_min)
+    v.check_nonnegative("max_learning_rate", max_learning_rate)
+    v.check_nonnegative("eps", eps)
+    if variant not in _VARIANTS:
+        raise ValueError(
+            f"variant={variant!r} is not allowed: it must be one of {_VARIANTS}."
+        )
+
+    def init_fn(params):
+        del params
+        return ScaleByPolyakState()
+
+    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+        del params, extra_args
+        if value is None:
+            raise TypeError(
+                "scale_by_polyak needs the loss: call "
+                "update(updates, state, params, value=loss)."
+            )
+        sq_norm = _tree.tree_sum_squares(updates)
+        gap = jnp.asarray(value - f_min).astype(sq_norm.dtype)
+        if variant == "sps+":
+            gap = jnp.maximum(gap, 0.0)
+        denominator = sq_norm + eps
+        step = jnp.where(
+            denominator <= _TINY,
+            0.0,
+            jnp.minimum(gap / denominator, max_learning_rate),
+        )
+        return _tree.tree_scale(step, updates), state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

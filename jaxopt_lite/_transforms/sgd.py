@@ -1,0 +1,119 @@
+"""Momentum: `trace` (heavy-ball and Nesterov) and the plain moving average used
+by `adafactor`."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import cast_like
+from jaxopt_lite._core.validate import check_bool, check_dtype
+
+
+class TraceState(NamedTuple):
+    """The momentum buffer."""
+
+    trace: _tree.PyTree
+
+
+def trace(
+    decay: float | jax.Array,
+    nesterov: bool = False,
+    accumulator_dtype: Any = None,
+) -> optax.GradientTransformation:
+    r"""Heavy-ball momentum: keep a decaying sum of past updates.
+
+    $$
+    m_t = g_t + \beta \, m_{t-1}, \qquad
+    u_t = \begin{cases} g_t + \beta \, m_t & \text{(Nesterov)} \\
+    m_t & \text{(otherwise)} \end{cases}
+    $$
+
+    Unlike an exponential moving average, $g_t$ is not multiplied by
+    $1 - \beta$.
+
+    Args:
+        decay: the momentum $\beta$, in $[0, 1]$.
+        nesterov: use Nesterov's look-ahead form.
+        accumulator_dtype: dtype of the buffer $m$; ``None`` keeps the dtype
+            of the parameters.
+
+    Returns:
+        An ``optax.GradientTransformation``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> t = jol.trace(0.5)
+        >>> u, s = t.update(jnp.array([1.0]), t.init(jnp.zeros(1)))
+        >>> t.update(jnp.array([1.0]), s)[0]
+        Array([1.5], dtype=float32)
+
+    References:
+        Polyak, *Some methods of speeding up the convergence of iteration
+        methods*, 1964.
+        Sutskever et al., *On the importance of initialization and momentum in
+        deep learning*, 2013.
+    """
+    v.check_decay("decay", decay)
+    check_bool("nesterov", nesterov)
+    accumulator_dtype = check_dtype("accumulator_dtype", accumulator_dtype)
+
+    def init_fn(params):
+        return TraceState(trace=optax.tree.zeros_like(params, dtype=accumulator_dtype))
+
+    def update_fn(updates, state, params=None):
+        del params
+        new_trace = jax.tree.map(lambda g, m: g + decay * m, updates, state.trace)
+        if nesterov:
+            out = jax.tree.map(lambda g, m: g + decay * m, updates, new_trace)
+        else:
+            out = new_trace
+        return cast_like(out, updates), TraceState(cast_like(new_trace, state.trace))
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class MomentumState(NamedTuple):
+    """Update count (int32, saturating) and the moving average of updates."""
+
+    count: jax.Array
+    ema: Any
+
+
+def momentum_ema(
+    decay: Any, accumulator_dtype: Any = None
+) -> optax.GradientTransformation:
+    r"""Exponential moving average of the updates, without bias correction.
+
+    $$
+    m_t = \beta m_{t-1} + (1 - \beta) g_t, \qquad u_t = m_t
+    $$
+
+    The optional momentum of `adafactor` (private: the state layout matches
+    ``optax.ema(decay, debias=False)``). For complex leaves the buffer uses
+    the complex type of ``accumulator_dtype``'s precision (optax would drop
+    the imaginary part).
+    """
+
+    def zeros(p):
+        dtype = p.dtype if accumulator_dtype is None else accumulator_dtype
+        if jnp.iscomplexobj(p):  # keep the imaginary part of complex steps
+            dtype = jnp.promote_types(dtype, p.dtype)
+        return jnp.zeros(p.shape, dtype)
+
+    def init_fn(params):
+        ema = jax.tree.map(zeros, params)
+        return MomentumState(count=jnp.zeros([], jnp.int32), ema=ema)
+
+    def update_fn(updates, state, params=None):
+        del params
+        ema = _tree.tree_update_moment(updates, state.ema, decay, 1)
+        out = jax.tree.map(lambda m, g: m.astype(g.dtype), ema, updates)
+        return out, MomentumState(optax.safe_increment(state.count), ema)
+
+    return optax.GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,87 @@
+"""Decoupled weight decay: `add_decayed_weights`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxopt_lite._combinators.masking import masked
+from jaxopt_lite._core import validate as v
+from jaxopt_lite._transforms.scaling import ScalarOrSchedule
+
+
+class AddDecayedWeightsState(NamedTuple):
+    """The number of updates done so far (int32, saturating), for schedules."""
+
+    count: jax.Array
+
+
+def add_decayed_weights(
+    weight_decay: ScalarOrSchedule = 0.0,
+    mask: Any = None,
+) -> optax.GradientTransformation:
+    r"""Add the parameters times a weight-decay rate to the updates.
+
+    $$
+    u_t = g_t + \lambda_t \, \theta_t
+    $$
+
+    Placed before `scale_by_learning_rate` this is decoupled weight decay
+    (as in `adamw`): the parameters shrink by $\eta \lambda \theta$ each step.
+
+    Args:
+        weight_decay: $\lambda$, a number >= 0, a scalar array or a schedule
+            ``step -> rate``.
+        mask: ``None`` (decay every leaf), or a tree of Python bools with the
+            structure of the parameters (or a prefix of it), or a callable
+            ``params -> such a tree``; leaves marked ``False`` are left as
+            they are (the decay is wrapped in `masked`).
+
+    Returns:
+        An ``optax.GradientTransformation``; ``update`` needs ``params``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> t = jol.add_decayed_weights(0.1, mask={"w": True, "b": False})
+        >>> p = {"w": jnp.array([2.0]), "b": jnp.array([2.0])}
+        >>> g = {"w": jnp.array([1.0]), "b": jnp.array([1.0])}
+        >>> u, _ = t.update(g, t.init(p), p)
+        >>> u["w"], u["b"]
+        (Array([1.2], dtype=float32), Array([1.], dtype=float32))
+
+    References:
+        Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, 2019.
+    """
+    v.check_range(
+        "weight_decay",
+        weight_decay,
+        0.0,
+        math.inf,
+        high_closed=False,
+        allow_schedule=True,
+    )
+
+    def init_fn(params):
+        del params
+        return AddDecayedWeightsState(count=jnp.zeros([], jnp.int32))
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError(
+                "add_decayed_weights needs the parameters: call "
+                "update(updates, state, params)."
+            )
+        rate = weight_decay(state.count) if callable(weight_decay) else weight_decay
+        new_updates = jax.tree.map(
+            lambda g, p: (g + rate * p).astype(g.dtype), updates, params
+        )
+        return new_updates, AddDecayedWeightsState(optax.safe_increment(state.count))
+
+    decay = optax.GradientTransformation(init_fn, update_fn)
+    if mask is None:
+        return decay
+    return masked(decay, mask)

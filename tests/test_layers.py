@@ -1,0 +1,116 @@
+"""The package's folders are its layers, and imports only point down.
+
+Read from the source with ``ast`` (imports inside functions included):
+
+    _core        tree math, dtypes, argument checks          (layer 0)
+    _schedules   step -> value functions                     (layer 1)
+    _combinators transforms built from other transforms      (layer 1)
+    _transforms  primitive gradient transformations          (layer 1)
+    _optimizers  optimizers chained from primitives          (layer 1)
+    _loop        pure, jittable loop core                    (layer 2)
+    _drivers     fit, minimize, sweep and their host side    (layer 3)
+    the public API, the CLI, examples and benchmarks         (on top)
+
+Inside layer 1 the order above is the direction too (a primitive may wrap
+itself in `masked`; an optimizer chains primitives). Examples, benchmarks and
+the CLI use only the public ``jaxopt_lite`` namespace.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "jaxopt_lite"
+RANKS = {
+    "_core": 0,
+    "_schedules": 1,
+    "_combinators": 2,
+    "_transforms": 3,
+    "_optimizers": 4,
+    "_loop": 5,
+    "_drivers": 6,
+}
+ON_TOP = len(RANKS)
+PUBLIC_ONLY = ("examples", "benchmarks", "_cli.py", "__main__.py")
+
+
+def _folder(module: str) -> str | None:
+    """The layer folder of a dotted ``jaxopt_lite`` module name."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in RANKS else None
+
+
+def _imports(path: pathlib.Path) -> list[str]:
+    """Every ``jaxopt_lite`` module the file imports (``from jaxopt_lite import
+    _x`` counts as importing ``jaxopt_lite._x``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("jaxopt_lite")]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.level:
+                raise AssertionError(f"{path}: use absolute imports")
+            if node.module == "jaxopt_lite":
+                found += [f"jaxopt_lite.{a.name}" for a in node.names]
+            elif node.module.startswith("jaxopt_lite."):
+                found.append(node.module)
+    return found
+
+
+def _violations(relative: pathlib.PurePath, modules: list[str]) -> list[str]:
+    """The imports of the file at ``relative`` (to the package) that break the
+    layering."""
+    folder = relative.parts[0] if len(relative.parts) > 1 else None
+    rank = RANKS.get(folder or "", ON_TOP)
+    bad = []
+    for module in modules:
+        target = _folder(module)
+        if relative.parts[0] in PUBLIC_ONLY:
+            if module != "jaxopt_lite" and not module.startswith(
+                ("jaxopt_lite.examples", "jaxopt_lite.benchmarks", "jaxopt_lite._cli")
+            ):
+                bad.append(f"{relative} imports {module}: use the public API")
+        elif target is None:
+            if rank != ON_TOP and module != "jaxopt_lite._cli":
+                bad.append(f"{relative} (in {folder}) imports {module}")
+        elif RANKS[target] > rank:
+            bad.append(f"{relative} ({folder}) imports the higher layer {module}")
+    return bad
+
+
+FILES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_down(path: pathlib.Path):
+    assert _violations(path.relative_to(PACKAGE), _imports(path)) == []
+
+
+def test_the_package_is_made_of_the_layer_folders():
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name[0] == "_"}
+    assert folders - {"__pycache__"} == set(RANKS)
+    loose = {p.name for p in PACKAGE.glob("*.py")}
+    assert loose == {"__init__.py", "__main__.py", "_cli.py"}
+
+
+def test_the_checker_finds_upward_imports(tmp_path: pathlib.Path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "from jaxopt_lite._core import tree\n"
+        "from jaxopt_lite._drivers import fit\n"
+        "def f():\n    import jaxopt_lite._loop.train\n"
+    )
+    modules = _imports(bad)
+    assert modules == [
+        "jaxopt_lite._core",
+        "jaxopt_lite._drivers",
+        "jaxopt_lite._loop.train",
+    ]
+    found = _violations(pathlib.PurePath("_transforms/bad.py"), modules)
+    assert len(found) == 2 and "_drivers" in found[0] and "_loop" in found[1]
+    assert _violations(pathlib.PurePath("_drivers/bad.py"), modules) == []
+    assert _violations(pathlib.PurePath("examples/bad.py"), ["jaxopt_lite"]) == []
+    assert len(_violations(pathlib.PurePath("examples/bad.py"), modules)) == 3

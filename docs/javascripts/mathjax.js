@@ -14,12 +14,23 @@ window.MathJax = {
   },
 };
 
-// Re-typeset after instant navigation (mkdocs-material's document$ observable).
+// With navigation.instant (not enabled in mkdocs.yml) mkdocs-material swaps the
+// page content without a reload and document$ emits for each new page, which
+// must then be typeset. Its first emission is the page as loaded, which
+// MathJax's startup typesets by itself: typesetting it again (clearing the
+// output cache while the first typeset is under way) left every formula blank.
 if (typeof document$ !== "undefined") {
+  let initial = true;
   document$.subscribe(() => {
-    MathJax.startup.output.clearCache();
-    MathJax.typesetClear();
-    MathJax.texReset();
-    MathJax.typesetPromise();
+    if (initial) {
+      initial = false;
+      return;
+    }
+    MathJax.startup.promise.then(() => {
+      MathJax.startup.output.clearCache();
+      MathJax.typesetClear();
+      MathJax.texReset();
+      return MathJax.typesetPromise();
+    });
   });
 }

@@ -123,6 +123,9 @@ from jaxopt_lite._checkpoint import save_checkpoint as save_checkpoint
 from jaxopt_lite._fit import EarlyStopping as EarlyStopping
 from jaxopt_lite._fit import FitResult as FitResult
 from jaxopt_lite._fit import fit as fit
+from jaxopt_lite._loggers import Callback as Callback
+from jaxopt_lite._loggers import CSVLogger as CSVLogger
+from jaxopt_lite._loggers import TensorBoardLogger as TensorBoardLogger
 from jaxopt_lite._minimize import MinimizeResult as MinimizeResult
 from jaxopt_lite._minimize import minimize as minimize
 
@@ -238,6 +241,9 @@ __all__ = [
     "MinimizeResult",
     "fit",
     "minimize",
+    "Callback",
+    "CSVLogger",
+    "TensorBoardLogger",
     # sweeps and devices
     "SweepResult",
     "sweep",

@@ -272,7 +272,7 @@ class TensorBoardLogger(Callback):
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {prefix!r}.")
         try:
-            from tensorboardX import SummaryWriter  # pyright: ignore[reportMissingImports]
+            from tensorboardX import SummaryWriter
         except ImportError as error:
             raise ImportError(
                 f"TensorBoardLogger needs tensorboardX: {_TENSORBOARD_INSTALL}."
@@ -289,7 +289,9 @@ class TensorBoardLogger(Callback):
         """Add the chunk's rows and its rate as scalars and flush the file."""
         if isinstance(step, bool) or not isinstance(step, numbers.Integral):
             raise TypeError(f"step must be an integer, got {step!r}.")
-        if not isinstance(elapsed, numbers.Real) or not elapsed >= 0:
+        if isinstance(elapsed, bool) or not isinstance(elapsed, numbers.Real):
+            raise TypeError(f"elapsed must be a number of seconds, got {elapsed!r}.")
+        if not elapsed >= 0:
             raise ValueError(f"elapsed={elapsed!r} must be a number of seconds >= 0.")
         groups = _split(rows)
         if self._writer is None:

@@ -9,21 +9,17 @@ import os
 import pathlib
 import subprocess
 import sys
+from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxopt_lite as jol
 
-_RESULT = jol.FitResult(
-    params={},
-    opt_state=(),
-    history={},
-    step=0,
-    stopped_early=False,
-    interrupted=False,
-    best_step=None,
-)
+# params, opt_state, history, step, stopped_early, interrupted, best_step
+_RESULT = jol.FitResult({}, (), {}, 0, False, False, None)
 
 
 def _chunk(start: int, windows: int, log_every: int = 2, evals: int = 0) -> dict:
@@ -124,17 +120,11 @@ def test_csv_round_trips_rows_exactly(tmp_path):
     assert _read_csv(tmp_path / "run_eval.csv")[1]["eval_step"] == ["6", "16"]
 
 
-def test_csv_flushes_each_chunk(tmp_path):
-    logger = jol.CSVLogger(tmp_path / "run.csv")
+def test_csv_flushes_each_chunk_and_needs_no_eval_file(tmp_path):
+    logger = jol.CSVLogger(str(tmp_path / "sub" / "run.csv"))
     first = _chunk(0, 2)
     logger.on_chunk(first, step=4, elapsed=0.1)
-    _assert_csv_equals(tmp_path / "run.csv", _train(first))  # before close
-    logger.close()
-
-
-def test_csv_without_eval_rows_writes_no_eval_file(tmp_path):
-    logger = jol.CSVLogger(str(tmp_path / "sub" / "run.csv"))
-    logger.on_chunk(_chunk(0, 2), step=4, elapsed=0.1)
+    _assert_csv_equals(tmp_path / "sub" / "run.csv", _train(first))  # still open
     logger.close()
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["run.csv"]
 
@@ -341,6 +331,7 @@ def test_tensorboard_logdir_must_not_be_a_file(tmp_path):
     [
         (2.0, 0.1, TypeError, "step must be an integer, got 2.0"),
         (True, 0.1, TypeError, "step must be an integer, got True"),
+        (2, "1s", TypeError, "elapsed must be a number of seconds, got '1s'"),
         (2, -1.0, ValueError, r"elapsed=-1.0 must be a number of seconds >= 0"),
         (2, float("nan"), ValueError, r"elapsed=nan must be a number of seconds"),
     ],
@@ -377,3 +368,44 @@ def test_importing_jaxopt_lite_does_not_import_tensorboardx():
         timeout=120,
     )
     assert out.stdout.strip() == "ok"
+
+
+def test_loggers_take_a_real_fit_history(tmp_path):
+    """The rows of a whole `fit` run (aux metric, learning rate, evaluations)
+    round-trip through both loggers."""
+    x = jnp.linspace(-1.0, 1.0, 32)
+    data = {"x": x, "y": 2 * x}
+
+    def loss_fn(p, b) -> Any:  # (loss, aux): has_aux=True
+        err = p * b["x"] - b["y"]
+        return jnp.mean(err**2), {"mae": jnp.mean(jnp.abs(err))}
+
+    result = jol.fit(
+        loss_fn, jnp.array(0.0), jol.sgd(0.1), data, steps=8, batch_size=8,
+        key=jax.random.key(0), has_aux=True, log_every=2, eval_every=4,
+        eval_fn=lambda p, d: {"loss": jnp.mean((p * d["x"] - d["y"]) ** 2)},
+        eval_data=data,
+    )  # fmt: skip
+    history = result.history
+    assert sorted(history) == sorted(
+        ["step", "loss", "grad_norm", "skipped", "learning_rate", "mae",
+         "eval_step", "eval_loss"]
+    )  # fmt: skip
+    csv_logger = jol.CSVLogger(tmp_path / "run.csv")
+    csv_logger.on_chunk(history, step=result.step, elapsed=0.1)
+    csv_logger.on_end(result)
+    csv_logger.close()
+    _assert_csv_equals(tmp_path / "run.csv", _train(history))
+    _assert_csv_equals(tmp_path / "run_eval.csv", _evals(history))
+
+    pytest.importorskip("tensorboardX")
+    tb_logger = jol.TensorBoardLogger(tmp_path / "tb")
+    tb_logger.on_chunk(history, step=result.step, elapsed=0.1)
+    tb_logger.on_end(result)
+    tb_logger.close()
+    scalars = _read_scalars(tmp_path / "tb")
+    assert [s for s, _ in scalars["mae"]] == [2, 4, 6, 8]
+    assert [s for s, _ in scalars["eval_loss"]] == [4, 8]
+    np.testing.assert_allclose(
+        [v for _, v in scalars["eval_loss"]], history["eval_loss"], rtol=1e-7
+    )

@@ -145,6 +145,9 @@ from jaxopt_lite._drivers.fit import FitResult as FitResult
 from jaxopt_lite._drivers.fit import fit as fit
 from jaxopt_lite._drivers.minimize import MinimizeResult as MinimizeResult
 from jaxopt_lite._drivers.minimize import minimize as minimize
+from jaxopt_lite._drivers.loggers import Callback as Callback
+from jaxopt_lite._drivers.loggers import CSVLogger as CSVLogger
+from jaxopt_lite._drivers.loggers import TensorBoardLogger as TensorBoardLogger
 
 # --- sweeps and devices ---
 from jaxopt_lite._drivers.sweep import SweepResult as SweepResult
@@ -258,6 +261,9 @@ __all__ = [
     "MinimizeResult",
     "fit",
     "minimize",
+    "Callback",
+    "CSVLogger",
+    "TensorBoardLogger",
     # sweeps and devices
     "SweepResult",
     "sweep",

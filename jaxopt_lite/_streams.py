@@ -5,12 +5,12 @@ data loader, a tf.data NumPy iterator), each a pytree of arrays with a leading
 batch axis. `BatchStream` pulls ``n`` batches, writes them into one fresh
 host buffer per leaf, and puts the ``(n, batch, ...)`` chunk on the devices
 with one call; `BatchStream.prefetch` does the same for the next chunk in a
-background thread while the devices run the current one.
+background thread while the devices run the current one. Over a multi-process
+mesh each process reads its own examples (see `_global_batch`).
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, Sharding
 from jax.sharding import PartitionSpec as P
+
+from jaxopt_lite._global_batch import batch_axes, check_split
 
 PyTree = Any
 _LOADERS = (
@@ -42,89 +44,6 @@ def is_stream(data: Any) -> bool:
     if hasattr(data, "__array__") or hasattr(data, "__dlpack__"):
         return False  # a tensor of another framework: in-memory data
     return hasattr(type(data), "__iter__")
-
-
-def _process_share(mesh: Mesh, axes: tuple[str, ...]) -> tuple[int, int]:
-    """(positions along ``axes`` held by this process's devices, all positions)."""
-    where = [mesh.axis_names.index(a) for a in axes]
-    me = jax.process_index()
-    held = {
-        tuple(index[w] for w in where)
-        for index, device in np.ndenumerate(mesh.devices)
-        if device.process_index == me
-    }
-    return len(held), math.prod(mesh.shape[a] for a in axes)
-
-
-def _batch_axes(sharding: NamedSharding) -> tuple[str, ...]:
-    spec = tuple(sharding.spec)
-    if any(entry is not None for entry in spec[1:]):
-        raise ValueError(
-            f"sharding={sharding!r} splits more than the batch axis; a stream's "
-            "sharding may split only the leading (batch) axis, e.g. "
-            "NamedSharding(mesh, P('data'))."
-        )
-    first = spec[0] if spec else None
-    if first is None:
-        return ()
-    return (first,) if isinstance(first, str) else tuple(first)
-
-
-def _check_split(batch: int, mesh: Mesh, axes: tuple[str, ...], who: str) -> int:
-    """Return how many times larger the global batch is than the local one."""
-    local, total = _process_share(mesh, axes)
-    if local == 0:
-        raise ValueError(f"{who}: this process holds no device of the mesh.")
-    if batch % local:
-        raise ValueError(
-            f"{who}: the local batch has {batch} examples, which cannot be split "
-            f"evenly over this process's {local} devices along {axes}."
-        )
-    return total // local
-
-
-def global_batch(
-    local_tree: PyTree, mesh: Mesh, axis: str = "data", *, stacked: bool = False
-) -> PyTree:
-    """Assemble each process's part of a batch into global `jax.Array` s.
-
-    Every process passes its own examples; the global batch is their
-    concatenation along the batch axis (in process order), split over the mesh
-    axis ``axis``. On one process this is a ``device_put`` with that sharding.
-
-    Args:
-        local_tree: a pytree of arrays whose batch axis is the leading one, or
-            the second one with ``stacked`` (a chunk of batches).
-        mesh: the (global) `jax.sharding.Mesh`.
-        axis: the mesh axis that splits the batch.
-        stacked: the leaves are ``(steps, local_batch, ...)`` chunks.
-
-    Returns:
-        The global arrays, sharded ``P(axis)`` (``P(None, axis)`` if stacked).
-
-    Example:
-        >>> import jax, numpy as np
-        >>> mesh = jax.make_mesh((1,), ("data",))
-        >>> global_batch({"x": np.ones((4, 2))}, mesh)["x"].shape
-        (4, 2)
-    """
-    if not isinstance(mesh, Mesh):
-        raise TypeError(f"mesh must be a jax.sharding.Mesh, got {mesh!r}.")
-    if axis not in mesh.axis_names:
-        raise ValueError(
-            f"axis={axis!r} is not an axis of the mesh; it has {mesh.axis_names}."
-        )
-    dim = 1 if stacked else 0
-    local = jax.tree.map(np.asarray, local_tree)
-    for path, leaf in jax.tree_util.tree_leaves_with_path(local):
-        if leaf.ndim <= dim:
-            raise ValueError(
-                f"local_tree leaf {jax.tree_util.keystr(path)} has shape "
-                f"{leaf.shape}: it needs a batch axis at position {dim}."
-            )
-        _check_split(leaf.shape[dim], mesh, (axis,), "global_batch")
-    spec = P(None, axis) if stacked else P(axis)
-    return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), local)
 
 
 class _Prefetch:
@@ -154,6 +73,14 @@ class BatchStream:
             step axis. ``None``: the default device. Over a multi-process mesh
             each process iterates its own examples and `spec` is the global
             batch.
+
+    Attributes:
+        spec: one (global) batch as a pytree of `jax.ShapeDtypeStruct` (dtypes
+            as the devices hold them).
+        batch_size: examples per batch read by this process.
+        len_hint: ``len(iterable)`` when it has one (counting a short last
+            batch that ``drop_remainder`` drops), else ``None``.
+        resumable: the iterator has ``get_state``/``set_state`` (grain's do).
 
     Example:
         >>> import numpy as np
@@ -225,14 +152,14 @@ class BatchStream:
         self._put_sharding = sharding
         scale = 1
         if isinstance(sharding, NamedSharding):
-            mesh, axes = sharding.mesh, _batch_axes(sharding)
+            mesh, axes = sharding.mesh, batch_axes(sharding)
             if not isinstance(mesh, Mesh):
                 raise TypeError(f"sharding={sharding!r} needs a concrete Mesh.")
             self._put_sharding = NamedSharding(
                 mesh, P(None, *sharding.spec), memory_kind=sharding.memory_kind
             )
             if axes:
-                scale = _check_split(self.batch_size, mesh, axes, "data")
+                scale = check_split(self.batch_size, mesh, axes, "data")
         self.spec: PyTree = self._treedef.unflatten(
             [
                 jax.ShapeDtypeStruct(

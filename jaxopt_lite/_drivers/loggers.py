@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from jaxopt_lite._fit import FitResult
+    from jaxopt_lite._drivers.fit import FitResult
 
 _TENSORBOARD_INSTALL = "pip install 'jaxopt-lite[tensorboard]'"
 

@@ -1,0 +1,426 @@
+"""Streams of batches for the drivers: stack on the host, one transfer a chunk.
+
+A stream is any iterable of batches (a list, a generator, a grain or torch
+data loader, a tf.data NumPy iterator), each a pytree of arrays with a leading
+batch axis. `BatchStream` pulls ``n`` batches, writes them into one fresh
+host buffer per leaf, and puts the ``(n, batch, ...)`` chunk on the devices
+with one call; `BatchStream.prefetch` does the same for the next chunk in a
+background thread while the devices run the current one. Over a multi-process
+mesh each process reads its own examples (see `_global_batch`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, Sharding
+from jax.sharding import PartitionSpec as P
+
+from jaxopt_lite._drivers.global_batch import batch_axes, check_split
+
+PyTree = Any
+_LOADERS = (
+    "grain: .batch(n, drop_remainder=True); torch: DataLoader(..., "
+    "drop_last=True); tf.data: .batch(n, drop_remainder=True)"
+)
+
+
+def is_stream(data: Any) -> bool:
+    """Whether ``data`` is an iterable of batches rather than in-memory data.
+
+    ``None``, arrays, mappings, tuples and strings are not streams (a dict or
+    tuple of arrays is a dataset held in memory); lists, generators, iterators
+    and data-loader objects are.
+    """
+    if data is None or isinstance(
+        data, (Mapping, tuple, str, bytes, np.ndarray, np.generic, jax.Array)
+    ):
+        return False
+    if hasattr(data, "__array__") or hasattr(data, "__dlpack__"):
+        return False  # a tensor of another framework: in-memory data
+    return hasattr(type(data), "__iter__")
+
+
+class _Prefetch:
+    """One chunk being assembled in a background thread."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.result: tuple[PyTree | None, int, Any] | None = None
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+
+class BatchStream:
+    """Chunks of ``n`` batches from an iterable, stacked and put on the devices.
+
+    The first batch is read at construction and fixes the `spec` (structure,
+    shapes, dtypes); every later batch must match it. Chunks hold
+    ``(k, *batch_shape)`` arrays with ``k <= n`` (``k < n`` only at the end);
+    nothing is padded. At most one background thread exists (see `prefetch`);
+    it alone touches the iterator while it runs.
+
+    Args:
+        iterable: the batches (see `is_stream`).
+        drop_remainder: drop a shorter last batch instead of raising.
+        sharding: how one batch is laid out (e.g. ``NamedSharding(mesh,
+            P("data"))``); chunks get the same layout with an unsplit leading
+            step axis. ``None``: the default device. Over a multi-process mesh
+            each process iterates its own examples and `spec` is the global
+            batch.
+
+    Attributes:
+        spec: one (global) batch as a pytree of `jax.ShapeDtypeStruct` (dtypes
+            as the devices hold them).
+        batch_size: examples per batch read by this process.
+        len_hint: ``len(iterable)`` when it has one (counting a short last
+            batch that ``drop_remainder`` drops), else ``None``.
+        resumable: the iterator has ``get_state``/``set_state`` (grain's do).
+
+    Example:
+        >>> import numpy as np
+        >>> batches = [{"x": np.full((2, 3), i, np.float32)} for i in range(5)]
+        >>> with BatchStream(batches) as stream:
+        ...     chunk, k = stream.next_chunk(4)
+        ...     print(k, chunk["x"].shape, stream.next_chunk(4)[1])
+        ...     print(stream.next_chunk(4))
+        4 (4, 2, 3) 1
+        (None, 0)
+    """
+
+    def __init__(
+        self,
+        iterable: Any,
+        *,
+        drop_remainder: bool = True,
+        sharding: Sharding | None = None,
+    ):
+        if not is_stream(iterable):
+            raise TypeError(
+                f"data={_short(iterable)} is not a stream of batches: a stream is "
+                "an iterable (list, generator, data loader) yielding pytrees of "
+                "arrays with a leading batch axis; a dict, tuple or array is "
+                "in-memory data."
+            )
+        if not isinstance(drop_remainder, bool):
+            raise TypeError(f"drop_remainder must be a bool, got {drop_remainder!r}.")
+        if sharding is not None and not isinstance(sharding, Sharding):
+            raise TypeError(
+                f"sharding must be a jax.sharding.Sharding or None, got {sharding!r}."
+            )
+        try:
+            self.len_hint: int | None = len(iterable)
+        except TypeError:
+            self.len_hint = None
+        self._it = iter(iterable)
+        self._drop = drop_remainder
+        self.resumable = callable(getattr(self._it, "get_state", None)) and callable(
+            getattr(self._it, "set_state", None)
+        )
+        self._state = self._it.get_state() if self.resumable else None
+        self._step = 0  # batches pulled from the iterator (and checked)
+        self._position = 0  # batches handed out by next_chunk or skipped
+        self._exhausted = False
+        self._closed = False
+        self._job: _Prefetch | None = None
+        self._stop = threading.Event()
+
+        try:
+            first = next(self._it)
+        except StopIteration:
+            raise ValueError(f"data={_short(iterable)} yielded no batch.") from None
+        flat, self._treedef = jax.tree_util.tree_flatten_with_path(first)
+        if not flat:
+            raise ValueError("the first batch of data has no array leaves.")
+        self._paths = [jax.tree_util.keystr(path) for path, _ in flat]
+        arrays = [self._array(0, i, leaf) for i, (_, leaf) in enumerate(flat)]
+        self._shapes = [a.shape for a in arrays]
+        self._dtypes = [a.dtype for a in arrays]
+        sizes = {a.shape[0] for a in arrays}
+        if len(sizes) > 1:
+            found = dict(zip(self._paths, (a.shape for a in arrays), strict=True))
+            raise ValueError(
+                f"the leaves of the first batch disagree on the batch size: {found}."
+            )
+        self.batch_size = sizes.pop()
+        self._peeked: list[np.ndarray] | None = arrays
+        self._put_sharding = sharding
+        scale = 1
+        if isinstance(sharding, NamedSharding):
+            mesh, axes = sharding.mesh, batch_axes(sharding)
+            if not isinstance(mesh, Mesh):
+                raise TypeError(f"sharding={sharding!r} needs a concrete Mesh.")
+            self._put_sharding = NamedSharding(
+                mesh, P(None, *sharding.spec), memory_kind=sharding.memory_kind
+            )
+            if axes:
+                scale = check_split(self.batch_size, mesh, axes, "data")
+        self.spec: PyTree = self._treedef.unflatten(
+            [
+                jax.ShapeDtypeStruct(
+                    (s[0] * scale, *s[1:]), jax.dtypes.canonicalize_dtype(d)
+                )
+                for s, d in zip(self._shapes, self._dtypes, strict=True)
+            ]
+        )
+
+    # ----------------------------------------------------------------- checks
+
+    def _array(self, step: int, i: int, leaf: Any) -> np.ndarray:
+        array = np.asarray(leaf)
+        if not (
+            jnp.issubdtype(array.dtype, jnp.number)
+            or jnp.issubdtype(array.dtype, jnp.bool_)
+        ):
+            raise TypeError(
+                f"batch {step} of data: leaf {self._paths[i]} has dtype "
+                f"{array.dtype}; batches may hold only numeric or boolean arrays."
+            )
+        if array.ndim == 0:
+            raise ValueError(
+                f"batch {step} of data: leaf {self._paths[i]} is a scalar; every "
+                "leaf needs a leading batch axis."
+            )
+        return array
+
+    def _check(self, step: int, batch: Any) -> tuple[list[np.ndarray], bool]:
+        """The batch's leaves, and whether it is a shorter (last) batch."""
+        flat, treedef = jax.tree_util.tree_flatten(batch)
+        if treedef != self._treedef:
+            raise ValueError(
+                f"batch {step} of data has structure {treedef}, expected "
+                f"{self._treedef} (that of batch 0)."
+            )
+        arrays = [self._array(step, i, leaf) for i, leaf in enumerate(flat)]
+        for path, a, dtype in zip(self._paths, arrays, self._dtypes, strict=True):
+            if a.dtype != dtype:
+                raise ValueError(
+                    f"batch {step} of data: leaf {path} has dtype {a.dtype}, "
+                    f"expected {dtype} (as in batch 0)."
+                )
+        sizes = {a.shape[0] for a in arrays}
+        trailing = [a.shape[1:] for a in arrays] == [s[1:] for s in self._shapes]
+        if trailing and len(sizes) == 1 and sizes.pop() < self.batch_size:
+            return arrays, True
+        for path, a, shape in zip(self._paths, arrays, self._shapes, strict=True):
+            if a.shape != shape:
+                raise ValueError(
+                    f"batch {step} of data: leaf {path} has shape {a.shape}, "
+                    f"expected {shape} (as in batch 0); every batch must have "
+                    "the same shapes."
+                )
+        return arrays, False
+
+    # ---------------------------------------------------------------- reading
+
+    def _pull(self) -> list[np.ndarray] | None:
+        """The next checked batch, or ``None`` at the end."""
+        if self._peeked is not None:
+            arrays, self._peeked = self._peeked, None
+            self._step += 1
+            return arrays
+        if self._exhausted:
+            return None
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            self._exhausted = True
+            return None
+        step = self._step
+        arrays, short = self._check(step, batch)
+        if short:
+            size = arrays[0].shape[0]
+            try:
+                next(self._it)
+            except StopIteration:
+                self._exhausted = True
+                if self._drop:
+                    return None
+                raise ValueError(
+                    f"batch {step} of data, the last, has {size} examples where "
+                    f"the others have {self.batch_size}; pass drop_remainder=True "
+                    f"to drop it, or make the loader drop it ({_LOADERS})."
+                ) from None
+            raise ValueError(
+                f"batch {step} of data has {size} examples where batch 0 has "
+                f"{self.batch_size}; only the last batch of a stream may be shorter."
+            )
+        self._step += 1
+        return arrays
+
+    def _assemble(self, n: int) -> tuple[PyTree | None, int, Any]:
+        """Read up to ``n`` batches into fresh host buffers and transfer them."""
+        first = self._pull()
+        if first is None:
+            return None, 0, self._get_state()
+        buffers = [np.empty((n, *a.shape), a.dtype) for a in first]
+        for buffer, a in zip(buffers, first, strict=True):
+            buffer[0] = a
+        k = 1
+        while k < n and not self._stop.is_set():
+            arrays = self._pull()
+            if arrays is None:
+                break
+            for buffer, a in zip(buffers, arrays, strict=True):
+                buffer[k] = a
+            k += 1
+        state = self._get_state()
+        if self._stop.is_set():  # cancelled: the chunk would be dropped
+            return None, k, state
+        tree = self._treedef.unflatten([b[:k] for b in buffers])
+        sharding = self._put_sharding
+        if sharding is None:
+            return jax.device_put(tree), k, state
+        if sharding.is_fully_addressable:
+            return jax.device_put(tree, sharding), k, state
+        return jax.make_array_from_process_local_data(sharding, tree), k, state
+
+    def _get_state(self) -> Any:
+        return self._it.get_state() if self.resumable else None
+
+    # ----------------------------------------------------------------- public
+
+    def next_chunk(self, n: int) -> tuple[PyTree | None, int]:
+        """The next ``n`` batches stacked on the devices, and how many there are.
+
+        Returns ``(chunk, k)``: leaves of shape ``(k, *batch_shape)``, ``k < n``
+        only when the stream ends; ``(None, 0)`` once it has ended. An error of
+        the iterator, also one met while prefetching, is raised here.
+        """
+        self._check_n("next_chunk", n)
+        job = self._job
+        if job is not None:
+            if job.n != n:
+                raise ValueError(
+                    f"next_chunk(n={n}) after prefetch(n={job.n}): ask for the "
+                    "prefetched size."
+                )
+            self._join()
+            if job.error is not None:
+                raise job.error
+            assert job.result is not None
+            chunk, k, state = job.result
+        else:
+            chunk, k, state = self._assemble(n)
+        self._state = state
+        self._position += k
+        return chunk, k
+
+    def prefetch(self, n: int) -> None:
+        """Start assembling and transferring the next chunk of ``n`` batches in a
+        background thread; the next `next_chunk` (with the same ``n``) returns
+        it. Does nothing when that chunk is already on its way."""
+        self._check_n("prefetch", n)
+        if self._job is not None:
+            if self._job.n == n:
+                return
+            raise ValueError(
+                f"prefetch(n={n}) while a chunk of {self._job.n} is prefetched."
+            )
+        job = _Prefetch(n)
+        # JAX's x64 and default-device settings are thread-local: carry them.
+        x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+        device = jax.config.jax_default_device  # pyright: ignore[reportAttributeAccessIssue]
+
+        def work() -> None:
+            try:
+                with jax.enable_x64(x64), jax.default_device(device):
+                    job.result = self._assemble(n)
+            except BaseException as error:  # re-raised by next_chunk
+                job.error = error
+
+        job.thread = threading.Thread(
+            target=work, name="jaxopt_lite-BatchStream", daemon=True
+        )
+        self._job = job
+        job.thread.start()
+
+    @property
+    def position(self) -> int:
+        """Batches handed out by `next_chunk` or dropped by `skip` so far."""
+        return self._position
+
+    def state(self) -> Any:
+        """The iterator's ``get_state()`` after the batches returned so far (not
+        those prefetched), or ``None`` when it has no ``get_state``."""
+        return self._state
+
+    def restore(self, state: Any, *, step: int = 0) -> None:
+        """Continue after the batches described by ``state`` (from `state`);
+        ``step`` is the index of the next batch, for error messages. A
+        prefetched chunk is dropped."""
+        self._check_open()
+        if not self.resumable:
+            raise TypeError(
+                f"the data iterator ({type(self._it).__name__}) has no "
+                "get_state/set_state; resume by counting batches with skip(k)."
+            )
+        self._cancel()
+        self._it.set_state(state)
+        self._state = state
+        self._peeked = None
+        self._exhausted = False
+        self._step = self._position = step
+
+    def skip(self, k: int) -> int:
+        """Read and drop ``k`` batches; return how many there were (< ``k`` when
+        the stream ends first)."""
+        self._check_open()
+        if not (isinstance(k, int) and not isinstance(k, bool) and k >= 0):
+            raise ValueError(f"k={k!r} is not allowed: it must be an integer >= 0.")
+        if self._job is not None:
+            raise RuntimeError("skip() cannot follow prefetch(); skip first.")
+        skipped = 0
+        while skipped < k and self._pull() is not None:
+            skipped += 1
+        self._position += skipped
+        self._state = self._get_state()
+        return skipped
+
+    def close(self) -> None:
+        """Stop and join the background thread (waiting for at most the batch it
+        is reading); later calls to read raise. Idempotent."""
+        self._cancel()
+        self._closed = True
+
+    def __enter__(self) -> BatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this BatchStream is closed.")
+
+    def _check_n(self, name: str, n: Any) -> None:
+        self._check_open()
+        if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+            raise ValueError(
+                f"{name}(n={n!r}) is not allowed: n must be an integer >= 1."
+            )
+
+    def _join(self) -> None:
+        job = self._job
+        if job is not None and job.thread is not None:
+            job.thread.join()  # may be interrupted: then the job stays known
+        self._job = None
+
+    def _cancel(self) -> None:
+        self._stop.set()
+        try:
+            self._join()
+        finally:
+            self._stop.clear()
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{type(value).__name__}(...)"

@@ -1,0 +1,127 @@
+"""Runs in subprocesses of tests/test_streams.py.
+
+``mesh OUT``: one process with 8 simulated CPU devices. ``distributed OUT PID
+PORT``: one of two processes (2 CPU devices each) joined by
+``jax.distributed`` over 127.0.0.1 with gloo collectives. Writes one JSON
+object of measurements to OUT; the tests assert on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + (
+    " --xla_force_host_platform_device_count=" + ("8" if sys.argv[1] == "mesh" else "2")
+)
+os.environ["JAX_PLATFORMS"] = "cpu"
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxopt_lite._drivers.global_batch import global_batch
+from jaxopt_lite._drivers.streams import BatchStream
+
+
+def local_batches(process: int, count: int, size: int) -> list[dict]:
+    """Batch i of process p: x = 1000 i + 100 p + arange, y = its row sums."""
+    out = []
+    for i in range(count):
+        x = np.arange(size * 3, dtype=np.float32).reshape(size, 3) + 1000 * i
+        x += 100 * process
+        out.append({"x": x, "y": x.sum(axis=1)})
+    return out
+
+
+def shards(array: jax.Array) -> list[list[int]]:
+    """Each addressable shard's shape, in device order."""
+    return [list(s.data.shape) for s in array.addressable_shards]
+
+
+def mesh_report() -> dict:
+    out: dict = {"devices": jax.device_count()}
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    batches = local_batches(0, 5, 16)
+    with BatchStream(batches, sharding=NamedSharding(mesh, P("data"))) as stream:
+        chunk, k = stream.next_chunk(4)
+        out["k"] = k
+        out["shape"] = list(chunk["x"].shape)
+        out["spec"] = str(chunk["x"].sharding.spec)
+        out["shards"] = shards(chunk["x"])
+        expected = np.stack([b["x"] for b in batches[:4]])
+        out["max_diff"] = float(np.max(np.abs(np.asarray(chunk["x"]) - expected)))
+        stream.prefetch(4)
+        rest, k = stream.next_chunk(4)
+        out["rest_k"] = k
+        out["rest_shards"] = shards(rest["y"])
+    grid = jax.make_mesh((2, 4), ("runs", "data"))
+    sharding = NamedSharding(grid, P("data"))
+    with BatchStream(batches, sharding=sharding) as stream:
+        chunk, _ = stream.next_chunk(2)
+        out["grid_spec"] = str(chunk["x"].sharding.spec)
+        out["grid_shards"] = shards(chunk["x"])
+    placed = global_batch(batches[0], mesh)
+    out["global_spec"] = str(placed["x"].sharding.spec)
+    out["global_shards"] = shards(placed["x"])
+    out["global_diff"] = float(
+        np.max(np.abs(np.asarray(placed["x"]) - batches[0]["x"]))
+    )
+    try:
+        BatchStream(local_batches(0, 2, 12), sharding=NamedSharding(mesh, P("data")))
+    except ValueError as error:
+        out["error_split"] = str(error)
+    return out
+
+
+def distributed_report(process: int, port: str) -> dict:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        f"127.0.0.1:{port}",
+        num_processes=2,
+        process_id=process,
+        initialization_timeout=40,
+    )
+    out: dict = {
+        "process": jax.process_index(),
+        "devices": jax.device_count(),
+        "local_devices": jax.local_device_count(),
+    }
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    replicated = NamedSharding(mesh, P())
+    gather = jax.jit(lambda t: t, out_shardings=replicated)
+    total = jax.jit(
+        lambda t: sum(v.sum() for v in jax.tree.leaves(t)), out_shardings=replicated
+    )
+
+    local = local_batches(process, 1, 4)[0]
+    placed = global_batch(local, mesh)
+    out["global_shape"] = list(placed["x"].shape)
+    out["global_sum"] = float(total(placed))
+    out["global_x"] = np.asarray(gather(placed["x"])).tolist()
+
+    stream = BatchStream(
+        local_batches(process, 3, 4), sharding=NamedSharding(mesh, P("data"))
+    )
+    out["spec_shape"] = list(stream.spec["x"].shape)
+    stream.prefetch(3)
+    chunk, k = stream.next_chunk(3)
+    stream.close()
+    out["chunk_k"] = k
+    out["chunk_shape"] = list(chunk["x"].shape)
+    out["chunk_spec"] = str(chunk["x"].sharding.spec)
+    out["chunk_sum"] = float(total(chunk))
+    out["chunk_x"] = np.asarray(gather(chunk["x"])).tolist()
+    jax.distributed.shutdown()
+    return out
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "mesh":
+        report = mesh_report()
+    else:
+        report = distributed_report(int(sys.argv[3]), sys.argv[4])
+    with open(sys.argv[2], "w") as f:
+        json.dump(report, f)

@@ -17,9 +17,9 @@ from jaxopt_lite._transforms.sgd import trace as trace
 from jaxopt_lite._transforms.adam import scale_by_adam as scale_by_adam
 from jaxopt_lite._transforms.adam import scale_by_adamax as scale_by_adamax
 from jaxopt_lite._transforms.adam import scale_by_amsgrad as scale_by_amsgrad
-from jaxopt_lite._transforms.adam import scale_by_belief as scale_by_belief
-from jaxopt_lite._transforms.adam import scale_by_radam as scale_by_radam
-from jaxopt_lite._transforms.adam import scale_by_yogi as scale_by_yogi
+from jaxopt_lite._transforms.adam_variants import scale_by_belief as scale_by_belief
+from jaxopt_lite._transforms.adam_variants import scale_by_radam as scale_by_radam
+from jaxopt_lite._transforms.adam_variants import scale_by_yogi as scale_by_yogi
 from jaxopt_lite._transforms.rms import scale_by_adadelta as scale_by_adadelta
 from jaxopt_lite._transforms.rms import scale_by_rms as scale_by_rms
 from jaxopt_lite._transforms.rms import scale_by_rss as scale_by_rss
@@ -88,15 +88,15 @@ from jaxopt_lite._schedules.piecewise import (
 )
 
 # --- optimizers (_optimizers*.py) ---
-from jaxopt_lite._optimizers.adam import adabelief as adabelief
+from jaxopt_lite._optimizers.adam_variants import adabelief as adabelief
 from jaxopt_lite._optimizers.adam import adam as adam
-from jaxopt_lite._optimizers.adam import adamax as adamax
+from jaxopt_lite._optimizers.adam_variants import adamax as adamax
 from jaxopt_lite._optimizers.adam import adamw as adamw
-from jaxopt_lite._optimizers.adam import amsgrad as amsgrad
+from jaxopt_lite._optimizers.adam_variants import amsgrad as amsgrad
 from jaxopt_lite._optimizers.adam import nadam as nadam
 from jaxopt_lite._optimizers.adam import nadamw as nadamw
-from jaxopt_lite._optimizers.adam import radam as radam
-from jaxopt_lite._optimizers.adam import yogi as yogi
+from jaxopt_lite._optimizers.adam_variants import radam as radam
+from jaxopt_lite._optimizers.adam_variants import yogi as yogi
 from jaxopt_lite._optimizers.adaptive import adadelta as adadelta
 from jaxopt_lite._optimizers.adaptive import adagrad as adagrad
 from jaxopt_lite._optimizers.sgd import gd as gd
@@ -150,7 +150,7 @@ from jaxopt_lite._drivers.loggers import CSVLogger as CSVLogger
 from jaxopt_lite._drivers.loggers import TensorBoardLogger as TensorBoardLogger
 
 # --- sweeps and devices ---
-from jaxopt_lite._drivers.sweep import SweepResult as SweepResult
+from jaxopt_lite._drivers.sweep_result import SweepResult as SweepResult
 from jaxopt_lite._drivers.sweep import sweep as sweep
 
 __version__ = "0.1.0"

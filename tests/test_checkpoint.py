@@ -19,6 +19,7 @@ import pytest
 
 import jaxopt_lite as jol
 from jaxopt_lite._drivers import checkpoint as _checkpoint
+from jaxopt_lite._drivers import checkpoint_format as _format
 
 
 class Pair(NamedTuple):
@@ -262,7 +263,7 @@ def _interrupted_write(file, entries):
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     old = {"w": jnp.array([1.0, 2.0])}
     jol.save_checkpoint(tmp_path, old, metadata={"step": 1})
-    monkeypatch.setattr(_checkpoint, "_write_npz", _interrupted_write)
+    monkeypatch.setattr(_format, "write_npz", _interrupted_write)
     with pytest.raises(OSError, match="simulated"):
         jol.save_checkpoint(
             tmp_path, {"w": jnp.array([3.0, 4.0])}, metadata={"step": 2}

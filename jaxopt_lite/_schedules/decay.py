@@ -24,177 +24,14 @@ miss it by a rounding error there, or give NaN for powers below 1).
 
 from __future__ import annotations
 
-import math
-import numbers
-from collections.abc import Callable, Sequence
-from typing import Any
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
-from jaxopt_lite._core import validate as v
-
-Schedule = Callable[[ArrayLike], jax.Array]
-
-# ----------------------------------------------------------------------------
-# Checks and dtype helpers.
+from jaxopt_lite._schedules import base
 
 
-def _check_finite(name: str, value: Any) -> None:
-    v.check_range(name, value)
-
-
-def _check_positive(name: str, value: Any) -> None:
-    v.check_range(name, value, 0.0, math.inf, low_closed=False, high_closed=False)
-
-
-def _check_nonnegative(name: str, value: Any) -> None:
-    v.check_nonnegative(name, value)
-
-
-def _check_fraction(name: str, value: Any) -> None:
-    v.check_range(name, value, 0.0, 1.0)
-
-
-def _check_less(lo_name: str, lo: Any, hi_name: str, hi: Any, strict: bool) -> None:
-    """``lo < hi`` (or ``<=``) when both are concrete."""
-    a, b = v.concrete_values(lo), v.concrete_values(hi)
-    if a is None or b is None or np.all(a < b if strict else a <= b):
-        return
-    relation = "larger than" if strict else "at least"
-    raise ValueError(
-        f"{hi_name}={v._describe(hi)} is not allowed: it must be {relation} "
-        f"{lo_name}={v._describe(lo)}."
-    )
-
-
-def _check_flag(name: str, value: Any) -> None:
-    """A bool, a bool array or a traced bool."""
-    if isinstance(value, (bool, np.bool_)):
-        return
-    dtype = getattr(value, "dtype", None)
-    if isinstance(value, (np.ndarray, jax.Array)) and dtype == np.bool_:
-        return
-    raise TypeError(f"{name} must be True or False (or a bool array), got {value!r}.")
-
-
-def _check_exponential(
-    steps: Any, rate: Any, begin: Any, staircase: Any, end: Any
-) -> None:
-    """The checks of `exponential_decay`'s arguments after ``init_value`` (in
-    the order of `_exponential`'s), shared with its warmup variant."""
-    _check_positive("transition_steps", steps)
-    _check_positive("decay_rate", rate)
-    _check_nonnegative("transition_begin", begin)
-    _check_flag("staircase", staircase)
-    if end is not None:
-        _check_finite("end_value", end)
-
-
-def _dtype(*values: Any) -> Any:
-    """Output dtype: the promoted dtype of the float hyper-parameters (Python
-    numbers are weak), at least the default float."""
-    return jnp.result_type(*(x for x in values if x is not None), 0.0)
-
-
-def _lift(x: Any, dtype: Any) -> Any:
-    """Python numbers stay weakly typed (arithmetic among them stays exact, as
-    in optax); arrays become ``dtype`` (the float32-or-wider compute dtype)."""
-    if x is None or isinstance(x, (int, float)):
-        return x
-    return jnp.asarray(x).astype(dtype)
-
-
-def _lift_count(x: Any, dtype: Any) -> Any:
-    """Step-valued arguments: integers stay integers, float arrays become ``dtype``."""
-    if isinstance(x, (int, float)) or jnp.issubdtype(jnp.result_type(x), jnp.integer):
-        return x
-    return jnp.asarray(x).astype(dtype)
-
-
-def _is_integer(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) or jnp.issubdtype(
-        jnp.result_type(x), jnp.integer
-    )
-
-
-def _compute_dtype(dtype: Any) -> Any:
-    return jnp.promote_types(dtype, jnp.float32)
-
-
-# ----------------------------------------------------------------------------
-# Unchecked builders shared by the public factories.
-
-
-def _polynomial(init, end, power, steps, begin, dtype) -> Schedule:
-    ct = _compute_dtype(dtype)
-    init, end, power = _lift(init, ct), _lift(end, ct), _lift(power, ct)
-    steps, begin = _lift_count(steps, ct), _lift_count(begin, ct)
-
-    def schedule(step):
-        # The remaining fraction as (T - done) / T rather than 1 - done / T:
-        # it is exactly 0 at the end even where XLA turns the division into a
-        # multiplication by 1 / T. steps <= 0 (a zero-length warmup, or a
-        # traced value) jumps straight to end.
-        span = jnp.maximum(steps, 0)
-        done = jnp.clip(jnp.asarray(step) - begin, 0, span)
-        frac = (span - done) / jnp.where(steps > 0, steps, 1)
-        return ((init - end) * frac**power + end).astype(dtype)
-
-    return schedule
-
-
-def _exponential(init, steps, rate, begin, staircase, end, dtype) -> Schedule:
-    ct = _compute_dtype(dtype)
-    init, rate, end = _lift(init, ct), _lift(rate, ct), _lift(end, ct)
-    steps, begin = _lift_count(steps, ct), _lift_count(begin, ct)
-
-    def schedule(step):
-        elapsed = jnp.asarray(step) - begin
-        exponent = elapsed / steps
-        exponent = jnp.where(staircase, jnp.floor(exponent), exponent)
-        value = jnp.where(elapsed <= 0, init, init * jnp.power(rate, exponent))
-        if end is not None:
-            # A lower bound while decaying, an upper bound while growing.
-            value = jnp.where(
-                rate < 1, jnp.maximum(value, end), jnp.minimum(value, end)
-            )
-        return jnp.asarray(value).astype(dtype)
-
-    return schedule
-
-
-def _cosine(init, steps, alpha, exponent, dtype) -> Schedule:
-    ct = _compute_dtype(dtype)
-    init, alpha, exponent = _lift(init, ct), _lift(alpha, ct), _lift(exponent, ct)
-    steps = _lift_count(steps, ct)
-
-    def schedule(step):
-        t = jnp.minimum(jnp.asarray(step).astype(ct), steps)
-        cosine = 0.5 * (1 + jnp.cos(jnp.pi * t / steps))
-        return (init * ((1 - alpha) * cosine**exponent + alpha)).astype(dtype)
-
-    return schedule
-
-
-def _join(schedules: Sequence[Schedule], boundaries: Sequence[Any]) -> Schedule:
-    def schedule(step):
-        step = jnp.asarray(step)
-        out = jnp.asarray(schedules[0](step))
-        for boundary, later in zip(boundaries, schedules[1:], strict=False):
-            out = jnp.where(step < boundary, out, later(step - boundary))
-        return out.astype(jnp.result_type(out, 0.0))
-
-    return schedule
-
-
-# ----------------------------------------------------------------------------
-# Public schedules.
-
-
-def constant_schedule(value: ArrayLike) -> Schedule:
+def constant_schedule(value: ArrayLike) -> base.Schedule:
     r"""A schedule that always returns the same value.
 
     $$
@@ -213,8 +50,8 @@ def constant_schedule(value: ArrayLike) -> Schedule:
         >>> jol.constant_schedule(0.1)(1000)
         Array(0.1, dtype=float32)
     """
-    _check_finite("value", value)
-    dtype = _dtype(value)
+    base.check_finite("value", value)
+    dtype = base.result_dtype(value)
 
     def schedule(step):
         shape = jnp.broadcast_shapes(jnp.shape(value), jnp.shape(step))
@@ -229,7 +66,7 @@ def polynomial_schedule(
     power: ArrayLike,
     transition_steps: ArrayLike,
     transition_begin: ArrayLike = 0,
-) -> Schedule:
+) -> base.Schedule:
     r"""Move from ``init_value`` to ``end_value`` along a polynomial.
 
     $$
@@ -257,13 +94,13 @@ def polynomial_schedule(
         >>> sched(jnp.arange(6))
         Array([1.    , 0.5625, 0.25  , 0.0625, 0.    , 0.    ], dtype=float32)
     """
-    _check_finite("init_value", init_value)
-    _check_finite("end_value", end_value)
-    _check_positive("power", power)
-    _check_positive("transition_steps", transition_steps)
-    _check_nonnegative("transition_begin", transition_begin)
-    dtype = _dtype(init_value, end_value, power)
-    return _polynomial(
+    base.check_finite("init_value", init_value)
+    base.check_finite("end_value", end_value)
+    base.check_positive("power", power)
+    base.check_positive("transition_steps", transition_steps)
+    base.check_nonnegative("transition_begin", transition_begin)
+    dtype = base.result_dtype(init_value, end_value, power)
+    return base.polynomial(
         init_value, end_value, power, transition_steps, transition_begin, dtype
     )
 
@@ -273,7 +110,7 @@ def linear_schedule(
     end_value: ArrayLike,
     transition_steps: ArrayLike,
     transition_begin: ArrayLike = 0,
-) -> Schedule:
+) -> base.Schedule:
     r"""Move linearly from ``init_value`` to ``end_value``.
 
     $$
@@ -297,12 +134,12 @@ def linear_schedule(
         >>> sched(jnp.arange(5))
         Array([1.  , 1.  , 0.75, 0.5 , 0.5 ], dtype=float32)
     """
-    _check_finite("init_value", init_value)
-    _check_finite("end_value", end_value)
-    _check_positive("transition_steps", transition_steps)
-    _check_nonnegative("transition_begin", transition_begin)
-    dtype = _dtype(init_value, end_value)
-    return _polynomial(
+    base.check_finite("init_value", init_value)
+    base.check_finite("end_value", end_value)
+    base.check_positive("transition_steps", transition_steps)
+    base.check_nonnegative("transition_begin", transition_begin)
+    dtype = base.result_dtype(init_value, end_value)
+    return base.polynomial(
         init_value, end_value, 1, transition_steps, transition_begin, dtype
     )
 
@@ -314,7 +151,7 @@ def exponential_decay(
     transition_begin: ArrayLike = 0,
     staircase: bool | jax.Array = False,
     end_value: ArrayLike | None = None,
-) -> Schedule:
+) -> base.Schedule:
     r"""Multiply the value by ``decay_rate`` every ``transition_steps`` steps.
 
     $$
@@ -359,11 +196,11 @@ def exponential_decay(
         >>> stairs(jnp.arange(7))
         Array([1. , 1. , 1. , 0.5, 0.5, 0.3, 0.3], dtype=float32)
     """
-    _check_finite("init_value", init_value)
+    base.check_finite("init_value", init_value)
     decay = (transition_steps, decay_rate, transition_begin, staircase, end_value)
-    _check_exponential(*decay)
-    dtype = _dtype(init_value, decay_rate, end_value)
-    return _exponential(init_value, *decay, dtype)
+    base.check_exponential(*decay)
+    dtype = base.result_dtype(init_value, decay_rate, end_value)
+    return base.exponential(init_value, *decay, dtype)
 
 
 def cosine_decay_schedule(
@@ -371,7 +208,7 @@ def cosine_decay_schedule(
     decay_steps: ArrayLike,
     alpha: ArrayLike = 0.0,
     exponent: ArrayLike = 1.0,
-) -> Schedule:
+) -> base.Schedule:
     r"""Decay along half a cosine period, from ``init_value`` to ``alpha * init_value``.
 
     $$
@@ -398,17 +235,17 @@ def cosine_decay_schedule(
         Loshchilov and Hutter, *SGDR: Stochastic Gradient Descent with Warm
         Restarts*, 2017.
     """
-    _check_finite("init_value", init_value)
-    _check_positive("decay_steps", decay_steps)
-    _check_finite("alpha", alpha)
-    _check_positive("exponent", exponent)
-    dtype = _dtype(init_value, alpha, exponent)
-    return _cosine(init_value, decay_steps, alpha, exponent, dtype)
+    base.check_finite("init_value", init_value)
+    base.check_positive("decay_steps", decay_steps)
+    base.check_finite("alpha", alpha)
+    base.check_positive("exponent", exponent)
+    dtype = base.result_dtype(init_value, alpha, exponent)
+    return base.cosine(init_value, decay_steps, alpha, exponent, dtype)
 
 
 def step_decay(
     init_value: ArrayLike, step_size: ArrayLike, gamma: ArrayLike = 0.1
-) -> Schedule:
+) -> base.Schedule:
     r"""Multiply the value by ``gamma`` every ``step_size`` steps (PyTorch ``StepLR``).
 
     $$
@@ -432,26 +269,19 @@ def step_decay(
         >>> jol.step_decay(1.0, step_size=2, gamma=0.5)(jnp.arange(6))
         Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
     """
-    _check_finite("init_value", init_value)
-    _check_positive("step_size", step_size)
-    _check_positive("gamma", gamma)
-    dtype = _dtype(init_value, gamma)
-    ct = _compute_dtype(dtype)
-    init, gamma = _lift(init_value, ct), _lift(gamma, ct)
-    size = _lift_count(step_size, ct)
+    base.check_finite("init_value", init_value)
+    base.check_positive("step_size", step_size)
+    base.check_positive("gamma", gamma)
+    dtype = base.result_dtype(init_value, gamma)
+    ct = base.compute_dtype(dtype)
+    init, gamma = base.lift(init_value, ct), base.lift(gamma, ct)
+    size = base.lift_count(step_size, ct)
 
     def schedule(step):
-        drops = _floor_div(jnp.asarray(step), size, ct)
+        drops = base.floor_div(jnp.asarray(step), size, ct)
         return (init * jnp.power(gamma, drops)).astype(dtype)
 
     return schedule
-
-
-def _floor_div(step: jax.Array, size: Any, dtype: Any) -> jax.Array:
-    """``floor(step / size)`` as ``dtype``; exact integer division for integers."""
-    if _is_integer(step) and _is_integer(size):
-        return jnp.floor_divide(step, size).astype(dtype)
-    return jnp.floor(step.astype(dtype) / size)
 
 
 def inverse_time_decay(
@@ -459,7 +289,7 @@ def inverse_time_decay(
     decay_steps: ArrayLike,
     decay_rate: ArrayLike,
     staircase: bool | jax.Array = False,
-) -> Schedule:
+) -> base.Schedule:
     r"""Decay as one over time (Keras's ``InverseTimeDecay``).
 
     $$
@@ -489,19 +319,19 @@ def inverse_time_decay(
     References:
         Robbins and Monro, *A Stochastic Approximation Method*, 1951.
     """
-    _check_finite("init_value", init_value)
-    _check_positive("decay_steps", decay_steps)
-    _check_nonnegative("decay_rate", decay_rate)
-    _check_flag("staircase", staircase)
-    dtype = _dtype(init_value, decay_rate)
-    ct = _compute_dtype(dtype)
-    init, rate = _lift(init_value, ct), _lift(decay_rate, ct)
-    steps = _lift_count(decay_steps, ct)
+    base.check_finite("init_value", init_value)
+    base.check_positive("decay_steps", decay_steps)
+    base.check_nonnegative("decay_rate", decay_rate)
+    base.check_flag("staircase", staircase)
+    dtype = base.result_dtype(init_value, decay_rate)
+    ct = base.compute_dtype(dtype)
+    init, rate = base.lift(init_value, ct), base.lift(decay_rate, ct)
+    steps = base.lift_count(decay_steps, ct)
 
     def schedule(step):
         step = jnp.asarray(step)
         progress = step.astype(ct) / steps
-        progress = jnp.where(staircase, _floor_div(step, steps, ct), progress)
+        progress = jnp.where(staircase, base.floor_div(step, steps, ct), progress)
         return (init / (1 + rate * progress)).astype(dtype)
 
     return schedule

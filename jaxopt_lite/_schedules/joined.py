@@ -13,22 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxopt_lite._schedules.decay import (
-    Schedule,
-    _check_exponential,
-    _check_finite,
-    _check_less,
-    _check_nonnegative,
-    _check_positive,
-    _compute_dtype,
-    _cosine,
-    _dtype,
-    _exponential,
-    _join,
-    _lift,
-    _lift_count,
-    _polynomial,
-)
+from jaxopt_lite._schedules import base
 
 
 def warmup_cosine_decay_schedule(
@@ -38,7 +23,7 @@ def warmup_cosine_decay_schedule(
     decay_steps: ArrayLike,
     end_value: ArrayLike = 0.0,
     exponent: ArrayLike = 1.0,
-) -> Schedule:
+) -> base.Schedule:
     r"""Linear warmup to ``peak_value``, then cosine decay to ``end_value``.
 
     $$
@@ -76,21 +61,23 @@ def warmup_cosine_decay_schedule(
         1 Hour*, 2017. Loshchilov and Hutter, *SGDR: Stochastic Gradient
         Descent with Warm Restarts*, 2017.
     """
-    _check_finite("init_value", init_value)
-    _check_finite("peak_value", peak_value)
-    _check_nonnegative("warmup_steps", warmup_steps)
-    _check_positive("decay_steps", decay_steps)
-    _check_less("warmup_steps", warmup_steps, "decay_steps", decay_steps, strict=True)
-    _check_finite("end_value", end_value)
-    _check_positive("exponent", exponent)
-    dtype = _dtype(init_value, peak_value, end_value, exponent)
-    ct = _compute_dtype(dtype)
-    peak, end = _lift(peak_value, ct), _lift(end_value, ct)
+    base.check_finite("init_value", init_value)
+    base.check_finite("peak_value", peak_value)
+    base.check_nonnegative("warmup_steps", warmup_steps)
+    base.check_positive("decay_steps", decay_steps)
+    base.check_less(
+        "warmup_steps", warmup_steps, "decay_steps", decay_steps, strict=True
+    )
+    base.check_finite("end_value", end_value)
+    base.check_positive("exponent", exponent)
+    dtype = base.result_dtype(init_value, peak_value, end_value, exponent)
+    ct = base.compute_dtype(dtype)
+    peak, end = base.lift(peak_value, ct), base.lift(end_value, ct)
     alpha = jnp.where(peak == 0, 0.0, end / jnp.where(peak == 0, 1.0, peak))
-    warmup = _polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
-    cosine_steps = _lift_count(decay_steps, ct) - _lift_count(warmup_steps, ct)
-    decay = _cosine(peak_value, cosine_steps, alpha, exponent, dtype)
-    return _join([warmup, decay], [warmup_steps])
+    warmup = base.polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
+    cosine_steps = base.lift_count(decay_steps, ct) - base.lift_count(warmup_steps, ct)
+    decay = base.cosine(peak_value, cosine_steps, alpha, exponent, dtype)
+    return base.join([warmup, decay], [warmup_steps])
 
 
 def warmup_exponential_decay_schedule(
@@ -102,7 +89,7 @@ def warmup_exponential_decay_schedule(
     transition_begin: ArrayLike = 0,
     staircase: bool | jax.Array = False,
     end_value: ArrayLike | None = None,
-) -> Schedule:
+) -> base.Schedule:
     r"""Linear warmup to ``peak_value``, then `exponential_decay` from it.
 
     $$
@@ -134,19 +121,21 @@ def warmup_exponential_decay_schedule(
         >>> sched(jnp.arange(6))
         Array([0.   , 0.5  , 1.   , 0.5  , 0.25 , 0.125], dtype=float32)
     """
-    _check_finite("init_value", init_value)
-    _check_finite("peak_value", peak_value)
-    _check_nonnegative("warmup_steps", warmup_steps)
+    base.check_finite("init_value", init_value)
+    base.check_finite("peak_value", peak_value)
+    base.check_nonnegative("warmup_steps", warmup_steps)
     decay = (transition_steps, decay_rate, transition_begin, staircase, end_value)
-    _check_exponential(*decay)
-    dtype = _dtype(init_value, peak_value, decay_rate, end_value)
-    warmup = _polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
-    return _join([warmup, _exponential(peak_value, *decay, dtype)], [warmup_steps])
+    base.check_exponential(*decay)
+    dtype = base.result_dtype(init_value, peak_value, decay_rate, end_value)
+    warmup = base.polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
+    return base.join(
+        [warmup, base.exponential(peak_value, *decay, dtype)], [warmup_steps]
+    )
 
 
 def warmup_constant_schedule(
     init_value: ArrayLike, peak_value: ArrayLike, warmup_steps: ArrayLike
-) -> Schedule:
+) -> base.Schedule:
     r"""Linear warmup to ``peak_value``, then constant.
 
     $$
@@ -170,14 +159,14 @@ def warmup_constant_schedule(
         Goyal et al., *Accurate, Large Minibatch SGD: Training ImageNet in
         1 Hour*, 2017.
     """
-    _check_finite("init_value", init_value)
-    _check_finite("peak_value", peak_value)
-    _check_positive("warmup_steps", warmup_steps)
-    dtype = _dtype(init_value, peak_value)
-    return _polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
+    base.check_finite("init_value", init_value)
+    base.check_finite("peak_value", peak_value)
+    base.check_positive("warmup_steps", warmup_steps)
+    dtype = base.result_dtype(init_value, peak_value)
+    return base.polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
 
 
-def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, ArrayLike]]) -> Schedule:
+def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, ArrayLike]]) -> base.Schedule:
     r"""Stochastic gradient descent with warm restarts: cosine cycles back to back.
 
     Cycle $k$ is ``warmup_cosine_decay_schedule(**cosine_kwargs[k])``, of
@@ -224,12 +213,12 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, ArrayLike]]) -> Schedule:
             raise type(error)(f"cosine_kwargs[{i}]: {error}") from error
         start = start + kwargs["decay_steps"]
         starts.append(start)
-    return _join(schedules, starts[:-1])
+    return base.join(schedules, starts[:-1])
 
 
 def join_schedules(
-    schedules: Sequence[Schedule], boundaries: Sequence[ArrayLike]
-) -> Schedule:
+    schedules: Sequence[base.Schedule], boundaries: Sequence[ArrayLike]
+) -> base.Schedule:
     r"""Run schedules one after the other, each restarted from step 0.
 
     With boundaries $b_1 \le \dots \le b_k$ (and $b_0 = 0$):
@@ -268,13 +257,13 @@ def join_schedules(
             f"{len(schedules) - 1} steps (one fewer than the schedules)."
         )
     for i, boundary in enumerate(boundaries):
-        _check_finite(f"boundaries[{i}]", boundary)
+        base.check_finite(f"boundaries[{i}]", boundary)
     for i in range(len(boundaries) - 1):
-        _check_less(
+        base.check_less(
             f"boundaries[{i}]",
             boundaries[i],
             f"boundaries[{i + 1}]",
             boundaries[i + 1],
             strict=False,
         )
-    return _join(list(schedules), list(boundaries))
+    return base.join(list(schedules), list(boundaries))

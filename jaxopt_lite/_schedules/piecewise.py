@@ -16,18 +16,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._schedules.decay import (
-    Schedule,
-    _check_finite,
-    _check_fraction,
-    _check_less,
-    _check_nonnegative,
-    _check_positive,
-    _compute_dtype,
-    _dtype,
-    _lift,
-    _lift_count,
-)
+from jaxopt_lite._schedules import base
 
 # ----------------------------------------------------------------------------
 # Unchecked helpers.
@@ -51,12 +40,12 @@ def _cosine_between(a, b, x):
     return b + (a - b) / 2.0 * (jnp.cos(jnp.pi * x) + 1)
 
 
-def _interpolate(kind, init, knots, scales, dtype) -> Schedule:
+def _interpolate(kind, init, knots, scales, dtype) -> base.Schedule:
     """Interpolate between ``init * prod(scales[:i])`` placed at ``knots[i-1]``
     (the first value at step 0); hold the last value after the last knot."""
-    ct = _compute_dtype(dtype)
+    ct = base.compute_dtype(dtype)
     between = _linear_between if kind == "linear" else _cosine_between
-    knots = [0, *(_lift_count(k, ct) for k in knots)]
+    knots = [0, *(base.lift_count(k, ct) for k in knots)]
 
     def schedule(step):
         step = jnp.asarray(step)
@@ -91,14 +80,14 @@ def _check_boundaries(
         )
     for boundary, scale in boundaries_and_scales.items():
         v.check_range(f"a boundary (step) of {name}", boundary, minimum)
-        _check_nonnegative(f"{name}[{boundary!r}]", scale)
+        base.check_nonnegative(f"{name}[{boundary!r}]", scale)
     return sorted(boundaries_and_scales.items(), key=lambda item: item[0])
 
 
 def piecewise_constant_schedule(
     init_value: ArrayLike,
     boundaries_and_scales: Mapping[int, ArrayLike] | None = None,
-) -> Schedule:
+) -> base.Schedule:
     r"""Constant between boundaries; multiplied by a scale at each boundary.
 
     $$
@@ -119,16 +108,16 @@ def piecewise_constant_schedule(
         >>> sched(jnp.arange(6))
         Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
     """
-    _check_finite("init_value", init_value)
+    base.check_finite("init_value", init_value)
     items = _check_boundaries(boundaries_and_scales, -math.inf)
-    dtype = _dtype(init_value, *(scale for _, scale in items))
-    ct = _compute_dtype(dtype)
+    dtype = base.result_dtype(init_value, *(scale for _, scale in items))
+    ct = base.compute_dtype(dtype)
 
     def schedule(step):
         step = jnp.asarray(step)
         value = jnp.asarray(init_value).astype(ct)
         for boundary, scale in items:
-            value = jnp.where(step >= boundary, value * _lift(scale, ct), value)
+            value = jnp.where(step >= boundary, value * base.lift(scale, ct), value)
         shape = jnp.broadcast_shapes(value.shape, step.shape)
         return jnp.broadcast_to(value, shape).astype(dtype)
 
@@ -139,7 +128,7 @@ def piecewise_interpolate_schedule(
     interpolate_type: str,
     init_value: ArrayLike,
     boundaries_and_scales: Mapping[int, ArrayLike] | None = None,
-) -> Schedule:
+) -> base.Schedule:
     r"""Interpolate between values scaled at boundaries, linearly or along a cosine.
 
     With knots $b_0 = 0 < b_1 < \dots < b_k$ and values
@@ -177,10 +166,10 @@ def piecewise_interpolate_schedule(
             f"interpolate_type={interpolate_type!r} is not allowed: it must be "
             "'linear' or 'cosine'."
         )
-    _check_finite("init_value", init_value)
+    base.check_finite("init_value", init_value)
     items = _check_boundaries(boundaries_and_scales, 0.0)
     scales = [scale for _, scale in items]
-    dtype = _dtype(init_value, *scales)
+    dtype = base.result_dtype(init_value, *scales)
     knots = [boundary for boundary, _ in items]
     return _interpolate(interpolate_type, init_value, knots, scales, dtype)
 
@@ -188,14 +177,14 @@ def piecewise_interpolate_schedule(
 def _onecycle_args(transition_steps, peak_value, pct_start, div, final_div) -> Any:
     """Check the arguments both one-cycle schedules share; return the output
     dtype, the compute dtype, and the peak value and both factors lifted."""
-    _check_positive("transition_steps", transition_steps)
-    _check_finite("peak_value", peak_value)
-    _check_fraction("pct_start", pct_start)
-    _check_positive("div_factor", div)
-    _check_positive("final_div_factor", final_div)
-    dtype = _dtype(peak_value, div, final_div)
-    ct = _compute_dtype(dtype)
-    return dtype, ct, *(_lift(x, ct) for x in (peak_value, div, final_div))
+    base.check_positive("transition_steps", transition_steps)
+    base.check_finite("peak_value", peak_value)
+    base.check_fraction("pct_start", pct_start)
+    base.check_positive("div_factor", div)
+    base.check_positive("final_div_factor", final_div)
+    dtype = base.result_dtype(peak_value, div, final_div)
+    ct = base.compute_dtype(dtype)
+    return dtype, ct, *(base.lift(x, ct) for x in (peak_value, div, final_div))
 
 
 def linear_onecycle_schedule(
@@ -205,7 +194,7 @@ def linear_onecycle_schedule(
     pct_final: ArrayLike = 0.85,
     div_factor: ArrayLike = 25.0,
     final_div_factor: ArrayLike = 1e4,
-) -> Schedule:
+) -> base.Schedule:
     r"""One cycle of three linear phases: up to ``peak_value``, down, then anneal.
 
     `piecewise_interpolate_schedule` (linear) through the points
@@ -246,8 +235,8 @@ def linear_onecycle_schedule(
     dtype, ct, peak, div, final = _onecycle_args(
         transition_steps, peak_value, pct_start, div_factor, final_div_factor
     )
-    _check_fraction("pct_final", pct_final)
-    _check_less("pct_start", pct_start, "pct_final", pct_final, strict=False)
+    base.check_fraction("pct_final", pct_final)
+    base.check_less("pct_start", pct_start, "pct_final", pct_final, strict=False)
     knots = [
         _floor_product(pct_start, transition_steps, ct),
         _floor_product(pct_final, transition_steps, ct),
@@ -263,7 +252,7 @@ def cosine_onecycle_schedule(
     pct_start: ArrayLike = 0.3,
     div_factor: ArrayLike = 25.0,
     final_div_factor: ArrayLike = 1e4,
-) -> Schedule:
+) -> base.Schedule:
     r"""One cycle: a cosine rise to ``peak_value``, then a cosine fall.
 
     `piecewise_interpolate_schedule` (cosine) through the points

@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -294,9 +295,13 @@ def describe_machine() -> dict[str, Any]:
 
 
 def optional_module(name: str) -> Any | None:
-    """``import name`` or ``None`` when it is not installed."""
+    """``import name`` or ``None`` when it is not installed. A peer's own
+    deprecation notice on import (jaxopt announces it is unmaintained) is not
+    an error of the benchmark."""
     try:
-        return importlib.import_module(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return importlib.import_module(name)
     except ImportError:
         return None
 

@@ -12,7 +12,7 @@ each repeat, reporting medians with compilation excluded (and reported apart):
 4. ``update``: optimizer-update bandwidth against a device copy;
 5. ``overhead``: what each of fit's features costs;
 6. ``solvers``: jaxopt_lite's L-BFGS against scipy, optimistix, jaxopt and
-   optax on the Moré–Garbow–Hillstrom problems (float64; all 35 problems from
+   optax on the Moré-Garbow-Hillstrom problems (float64; all 35 problems from
    ``x0`` and ``10 x0`` in full mode, three small ones otherwise).
 
 Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two

@@ -10,7 +10,7 @@ sizes listed in `PROBLEMS` (the paper's own choices where it reports one).
 References:
     J. J. Moré, B. S. Garbow and K. E. Hillstrom, "Testing unconstrained
     optimization software", ACM Transactions on Mathematical Software 7(1),
-    17–41, 1981. The Gulf problem uses the corrected formula (the paper's
+    17-41, 1981. The Gulf problem uses the corrected formula (the paper's
     "mi" is a minus sign).
 """
 
@@ -258,9 +258,7 @@ def _grid(x):
 def discrete_boundary_value(x):
     h, t = _grid(x)
     padded = jnp.pad(x, 1)
-    return (
-        2.0 * x - padded[:-2] - padded[2:] + h**2 * (x + t + 1.0) ** 3 / 2.0
-    )
+    return 2.0 * x - padded[:-2] - padded[2:] + h**2 * (x + t + 1.0) ** 3 / 2.0
 
 
 def discrete_integral_equation(x):
@@ -315,226 +313,83 @@ def chebyquad(x):
     return jnp.stack(rows[1 : n + 1]).mean(axis=1) - integral
 
 
-def _dims(n: int, fill: float | Callable[[int], float]) -> tuple[float, ...]:
-    return tuple(fill(j) if callable(fill) else fill for j in range(1, n + 1))
+def _dims(n: int, fill: Callable[[int], float]) -> tuple[float, ...]:
+    return tuple(fill(j) for j in range(1, n + 1))
+
+
+NOTES = {
+    "freudenstein_roth": "local minimum 48.9842 at (11.41, -0.8968)",
+    "bard": "also 17.4286 at (0.8406, -inf, -inf)",
+    "kowalik_osborne": "also 1.02734e-3 at (inf, -14.07, -inf, -inf)",
+    "biggs_exp6": "f = 0 at (1, 10, 1, 5, 4, 3); 5.65565e-3 is another minimum",
+    "trigonometric": "local minima; 2.79506e-5 is commonly reached at n = 10",
+    "brown_almost_linear": "also f = 1 at (0, ..., 0, n + 1)",
+}
 
 
 def _problems() -> tuple[Problem, ...]:
-    n10 = 10
-    h = 1.0 / (n10 + 1)
-    grid_x0 = _dims(n10, lambda j: j * h * (j * h - 1.0))
-    m = 20
-    return (
-        Problem(1, "rosenbrock", 2, 2, rosenbrock, (-1.2, 1.0), 0.0, (1.0, 1.0)),
-        Problem(
-            2,
-            "freudenstein_roth",
-            2,
-            2,
-            freudenstein_roth,
-            (0.5, -2.0),
-            0.0,
-            (5.0, 4.0),
-            "local minimum 48.9842 at (11.41, -0.8968)",
-        ),
-        Problem(
-            3, "powell_badly_scaled", 2, 2, powell_badly_scaled, (0.0, 1.0), 0.0
-        ),
-        Problem(
-            4,
-            "brown_badly_scaled",
-            2,
-            3,
-            brown_badly_scaled,
-            (1.0, 1.0),
-            0.0,
-            (1e6, 2e-6),
-        ),
-        Problem(5, "beale", 2, 3, beale, (1.0, 1.0), 0.0, (3.0, 0.5)),
-        Problem(
-            6, "jennrich_sampson", 2, 10, jennrich_sampson, (0.3, 0.4), 124.362
-        ),
-        Problem(
-            7,
-            "helical_valley",
-            3,
-            3,
-            helical_valley,
-            (-1.0, 0.0, 0.0),
-            0.0,
-            (1.0, 0.0, 0.0),
-        ),
-        Problem(
-            8,
-            "bard",
-            3,
-            15,
-            bard,
-            (1.0, 1.0, 1.0),
-            8.21487e-3,
-            note="also 17.4286 at (0.8406, -inf, -inf)",
-        ),
-        Problem(9, "gaussian", 3, 15, gaussian, (0.4, 1.0, 0.0), 1.12793e-8),
-        Problem(10, "meyer", 3, 16, meyer, (0.02, 4000.0, 250.0), 87.9458),
-        Problem(
-            11, "gulf", 3, 99, gulf, (5.0, 2.5, 0.15), 0.0, (50.0, 25.0, 1.5)
-        ),
-        Problem(
-            12, "box_3d", 3, 10, box_3d, (0.0, 10.0, 20.0), 0.0, (1.0, 10.0, 1.0)
-        ),
-        Problem(
-            13,
-            "powell_singular",
-            4,
-            4,
-            powell_singular,
-            (3.0, -1.0, 0.0, 1.0),
-            0.0,
-            (0.0,) * 4,
-        ),
-        Problem(14, "wood", 4, 6, wood, (-3.0, -1.0, -3.0, -1.0), 0.0, (1.0,) * 4),
-        Problem(
-            15,
-            "kowalik_osborne",
-            4,
-            11,
-            kowalik_osborne,
-            (0.25, 0.39, 0.415, 0.39),
-            3.07505e-4,
-            note="also 1.02734e-3 at (inf, -14.07, -inf, -inf)",
-        ),
-        Problem(
-            16, "brown_dennis", 4, 20, brown_dennis, (25.0, 5.0, -5.0, -1.0), 85822.2
-        ),
-        Problem(
-            17,
-            "osborne1",
-            5,
-            33,
-            osborne1,
-            (0.5, 1.5, -1.0, 0.01, 0.02),
-            5.46489e-5,
-        ),
-        Problem(
-            18,
-            "biggs_exp6",
-            6,
-            13,
-            biggs_exp6,
-            (1.0, 2.0, 1.0, 1.0, 1.0, 1.0),
-            5.65565e-3,
-            note="f = 0 at (1, 10, 1, 5, 4, 3); 5.65565e-3 is another minimum",
-        ),
-        Problem(
-            19,
-            "osborne2",
-            11,
-            65,
-            osborne2,
+    n = 10  # the size of the problems whose size is free (Watson: 9; ...)
+    m = 20  # residuals of the linear problems
+    grid = _dims(n, lambda j: j / (n + 1) * (j / (n + 1) - 1.0))
+    ones, zeros = (1.0,) * n, (0.0,) * n
+    rows = [
+        (1, rosenbrock, 2, 2, (-1.2, 1.0), 0.0, (1.0, 1.0)),
+        (2, freudenstein_roth, 2, 2, (0.5, -2.0), 0.0, (5.0, 4.0)),
+        (3, powell_badly_scaled, 2, 2, (0.0, 1.0), 0.0, None),
+        (4, brown_badly_scaled, 2, 3, (1.0, 1.0), 0.0, (1e6, 2e-6)),
+        (5, beale, 2, 3, (1.0, 1.0), 0.0, (3.0, 0.5)),
+        (6, jennrich_sampson, 2, 10, (0.3, 0.4), 124.362, None),
+        (7, helical_valley, 3, 3, (-1.0, 0.0, 0.0), 0.0, (1.0, 0.0, 0.0)),
+        (8, bard, 3, 15, (1.0, 1.0, 1.0), 8.21487e-3, None),
+        (9, gaussian, 3, 15, (0.4, 1.0, 0.0), 1.12793e-8, None),
+        (10, meyer, 3, 16, (0.02, 4000.0, 250.0), 87.9458, None),
+        (11, gulf, 3, 99, (5.0, 2.5, 0.15), 0.0, (50.0, 25.0, 1.5)),
+        (12, box_3d, 3, 10, (0.0, 10.0, 20.0), 0.0, (1.0, 10.0, 1.0)),
+        (13, powell_singular, 4, 4, (3.0, -1.0, 0.0, 1.0), 0.0, (0.0,) * 4),
+        (14, wood, 4, 6, (-3.0, -1.0, -3.0, -1.0), 0.0, (1.0,) * 4),
+        (15, kowalik_osborne, 4, 11, (0.25, 0.39, 0.415, 0.39), 3.07505e-4, None),
+        (16, brown_dennis, 4, 20, (25.0, 5.0, -5.0, -1.0), 85822.2, None),
+        (17, osborne1, 5, 33, (0.5, 1.5, -1.0, 0.01, 0.02), 5.46489e-5, None),
+        (18, biggs_exp6, 6, 13, (1.0, 2.0, 1.0, 1.0, 1.0, 1.0), 5.65565e-3, None),
+        (
+            19, osborne2, 11, 65,
             (1.3, 0.65, 0.65, 0.7, 0.6, 3.0, 5.0, 7.0, 2.0, 4.5, 5.5),
-            4.01377e-2,
+            4.01377e-2, None,
         ),
-        Problem(20, "watson", 9, 31, watson, (0.0,) * 9, 1.39976e-6),
+        (20, watson, 9, 31, (0.0,) * 9, 1.39976e-6, None),
+        (21, extended_rosenbrock, n, n, (-1.2, 1.0) * (n // 2), 0.0, ones),
+        (22, extended_powell_singular, 12, 12, (3.0, -1.0, 0.0, 1.0) * 3, 0.0,
+         (0.0,) * 12),
+        (23, penalty1, n, n + 1, _dims(n, float), 7.08765e-5, None),
+        (24, penalty2, n, 2 * n, (0.5,) * n, 2.93660e-4, None),
+        (25, variably_dimensioned, n, n + 2, _dims(n, lambda j: 1 - j / n), 0.0,
+         ones),
+        (26, trigonometric, n, n, (1.0 / n,) * n, 0.0, zeros),
+        (27, brown_almost_linear, n, n, (0.5,) * n, 0.0, ones),
+        (28, discrete_boundary_value, n, n, grid, 0.0, None),
+        (29, discrete_integral_equation, n, n, grid, 0.0, None),
+        (30, broyden_tridiagonal, n, n, (-1.0,) * n, 0.0, None),
+        (31, broyden_banded, n, n, (-1.0,) * n, 0.0, None),
+        (32, linear_full_rank, n, m, ones, float(m - n), (-1.0,) * n),
+        (33, linear_rank1, n, m, ones, m * (m - 1) / (2 * (2 * m + 1)),
+         (3.0 / (2 * m + 1),) + (0.0,) * (n - 1)),
+        (34, linear_rank1_zero, n, m, ones, (m * m + 3 * m - 6) / (2 * (2 * m - 3)),
+         (0.0, 3.0 / (2 * (2 * m - 3))) + (0.0,) * (n - 2)),
+        (35, chebyquad, 8, 8, _dims(8, lambda j: j / 9), 3.51687e-3, None),
+    ]  # fmt: skip
+    return tuple(
         Problem(
-            21,
-            "extended_rosenbrock",
-            n10,
-            n10,
-            extended_rosenbrock,
-            (-1.2, 1.0) * 5,
-            0.0,
-            (1.0,) * n10,
-        ),
-        Problem(
-            22,
-            "extended_powell_singular",
-            12,
-            12,
-            extended_powell_singular,
-            (3.0, -1.0, 0.0, 1.0) * 3,
-            0.0,
-            (0.0,) * 12,
-        ),
-        Problem(23, "penalty1", n10, n10 + 1, penalty1, _dims(n10, float), 7.08765e-5),
-        Problem(24, "penalty2", n10, 2 * n10, penalty2, (0.5,) * n10, 2.93660e-4),
-        Problem(
-            25,
-            "variably_dimensioned",
-            n10,
-            n10 + 2,
-            variably_dimensioned,
-            _dims(n10, lambda j: 1.0 - j / n10),
-            0.0,
-            (1.0,) * n10,
-        ),
-        Problem(
-            26,
-            "trigonometric",
-            n10,
-            n10,
-            trigonometric,
-            (1.0 / n10,) * n10,
-            0.0,
-            (0.0,) * n10,
-            "local minima; 2.79506e-5 is commonly reached at n = 10",
-        ),
-        Problem(
-            27,
-            "brown_almost_linear",
-            n10,
-            n10,
-            brown_almost_linear,
-            (0.5,) * n10,
-            0.0,
-            (1.0,) * n10,
-            "also f = 1 at (0, ..., 0, n + 1)",
-        ),
-        Problem(
-            28, "discrete_boundary_value", n10, n10, discrete_boundary_value,
-            grid_x0, 0.0,
-        ),  # fmt: skip
-        Problem(
-            29, "discrete_integral_equation", n10, n10, discrete_integral_equation,
-            grid_x0, 0.0,
-        ),  # fmt: skip
-        Problem(
-            30, "broyden_tridiagonal", n10, n10, broyden_tridiagonal,
-            (-1.0,) * n10, 0.0,
-        ),  # fmt: skip
-        Problem(
-            31, "broyden_banded", n10, n10, broyden_banded, (-1.0,) * n10, 0.0
-        ),
-        Problem(
-            32,
-            "linear_full_rank",
-            n10,
-            m,
-            linear_full_rank,
-            (1.0,) * n10,
-            float(m - n10),
-            (-1.0,) * n10,
-        ),
-        Problem(
-            33,
-            "linear_rank1",
-            n10,
-            m,
-            linear_rank1,
-            (1.0,) * n10,
-            m * (m - 1) / (2 * (2 * m + 1)),
-            (3.0 / (2 * m + 1),) + (0.0,) * (n10 - 1),
-        ),
-        Problem(
-            34,
-            "linear_rank1_zero",
-            n10,
-            m,
-            linear_rank1_zero,
-            (1.0,) * n10,
-            (m * m + 3 * m - 6) / (2 * (2 * m - 3)),
-            (0.0, 3.0 / (2 * (2 * m - 3))) + (0.0,) * (n10 - 2),
-        ),
-        Problem(35, "chebyquad", 8, 8, chebyquad, _dims(8, lambda j: j / 9), 3.51687e-3),
+            number,
+            fn.__name__,
+            dim,
+            size,
+            fn,
+            x0,
+            f_star,
+            x_star,
+            NOTES.get(fn.__name__, ""),
+        )
+        for number, fn, dim, size, x0, f_star, x_star in rows
     )
 
 

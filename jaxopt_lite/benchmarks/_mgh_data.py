@@ -1,4 +1,4 @@
-"""Measured data of the Moré–Garbow–Hillstrom data-fitting problems.
+"""Measured data of the Moré-Garbow-Hillstrom data-fitting problems.
 
 Numbers as tabulated by Moré, Garbow and Hillstrom (1981) for problems 8
 (Bard), 9 (Gaussian), 10 (Meyer), 15 (Kowalik and Osborne), 17 (Osborne 1)

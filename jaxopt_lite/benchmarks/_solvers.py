@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -64,7 +65,9 @@ def scipy_lbfgsb(fun: Fun, x0: jax.Array, tol: float, max_iters: int, record):
     }
 
     def run(_):
-        res = minimize(host, np.asarray(x0), jac=True, method="L-BFGS-B", options=options)
+        res = minimize(
+            host, np.asarray(x0), jac=True, method="L-BFGS-B", options=options
+        )
         record.update(x=res.x, iterations=int(res.nit), fun_evals=int(res.nfev))
         record["status"] = str(res.message)
         return res.x
@@ -157,18 +160,21 @@ def optax_lbfgs(fun: Fun, x0: jax.Array, tol: float, max_iters: int, record):
 
 
 def jaxopt_lite_lbfgs(fun: Fun, x0: jax.Array, tol: float, max_iters: int, record):
+    """``jaxopt_lite.minimize`` with ``jaxopt_lite.lbfgs()``; `available` runs it
+    only where the package has ``lbfgs`` (and its result the counts read here),
+    hence the attribute look-ups by name."""
     import jaxopt_lite as jol
 
-    optimizer = jol.lbfgs()
+    optimizer = getattr(jol, "lbfgs")()  # noqa: B009
 
     def run(_):
         result = jol.minimize(fun, x0, optimizer, steps=max_iters, tol=tol)
         record.update(
             x=result.params,
             iterations=int(result.steps),
-            fun_evals=int(result.fun_evals),
-            grad_evals=int(result.grad_evals),
-            status=str(result.status),
+            fun_evals=int(getattr(result, "fun_evals")),  # noqa: B009
+            grad_evals=int(getattr(result, "grad_evals")),  # noqa: B009
+            status=str(getattr(result, "status")),  # noqa: B009
         )
         return result.params
 
@@ -191,7 +197,10 @@ def available() -> tuple[list[str], dict[str, str]]:
     """The solvers that can run here, and why each of the others cannot."""
     ready, missing = [], {}
     for name, (module, attribute, _) in SOLVERS.items():
-        mod = _harness.optional_module(module)
+        with warnings.catch_warnings():
+            # jaxopt announces on import that it is no longer maintained
+            warnings.simplefilter("ignore", DeprecationWarning)
+            mod = _harness.optional_module(module)
         if mod is None:
             missing[name] = f"{module} is not installed"
         elif attribute is not None and not hasattr(mod, attribute):
@@ -246,9 +255,12 @@ def solve_all(
         contestants = [
             Contestant(
                 name,
-                _guarded(SOLVERS[name][2](fun, x, tol, max_iters, records[name]), x,
-                         records[name]),
-            )  # fmt: skip
+                _guarded(
+                    SOLVERS[name][2](fun, x, tol, max_iters, records[name]),
+                    x,
+                    records[name],
+                ),
+            )
             for name in solvers
         ]
         timings = _harness.interleaved(contestants, repeats)
@@ -260,25 +272,36 @@ def solve_all(
     return records, timings
 
 
-def smoke(names: list[str], max_iters: int = 500) -> list[Record]:
-    """scipy and the installed JAX peers on a few MGH problems from ``x0``, one
-    repeat: one record per (problem, solver), unavailable solvers included."""
+def smoke(
+    names: list[str], solvers: list[str] | None = None, max_iters: int = 1_000
+) -> list[Record]:
+    """``solvers`` (default: every available one) on the MGH problems ``names``
+    from ``x0``, one timed repeat: one record per (problem, solver), with a
+    ``note`` instead of numbers for a solver that cannot run here."""
     from jaxopt_lite.benchmarks import _mgh
 
     ready, missing = available()
+    wanted = list(SOLVERS) if solvers is None else solvers
+    run = [s for s in wanted if s in ready]
     out: list[Record] = []
     for name in names:
         p = _mgh.BY_NAME[name]
         assert p.f_star is not None
         records, timings = solve_all(
-            p.objective, np.asarray(p.x0), ready, tol=1e-6, max_iters=max_iters,
+            p.objective,
+            np.asarray(p.x0),
+            run,
+            tol=1e-6,
+            max_iters=max_iters,
             repeats=1,
-        )  # fmt: skip
+        )
         for solver, r in records.items():
             r.update(problem=name, solver=solver, time_s=timings[solver].median_s)
             r["solved"] = is_solved(r["value"], r["grad_norm"], p.f_star, 1e-6)
             out.append(r)
-        for solver, why in missing.items():
-            out.append({"problem": name, "solver": solver, "available": False,
-                        "note": why})  # fmt: skip
+        for solver in wanted:
+            if solver in missing:
+                note = missing[solver]
+                out.append({"problem": name, "solver": solver, "note": note})
+                out[-1]["available"] = False
     return out

@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -232,6 +233,11 @@ def _version(name: str) -> str | None:
         return None
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of the distribution ``name`` (``None``: absent)."""
+    return _version(name)
+
+
 def load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -294,9 +300,13 @@ def describe_machine() -> dict[str, Any]:
 
 
 def optional_module(name: str) -> Any | None:
-    """``import name`` or ``None`` when it is not installed."""
+    """``import name`` or ``None`` when it is not installed. A deprecation
+    notice the module issues on import (jaxopt announces that it is no longer
+    maintained) is silenced: it is the peer's, not ours."""
     try:
-        return importlib.import_module(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return importlib.import_module(name)
     except ImportError:
         return None
 

@@ -213,6 +213,10 @@ def solvers(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any]:
         "max_iters": settings.max_iters,
         "repeats": mode.repeats,
         "solvers": ready,
+        "peer_versions": {
+            name: _harness.package_version(name)
+            for name in ("scipy", "optimistix", "jaxopt", "optax", "threadpoolctl")
+        },
         "columns": ["problem", "n"] + [SHORT[s] for s in ready],
         "rows": rows,
         "runs": runs,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -197,10 +196,7 @@ def available() -> tuple[list[str], dict[str, str]]:
     """The solvers that can run here, and why each of the others cannot."""
     ready, missing = [], {}
     for name, (module, attribute, _) in SOLVERS.items():
-        with warnings.catch_warnings():
-            # jaxopt announces on import that it is no longer maintained
-            warnings.simplefilter("ignore", DeprecationWarning)
-            mod = _harness.optional_module(module)
+        mod = _harness.optional_module(module)
         if mod is None:
             missing[name] = f"{module} is not installed"
         elif attribute is not None and not hasattr(mod, attribute):

@@ -10,7 +10,10 @@ each repeat, reporting medians with compilation excluded (and reported apart):
 3. ``sweep``: `jaxopt_lite.sweep` over K learning rates against K sequential
    fits, with compile times;
 4. ``update``: optimizer-update bandwidth against a device copy;
-5. ``overhead``: what each of fit's features costs.
+5. ``overhead``: what each of fit's features costs;
+6. ``solvers``: jaxopt_lite's L-BFGS against scipy, optimistix, jaxopt and
+   optax on the Moré-Garbow-Hillstrom problems (float64; all 35 problems from
+   ``x0`` and ``10 x0`` in full mode, three small ones otherwise).
 
 Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two
 minutes on two CPU cores), ``jaxopt-lite bench --full``, or
@@ -34,7 +37,7 @@ from jaxopt_lite.benchmarks import _harness
 
 __all__ = ["SECTIONS", "main", "run"]
 
-SECTIONS = ("loop", "minimize", "sweep", "update", "overhead")
+SECTIONS = ("loop", "minimize", "sweep", "update", "overhead", "solvers")
 
 _COLUMNS = {
     "loop": (
@@ -84,11 +87,20 @@ _COLUMNS = {
         "hand-written optax scan)",
         ["variant", "steps_per_s", "compile_s", "time_vs_default", "time_vs_scan"],
     ),
+    # the columns are the solvers that ran; each cell reads
+    # "solved iterations/fun_evals time"
+    "solvers": ("Full-batch solvers (float64, ||grad||_2 <= 1e-6)", ["problem", "n"]),
 }
 
 
 def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
-    from jaxopt_lite.benchmarks import _fullbatch, _loops, _sweeps, _updates
+    from jaxopt_lite.benchmarks import (
+        _fullbatch,
+        _loops,
+        _solver_section,
+        _sweeps,
+        _updates,
+    )
 
     return {
         "loop": lambda: _loops.throughput(mode, data),
@@ -96,6 +108,7 @@ def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
         "sweep": lambda: _sweeps.sweeps(mode, data),
         "update": lambda: _updates.updates(mode),
         "overhead": lambda: _loops.overheads(mode, data),
+        "solvers": lambda: _solver_section.solvers(mode, data),
     }
 
 
@@ -116,6 +129,9 @@ def _ratio_lines(name: str, result: dict[str, Any]) -> list[str]:
             f"{pc['fit_call_s'] * 1e3:.2f} ms, hand-written scan "
             f"{pc['scan_call_s'] * 1e3:.2f} ms"
         )
+    if "vmap" in result:
+        items = [f"{k}={_harness.fmt(v)}" for k, v in result["vmap"].items()]
+        lines.append(f"  {name} [vmap]: " + ", ".join(items))
     lines += [f"  skipped: {s}" for s in result.get("skipped", [])]
     return lines
 
@@ -171,6 +187,7 @@ def run(
         result["elapsed_s"] = time.perf_counter() - t0
         report["sections"][name] = result
         title, columns = _COLUMNS[name]
+        columns = result.get("columns", columns)
         echo("")
         echo(_harness.table(f"[{name}] {title}", result["rows"], columns).rstrip())
         for line in _ratio_lines(name, result):

@@ -233,6 +233,11 @@ def _version(name: str) -> str | None:
         return None
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of the distribution ``name`` (``None``: absent)."""
+    return _version(name)
+
+
 def load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]

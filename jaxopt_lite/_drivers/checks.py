@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._loop import train as _loop
 
 PyTree = Any
 
@@ -120,6 +121,22 @@ def check_arity(name: str, fun: Callable, argnames: Sequence[str]) -> bool:
     return True
 
 
+def _check_output_leaves(name: str, out: Any, pair: bool) -> None:
+    """Every leaf of a function's output must be an array or a number."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(out)[0]:
+        if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, numbers.Number)):
+            if pair:
+                what = "its aux" if getattr(path[0], "idx", 0) else "its loss"
+                where = jax.tree_util.keystr(path[1:])
+            else:
+                what, where = "its output", jax.tree_util.keystr(path)
+            raise TypeError(
+                f"{name} returned {what}{where} = {leaf!r}, a "
+                f"{type(leaf).__name__}: every output (the has_aux aux included) "
+                "must be a JAX array or a number."
+            )
+
+
 _ARITY_ERROR = re.compile(r"positional argument|required argument|takes \d+ ")
 
 
@@ -139,7 +156,9 @@ def check_scalar_output(
 
     def probe(*a: Any) -> Any:
         out = fun(*a)
-        loss = out[0] if has_aux and isinstance(out, tuple) and len(out) == 2 else out
+        pair = has_aux and isinstance(out, tuple) and len(out) == 2
+        _check_output_leaves(name, out, pair)
+        loss = out[0] if pair else out
         if isinstance(loss, (numbers.Number, np.ndarray, np.generic)):
             returned.append(loss)  # a constant: no tracer leaves this function
         return out
@@ -338,3 +357,47 @@ def check_loss_fn(
         raise TypeError(
             f"with has_aux=True, loss_fn's aux must be a dict of scalars; got {aux!r}."
         )
+
+
+def check_eval_fn(
+    eval_fn: Callable, params: PyTree, eval_data: PyTree
+) -> tuple[PyTree, list[str]]:
+    """Check ``eval_data`` (converted to JAX arrays) and trace
+    ``eval_fn(params, eval_data)`` abstractly: it must take two positional
+    arguments and return a scalar or a dict of scalars. Returns
+    ``(eval_data, history names of the metrics)``."""
+    if eval_data is not None:
+        eval_data = check_data("eval_data", eval_data)
+    check_arity("eval_fn", eval_fn, ("params", "eval_data"))
+    shapes = _loop.eval_names(jax.eval_shape(eval_fn, params, eval_data))
+    if not all(
+        isinstance(s, jax.ShapeDtypeStruct) and s.shape == () for s in shapes.values()
+    ):
+        raise TypeError(
+            f"eval_fn must return a scalar or a dict of scalars; it returned "
+            f"{shapes!r}."
+        )
+    return eval_data, list(shapes)
+
+
+def check_early_stopping(early_stopping: Any) -> None:
+    """Check the fields of an ``EarlyStopping`` (its type is checked by `fit`)."""
+    v.check_int("early_stopping.patience", early_stopping.patience)
+    delta = early_stopping.min_delta
+    if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
+        raise TypeError(f"early_stopping.min_delta must be a number, got {delta!r}.")
+    if not (np.isfinite(delta) and delta >= 0):
+        raise ValueError(
+            f"early_stopping.min_delta={delta!r} is not allowed: it must be a "
+            "finite number >= 0."
+        )
+    if not isinstance(early_stopping.monitor, str) or not early_stopping.monitor:
+        raise TypeError(
+            "early_stopping.monitor must be 'loss' or the name of an eval_fn "
+            f"metric (a str), got {early_stopping.monitor!r}."
+        )
+    if early_stopping.mode not in ("min", "max"):
+        raise ValueError(
+            f"early_stopping.mode={early_stopping.mode!r}: use 'min' or 'max'."
+        )
+    v.check_bool("early_stopping.restore_best", early_stopping.restore_best)

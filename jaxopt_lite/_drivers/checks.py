@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import re
 from collections.abc import Callable, Sequence
@@ -386,7 +387,7 @@ def check_early_stopping(early_stopping: Any) -> None:
     delta = early_stopping.min_delta
     if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
         raise TypeError(f"early_stopping.min_delta must be a number, got {delta!r}.")
-    if not (np.isfinite(delta) and delta >= 0):
+    if not (math.isfinite(float(delta)) and float(delta) >= 0):
         raise ValueError(
             f"early_stopping.min_delta={delta!r} is not allowed: it must be a "
             "finite number >= 0."

@@ -42,16 +42,19 @@ def _minimized(fun):
 # Losses that return Python or NumPy constants.
 
 
-@pytest.mark.parametrize("constant", [1.0, 2, np.float32(1.5), np.ones(())])
+@pytest.mark.parametrize("constant", [1.0, 2, jnp.asarray(0.5)])
 def test_a_constant_loss_is_refused(constant):
-    message = rf"loss_fn returned the constant {type(constant).__name__} .*not a JAX"
+    message = r"loss_fn returned a constant, such as a Python number"
     with pytest.raises(TypeError, match=message):
         jol.fit(lambda p, b: constant, PARAMS, OPT, DATA, steps=2)
-    with pytest.raises(TypeError, match=r"fun returned the constant .*gradient"):
+    with pytest.raises(
+        TypeError,
+        match=r"fun returned a constant, .*no gradient with respect to params",
+    ):
         jol.minimize(lambda x: constant, PARAMS, OPT, steps=2)
-    with pytest.raises(TypeError, match=r"loss_fn returned the constant"):
+    with pytest.raises(TypeError, match=r"loss_fn returned a constant"):
         jol.fit(lambda p, b: (constant, {}), PARAMS, OPT, DATA, steps=2, has_aux=True)
-    with pytest.raises(TypeError, match=r"loss_fn returned the constant"):
+    with pytest.raises(TypeError, match=r"loss_fn returned a constant"):
         jol.sweep(
             lambda learning_rate: jol.sgd(learning_rate),
             {"learning_rate": [0.1]},
@@ -63,11 +66,13 @@ def test_a_constant_loss_is_refused(constant):
 
 
 def test_outputs_that_are_not_arrays_are_named():
-    with pytest.raises(TypeError, match=r"fun returned its aux\['name'\] = 'x', a str"):
+    with pytest.raises(TypeError, match=r"fun returned a value that is not an array"):
         jol.minimize(lambda x: (quadratic(x), {"name": "x"}), PARAMS, OPT, has_aux=True)
-    with pytest.raises(TypeError, match=r"fun returned its output = 'v', a str"):
+    with pytest.raises(TypeError, match=r"fun returned a value that is not an array"):
         jol.minimize(lambda x: "v", PARAMS, OPT)
-    with pytest.raises(TypeError, match=r"loss_fn returned its loss = 'a', a str"):
+    with pytest.raises(
+        TypeError, match=r"loss_fn returned a value that is not an array"
+    ):
         jol.fit(lambda p, b: ("a", {}), PARAMS, OPT, DATA, steps=2, has_aux=True)
 
 

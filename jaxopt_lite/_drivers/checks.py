@@ -122,22 +122,6 @@ def check_arity(name: str, fun: Callable, argnames: Sequence[str]) -> bool:
     return True
 
 
-def _check_output_leaves(name: str, out: Any, pair: bool) -> None:
-    """Every leaf of a function's output must be an array or a number."""
-    for path, leaf in jax.tree_util.tree_flatten_with_path(out)[0]:
-        if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, numbers.Number)):
-            if pair:
-                what = "its aux" if getattr(path[0], "idx", 0) else "its loss"
-                where = jax.tree_util.keystr(path[1:])
-            else:
-                what, where = "its output", jax.tree_util.keystr(path)
-            raise TypeError(
-                f"{name} returned {what}{where} = {leaf!r}, a "
-                f"{type(leaf).__name__}: every output (the has_aux aux included) "
-                "must be a JAX array or a number."
-            )
-
-
 _ARITY_ERROR = re.compile(r"positional argument|required argument|takes \d+ ")
 
 
@@ -153,19 +137,8 @@ def check_scalar_output(
     positional arguments and return a real JAX scalar (with ``has_aux``, a pair
     ``(scalar, aux)``). Returns the abstract aux."""
     signed = check_arity(name, fun, argnames)
-    returned: list[Any] = []
-
-    def probe(*a: Any) -> Any:
-        out = fun(*a)
-        pair = has_aux and isinstance(out, tuple) and len(out) == 2
-        _check_output_leaves(name, out, pair)
-        loss = out[0] if pair else out
-        if isinstance(loss, (numbers.Number, np.ndarray, np.generic)):
-            returned.append(loss)  # a constant: no tracer leaves this function
-        return out
-
-    try:
-        out = jax.eval_shape(probe, *args)
+    try:  # eval_shape caches the trace: calling again retraces nothing
+        out = jax.eval_shape(fun, *args)
     except TypeError as error:
         if not signed and _ARITY_ERROR.search(str(error)):
             raise TypeError(
@@ -173,12 +146,23 @@ def check_scalar_output(
                 f"{error}. Give a function of {len(argnames)} positional "
                 "argument(s)."
             ) from error
+        if "not a valid JAX type" in str(error):
+            raise TypeError(
+                f"{name} returned a value that is not an array ({error}); every "
+                "output, the aux of has_aux=True included, must be JAX arrays or "
+                "numbers."
+            ) from None
         raise
-    if returned:
+    loss = out[0] if has_aux and isinstance(out, tuple) and len(out) == 2 else out
+    inputs_weak = any(getattr(x, "weak_type", False) for x in jax.tree.leaves(args))
+    if getattr(loss, "weak_type", False) and not inputs_weak:
+        # Only Python scalars are weakly typed, and the inputs are not: the
+        # output depends on none of them (the loop would fail on a float).
         raise TypeError(
-            f"{name} returned the constant {type(returned[0]).__name__} "
-            f"{returned[0]!r}, not a JAX array: compute the value from "
-            f"{argnames[0]} with jax.numpy operations, so that it has a gradient."
+            f"{name} returned a constant, such as a Python number (a weakly "
+            f"typed {getattr(loss, 'dtype', '')} scalar: built from Python numbers "
+            f"only, it has no gradient with respect to {argnames[0]}). Compute it "
+            f"from {argnames[0]} with jax.numpy operations."
         )
     aux = None
     if has_aux:

@@ -5,6 +5,13 @@ archive with one entry per tree leaf, one per named array, and two JSON
 documents stored as ``uint8`` entries (a manifest describing every leaf, and
 the user's metadata). Loading uses ``np.load(..., allow_pickle=False)`` and
 ``json.loads`` only, so opening a checkpoint can never run code.
+
+A save writes ``.checkpoint-<random>.tmp`` next to the file and renames it;
+a process killed mid-write leaves that temporary behind. Every save and load
+removes such leftovers from its folder, except the ones that a save running
+in this process (another thread) is still writing: those are registered in
+``_WRITING`` while they exist. Saves from other processes are not tracked:
+one folder has one writer (as `save_checkpoint` documents).
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import re
 import tempfile
+import threading
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -21,9 +30,40 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
+from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers import checkpoint_format as fmt
 
 PyTree = Any
+
+_TMP_PREFIX, _TMP_SUFFIX = ".checkpoint-", ".tmp"
+_TMP_NAME = re.compile(r"\.checkpoint-[A-Za-z0-9_]+\.tmp")
+_WRITING: set[str] = set()  # real paths of the temporaries being written now
+_WRITING_LOCK = threading.Lock()
+
+
+def remove_stale_temporaries(directory: pathlib.Path) -> list[pathlib.Path]:
+    """Delete the temporaries that killed saves left in ``directory``.
+
+    Only plain files named like our own temporaries, only in that folder (not
+    below it), and never one that a save of this process is writing. Files
+    that cannot be deleted (a read-only folder) are left alone.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    with _WRITING_LOCK, contextlib.suppress(OSError):
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if (
+                    _TMP_NAME.fullmatch(entry.name)
+                    and entry.is_file(follow_symlinks=False)
+                    and os.path.realpath(entry.path) not in _WRITING
+                ):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+                        removed.append(pathlib.Path(entry.path))
+    return removed
 
 
 class Checkpoint(NamedTuple):
@@ -63,7 +103,9 @@ def save_checkpoint(
     its bit pattern), raw ``uint32`` keys and typed keys from
     ``jax.random.key`` (kept as key data plus the implementation's name).
     Values are stored bit for bit, NaN payloads and signed zeros included.
-    In a multi-process run, call it from one process only.
+    Temporaries left in ``directory`` by earlier killed saves are removed.
+    One folder has one writer: in a multi-process run, call it from one
+    process only.
 
     Args:
         directory: the folder (created if needed) that holds the checkpoint.
@@ -136,8 +178,16 @@ def save_checkpoint(
 
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / fmt.FILENAME
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
+    if target.exists() and not target.is_file():
+        raise ValueError(f"{target} exists and is not a file; cannot save there.")
+    with _WRITING_LOCK:  # so that a concurrent cleanup never sees it unregistered
+        fd, tmp = tempfile.mkstemp(
+            prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=directory
+        )
+        registered = os.path.realpath(tmp)
+        _WRITING.add(registered)
     try:
+        remove_stale_temporaries(directory)
         with os.fdopen(fd, "wb") as f:
             fmt.write_npz(f, entries)
             f.flush()
@@ -147,6 +197,9 @@ def save_checkpoint(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        with _WRITING_LOCK:
+            _WRITING.discard(registered)
     fmt.fsync_directory(directory)
     return target
 
@@ -155,11 +208,20 @@ def has_checkpoint(directory: str | os.PathLike) -> bool:
     r"""Whether ``directory`` holds a checkpoint written by `save_checkpoint`.
 
 
+    Only the small manifest entry is read, to tell a checkpoint from a file
+    that merely has its name.
+
     Args:
         directory: the folder to look in (it need not exist).
 
     Returns:
-        ``True`` when ``directory/checkpoint.npz`` is a file.
+        ``True`` when ``directory/checkpoint.npz`` is a jaxopt_lite checkpoint,
+        ``False`` when there is no such file.
+
+    Raises:
+        ValueError: the file exists but is not a readable jaxopt_lite
+            checkpoint (truncated, damaged, or written by another program), or
+            ``directory`` is a file.
 
     Example:
         >>> import tempfile, jaxopt_lite as jol
@@ -167,7 +229,84 @@ def has_checkpoint(directory: str | os.PathLike) -> bool:
         ...     print(jol.has_checkpoint(d))
         False
     """
-    return (fmt.checkpoint_dir(directory) / fmt.FILENAME).is_file()
+    path = fmt.checkpoint_dir(directory) / fmt.FILENAME
+    if not path.exists():
+        return False
+    fmt.read_manifest(fmt.read(path, (fmt.MANIFEST,)), path)
+    return True
+
+
+def check_fresh(directory: Any, *, resume: Any, overwrite: Any) -> None:
+    """Refuse to start a run over an existing checkpoint by accident.
+
+    For a driver taking ``checkpoint_dir``, ``resume`` and ``overwrite``: with
+    ``resume=True`` the folder must hold a readable checkpoint; without it, a
+    file ``checkpoint.npz`` already there (readable or not) is an error unless
+    ``overwrite=True``. The old checkpoint is not deleted here: the run's
+    first save replaces it atomically, so a run that fails before saving
+    loses nothing.
+
+    Raises:
+        TypeError: ``resume`` or ``overwrite`` is not a bool.
+        ValueError: the combination is contradictory, or the folder holds a
+            checkpoint and neither flag was given, or that checkpoint is not
+            readable (with ``resume=True``).
+        FileNotFoundError: ``resume=True`` and there is no checkpoint.
+    """
+    v.check_bool("resume", resume)
+    v.check_bool("overwrite", overwrite)
+    if directory is None:
+        for flag, given in (("resume", resume), ("overwrite", overwrite)):
+            if given:
+                raise ValueError(f"{flag}=True needs checkpoint_dir.")
+        return
+    if resume and overwrite:
+        raise ValueError(
+            "resume=True and overwrite=True exclude each other: resume continues "
+            "the checkpoint in checkpoint_dir, overwrite starts over and replaces "
+            "it."
+        )
+    folder = fmt.checkpoint_dir(directory)
+    if resume:
+        if not has_checkpoint(folder):
+            raise FileNotFoundError(
+                f"resume=True but there is no checkpoint in {folder} "
+                f"({folder / fmt.FILENAME} does not exist)."
+            )
+        return
+    path = folder / fmt.FILENAME
+    if path.exists() and not overwrite:
+        raise ValueError(
+            f"checkpoint_dir={os.fspath(directory)!r} already holds a checkpoint "
+            f"({path}), which this run would overwrite. Pass resume=True to "
+            "continue that run, or overwrite=True to start over and replace it "
+            "(or delete the file)."
+        )
+
+
+def check_resume(
+    directory: Any,
+    metadata: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    step: int,
+    total_steps: int,
+) -> None:
+    """Refuse to resume a checkpoint written with other ``settings`` (the
+    entries of ``metadata`` that must match this run) or already past this
+    run's ``total_steps``."""
+    for name, value in settings.items():
+        if metadata.get(name) != value:
+            raise ValueError(
+                f"the checkpoint in {directory} was written with "
+                f"{name}={metadata.get(name)!r}, but this call has {name}={value!r}; "
+                "resume with the same settings."
+            )
+    if step > total_steps:
+        raise ValueError(
+            f"the checkpoint in {directory} is at step {step}, past the "
+            f"{total_steps} steps of this run: ask for at least {step} steps to "
+            "resume it, or start over with overwrite=True."
+        )
 
 
 def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
@@ -181,7 +320,9 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
     sharding) the restored leaf is placed with that sharding. A 64-bit leaf
     loaded while ``jax_enable_x64`` is off comes back as a NumPy array, since
     JAX would round it. The file is read with ``allow_pickle=False``: a file
-    holding pickled objects is refused with a ``ValueError``.
+    holding pickled objects is refused with a ``ValueError``, and so is one
+    that is truncated, damaged or not a jaxopt_lite checkpoint. Temporaries
+    left in ``directory`` by killed saves are removed.
 
     Args:
         directory: the folder given to `save_checkpoint`.
@@ -210,8 +351,9 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
         fmt.expected(fmt.path_name(p), leaf)
         for p, (_, leaf) in zip(like_paths, like_leaves, strict=True)
     ]
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no checkpoint found: {path} does not exist.")
+    remove_stale_temporaries(directory)
 
     entries = fmt.read(path)
     manifest = fmt.read_manifest(entries, path)

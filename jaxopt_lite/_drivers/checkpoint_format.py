@@ -9,7 +9,6 @@ import json
 import numbers
 import os
 import pathlib
-import zipfile
 from typing import Any
 
 import jax
@@ -36,10 +35,24 @@ def checkpoint_dir(directory: Any) -> pathlib.Path:
     if isinstance(directory, (str, os.PathLike)):
         path = os.fspath(directory)
         if isinstance(path, str) and path:
-            return pathlib.Path(path)
+            folder = pathlib.Path(path)
+            if folder.exists() and not folder.is_dir():
+                raise ValueError(
+                    f"directory={path!r} is a file, not a folder: give the folder "
+                    f"that holds (or will hold) {FILENAME}."
+                )
+            return folder
     raise TypeError(
         f"directory must be a non-empty str or os.PathLike naming a folder, "
         f"got {directory!r}."
+    )
+
+
+def unreadable(path: pathlib.Path, reason: Any) -> ValueError:
+    return ValueError(
+        f"{path} is not a readable jaxopt_lite checkpoint ({reason}): it may be "
+        "truncated or damaged, or written by another program. Delete it (or "
+        "move it away) to start a fresh checkpoint there."
     )
 
 
@@ -162,33 +175,44 @@ def fsync_directory(directory: pathlib.Path) -> None:
         os.close(fd)
 
 
-def read(path: pathlib.Path) -> dict[str, np.ndarray]:
+_PICKLED = (
+    "refusing to load {}: it holds pickled Python objects, which could run "
+    "code when loaded (save_checkpoint never writes any)."
+)
+
+
+def read(path: pathlib.Path, names: tuple[str, ...] | None = None) -> dict:
+    """The entries of the archive at ``path`` (only ``names``, when given)."""
     try:
         with open(path, "rb") as file:
-            npz = np.load(file, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):  # a bare .npy file
-                raise ValueError("it is a single .npy array, not an .npz archive")
-            with npz:
-                return {name: npz[name] for name in npz.files}
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise ValueError(
-                f"refusing to load {path}: it holds pickled Python objects, which "
-                "could run code when loaded (save_checkpoint never writes any)."
-            ) from None
-        raise ValueError(f"{path} is not a valid checkpoint: {e}") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
-        raise ValueError(f"{path} is not a valid checkpoint: {e}") from None
+            magic = file.read(6)
+            file.seek(0)
+            if magic.startswith(b"\x80"):  # pickle protocol 2 and later
+                raise ValueError(_PICKLED.format(path))
+            if magic == b"\x93NUMPY":
+                raise unreadable(path, "it is a single .npy array, not an archive")
+            if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+                raise unreadable(path, "it is not a zip archive")
+            try:
+                with np.load(file, allow_pickle=False) as npz:
+                    wanted = npz.files if names is None else names
+                    return {n: npz[n] for n in wanted if n in npz.files}
+            except Exception as e:  # whatever the zip or .npy parser raises
+                if isinstance(e, ValueError) and "pickle" in str(e):
+                    raise ValueError(_PICKLED.format(path)) from None  # objects
+                raise unreadable(path, f"{type(e).__name__}: {e}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not a checkpoint file.") from None
 
 
 def read_json(entries: dict[str, np.ndarray], name: str, path: pathlib.Path) -> Any:
     entry = entries.get(name)
     if entry is None or entry.dtype != np.uint8 or entry.ndim != 1:
-        raise ValueError(f"{path} is not a valid checkpoint: no {name} entry.")
+        raise unreadable(path, f"it has no {name} entry")
     try:
         return json.loads(entry.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} has a corrupt {name}: {e}") from None
+        raise unreadable(path, f"its {name} is corrupt: {e}") from None
 
 
 def is_entry(fields: Any, name_key: str) -> bool:
@@ -210,7 +234,7 @@ def is_entry(fields: Any, name_key: str) -> bool:
 def read_manifest(entries: dict[str, np.ndarray], path: pathlib.Path) -> Any:
     manifest = read_json(entries, MANIFEST, path)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a jaxopt_lite checkpoint.")
+        raise unreadable(path, f"its manifest is not a {FORMAT} manifest")
     if manifest.get("version") != VERSION:
         raise ValueError(
             f"{path} has checkpoint format version {manifest.get('version')!r}; "

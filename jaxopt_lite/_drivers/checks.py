@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+import math
 import numbers
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -11,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._loop import train as _loop
 
 PyTree = Any
 
@@ -19,11 +23,58 @@ def _is_array(x: Any) -> bool:
     return isinstance(x, (jax.Array, np.ndarray, np.generic, float, complex))
 
 
+def _framework(tree: PyTree) -> str | None:
+    """Which model library built ``tree``, judged from the classes of its nodes
+    and leaves (found by module name, so neither library has to be installed):
+    ``"nnx"``, ``"equinox"``, ``"linen"`` or ``None``."""
+    modules: set[str] = set()
+
+    def visit(node: Any) -> bool:
+        modules.update(c.__module__ for c in type(node).__mro__)
+        return False
+
+    jax.tree_util.tree_leaves(tree, is_leaf=visit)
+    if any(m.startswith("flax.nnx") for m in modules):
+        return "nnx"
+    if any(m == "equinox" or m.startswith("equinox.") for m in modules):
+        return "equinox"
+    if any(m.startswith("flax.core") for m in modules):
+        return "linen"
+    return None
+
+
+_SPLIT_HINT = {
+    "nnx": (
+        "This looks like a flax.nnx model or state: pass only its parameters, "
+        "e.g. graphdef, params, rest = nnx.split(model, nnx.Param, ...), and "
+        "rebuild the model inside the loss with nnx.merge(graphdef, params, rest)."
+    ),
+    "equinox": (
+        "This looks like an equinox Module: pass only its arrays, e.g. "
+        "params, static = eqx.partition(model, eqx.is_inexact_array), and "
+        "rebuild it inside the loss with eqx.combine(params, static)."
+    ),
+    "linen": (
+        "This looks like flax linen variables: pass variables['params'] and "
+        "close over the other collections (batch_stats, ...) in the loss."
+    ),
+    None: (
+        "Keep non-trainable state out of it: close over it in the loss, or "
+        "split it off (nnx.split(model, nnx.Param, ...) for flax.nnx, "
+        "eqx.partition(model, eqx.is_inexact_array) for equinox)."
+    ),
+}
+
+
 def check_params(name: str, params: PyTree) -> PyTree:
-    """Params as a tree of JAX arrays; every leaf must be floating or complex."""
+    """Params as a tree of JAX arrays; every leaf must be floating or complex.
+    The error for another leaf names the fix for the model library in use."""
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     if not leaves:
-        raise ValueError(f"{name} has no array leaves: there is nothing to optimize.")
+        raise ValueError(
+            f"{name}={params!r} has no array leaves: there is nothing to optimize; "
+            "give a pytree of floating-point arrays."
+        )
     for path, leaf in leaves:
         where = f"{name}{jax.tree_util.keystr(path)}"
         if isinstance(leaf, bool) or (
@@ -31,14 +82,14 @@ def check_params(name: str, params: PyTree) -> PyTree:
         ):
             raise TypeError(
                 f"{where} is a {type(leaf).__name__}, not an array: every leaf of "
-                f"{name} must be a floating-point array."
+                f"{name} must be a floating-point array. "
+                f"{_SPLIT_HINT[_framework(params)]}"
             )
         dtype = jnp.result_type(leaf)
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise TypeError(
                 f"{where} has dtype {dtype}: only floating-point or complex arrays "
-                f"can be differentiated. Keep integer state out of {name} (close "
-                "over it, or split it off with equinox.partition)."
+                f"can be differentiated. {_SPLIT_HINT[_framework(params)]}"
             )
     # Strongly typed, so the optimizer state keeps one dtype from step to step.
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x)), params)
@@ -48,10 +99,71 @@ def _describe(shape: Any) -> str:
     return f"an array of shape {tuple(shape.shape)} and dtype {shape.dtype}"
 
 
-def check_scalar_output(name: str, fun: Callable, args: tuple, *, has_aux: bool) -> Any:
-    """Trace ``fun(*args)`` abstractly; it must return a real scalar (and, with
-    ``has_aux``, a pair ``(scalar, aux)``). Returns the abstract aux."""
-    out = jax.eval_shape(fun, *args)
+def _call(name: str, argnames: Sequence[str]) -> str:
+    return f"{name}({', '.join(argnames)})"
+
+
+def check_arity(name: str, fun: Callable, argnames: Sequence[str]) -> bool:
+    """Raise ``TypeError`` when ``fun`` cannot be called with ``len(argnames)``
+    positional arguments. Returns whether the signature could be read (builtins
+    and some C functions have none)."""
+    try:
+        signature = inspect.signature(fun)
+    except (TypeError, ValueError):
+        return False
+    try:
+        signature.bind(*argnames)
+    except TypeError as error:
+        raise TypeError(
+            f"{name} is called as {_call(name, argnames)}, but its signature is "
+            f"{signature} ({error}). Give a function of {len(argnames)} positional "
+            "argument(s); bind any others first, e.g. with functools.partial."
+        ) from None
+    return True
+
+
+_ARITY_ERROR = re.compile(r"positional argument|required argument|takes \d+ ")
+
+
+def check_scalar_output(
+    name: str,
+    fun: Callable,
+    args: tuple,
+    *,
+    has_aux: bool,
+    argnames: Sequence[str] = ("params",),
+) -> Any:
+    """Trace ``fun(*args)`` abstractly; it must accept ``len(argnames)``
+    positional arguments and return a real JAX scalar (with ``has_aux``, a pair
+    ``(scalar, aux)``). Returns the abstract aux."""
+    signed = check_arity(name, fun, argnames)
+    try:  # eval_shape caches the trace: calling again retraces nothing
+        out = jax.eval_shape(fun, *args)
+    except TypeError as error:
+        if not signed and _ARITY_ERROR.search(str(error)):
+            raise TypeError(
+                f"{name} is called as {_call(name, argnames)} but the call failed: "
+                f"{error}. Give a function of {len(argnames)} positional "
+                "argument(s)."
+            ) from error
+        if "not a valid JAX type" in str(error):
+            raise TypeError(
+                f"{name} returned a value that is not an array ({error}); every "
+                "output, the aux of has_aux=True included, must be JAX arrays or "
+                "numbers."
+            ) from None
+        raise
+    loss = out[0] if has_aux and isinstance(out, tuple) and len(out) == 2 else out
+    inputs_weak = any(getattr(x, "weak_type", False) for x in jax.tree.leaves(args))
+    if getattr(loss, "weak_type", False) and not inputs_weak:
+        # Only Python scalars are weakly typed, and the inputs are not: the
+        # output depends on none of them (the loop would fail on a float).
+        raise TypeError(
+            f"{name} returned a constant, such as a Python number (a weakly "
+            f"typed {getattr(loss, 'dtype', '')} scalar: built from Python numbers "
+            f"only, it has no gradient with respect to {argnames[0]}). Compute it "
+            f"from {argnames[0]} with jax.numpy operations."
+        )
     aux = None
     if has_aux:
         if not (isinstance(out, tuple) and len(out) == 2):
@@ -71,18 +183,77 @@ def check_scalar_output(name: str, fun: Callable, args: tuple, *, has_aux: bool)
     return aux
 
 
+def _data_dtype(where: str, leaf: Any) -> None:
+    """Raise ``TypeError`` unless ``leaf`` is a numeric (or bool, or PRNG key)
+    array or number: strings, objects and ragged nested lists cannot go to
+    the device."""
+    if isinstance(leaf, (str, bytes)):
+        raise TypeError(
+            f"{where} is the {type(leaf).__name__} {leaf!r}: data leaves must be "
+            "numeric arrays (bool, integer, floating or complex)."
+        )
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(leaf).dtype
+        except (TypeError, ValueError) as error:  # ragged sequences, for one
+            raise TypeError(
+                f"{where} is a {type(leaf).__name__} that is not an array ({error}); "
+                "data leaves must be numeric arrays."
+            ) from None
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return
+    if not (np.dtype(dtype) == np.bool_ or jnp.issubdtype(dtype, np.number)):
+        raise TypeError(
+            f"{where} has dtype {dtype}, which cannot go to the device: data leaves "
+            "must be numeric arrays (bool, integer, floating or complex). Encode "
+            "strings or objects as numbers first (ragged lists: pad them to one "
+            "length)."
+        )
+
+
+def check_data(name: str, data: PyTree) -> PyTree:
+    """Check the leaves' dtypes and convert them to JAX arrays."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
+        _data_dtype(f"{name}{jax.tree_util.keystr(path)}", leaf)
+    return jax.tree.map(jnp.asarray, data)
+
+
 def leading_size(name: str, data: PyTree) -> int:
-    """The shared leading (examples) size of the leaves of ``data``."""
+    """The shared leading (examples) size of the leaves of ``data``, after
+    checking that they are numeric arrays."""
     leaves = jax.tree_util.tree_flatten_with_path(data)[0]
     if not leaves:
-        raise ValueError(f"{name} has no arrays: give a pytree of arrays.")
+        raise ValueError(
+            f"{name}={data!r} has no arrays: give a pytree of arrays sharing a "
+            "leading (examples) axis, or None."
+        )
     sizes = {}
     for path, leaf in leaves:
+        where = f"{name}{jax.tree_util.keystr(path)}"
+        _data_dtype(where, leaf)
         shape = np.shape(leaf)
         if not shape:
+            lists = [
+                i
+                for i, k in enumerate(path)
+                if isinstance(k, jax.tree_util.SequenceKey)
+            ]
+            prefix = path[: lists[0]] if lists else None
+            if prefix is not None and all(
+                np.shape(other) == ()
+                for p, other in leaves
+                if p[: len(prefix)] == prefix
+            ):
+                outer = f"{name}{jax.tree_util.keystr(prefix)}"
+                raise ValueError(
+                    f"{outer} is a (nested) Python list or tuple of numbers, which "
+                    f"JAX treats as a container of scalars ({where}={leaf!r}): pass "
+                    f"it as an array, np.asarray({outer}), with rows of one length."
+                )
             raise ValueError(
-                f"{name}{jax.tree_util.keystr(path)} is a scalar: every leaf of "
-                f"{name} needs a leading (examples) axis."
+                f"{where}={leaf!r} is a scalar: every leaf of {name} needs a "
+                "leading (examples) axis."
             )
         sizes[jax.tree_util.keystr(path)] = shape[0]
     if len(set(sizes.values())) > 1:
@@ -119,7 +290,7 @@ def run_length(
         batch_size = 1
     else:
         num_examples = leading_size("data", data)
-        data = jax.tree.map(jnp.asarray, data)
+        data = check_data("data", data)
         v.check_int("batch_size", batch_size, optional=True)
         if batch_size is None:
             batch_size = num_examples
@@ -157,7 +328,13 @@ def check_loss_fn(
             lambda x: jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype), data
         )
     )
-    aux = check_scalar_output("loss_fn", loss_fn, (params, sample), has_aux=has_aux)
+    aux = check_scalar_output(
+        "loss_fn",
+        loss_fn,
+        (params, sample),
+        has_aux=has_aux,
+        argnames=("params", "batch"),
+    )
     if has_aux and not (
         isinstance(aux, dict)
         and all(getattr(a, "shape", None) == () for a in aux.values())
@@ -165,3 +342,47 @@ def check_loss_fn(
         raise TypeError(
             f"with has_aux=True, loss_fn's aux must be a dict of scalars; got {aux!r}."
         )
+
+
+def check_eval_fn(
+    eval_fn: Callable, params: PyTree, eval_data: PyTree
+) -> tuple[PyTree, list[str]]:
+    """Check ``eval_data`` (converted to JAX arrays) and trace
+    ``eval_fn(params, eval_data)`` abstractly: it must take two positional
+    arguments and return a scalar or a dict of scalars. Returns
+    ``(eval_data, history names of the metrics)``."""
+    if eval_data is not None:
+        eval_data = check_data("eval_data", eval_data)
+    check_arity("eval_fn", eval_fn, ("params", "eval_data"))
+    shapes = _loop.eval_names(jax.eval_shape(eval_fn, params, eval_data))
+    if not all(
+        isinstance(s, jax.ShapeDtypeStruct) and s.shape == () for s in shapes.values()
+    ):
+        raise TypeError(
+            f"eval_fn must return a scalar or a dict of scalars; it returned "
+            f"{shapes!r}."
+        )
+    return eval_data, list(shapes)
+
+
+def check_early_stopping(early_stopping: Any) -> None:
+    """Check the fields of an ``EarlyStopping`` (its type is checked by `fit`)."""
+    v.check_int("early_stopping.patience", early_stopping.patience)
+    delta = early_stopping.min_delta
+    if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
+        raise TypeError(f"early_stopping.min_delta must be a number, got {delta!r}.")
+    if not (math.isfinite(float(delta)) and float(delta) >= 0):
+        raise ValueError(
+            f"early_stopping.min_delta={delta!r} is not allowed: it must be a "
+            "finite number >= 0."
+        )
+    if not isinstance(early_stopping.monitor, str) or not early_stopping.monitor:
+        raise TypeError(
+            "early_stopping.monitor must be 'loss' or the name of an eval_fn "
+            f"metric (a str), got {early_stopping.monitor!r}."
+        )
+    if early_stopping.mode not in ("min", "max"):
+        raise ValueError(
+            f"early_stopping.mode={early_stopping.mode!r}: use 'min' or 'max'."
+        )
+    v.check_bool("early_stopping.restore_best", early_stopping.restore_best)

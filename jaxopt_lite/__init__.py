@@ -113,6 +113,27 @@ from jaxopt_lite._sign_trust import scale_by_novograd as scale_by_novograd
 from jaxopt_lite._sign_trust import scale_by_sign as scale_by_sign
 from jaxopt_lite._sign_trust import scale_by_trust_ratio as scale_by_trust_ratio
 
+# --- full-batch: L-BFGS and line searches (_lbfgs.py, _linesearch.py) ---
+from jaxopt_lite._lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
+from jaxopt_lite._lbfgs import lbfgs as lbfgs
+from jaxopt_lite._lbfgs import scale_by_lbfgs as scale_by_lbfgs
+from jaxopt_lite._linesearch import (
+    BacktrackingLinesearchInfo as BacktrackingLinesearchInfo,
+)
+from jaxopt_lite._linesearch import (
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
+from jaxopt_lite._linesearch import (
+    ScaleByZoomLinesearchState as ScaleByZoomLinesearchState,
+)
+from jaxopt_lite._linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo
+from jaxopt_lite._linesearch import (
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+)
+from jaxopt_lite._linesearch import (
+    scale_by_zoom_linesearch as scale_by_zoom_linesearch,
+)
+
 # --- checkpoints (_checkpoint.py) ---
 from jaxopt_lite._checkpoint import Checkpoint as Checkpoint
 from jaxopt_lite._checkpoint import has_checkpoint as has_checkpoint
@@ -227,6 +248,16 @@ __all__ = [
     "novograd",
     "polyak_sgd",
     "sign_sgd",
+    # full-batch: L-BFGS and line searches
+    "lbfgs",
+    "scale_by_lbfgs",
+    "ScaleByLBFGSState",
+    "scale_by_zoom_linesearch",
+    "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
+    "scale_by_backtracking_linesearch",
+    "ScaleByBacktrackingLinesearchState",
+    "BacktrackingLinesearchInfo",
     # checkpoints
     "Checkpoint",
     "has_checkpoint",

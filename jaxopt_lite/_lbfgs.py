@@ -127,7 +127,8 @@ def scale_by_lbfgs(
         s = optax.tree.sub(params, state.params)
         y = optax.tree.sub(updates, state.updates)
         sy = optax.tree.real(optax.tree.vdot(y, s))
-        rho = jnp.where(sy == 0.0, 0.0, 1.0 / sy)
+        # Guarded divisions (inner where): no NaN derivatives when unrolled.
+        rho = jnp.where(sy == 0.0, 0.0, 1.0 / jnp.where(sy == 0.0, 1.0, sy))
         s, y, rho = jax.tree.map(
             lambda a: jnp.where(started, a, jnp.zeros_like(a)), (s, y, rho)
         )
@@ -140,7 +141,9 @@ def scale_by_lbfgs(
         if scale_init_precond:
             yy = optax.tree.norm(y, squared=True)
             gamma = jnp.where(
-                yy > 0.0, optax.tree.real(optax.tree.vdot(y, s)) / yy, 1.0
+                yy > 0.0,
+                optax.tree.real(optax.tree.vdot(y, s)) / jnp.where(yy > 0.0, yy, 1.0),
+                1.0,
             )
             first = jnp.minimum(
                 1.0, 1.0 / optax.tree.norm(jax.lax.stop_gradient(updates))
@@ -209,8 +212,8 @@ def lbfgs(
         >>> import jax.numpy as jnp, jaxopt_lite as jol
         >>> f = lambda x: jnp.sum((x - jnp.arange(3.0)) ** 2)
         >>> result = jol.minimize(f, jnp.zeros(3), jol.lbfgs(), tol=1e-6)
-        >>> result.status, result.steps, result.params
-        ('converged', 1, Array([0., 1., 2.], dtype=float32))
+        >>> result.status, result.steps, result.fun_evals, result.params
+        ('converged', 2, 3, Array([0., 1., 2.], dtype=float32))
 
     References:
         D. C. Liu and J. Nocedal, *On the limited memory BFGS method for large

@@ -13,78 +13,180 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite import _checks, _loop
+from jaxopt_lite import _checks, _full_batch, _implicit
 
 PyTree = Any
+_DIFF = ("implicit", "unroll")
 
 
 class MinimizeResult(NamedTuple):
     """What `minimize` returns.
 
+    Called with concrete inputs, the scalars are Python numbers and the history
+    NumPy arrays cut to the steps taken. Called under ``jax.jit`` or
+    ``jax.vmap`` (traced inputs) every field is an array instead: ``status`` is
+    then an int32 index into ``MinimizeResult.STATUSES`` and the history keeps
+    all its rows (NaN past the last step).
+
     Attributes:
         params: the final parameters.
-        value: the objective at ``params`` (a Python float).
-        grad_norm: the gradient's global L2 norm at ``params``.
-        steps: updates taken.
-        converged: ``grad_norm <= tol`` was reached (always ``False`` without
-            ``tol``).
-        history: ``value``, ``grad_norm`` and (when the optimizer exposes it)
-            ``learning_rate`` before each update, as NumPy arrays of length
-            ``steps``.
+        value: the objective at ``params``.
+        grad_norm: the global L2 norm of the gradient at ``params`` (of the
+            projected gradient when there are bounds).
+        steps: iterations done (each one optimizer update).
+        converged: ``status == "converged"``.
+        history: ``value``, ``grad_norm`` and (when the optimizer state holds
+            one, as line searches do) ``learning_rate`` at each iteration, for
+            the first ``history_size`` iterations, in the value's precision.
         opt_state: the final optimizer state.
         aux: the auxiliary output of ``fun`` at ``params`` (``has_aux=True``).
+        status: why the loop stopped: ``"converged"``, ``"max_steps"``,
+            ``"nonfinite"`` or ``"linesearch_failed"``.
+        fun_evals: evaluations of ``fun``, line-search trials included.
+        grad_evals: evaluations of its gradient, line-search trials included.
     """
 
     params: PyTree
-    value: float
-    grad_norm: float
-    steps: int
-    converged: bool
-    history: dict[str, np.ndarray]
+    value: Any
+    grad_norm: Any
+    steps: Any
+    converged: Any
+    history: dict[str, Any]
     opt_state: PyTree
     aux: Any
+    status: Any
+    fun_evals: Any
+    grad_evals: Any
+
+    STATUSES = _full_batch.STATUSES
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(fun: Callable, optimizer: Any, has_aux: bool, steps: int) -> Callable:
+def _compiled(
+    fun: Callable, optimizer: Any, cfg: _full_batch.Config, implicit: bool
+) -> Callable:
     optimizer = optax.with_extra_args_support(optimizer)
-    return jax.jit(
-        functools.partial(_loop.minimize_loop, fun, optimizer, has_aux, steps)
-    )
+    run = functools.partial(_full_batch.full_batch_loop, fun, optimizer, cfg)
+    if implicit:
+        run = _implicit.with_implicit_gradient(run, fun, cfg)
+    return jax.jit(run)
+
+
+def _check_tolerance(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number or None, got {value!r}.")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"{name}={value!r} is not allowed: it must be a finite number >= 0."
+        )
+
+
+def _bound(name: str, bound: Any, x0: PyTree, fill: float) -> PyTree:
+    """``bound`` as a tree like ``x0`` (a scalar applies to every element)."""
+    if bound is None:
+        return jax.tree.map(lambda x: jnp.full(x.shape, fill, x.dtype), x0)
+    if isinstance(bound, bool):
+        raise TypeError(f"{name} must be a number or a pytree like x0, got {bound!r}.")
+    if isinstance(bound, numbers.Real) or (
+        isinstance(bound, (jax.Array, np.ndarray)) and np.ndim(bound) == 0
+    ):
+        return jax.tree.map(
+            lambda x: jnp.broadcast_to(jnp.asarray(bound, x.dtype), x.shape), x0
+        )
+    if jax.tree.structure(bound) != jax.tree.structure(x0):
+        raise ValueError(
+            f"{name} must be a number or a pytree with the structure of x0 "
+            f"({jax.tree.structure(x0)}), got {jax.tree.structure(bound)}."
+        )
+
+    def leaf(path, b, x):
+        if np.ndim(b) and np.shape(b) != x.shape:
+            raise ValueError(
+                f"{name}{jax.tree_util.keystr(path)} has shape {np.shape(b)}, but "
+                f"x0{jax.tree_util.keystr(path)} has shape {x.shape}."
+            )
+        return jnp.broadcast_to(jnp.asarray(b, x.dtype), x.shape)
+
+    return jax.tree_util.tree_map_with_path(leaf, bound, x0)
+
+
+def _is_traced(*trees: Any) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees))
 
 
 def minimize(
-    fun: Callable[[PyTree], jax.Array],
+    fun: Callable[..., jax.Array],
     x0: PyTree,
     optimizer: optax.GradientTransformation,
     *,
+    args: Any = None,
     steps: int = 1000,
     tol: float | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    lower: Any = None,
+    upper: Any = None,
     has_aux: bool = False,
+    diff: str = "implicit",
+    history_size: int = 10_000,
 ) -> MinimizeResult:
     r"""Minimize a deterministic function with full-batch steps, compiled whole.
 
     $$
-    x_{k+1} = x_k + \mathrm{update}(\nabla f(x_k)), \qquad
-    \text{stop when } \lVert \nabla f(x_k) \rVert_2 \le \mathrm{tol}
-    \text{ or } k = \mathrm{steps}
+    x_{k+1} = P\bigl(x_k + \mathrm{update}(\nabla f(x_k), f, x_k)\bigr),
+    \qquad \text{until } \lVert \nabla f(x_k) \rVert_2 \le \mathrm{tol}
+    \text{ or } |f_k - f_{k-1}| \le a + r |f_k| \text{ and }
+    |x_k - x_{k-1}| \le a + r |x_k|
     $$
 
-    The loop (gradient, optimizer update, stopping test, history) runs as one
-    ``lax.while_loop`` inside ``jax.jit``; the optimizer receives ``value=`` so
-    Polyak step sizes and plateau schedules work. Calling again with the same
-    ``fun`` and ``optimizer`` objects and inputs of the same shapes reuses the
-    compiled loop. A non-finite value also stops the loop (``converged`` is then
-    ``False``).
+    The loop runs as one ``lax.while_loop`` inside ``jax.jit``. Each iteration
+    calls ``optimizer.update(grad, state, params, value=, grad=, value_fn=)``,
+    so line searches (`lbfgs`, `scale_by_zoom_linesearch`,
+    `scale_by_backtracking_linesearch`, and optax's) and Polyak step sizes
+    work; the value and gradient at the new point are taken from the line
+    search's state when it holds them, else evaluated once. The stopping
+    tests run inside the loop in the parameters' precision, in this order:
+    a non-finite value or gradient (``"nonfinite"``); a line search that
+    gives no decrease (``"linesearch_failed"``, the previous point is
+    kept); ``tol`` on the gradient norm, or both ``rtol``/``atol`` tests
+    (element-wise on $x$) (``"converged"``); ``steps`` iterations
+    (``"max_steps"``). $P$ clips into ``[lower, upper]``: with bounds the
+    gradient given to the optimizer is projected (zero where a bound holds the
+    element), as is the update, and ``grad_norm`` is that projected gradient's
+    norm. Calling again with the same ``fun`` and ``optimizer`` objects and
+    inputs of the same shapes reuses the compiled loop.
+
+    Differentiating the result with respect to ``args`` (``jax.grad`` of
+    anything computed from ``params`` or ``value``) uses, with
+    ``diff="implicit"``, the implicit function theorem at the solution: one
+    conjugate-gradient solve with Hessian-vector products. ``diff="unroll"``
+    instead differentiates through every iteration (a ``lax.scan`` of
+    ``steps`` iterations; line-search step sizes count as constants), with
+    respect to anything, ``x0`` and closed-over values included.
 
     Args:
-        fun: the objective, ``fun(params) -> scalar`` (``(scalar, aux)`` with
-            ``has_aux``).
-        x0: initial parameters: any pytree of floating-point arrays.
-        optimizer: any optax gradient transformation, e.g. ``jaxopt_lite.gd(0.1)``.
-        steps: the most updates to take (>= 1).
+        fun: the objective, ``fun(params) -> scalar``, or ``fun(params, args)``
+            when ``args`` is given (``(scalar, aux)`` with ``has_aux``).
+        x0: initial parameters: any pytree of floating-point arrays (clipped
+            into the bounds first).
+        optimizer: any optax gradient transformation, e.g. `lbfgs()` or
+            ``jaxopt_lite.gd(0.1)``.
+        args: data or hyper-parameters passed to ``fun`` (any pytree); the
+            solution is differentiable with respect to it.
+        steps: the most iterations (>= 1).
         tol: stop once the gradient's global norm is at most ``tol`` (>= 0).
+        rtol: relative tolerance $r$ of the value-change and step test (>= 0).
+        atol: absolute tolerance $a$ of that test (>= 0); giving either turns
+            the test on, the other defaulting to 0.
+        lower: lower bounds: a number or a pytree like ``x0`` (``-inf`` allowed).
+        upper: upper bounds, likewise.
         has_aux: ``fun`` returns ``(value, aux)``.
+        diff: ``"implicit"`` or ``"unroll"`` (how reverse-mode derivatives
+            are computed).
+        history_size: record the first ``history_size`` iterations (>= 0);
+            memory does not grow with ``steps`` beyond that.
 
     Returns:
         A `MinimizeResult`.
@@ -93,37 +195,92 @@ def minimize(
         >>> import jax.numpy as jnp, jaxopt_lite as jol
         >>> result = jol.minimize(lambda x: jnp.sum((x - 3.0) ** 2),
         ...                       jnp.zeros(2), jol.gd(0.1), steps=500, tol=1e-5)
-        >>> result.converged, result.steps, result.params.round(4)
-        (True, 62, Array([3., 3.], dtype=float32))
+        >>> result.status, result.steps, result.params.round(4)
+        ('converged', 62, Array([3., 3.], dtype=float32))
     """
     _checks.check_callable("fun", fun)
     _checks.check_optimizer(optimizer)
     _checks.check_positive_int("steps", steps)
-    if not isinstance(has_aux, bool):
-        raise TypeError(f"has_aux must be True or False, got {has_aux!r}.")
-    if tol is not None:
-        if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-            raise TypeError(f"tol must be a number or None, got {tol!r}.")
-        if not (math.isfinite(tol) and tol >= 0):
-            raise ValueError(
-                f"tol={tol!r} is not allowed: it must be a finite number >= 0."
-            )
+    _checks.check_flags(has_aux=has_aux)
+    for name, value in (("tol", tol), ("rtol", rtol), ("atol", atol)):
+        _check_tolerance(name, value)
+    if diff not in _DIFF:
+        raise ValueError(
+            f"diff={diff!r} is not allowed: it must be 'implicit' or 'unroll'."
+        )
+    if isinstance(history_size, bool) or not isinstance(history_size, numbers.Integral):
+        raise TypeError(f"history_size must be an integer, got {history_size!r}.")
+    if history_size < 0:
+        raise ValueError(
+            f"history_size={history_size!r} is not allowed: it must be >= 0."
+        )
     x0 = _checks.check_params("x0", x0)
-    _checks.check_scalar_output("fun", fun, (x0,), has_aux=has_aux)
+    call_args = (x0,) if args is None else (x0, args)
+    _checks.check_scalar_output("fun", fun, call_args, has_aux=has_aux)
+    bounded = lower is not None or upper is not None
+    lo = _bound("lower", lower, x0, -math.inf)
+    hi = _bound("upper", upper, x0, math.inf)
+    traced = _is_traced(x0, args, lo, hi)
+    if bounded and not _is_traced(lo, hi):
+        for path, a, b in zip(
+            jax.tree_util.tree_flatten_with_path(lo)[0],
+            jax.tree.leaves(lo),
+            jax.tree.leaves(hi),
+            strict=True,
+        ):
+            if np.any(np.asarray(a) > np.asarray(b)):
+                raise ValueError(
+                    f"lower{jax.tree_util.keystr(path[0])} exceeds upper there: "
+                    "every lower bound must be <= its upper bound."
+                )
+    if bounded:
+        x0 = _full_batch.project(x0, lo, hi)
 
-    run = _compiled(fun, optimizer, has_aux, steps)
-    tol_value = jnp.asarray(-1.0 if tol is None else tol, jnp.float32)
-    final = run(x0, tol_value)
+    cfg = _full_batch.Config(
+        max_steps=steps,
+        history_size=min(steps, history_size),
+        has_aux=has_aux,
+        with_args=args is not None,
+        cauchy=rtol is not None or atol is not None,
+        bounded=bounded,
+        unroll=diff == "unroll",
+    )
+    run = _compiled(fun, optimizer, cfg, diff == "implicit" and args is not None)
+    dtype = jax.eval_shape(fun, *call_args)
+    dtype = (dtype[0] if has_aux else dtype).dtype
+    tols = _full_batch.Tolerances(
+        *(
+            jnp.asarray(default if t is None else t, dtype)
+            for t, default in ((tol, -1.0), (rtol, 0.0), (atol, 0.0))
+        )
+    )
+    final = run(x0, args, tols, lo, hi)
+    if traced:
+        return MinimizeResult(
+            params=final.params,
+            value=final.value,
+            grad_norm=final.grad_norm,
+            steps=final.step,
+            converged=final.status == _full_batch.CONVERGED,
+            history=final.history,
+            opt_state=final.opt_state,
+            aux=final.aux,
+            status=final.status,
+            fun_evals=final.fun_evals,
+            grad_evals=final.grad_evals,
+        )
     taken = int(final.step)
-    grad_norm = float(final.grad_norm)
-    history = {k: np.asarray(v)[:taken] for k, v in final.history.items()}
+    status = _full_batch.STATUSES[int(final.status)]
     return MinimizeResult(
         params=final.params,
         value=float(final.value),
-        grad_norm=grad_norm,
+        grad_norm=float(final.grad_norm),
         steps=taken,
-        converged=tol is not None and grad_norm <= tol,
-        history=history,
+        converged=status == "converged",
+        history={k: np.asarray(h)[:taken] for k, h in final.history.items()},
         opt_state=final.opt_state,
         aux=final.aux,
+        status=status,
+        fun_evals=int(final.fun_evals),
+        grad_evals=int(final.grad_evals),
     )

@@ -66,7 +66,7 @@ class FullBatchState(NamedTuple):
     status: jax.Array  # int32, RUNNING until a test fires
     fun_evals: jax.Array  # int32
     grad_evals: jax.Array  # int32
-    history: dict[str, jax.Array]
+    history: Any  # in the loop: one array [history_size + 1, columns]
 
 
 def linesearch_states(opt_state: PyTree) -> list[Any]:
@@ -155,10 +155,12 @@ def full_batch_loop(
     value, grad, aux = evaluate(x0)
     opt_state = optimizer.init(x0)
     dtype = jnp.result_type(value)
-    rows = {"value": dtype, "grad_norm": dtype}
+    columns = ["value", "grad_norm"]
     if current_learning_rate(opt_state) is not None:
-        rows["learning_rate"] = dtype
-    history = {k: jnp.full([cfg.history_size], jnp.nan, d) for k, d in rows.items()}
+        columns.append("learning_rate")
+    # One buffer, one row per iteration; the extra last row is a sink for the
+    # iterations past history_size.
+    history = jnp.full([cfg.history_size + 1, len(columns)], jnp.nan, dtype)
     one = jnp.ones([], jnp.int32)
     init = FullBatchState(
         x0, opt_state, jnp.zeros([], jnp.int32), value, grad,
@@ -191,14 +193,15 @@ def full_batch_loop(
             value, grad, aux = evaluate(params)
             extra = one
         grad_norm = _tree.tree_global_norm(search_direction_grad(params, grad)[0])
-        row = {"value": s.value, "grad_norm": s.grad_norm}
-        rate = current_learning_rate(opt_state)
-        if rate is not None:
-            row["learning_rate"] = rate
-        history = {
-            k: h.at[s.step].set(jnp.asarray(row[k], h.dtype), mode="drop")
-            for k, h in s.history.items()
-        }
+        row = [s.value, s.grad_norm]
+        if len(columns) == 3:
+            row.append(current_learning_rate(opt_state))
+        history = jax.lax.dynamic_update_index_in_dim(
+            s.history,
+            jnp.stack([jnp.asarray(r, dtype) for r in row]),
+            jnp.minimum(s.step, cfg.history_size),
+            0,
+        )
         new = FullBatchState(
             params, opt_state, s.step + 1, jnp.asarray(value, dtype), grad,
             grad_norm, aux, s.status, s.fun_evals + fun_evals + extra,
@@ -216,13 +219,19 @@ def full_batch_loop(
             aux=kept[4], status=status,
         )  # fmt: skip
 
-    if not cfg.unroll:
-        return jax.lax.while_loop(lambda s: s.status == RUNNING, body, init)
+    if cfg.unroll:
 
-    def scan_step(s, _):
-        return jax.lax.cond(s.status == RUNNING, body, lambda s: s, s), None
+        def scan_step(s, _):
+            return jax.lax.cond(s.status == RUNNING, body, lambda s: s, s), None
 
-    return jax.lax.scan(scan_step, init, length=cfg.max_steps)[0]
+        final = jax.lax.scan(scan_step, init, length=cfg.max_steps)[0]
+    else:
+        final = jax.lax.while_loop(lambda s: s.status == RUNNING, body, init)
+    return final._replace(
+        history={
+            name: final.history[: cfg.history_size, i] for i, name in enumerate(columns)
+        }
+    )
 
 
 def _status(

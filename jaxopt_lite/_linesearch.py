@@ -115,7 +115,7 @@ def scale_by_backtracking_linesearch(
         >>> u, _ = opt.update(jax.grad(f)(x), opt.init(x), x,
         ...                   value=f(x), grad=jax.grad(f)(x), value_fn=f)
         >>> x + u
-        Array([0.6, 1.2], dtype=float32)
+        Array([-0.6, -1.2], dtype=float32)
 
     References:
         L. Armijo, *Minimization of functions having Lipschitz continuous first

@@ -69,7 +69,16 @@ def _compiled(
     run = functools.partial(_full_batch.full_batch_loop, fun, optimizer, cfg)
     if implicit:
         run = _implicit.with_implicit_gradient(run, fun, cfg)
-    return jax.jit(run)
+
+    def run_and_pack(*inputs):
+        # The scalars the host reads, packed so that they come back in one go.
+        final = run(*inputs)
+        counts = jnp.stack(
+            [final.step, final.status, final.fun_evals, final.grad_evals]
+        )
+        return final, counts, jnp.stack([final.value, final.grad_norm])
+
+    return jax.jit(run_and_pack)
 
 
 def _check_tolerance(name: str, value: Any) -> None:
@@ -110,6 +119,46 @@ def _bound(name: str, bound: Any, x0: PyTree, fill: float) -> PyTree:
         return jnp.broadcast_to(jnp.asarray(b, x.dtype), x.shape)
 
     return jax.tree_util.tree_map_with_path(leaf, bound, x0)
+
+
+def _check_ordered(lo: PyTree, hi: PyTree) -> None:
+    """Every concrete lower bound is <= its upper bound."""
+    for (path, a), b in zip(
+        jax.tree_util.tree_flatten_with_path(lo)[0], jax.tree.leaves(hi), strict=True
+    ):
+        if _is_traced(a, b):
+            continue
+        a, b = np.asarray(a), np.asarray(b)
+        if np.any(a > b) or np.any(np.isnan(a)) or np.any(np.isnan(b)):
+            where = jax.tree_util.keystr(path)
+            raise ValueError(
+                f"lower{where} and upper{where} are not ordered (lower {a.tolist()}, "
+                f"upper {b.tolist()}): every lower bound must be <= its upper "
+                "bound, and neither NaN."
+            )
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_value_dtype(
+    fun: Callable, has_aux: bool, treedef: Any, avals: tuple[Any, ...]
+) -> Any:
+    specs = [
+        jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals
+    ]
+    call_args = jax.tree.unflatten(treedef, specs)
+    _checks.check_scalar_output("fun", fun, call_args, has_aux=has_aux)
+    out = jax.eval_shape(fun, *call_args)
+    return (out[0] if has_aux else out).dtype
+
+
+def _value_dtype(fun: Callable, has_aux: bool, x0: PyTree, args: Any) -> Any:
+    """Check that ``fun`` returns a real scalar (once per input signature) and
+    return its dtype."""
+    call_args = (x0,) if args is None else (x0, args)
+    leaves, treedef = jax.tree.flatten(call_args)
+    return _checked_value_dtype(
+        fun, has_aux, treedef, tuple(jax.typeof(x) for x in leaves)
+    )
 
 
 def _is_traced(*trees: Any) -> bool:
@@ -215,25 +264,14 @@ def minimize(
             f"history_size={history_size!r} is not allowed: it must be >= 0."
         )
     x0 = _checks.check_params("x0", x0)
-    call_args = (x0,) if args is None else (x0, args)
-    _checks.check_scalar_output("fun", fun, call_args, has_aux=has_aux)
-    bounded = lower is not None or upper is not None
-    lo = _bound("lower", lower, x0, -math.inf)
-    hi = _bound("upper", upper, x0, math.inf)
-    traced = _is_traced(x0, args, lo, hi)
-    if bounded and not _is_traced(lo, hi):
-        for path, a, b in zip(
-            jax.tree_util.tree_flatten_with_path(lo)[0],
-            jax.tree.leaves(lo),
-            jax.tree.leaves(hi),
-            strict=True,
-        ):
-            if np.any(np.asarray(a) > np.asarray(b)):
-                raise ValueError(
-                    f"lower{jax.tree_util.keystr(path[0])} exceeds upper there: "
-                    "every lower bound must be <= its upper bound."
-                )
-    if bounded:
+    dtype = _value_dtype(fun, has_aux, x0, args)
+    traced = _is_traced(x0, args)
+    lo = hi = None
+    if lower is not None or upper is not None:
+        lo = _bound("lower", lower, x0, -math.inf)
+        hi = _bound("upper", upper, x0, math.inf)
+        traced = traced or _is_traced(lo, hi)
+        _check_ordered(lo, hi)
         x0 = _full_batch.project(x0, lo, hi)
 
     cfg = _full_batch.Config(
@@ -242,45 +280,47 @@ def minimize(
         has_aux=has_aux,
         with_args=args is not None,
         cauchy=rtol is not None or atol is not None,
-        bounded=bounded,
+        bounded=lo is not None,
         unroll=diff == "unroll",
     )
     run = _compiled(fun, optimizer, cfg, diff == "implicit" and args is not None)
-    dtype = jax.eval_shape(fun, *call_args)
-    dtype = (dtype[0] if has_aux else dtype).dtype
     tols = _full_batch.Tolerances(
         *(
-            jnp.asarray(default if t is None else t, dtype)
+            np.asarray(default if t is None else t, dtype)
             for t, default in ((tol, -1.0), (rtol, 0.0), (atol, 0.0))
         )
     )
-    final = run(x0, args, tols, lo, hi)
+    final, counts, floats = run(x0, args, tols, lo, hi)
     if traced:
-        return MinimizeResult(
-            params=final.params,
-            value=final.value,
-            grad_norm=final.grad_norm,
-            steps=final.step,
-            converged=final.status == _full_batch.CONVERGED,
-            history=final.history,
-            opt_state=final.opt_state,
-            aux=final.aux,
-            status=final.status,
-            fun_evals=final.fun_evals,
-            grad_evals=final.grad_evals,
+        taken, status, value, grad_norm = (
+            final.step,
+            final.status,
+            final.value,
+            final.grad_norm,
         )
-    taken = int(final.step)
-    status = _full_batch.STATUSES[int(final.status)]
+        fun_evals, grad_evals, history = (
+            final.fun_evals,
+            final.grad_evals,
+            final.history,
+        )
+        converged = status == _full_batch.CONVERGED
+    else:
+        counts, floats, history = jax.device_get((counts, floats, final.history))
+        taken, code, fun_evals, grad_evals = (int(c) for c in counts)
+        value, grad_norm = (float(f) for f in floats)
+        status = _full_batch.STATUSES[code]
+        converged = status == "converged"
+        history = {k: np.asarray(h)[:taken] for k, h in history.items()}
     return MinimizeResult(
         params=final.params,
-        value=float(final.value),
-        grad_norm=float(final.grad_norm),
+        value=value,
+        grad_norm=grad_norm,
         steps=taken,
-        converged=status == "converged",
-        history={k: np.asarray(h)[:taken] for k, h in final.history.items()},
+        converged=converged,
+        history=history,
         opt_state=final.opt_state,
         aux=final.aux,
         status=status,
-        fun_evals=int(final.fun_evals),
-        grad_evals=int(final.grad_evals),
+        fun_evals=fun_evals,
+        grad_evals=grad_evals,
     )

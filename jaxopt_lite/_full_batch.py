@@ -207,7 +207,12 @@ def full_batch_loop(
             grad_norm, aux, s.status, s.fun_evals + fun_evals + extra,
             s.grad_evals + grad_evals + extra, history,
         )  # fmt: skip
-        status = _status(s, new, tols, cfg, first=False, searched=bool(searches))
+        unsatisfied = None
+        if searches:
+            unsatisfied = jnp.any(
+                jnp.stack([ls.info.decrease_error > 0 for ls in searches])
+            )
+        status = _status(s, new, tols, cfg, first=False, unsatisfied=unsatisfied)
         failed = status == LINESEARCH_FAILED
         kept = _tree.tree_where(
             failed,
@@ -241,35 +246,33 @@ def _status(
     cfg: Config,
     *,
     first: bool,
-    searched: bool = False,
+    unsatisfied: jax.Array | None = None,
 ) -> jax.Array:
     """The status after reaching ``new`` from ``old``: the first test that
-    fires among non-finite, failed line search, convergence and step limit."""
-    status = jnp.full([], RUNNING, jnp.int32)
-    nonfinite = ~(jnp.isfinite(new.value) & jnp.isfinite(new.grad_norm))
+    fires among non-finite, convergence, failed line search and step limit.
+    ``unsatisfied``: a line search ended with its condition violated (None:
+    there is no line search)."""
     converged = new.grad_norm <= tols.tol
+    failed = jnp.asarray(False)
     if not first:
-        if searched:
-            step = _max_abs(jax.tree.map(jnp.subtract, new.params, old.params))
-            failed = (new.value > old.value) | (step == 0)
-            status = jnp.where(failed, LINESEARCH_FAILED, status)
+        if unsatisfied is not None:
+            moved = _max_abs(jax.tree.map(jnp.subtract, new.params, old.params)) > 0
+            failed = ~moved | (unsatisfied & ~(new.value < old.value))
         if cfg.cauchy:
-            scale = jax.tree.map(
-                lambda x: tols.atol + tols.rtol * jnp.abs(x), new.params
-            )
             small_steps = jax.tree.map(
-                lambda a, b, c: jnp.all(jnp.abs(a - b) <= c),
+                lambda a, b: jnp.all(
+                    jnp.abs(a - b) <= tols.atol + tols.rtol * jnp.abs(a)
+                ),
                 new.params,
                 old.params,
-                scale,
             )
             small_step = jnp.all(jnp.stack(jax.tree.leaves(small_steps)))
             small_change = jnp.abs(new.value - old.value) <= (
                 tols.atol + tols.rtol * jnp.abs(new.value)
             )
             converged |= small_step & small_change
-    status = jnp.where((status == RUNNING) & converged, CONVERGED, status)
-    status = jnp.where(
-        (status == RUNNING) & (new.step >= cfg.max_steps), MAX_STEPS, status
-    )
+    nonfinite = ~(jnp.isfinite(new.value) & jnp.isfinite(new.grad_norm))
+    status = jnp.where(new.step >= cfg.max_steps, MAX_STEPS, RUNNING)
+    status = jnp.where(failed, LINESEARCH_FAILED, status)
+    status = jnp.where(converged, CONVERGED, status)
     return jnp.where(nonfinite, NONFINITE, status).astype(jnp.int32)

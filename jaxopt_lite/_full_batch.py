@@ -138,9 +138,17 @@ def full_batch_loop(
     frozen = jax.lax.stop_gradient(args)
 
     def value_fn(x):
-        x = project(x, lower, upper) if cfg.bounded else x
         out = fun(x, frozen) if cfg.with_args else fun(x)
         return out[0] if cfg.has_aux else out
+
+    def bounded_value_fn(base, mask):
+        # A trial point z = base + u is taken as P(base + M u): elements held
+        # at a bound stay, the others are clipped, exactly as the loop steps.
+        def value_at(z):
+            u = _masked(mask, jax.tree.map(jnp.subtract, z, base))
+            return value_fn(project(optax.apply_updates(base, u), lower, upper))
+
+        return value_at
 
     def evaluate(x):
         (value, aux), grad = value_and_grad(x)
@@ -173,7 +181,12 @@ def full_batch_loop(
     def body(s: FullBatchState) -> FullBatchState:
         g, mask = search_direction_grad(s.params, s.grad)
         updates, opt_state = optimizer.update(
-            g, s.opt_state, s.params, value=s.value, grad=g, value_fn=value_fn
+            g,
+            s.opt_state,
+            s.params,
+            value=s.value,
+            grad=g,
+            value_fn=bounded_value_fn(s.params, mask) if cfg.bounded else value_fn,
         )
         if cfg.bounded:
             params = project(

@@ -48,9 +48,9 @@ class Config(NamedTuple):
 class Tolerances(NamedTuple):
     """Stopping thresholds, as arrays in the parameters' precision."""
 
-    tol: jax.Array  # < 0: off
-    rtol: jax.Array
-    atol: jax.Array
+    tol: Any  # < 0: off
+    rtol: Any
+    atol: Any
 
 
 class FullBatchState(NamedTuple):
@@ -207,8 +207,9 @@ def full_batch_loop(
             extra = one
         grad_norm = _tree.tree_global_norm(search_direction_grad(params, grad)[0])
         row = [s.value, s.grad_norm]
-        if len(columns) == 3:
-            row.append(current_learning_rate(opt_state))
+        rate = current_learning_rate(opt_state)
+        if rate is not None:
+            row.append(rate)
         history = jax.lax.dynamic_update_index_in_dim(
             s.history,
             jnp.stack([jnp.asarray(r, dtype) for r in row]),

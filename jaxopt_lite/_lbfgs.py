@@ -121,7 +121,11 @@ def scale_by_lbfgs(
             weights_memory=jnp.zeros([memory_size], dtype),
         )
 
-    def update_fn(updates, state, params):
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise TypeError(
+                "scale_by_lbfgs.update needs params (the current parameters)."
+            )
         started = state.count > 0
         slot = (state.count - 1) % memory_size
         s = optax.tree.sub(params, state.params)

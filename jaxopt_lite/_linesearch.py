@@ -8,8 +8,7 @@ of ``value_fn``. Names, arguments and numbers follow optax's.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -20,12 +19,29 @@ from jaxopt_lite import _validate as v
 PyTree = Any
 
 
-def _fn_kwargs(value_fn: Callable, extra_args: dict[str, Any]) -> dict[str, Any]:
+def _fn_kwargs(value_fn: Any, extra_args: dict[str, Any]) -> dict[str, Any]:
     """The extra keyword arguments that ``value_fn`` accepts."""
     params = inspect.signature(value_fn).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return dict(extra_args)
     return {k: a for k, a in extra_args.items() if k in params}
+
+
+def _check_update_inputs(
+    name: str, params: Any, value: Any, grad: Any, value_fn: Any
+) -> None:
+    missing = [
+        k
+        for k, a in (("params", params), ("value", value), ("grad", grad),
+                     ("value_fn", value_fn))
+        if a is None
+    ]  # fmt: skip
+    if missing:
+        raise TypeError(
+            f"{name}.update needs params, value=, grad= and value_fn= (the objective "
+            f"at params, its gradient and the objective itself; minimize passes "
+            f"them); missing: {', '.join(missing)}."
+        )
 
 
 def _real_dtype(params: PyTree) -> Any:
@@ -62,7 +78,7 @@ class ScaleByBacktrackingLinesearchState(NamedTuple):
 
     learning_rate: jax.Array
     value: jax.Array
-    grad: PyTree | None
+    grad: Any  # None without store_grad
     info: BacktrackingLinesearchInfo
 
 
@@ -144,10 +160,16 @@ def scale_by_backtracking_linesearch(
             ),
         )
 
-    def update_fn(updates, state, params, *, value, grad, value_fn, **extra_args):
+    def update_fn(
+        updates, state, params=None, *, value=None, grad=None, value_fn=None,
+        **extra_args,
+    ):  # fmt: skip
+        _check_update_inputs(
+            "scale_by_backtracking_linesearch", params, value, grad, value_fn
+        )
         dtype = state.learning_rate.dtype
         fn = jax.tree_util.Partial(value_fn, **_fn_kwargs(value_fn, extra_args))
-        p, d, f0, g0 = jax.lax.stop_gradient((params, updates, value, grad))
+        p, d, f0, g0 = jax.lax.stop_gradient((params, updates, value, cast(Any, grad)))
         f0 = jnp.asarray(f0, dtype)
         slope = optax.tree.real(optax.tree.vdot(d, optax.tree.conj(g0)))
 
@@ -385,11 +407,15 @@ def scale_by_zoom_linesearch(
             info=ZoomLinesearchInfo(jnp.zeros([], jnp.int32), inf, inf),
         )
 
-    def update_fn(updates, state, params, *, value, grad, value_fn, **extra_args):
+    def update_fn(
+        updates, state, params=None, *, value=None, grad=None, value_fn=None,
+        **extra_args,
+    ):  # fmt: skip
+        _check_update_inputs("scale_by_zoom_linesearch", params, value, grad, value_fn)
         dtype = state.learning_rate.dtype
         fn = jax.tree_util.Partial(value_fn, **_fn_kwargs(value_fn, extra_args))
         value_and_grad = jax.value_and_grad(fn)
-        p, d, f0, g0 = jax.lax.stop_gradient((params, updates, value, grad))
+        p, d, f0, g0 = jax.lax.stop_gradient((params, updates, value, cast(Any, grad)))
         f0 = jnp.asarray(f0, dtype)
         zero = jnp.zeros([], dtype)
         init = _Point(zero, f0, optax.tree.real(optax.tree.vdot(d, g0)))

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.core import Tracer
 
 from jaxopt_lite import _checks, _full_batch, _implicit
 
@@ -86,7 +87,7 @@ def _check_tolerance(name: str, value: Any) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number or None, got {value!r}.")
-    if not (math.isfinite(value) and value >= 0):
+    if not (math.isfinite(value) and float(value) >= 0):
         raise ValueError(
             f"{name}={value!r} is not allowed: it must be a finite number >= 0."
         )
@@ -162,7 +163,7 @@ def _value_dtype(fun: Callable, has_aux: bool, x0: PyTree, args: Any) -> Any:
 
 
 def _is_traced(*trees: Any) -> bool:
-    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees))
+    return any(isinstance(x, Tracer) for x in jax.tree.leaves(trees))
 
 
 def minimize(

@@ -198,11 +198,11 @@ def minimize(
     work; the value and gradient at the new point are taken from the line
     search's state when it holds them, else evaluated once. The stopping
     tests run inside the loop in the parameters' precision, in this order:
-    a non-finite value or gradient (``"nonfinite"``); a line search that
-    gives no decrease (``"linesearch_failed"``, the previous point is
-    kept); ``tol`` on the gradient norm, or both ``rtol``/``atol`` tests
-    (element-wise on $x$) (``"converged"``); ``steps`` iterations
-    (``"max_steps"``). $P$ clips into ``[lower, upper]``: with bounds the
+    a non-finite value or gradient (``"nonfinite"``); ``tol`` on the
+    gradient norm, or both ``rtol``/``atol`` tests (element-wise on $x$)
+    (``"converged"``); a line search that ended unsatisfied without a
+    decrease, or no move at all (``"linesearch_failed"``, the previous
+    point is kept); ``steps`` iterations (``"max_steps"``). $P$ clips into ``[lower, upper]``: with bounds the
     gradient given to the optimizer is projected (zero where a bound holds the
     element), as is the update, and ``grad_norm`` is that projected gradient's
     norm. Calling again with the same ``fun`` and ``optimizer`` objects and

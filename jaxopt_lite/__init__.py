@@ -133,6 +133,27 @@ from jaxopt_lite._transforms.layerwise import (
     scale_by_trust_ratio as scale_by_trust_ratio,
 )
 
+# --- full-batch: L-BFGS and line searches (_lbfgs.py, _linesearch.py) ---
+from jaxopt_lite._transforms.lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
+from jaxopt_lite._optimizers.lbfgs import lbfgs as lbfgs
+from jaxopt_lite._transforms.lbfgs import scale_by_lbfgs as scale_by_lbfgs
+from jaxopt_lite._transforms.backtracking import (
+    BacktrackingLinesearchInfo as BacktrackingLinesearchInfo,
+)
+from jaxopt_lite._transforms.backtracking import (
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
+from jaxopt_lite._transforms.zoom import (
+    ScaleByZoomLinesearchState as ScaleByZoomLinesearchState,
+)
+from jaxopt_lite._transforms.zoom import ZoomLinesearchInfo as ZoomLinesearchInfo
+from jaxopt_lite._transforms.backtracking import (
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+)
+from jaxopt_lite._transforms.zoom import (
+    scale_by_zoom_linesearch as scale_by_zoom_linesearch,
+)
+
 # --- checkpoints (_checkpoint.py) ---
 from jaxopt_lite._drivers.checkpoint import Checkpoint as Checkpoint
 from jaxopt_lite._drivers.checkpoint import has_checkpoint as has_checkpoint
@@ -250,6 +271,16 @@ __all__ = [
     "novograd",
     "polyak_sgd",
     "sign_sgd",
+    # full-batch: L-BFGS and line searches
+    "lbfgs",
+    "scale_by_lbfgs",
+    "ScaleByLBFGSState",
+    "scale_by_zoom_linesearch",
+    "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
+    "scale_by_backtracking_linesearch",
+    "ScaleByBacktrackingLinesearchState",
+    "BacktrackingLinesearchInfo",
     # checkpoints
     "Checkpoint",
     "has_checkpoint",

@@ -1,5 +1,6 @@
 """minimize: convergence, tolerance, history, value=, validation, reuse."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -113,3 +114,228 @@ def test_validation_of_fun_and_params():
         jol.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), optax.sgd)
     with pytest.raises(TypeError, match="has_aux=True"):
         jol.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), GD, has_aux=True)
+
+
+# --- full-batch solver: line searches, statuses, counts ---------------------
+
+
+def rosen(x):
+    return jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+LBFGS = jol.lbfgs()
+X0 = jnp.linspace(-1.2, 1.0, 6)
+
+
+def test_lbfgs_converges_and_counts_every_evaluation():
+    calls = []
+
+    def f(x):
+        jax.debug.callback(lambda: calls.append(1))
+        return rosen(x)
+
+    result = jol.minimize(f, X0, LBFGS, steps=1000, tol=1e-5)
+    assert result.status == "converged" and result.converged
+    assert result.grad_norm <= 1e-5
+    np.testing.assert_allclose(result.params, 1.0, atol=1e-4)
+    # value and gradient come from the line search: one initial evaluation
+    # plus one per line-search trial, each a value-and-gradient
+    assert result.fun_evals == result.grad_evals == len(calls)
+    assert result.steps < result.fun_evals < 3 * result.steps
+    assert set(result.history) == {"value", "grad_norm", "learning_rate"}
+
+
+def test_gradient_descent_with_backtracking_counts_evaluations():
+    calls = []
+
+    def f(x):
+        jax.debug.callback(lambda: calls.append(1))
+        return jnp.sum((x - 1.0) ** 2 * jnp.arange(1.0, 4.0))
+
+    results = []
+    for store_grad in (False, True):
+        calls.clear()
+        ls = jol.scale_by_backtracking_linesearch(20, store_grad=store_grad)
+        result = jol.minimize(
+            f, jnp.zeros(3), jol.chain(jol.sgd(1.0), ls), steps=200, tol=1e-5
+        )
+        assert result.status == "converged"
+        np.testing.assert_allclose(result.params, 1.0, atol=1e-5)
+        assert result.fun_evals == len(calls)
+        assert result.grad_evals == result.steps + 1
+        results.append(result)
+    plain, stored = results
+    # the same iterates; without store_grad each iteration evaluates f once more
+    np.testing.assert_array_equal(plain.params, stored.params)
+    assert plain.fun_evals == stored.fun_evals + plain.steps
+
+
+def test_optax_backtracking_and_ours_give_the_same_run():
+    def f(x):
+        return jnp.sum((x - 1.0) ** 2 * jnp.arange(1.0, 4.0))
+
+    runs = [
+        jol.minimize(
+            f,
+            jnp.zeros(3),
+            lib.chain(lib.sgd(1.0), lib.scale_by_backtracking_linesearch(20)),
+            steps=100,
+            tol=1e-5,
+        )
+        for lib in (jol, optax)
+    ]
+    np.testing.assert_allclose(runs[0].params, runs[1].params, rtol=1e-6)
+    assert [r.steps for r in runs[:1]] == [runs[1].steps]
+    assert runs[0].fun_evals == runs[1].fun_evals
+
+
+def test_statuses():
+    quad = lambda x: jnp.sum(x**2)
+    assert jol.minimize(quad, jnp.ones(2), GD, steps=3).status == "max_steps"
+    bad = jol.minimize(lambda x: jnp.sum(jnp.log(x)), jnp.ones(1), optax.sgd(2.0))
+    assert bad.status == "nonfinite" and not bad.converged
+    # an ascent direction: no step size decreases f; the start is kept
+    ascent = jol.chain(jol.scale(1.0), jol.scale_by_backtracking_linesearch(5))
+    failed = jol.minimize(quad, jnp.ones(2), ascent, steps=50, tol=1e-6)
+    assert failed.status == "linesearch_failed" and failed.steps == 1
+    np.testing.assert_array_equal(failed.params, [1.0, 1.0])
+    assert failed.value == 2.0
+    # already optimal: converged before any step
+    done = jol.minimize(quad, jnp.zeros(2), LBFGS, tol=1e-6)
+    assert (done.status, done.steps, done.fun_evals) == ("converged", 0, 1)
+
+
+def test_value_and_step_tolerances_stop_as_documented():
+    # x_k = 0.8^k, f_k = x_k^2. |f_k - f_{k-1}| = 0.36 * 0.64^(k-1) and
+    # |x_k - x_{k-1}| = 0.2 * 0.8^(k-1); with atol=1e-3 the step test is the
+    # later one: 0.2 * 0.8^(k-1) <= 1e-3 <=> k >= 24.74.
+    f = lambda x: jnp.sum(x**2)
+    result = jol.minimize(f, jnp.array([1.0]), GD, steps=1000, atol=1e-3)
+    assert (result.status, result.steps) == ("converged", 25)
+    # rtol alone: |dx| <= r |x_k|: 0.25 <= r fails for r=0.2; the value
+    # test 0.36 * 0.64^(k-1) <= r 0.64^k <=> 0.5625 <= r.
+    result = jol.minimize(f, jnp.array([1.0]), GD, steps=100, rtol=0.6)
+    assert (result.status, result.steps) == ("converged", 1)
+    assert jol.minimize(f, jnp.array([1.0]), GD, steps=100, rtol=0.3).steps == 100
+
+
+def test_huge_step_limits_do_not_allocate_their_history():
+    f = lambda x: jnp.sum((x - 2.0) ** 2)
+    # |grad f(x_k)| = 4 sqrt(3) 0.8^k <= 1e-3  <=>  k >= 39.6
+    for steps in (10**8, 10**9):
+        result = jol.minimize(f, jnp.zeros(3), GD, steps=steps, tol=1e-3)
+        assert result.status == "converged" and result.steps == 40
+        assert len(result.history["value"]) == 40
+    short = jol.minimize(f, jnp.zeros(3), GD, steps=100, history_size=5)
+    assert short.steps == 100 and len(short.history["grad_norm"]) == 5
+    np.testing.assert_allclose(
+        short.history["value"], 12 * 0.64 ** np.arange(5), rtol=1e-5
+    )
+    empty = jol.minimize(f, jnp.zeros(3), GD, steps=10, history_size=0).history
+    assert {k: len(h) for k, h in empty.items()} == {"value": 0, "grad_norm": 0}
+
+
+def test_float64_everywhere_under_x64():
+    with jax.enable_x64(True):
+        x0 = jnp.linspace(-1.2, 1.0, 6, dtype=jnp.float64)
+        result = jol.minimize(rosen, x0, LBFGS, steps=1000, tol=1e-10)
+        assert result.status == "converged" and result.grad_norm <= 1e-10
+        assert result.params.dtype == jnp.float64
+        assert {h.dtype for h in result.history.values()} == {np.dtype("float64")}
+        np.testing.assert_allclose(result.params, 1.0, rtol=1e-9)
+
+
+# --- args, jit, vmap --------------------------------------------------------
+
+
+def _ridge_problem():
+    rng = np.random.default_rng(0)
+    return jnp.asarray(rng.normal(size=(30, 5))), jnp.asarray(rng.normal(size=30))
+
+
+def ridge(w, args):
+    x, y, lam = args
+    return 0.5 * jnp.mean((x @ w - y) ** 2) + 0.5 * lam * jnp.sum(w**2)
+
+
+def ridge_closed_form(x, y, lam):
+    n = x.shape[0]
+    return jnp.linalg.solve(x.T @ x / n + lam * jnp.eye(x.shape[1]), x.T @ y / n)
+
+
+def test_args_are_passed_to_fun():
+    x, y = _ridge_problem()
+    result = jol.minimize(ridge, jnp.zeros(5), LBFGS, args=(x, y, 0.1), tol=1e-6)
+    assert result.status == "converged"
+    np.testing.assert_allclose(result.params, ridge_closed_form(x, y, 0.1), rtol=1e-4)
+
+
+def _smooth_convex(x):
+    a = jnp.asarray(np.random.default_rng(4).normal(size=(10, 6)), x.dtype)
+    return jax.nn.logsumexp(a @ x) + 0.5 * jnp.sum(x**2) + jnp.sum(x**4) / 4
+
+
+def test_vmap_over_starting_points_equals_sequential_calls():
+    # float64, so that batched and single runs (whose float rounding differs)
+    # take the same decisions and reach the same point.
+    with jax.enable_x64(True):
+        x0s = 3 * jax.random.normal(jax.random.key(0), (8, 6), jnp.float64)
+
+        def solve(x0):
+            return jol.minimize(_smooth_convex, x0, LBFGS, tol=1e-8)
+
+        batched = jax.vmap(solve)(x0s)
+        assert batched.status.shape == (8,)
+        assert batched.history["value"].shape == (8, 1000)
+        for i in range(8):
+            single = solve(x0s[i])
+            np.testing.assert_allclose(batched.params[i], single.params, rtol=1e-10)
+            assert int(batched.steps[i]) == single.steps
+            assert int(batched.fun_evals[i]) == single.fun_evals
+            status = jol.MinimizeResult.STATUSES[int(batched.status[i])]
+            assert status == single.status == "converged"
+            np.testing.assert_allclose(
+                batched.history["value"][i, : single.steps],
+                single.history["value"],
+                rtol=1e-10,
+            )
+
+
+def test_vmap_over_datasets_and_jit():
+    x, y = _ridge_problem()
+    ys = jnp.stack([y, 2 * y, -y])
+
+    @jax.jit
+    def solve(y):
+        return jol.minimize(ridge, jnp.zeros(5), LBFGS, args=(x, y, 0.1), tol=1e-6)
+
+    batched = jax.vmap(solve)(ys)
+    np.testing.assert_array_equal(batched.converged, True)
+    for i in range(3):
+        np.testing.assert_allclose(
+            batched.params[i], ridge_closed_form(x, ys[i], 0.1), rtol=1e-4, atol=1e-6
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(rtol=-1.0), ValueError, "rtol=-1.0"),
+        (dict(atol=float("inf")), ValueError, "atol=inf"),
+        (dict(diff="reverse"), ValueError, "diff='reverse'"),
+        (dict(history_size=-1), ValueError, "history_size=-1"),
+        (dict(history_size=2.5), TypeError, "history_size must be an integer"),
+        (dict(lower=1.0, upper=0.0), ValueError, "not ordered"),
+        (dict(lower=[0.0, 0.0]), ValueError, "structure of x0"),
+        (dict(lower=jnp.zeros(3)), ValueError, "structure of x0|shape"),
+        (dict(upper=True), TypeError, "upper must be a number"),
+    ],
+)
+def test_validation_of_new_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        jol.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), GD, **kwargs)
+
+
+def test_validation_under_jit_still_checks_concrete_arguments():
+    with pytest.raises(ValueError, match=r"rtol=-1\.0"):
+        jax.jit(lambda x0: jol.minimize(rosen, x0, LBFGS, rtol=-1.0).params)(X0)

@@ -12,81 +12,227 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.core import Tracer
 
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers import checks as _checks
-from jaxopt_lite._loop import train as _loop
+from jaxopt_lite._loop import full_batch as _full_batch
+from jaxopt_lite._loop import implicit as _implicit
 
 PyTree = Any
+_DIFF = ("implicit", "unroll")
 
 
 class MinimizeResult(NamedTuple):
     """What `minimize` returns.
 
+    Called with concrete inputs, the scalars are Python numbers and the history
+    NumPy arrays cut to the steps taken. Called under ``jax.jit`` or
+    ``jax.vmap`` (traced inputs) every field is an array instead: ``status`` is
+    then an int32 index into ``MinimizeResult.STATUSES`` and the history keeps
+    all its rows (NaN past the last step).
+
     Attributes:
         params: the final parameters.
-        value: the objective at ``params`` (a Python float).
-        grad_norm: the gradient's global L2 norm at ``params``.
-        steps: updates taken.
-        converged: ``grad_norm <= tol`` was reached (always ``False`` without
-            ``tol``).
-        history: ``value``, ``grad_norm`` and (when the optimizer exposes it)
-            ``learning_rate`` before each update, as NumPy arrays of length
-            ``steps``.
+        value: the objective at ``params``.
+        grad_norm: the global L2 norm of the gradient at ``params`` (of the
+            projected gradient when there are bounds).
+        steps: iterations done (each one optimizer update).
+        converged: ``status == "converged"``.
+        history: ``value``, ``grad_norm`` and (when the optimizer state holds
+            one, as line searches do) ``learning_rate`` at each iteration, for
+            the first ``history_size`` iterations, in the value's precision.
         opt_state: the final optimizer state.
         aux: the auxiliary output of ``fun`` at ``params`` (``has_aux=True``).
+        status: why the loop stopped: ``"converged"``, ``"max_steps"``,
+            ``"nonfinite"`` or ``"linesearch_failed"``.
+        fun_evals: evaluations of ``fun``, line-search trials included.
+        grad_evals: evaluations of its gradient, line-search trials included.
     """
 
     params: PyTree
-    value: float
-    grad_norm: float
-    steps: int
-    converged: bool
-    history: dict[str, np.ndarray]
+    value: Any
+    grad_norm: Any
+    steps: Any
+    converged: Any
+    history: dict[str, Any]
     opt_state: PyTree
     aux: Any
+    status: Any
+    fun_evals: Any
+    grad_evals: Any
+
+    STATUSES = _full_batch.STATUSES
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(fun: Callable, optimizer: Any, has_aux: bool, steps: int) -> Callable:
+def _compiled(
+    fun: Callable, optimizer: Any, cfg: _full_batch.Config, implicit: bool
+) -> Callable:
     optimizer = optax.with_extra_args_support(optimizer)
-    return jax.jit(
-        functools.partial(_loop.minimize_loop, fun, optimizer, has_aux, steps)
+    run = functools.partial(_full_batch.full_batch_loop, fun, optimizer, cfg)
+    if implicit:
+        run = _implicit.with_implicit_gradient(run, fun, cfg)
+
+    def run_and_pack(*inputs):
+        # The scalars the host reads, packed so that they come back in one go.
+        final = run(*inputs)
+        counts = jnp.stack(
+            [final.step, final.status, final.fun_evals, final.grad_evals]
+        )
+        return final, counts, jnp.stack([final.value, final.grad_norm])
+
+    return jax.jit(run_and_pack)
+
+
+def _check_tolerance(name: str, value: Any) -> None:
+    if value is not None:
+        v.check_nonnegative(name, value)
+
+
+def _bound(name: str, bound: Any, x0: PyTree, fill: float) -> PyTree:
+    """``bound`` as a tree like ``x0`` (a scalar applies to every element)."""
+    if bound is None:
+        return jax.tree.map(lambda x: jnp.full(x.shape, fill, x.dtype), x0)
+    if isinstance(bound, bool):
+        raise TypeError(f"{name} must be a number or a pytree like x0, got {bound!r}.")
+    if isinstance(bound, numbers.Real) or (
+        isinstance(bound, (jax.Array, np.ndarray)) and np.ndim(bound) == 0
+    ):
+        return jax.tree.map(
+            lambda x: jnp.broadcast_to(jnp.asarray(bound, x.dtype), x.shape), x0
+        )
+    if jax.tree.structure(bound) != jax.tree.structure(x0):
+        raise ValueError(
+            f"{name} must be a number or a pytree with the structure of x0 "
+            f"({jax.tree.structure(x0)}), got {jax.tree.structure(bound)}."
+        )
+
+    def leaf(path, b, x):
+        if np.ndim(b) and np.shape(b) != x.shape:
+            raise ValueError(
+                f"{name}{jax.tree_util.keystr(path)} has shape {np.shape(b)}, but "
+                f"x0{jax.tree_util.keystr(path)} has shape {x.shape}."
+            )
+        return jnp.broadcast_to(jnp.asarray(b, x.dtype), x.shape)
+
+    return jax.tree_util.tree_map_with_path(leaf, bound, x0)
+
+
+def _check_ordered(lo: PyTree, hi: PyTree) -> None:
+    """Every concrete lower bound is <= its upper bound."""
+    for (path, a), b in zip(
+        jax.tree_util.tree_flatten_with_path(lo)[0], jax.tree.leaves(hi), strict=True
+    ):
+        if _is_traced(a, b):
+            continue
+        a, b = np.asarray(a), np.asarray(b)
+        if np.any(a > b) or np.any(np.isnan(a)) or np.any(np.isnan(b)):
+            where = jax.tree_util.keystr(path)
+            raise ValueError(
+                f"lower{where} and upper{where} are not ordered (lower {a.tolist()}, "
+                f"upper {b.tolist()}): every lower bound must be <= its upper "
+                "bound, and neither NaN."
+            )
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_value_dtype(
+    fun: Callable, has_aux: bool, treedef: Any, avals: tuple[Any, ...]
+) -> Any:
+    specs = [
+        jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals
+    ]
+    call_args = jax.tree.unflatten(treedef, specs)
+    _checks.check_scalar_output("fun", fun, call_args, has_aux=has_aux)
+    out = jax.eval_shape(fun, *call_args)
+    return (out[0] if has_aux else out).dtype
+
+
+def _value_dtype(fun: Callable, has_aux: bool, x0: PyTree, args: Any) -> Any:
+    """Check that ``fun`` returns a real scalar (once per input signature) and
+    return its dtype."""
+    call_args = (x0,) if args is None else (x0, args)
+    leaves, treedef = jax.tree.flatten(call_args)
+    return _checked_value_dtype(
+        fun, has_aux, treedef, tuple(jax.typeof(x) for x in leaves)
     )
 
 
+def _is_traced(*trees: Any) -> bool:
+    return any(isinstance(x, Tracer) for x in jax.tree.leaves(trees))
+
+
 def minimize(
-    fun: Callable[[PyTree], jax.Array],
+    fun: Callable[..., jax.Array],
     x0: PyTree,
     optimizer: optax.GradientTransformation,
     *,
+    args: Any = None,
     steps: int = 1000,
     tol: float | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    lower: Any = None,
+    upper: Any = None,
     has_aux: bool = False,
+    diff: str = "implicit",
+    history_size: int = 10_000,
 ) -> MinimizeResult:
     r"""Minimize a deterministic function with full-batch steps, compiled whole.
 
     $$
-    x_{k+1} = x_k + \mathrm{update}(\nabla f(x_k)), \qquad
-    \text{stop when } \lVert \nabla f(x_k) \rVert_2 \le \mathrm{tol}
-    \text{ or } k = \mathrm{steps}
+    x_{k+1} = P\bigl(x_k + \mathrm{update}(\nabla f(x_k), f, x_k)\bigr),
+    \qquad \text{until } \lVert \nabla f(x_k) \rVert_2 \le \mathrm{tol}
+    \text{ or } |f_k - f_{k-1}| \le a + r |f_k| \text{ and }
+    |x_k - x_{k-1}| \le a + r |x_k|
     $$
 
-    The loop (gradient, optimizer update, stopping test, history) runs as one
-    ``lax.while_loop`` inside ``jax.jit``; the optimizer receives ``value=`` so
-    Polyak step sizes and plateau schedules work. Calling again with the same
-    ``fun`` and ``optimizer`` objects and inputs of the same shapes reuses the
-    compiled loop. A non-finite value also stops the loop (``converged`` is then
-    ``False``).
+    The loop runs as one ``lax.while_loop`` inside ``jax.jit``. Each iteration calls
+    ``optimizer.update(grad, state, params, value=, grad=, value_fn=)``, so line
+    searches (`lbfgs`, `scale_by_zoom_linesearch`,
+    `scale_by_backtracking_linesearch`, and optax's) and Polyak step sizes work; the
+    value and gradient at the new point are taken from the line search's state when
+    it holds them, else evaluated once. The stopping tests run inside the loop in
+    the parameters' precision, in this order: a non-finite value or gradient
+    (``"nonfinite"``); ``tol`` on the gradient norm, or both ``rtol``/``atol`` tests
+    (element-wise on $x$) (``"converged"``); a line search that ended unsatisfied
+    without a decrease, or no move at all (``"linesearch_failed"``, the previous
+    point is kept); ``steps`` iterations (``"max_steps"``). $P$ clips into ``[lower,
+    upper]``: with bounds the gradient given to the optimizer is projected (zero
+    where a bound holds the element), as is the update, and ``grad_norm`` is that
+    projected gradient's norm. Calling again with the same ``fun`` and ``optimizer``
+    objects and inputs of the same shapes reuses the compiled loop.
+
+    Differentiating the result with respect to ``args`` (``jax.grad`` of
+    anything computed from ``params`` or ``value``) uses, with
+    ``diff="implicit"``, the implicit function theorem at the solution: one
+    conjugate-gradient solve with Hessian-vector products. ``diff="unroll"``
+    instead differentiates through every iteration (a ``lax.scan`` of
+    ``steps`` iterations; line-search step sizes count as constants), with
+    respect to anything, ``x0`` and closed-over values included.
 
     Args:
-        fun: the objective, ``fun(params) -> scalar`` (``(scalar, aux)`` with
-            ``has_aux``).
-        x0: initial parameters: any pytree of floating-point arrays.
-        optimizer: any optax gradient transformation, e.g. ``jaxopt_lite.gd(0.1)``.
-        steps: the most updates to take (>= 1).
+        fun: the objective, ``fun(params) -> scalar``, or ``fun(params, args)``
+            when ``args`` is given (``(scalar, aux)`` with ``has_aux``).
+        x0: initial parameters: any pytree of floating-point arrays (clipped
+            into the bounds first).
+        optimizer: any optax gradient transformation, e.g. `lbfgs()` or
+            ``jaxopt_lite.gd(0.1)``.
+        args: data or hyper-parameters passed to ``fun`` (any pytree); the
+            solution is differentiable with respect to it.
+        steps: the most iterations (>= 1).
         tol: stop once the gradient's global norm is at most ``tol`` (>= 0).
+        rtol: relative tolerance $r$ of the value-change and step test (>= 0).
+        atol: absolute tolerance $a$ of that test (>= 0); giving either turns
+            the test on, the other defaulting to 0.
+        lower: lower bounds: a number or a pytree like ``x0`` (``-inf`` allowed).
+        upper: upper bounds, likewise.
         has_aux: ``fun`` returns ``(value, aux)``.
+        diff: ``"implicit"`` or ``"unroll"`` (how reverse-mode derivatives
+            are computed).
+        history_size: record the first ``history_size`` iterations (>= 0);
+            memory does not grow with ``steps`` beyond that.
 
     Returns:
         A `MinimizeResult`.
@@ -95,37 +241,78 @@ def minimize(
         >>> import jax.numpy as jnp, jaxopt_lite as jol
         >>> result = jol.minimize(lambda x: jnp.sum((x - 3.0) ** 2),
         ...                       jnp.zeros(2), jol.gd(0.1), steps=500, tol=1e-5)
-        >>> result.converged, result.steps, result.params.round(4)
-        (True, 62, Array([3., 3.], dtype=float32))
+        >>> result.status, result.steps, result.params.round(4)
+        ('converged', 62, Array([3., 3.], dtype=float32))
     """
     v.check_callable("fun", fun)
     v.check_transform("optimizer", optimizer)
     v.check_int("steps", steps)
-    if not isinstance(has_aux, bool):
-        raise TypeError(f"has_aux must be True or False, got {has_aux!r}.")
-    if tol is not None:
-        if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-            raise TypeError(f"tol must be a number or None, got {tol!r}.")
-        if not (math.isfinite(tol) and tol >= 0):
-            raise ValueError(
-                f"tol={tol!r} is not allowed: it must be a finite number >= 0."
-            )
+    v.check_bool("has_aux", has_aux)
+    for name, value in (("tol", tol), ("rtol", rtol), ("atol", atol)):
+        _check_tolerance(name, value)
+    if diff not in _DIFF:
+        raise ValueError(
+            f"diff={diff!r} is not allowed: it must be 'implicit' or 'unroll'."
+        )
+    v.check_int("history_size", history_size, minimum=0)
     x0 = _checks.check_params("x0", x0)
-    _checks.check_scalar_output("fun", fun, (x0,), has_aux=has_aux)
+    dtype = _value_dtype(fun, has_aux, x0, args)
+    traced = _is_traced(x0, args)
+    lo = hi = None
+    if lower is not None or upper is not None:
+        lo = _bound("lower", lower, x0, -math.inf)
+        hi = _bound("upper", upper, x0, math.inf)
+        traced = traced or _is_traced(lo, hi)
+        _check_ordered(lo, hi)
+        x0 = _full_batch.project(x0, lo, hi)
 
-    run = _compiled(fun, optimizer, has_aux, steps)
-    tol_value = jnp.asarray(-1.0 if tol is None else tol, jnp.float32)
-    final = run(x0, tol_value)
-    taken = int(final.step)
-    grad_norm = float(final.grad_norm)
-    history = {k: np.asarray(v)[:taken] for k, v in final.history.items()}
+    cfg = _full_batch.Config(
+        max_steps=steps,
+        history_size=min(steps, history_size),
+        has_aux=has_aux,
+        with_args=args is not None,
+        cauchy=rtol is not None or atol is not None,
+        bounded=lo is not None,
+        unroll=diff == "unroll",
+    )
+    run = _compiled(fun, optimizer, cfg, diff == "implicit" and args is not None)
+    tols = _full_batch.Tolerances(
+        *(
+            np.asarray(default if t is None else t, dtype)
+            for t, default in ((tol, -1.0), (rtol, 0.0), (atol, 0.0))
+        )
+    )
+    final, counts, floats = run(x0, args, tols, lo, hi)
+    if traced:
+        taken, status, value, grad_norm = (
+            final.step,
+            final.status,
+            final.value,
+            final.grad_norm,
+        )
+        fun_evals, grad_evals, history = (
+            final.fun_evals,
+            final.grad_evals,
+            final.history,
+        )
+        converged = status == _full_batch.CONVERGED
+    else:
+        counts, floats, history = jax.device_get((counts, floats, final.history))
+        taken, code, fun_evals, grad_evals = (int(c) for c in counts)
+        value, grad_norm = (float(f) for f in floats)
+        status = _full_batch.STATUSES[code]
+        converged = status == "converged"
+        history = {k: np.asarray(h)[:taken] for k, h in history.items()}
     return MinimizeResult(
         params=final.params,
-        value=float(final.value),
+        value=value,
         grad_norm=grad_norm,
         steps=taken,
-        converged=tol is not None and grad_norm <= tol,
+        converged=converged,
         history=history,
         opt_state=final.opt_state,
         aux=final.aux,
+        status=status,
+        fun_evals=fun_evals,
+        grad_evals=grad_evals,
     )

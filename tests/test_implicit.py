@@ -1,0 +1,93 @@
+"""minimize under jax.grad: implicit differentiation of the solution (closed
+forms, finite differences) and unrolled differentiation through the steps."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxopt_lite as jol
+
+LBFGS = jol.lbfgs()
+
+
+def _ridge_problem():
+    rng = np.random.default_rng(0)
+    return jnp.asarray(rng.normal(size=(30, 5))), jnp.asarray(rng.normal(size=30))
+
+
+def ridge(w, args):
+    x, y, lam = args
+    return 0.5 * jnp.mean((x @ w - y) ** 2) + 0.5 * lam * jnp.sum(w**2)
+
+
+def ridge_closed_form(x, y, lam):
+    n = x.shape[0]
+    return jnp.linalg.solve(x.T @ x / n + lam * jnp.eye(x.shape[1]), x.T @ y / n)
+
+
+def test_implicit_gradient_of_the_ridge_solution_float64():
+    with jax.enable_x64(True):
+        x, y = _ridge_problem()
+        x, y = x.astype(jnp.float64), y.astype(jnp.float64)
+        target = jnp.ones(5, jnp.float64)
+
+        def loss(solver_params, lam):
+            return jnp.sum((solver_params - target) ** 2)
+
+        def solve(lam):
+            return jol.minimize(
+                ridge, jnp.zeros(5, jnp.float64), LBFGS, args=(x, y, lam), tol=1e-12
+            )
+
+        def outer(lam):
+            return loss(solve(lam).params, lam)
+
+        lam = 0.3
+        exact = jax.grad(lambda lam: loss(ridge_closed_form(x, y, lam), lam))(lam)
+        implicit = jax.grad(outer)(lam)
+        np.testing.assert_allclose(implicit, exact, rtol=1e-6)
+        h = 1e-6
+        fd = (outer(lam + h) - outer(lam - h)) / (2 * h)
+        np.testing.assert_allclose(implicit, fd, rtol=1e-6)
+        # the optimal value: d/dlam min_w f = 0.5 |w*|^2 (envelope theorem)
+        value_grad = jax.grad(lambda lam: solve(lam).value)(lam)
+        w = ridge_closed_form(x, y, lam)
+        np.testing.assert_allclose(value_grad, 0.5 * jnp.sum(w**2), rtol=1e-6)
+
+
+def test_unrolled_gradient_through_gradient_descent():
+    # 3 unrolled steps of gd: the derivative of x_3 written out by hand.
+    x, y = _ridge_problem()
+    v = jnp.arange(1.0, 6.0)
+
+    def unrolled(lam):
+        w = jol.minimize(
+            ridge, jnp.zeros(5), optax.sgd(0.5), args=(x, y, lam), steps=3,
+            diff="unroll",
+        ).params  # fmt: skip
+        return w @ v
+
+    def by_hand(lam):
+        w = jnp.zeros(5)
+        for _ in range(3):
+            w = w - 0.5 * jax.grad(ridge)(w, (x, y, lam))
+        return w @ v
+
+    np.testing.assert_allclose(
+        jax.grad(unrolled)(0.2), jax.grad(by_hand)(0.2), rtol=1e-5
+    )
+
+
+def test_unrolled_gradient_through_lbfgs_approaches_the_solution_derivative():
+    x, y = _ridge_problem()
+    v = jnp.arange(1.0, 6.0)
+
+    def solution(lam):
+        return v @ jol.minimize(
+            ridge, jnp.zeros(5), LBFGS, args=(x, y, lam), tol=1e-6, steps=50,
+            diff="unroll",
+        ).params  # fmt: skip
+
+    exact = jax.grad(lambda lam: v @ ridge_closed_form(x, y, lam))(0.2)
+    np.testing.assert_allclose(jax.grad(solution)(0.2), exact, rtol=1e-3)

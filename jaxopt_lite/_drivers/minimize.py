@@ -144,7 +144,9 @@ def _checked_value_dtype(
         jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals
     ]
     call_args = jax.tree.unflatten(treedef, specs)
-    _checks.check_scalar_output("fun", fun, call_args, has_aux=has_aux)
+    _checks.check_scalar_output(
+        "fun", fun, call_args, has_aux=has_aux, argnames=("x", "args")[: len(call_args)]
+    )
     out = jax.eval_shape(fun, *call_args)
     return (out[0] if has_aux else out).dtype
 

@@ -230,7 +230,7 @@ def full_batch_loop(
             )
         status = _status(s, new, tols, cfg, first=False, unsatisfied=unsatisfied)
         failed = status == LINESEARCH_FAILED
-        kept = _tree.tree_where(
+        kept = optax.tree.where(
             failed,
             (s.params, s.value, s.grad, s.grad_norm, s.aux),
             (new.params, new.value, new.grad, new.grad_norm, new.aux),

@@ -15,6 +15,7 @@ import optax
 
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers import checks as _checks
+from jaxopt_lite._drivers import programs as _programs
 from jaxopt_lite._loop import train as _loop
 
 PyTree = Any
@@ -47,12 +48,23 @@ class MinimizeResult(NamedTuple):
     aux: Any
 
 
-@functools.lru_cache(maxsize=64)
 def _compiled(fun: Callable, optimizer: Any, has_aux: bool, steps: int) -> Callable:
-    optimizer = optax.with_extra_args_support(optimizer)
-    return jax.jit(
-        functools.partial(_loop.minimize_loop, fun, optimizer, has_aux, steps)
+    """The compiled loop for ``fun`` and ``optimizer`` (cached by structure,
+    see `programs`), with its inputs bound."""
+    key, inputs = _programs.split({"fun": fun}, optimizer)
+    run = _programs.program(
+        ("minimize", key, has_aux, steps), lambda: _build(key, has_aux, steps)
     )
+    return functools.partial(run, inputs)
+
+
+def _build(key, has_aux: bool, steps: int) -> Callable:
+    def run(inputs, x0, tol):
+        fns, optimizer = _programs.join(key, inputs)
+        optimizer = optax.with_extra_args_support(optimizer)
+        return _loop.minimize_loop(fns["fun"], optimizer, has_aux, steps, x0, tol)
+
+    return jax.jit(run)
 
 
 def minimize(

@@ -301,10 +301,22 @@ def fit(
         if eval_data is not None:
             eval_data = jax.tree.map(jnp.asarray, eval_data)
 
-    _checks.check_loss_fn(loss_fn, params, data, batch_size, has_aux=has_aux)
+    _programs.check_once(
+        ("fit", batch_size, has_aux),
+        loss_fn,
+        (params, data),
+        lambda: _checks.check_loss_fn(
+            loss_fn, params, data, batch_size, has_aux=has_aux
+        ),
+    )
     eval_names: list[str] = []
     if eval_fn is not None:
-        shape = _loop.eval_names(jax.eval_shape(eval_fn, params, eval_data))
+        shape = _programs.check_once(
+            "eval",
+            eval_fn,
+            (params, eval_data),
+            lambda: _loop.eval_names(jax.eval_shape(eval_fn, params, eval_data)),
+        )
         if not all(
             isinstance(s, jax.ShapeDtypeStruct) and s.shape == ()
             for s in shape.values()

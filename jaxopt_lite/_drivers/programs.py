@@ -157,7 +157,15 @@ def shapes(tree: Any) -> tuple:
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     return (
         _ByEquality(treedef, treedef.num_leaves),
-        tuple((np.shape(x), jax.dtypes.result_type(x), type(x)) for x in leaves),
+        tuple(
+            (
+                np.shape(x),
+                getattr(x, "dtype", None),
+                getattr(x, "weak_type", None),
+                type(x),
+            )
+            for x in leaves
+        ),
     )
 
 
@@ -167,3 +175,10 @@ def checked(key: Any, check: Callable[[], Any]) -> Any:
     once per key."""
     x64 = bool(jax.config.read("jax_enable_x64"))
     return _lookup(_checks, _MAX_CHECKS, (key, x64), check)
+
+
+def check_once(tag: Any, fn: Callable, args: Any, check: Callable[[], Any]) -> Any:
+    """`checked` under the key of ``fn`` (as `split_callable` makes it, with
+    the shapes of its array leaves) and the shapes of ``args``."""
+    key, inputs = split_callable(fn)
+    return checked((tag, key, shapes(inputs), shapes(args)), check)

@@ -430,7 +430,14 @@ def sweep(
         abstract = params
     else:
         abstract = _check_init(init, key)
-    _checks.check_loss_fn(loss_fn, abstract, data, batch_size, has_aux=has_aux)
+    _programs.check_once(
+        ("fit", batch_size, has_aux),
+        loss_fn,
+        (abstract, data),
+        lambda: _checks.check_loss_fn(
+            loss_fn, abstract, data, batch_size, has_aux=has_aux
+        ),
+    )
 
     windows = total_steps // log_every
     cfg = _loop.LoopConfig(

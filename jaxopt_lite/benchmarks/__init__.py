@@ -1,6 +1,6 @@
 """The jaxopt_lite benchmark suite: speed as ratios measured side by side.
 
-Five sections, each timing its contestants in one process, interleaved within
+Six sections, each timing its contestants in one process, interleaved within
 each repeat, reporting medians with compilation excluded (and reported apart):
 
 1. ``loop``: training steps/s of `jaxopt_lite.fit` against a hand-written optax
@@ -10,7 +10,10 @@ each repeat, reporting medians with compilation excluded (and reported apart):
 3. ``sweep``: `jaxopt_lite.sweep` over K learning rates against K sequential
    fits, with compile times;
 4. ``update``: optimizer-update bandwidth against a device copy;
-5. ``overhead``: what each of fit's features costs.
+5. ``overhead``: what each of fit's features costs;
+6. ``compile``: compilations when only hyper-parameter values change (none),
+   the NaN guard's cost, the fixed cost of a small `minimize` call, sweep
+   compile time against one fit's, and the persistent compilation cache.
 
 Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two
 minutes on two CPU cores), ``jaxopt-lite bench --full``, or
@@ -34,7 +37,7 @@ from jaxopt_lite.benchmarks import _harness
 
 __all__ = ["SECTIONS", "main", "run"]
 
-SECTIONS = ("loop", "minimize", "sweep", "update", "overhead")
+SECTIONS = ("loop", "minimize", "sweep", "update", "overhead", "compile")
 
 _COLUMNS = {
     "loop": (
@@ -79,6 +82,19 @@ _COLUMNS = {
             "ours_speedup",
         ],
     ),
+    "compile": (
+        "Backend compilations: first call, then three calls with new "
+        "hyper-parameter values",
+        [
+            "family",
+            "fit_first",
+            "fit_later",
+            "minimize_first",
+            "minimize_later",
+            "sweep_first",
+            "sweep_later",
+        ],
+    ),
     "overhead": (
         "fit feature overheads (time relative to fit's defaults and to the "
         "hand-written optax scan)",
@@ -88,7 +104,7 @@ _COLUMNS = {
 
 
 def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
-    from jaxopt_lite.benchmarks import _fullbatch, _loops, _sweeps, _updates
+    from jaxopt_lite.benchmarks import _compile, _fullbatch, _loops, _sweeps, _updates
 
     return {
         "loop": lambda: _loops.throughput(mode, data),
@@ -96,6 +112,7 @@ def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
         "sweep": lambda: _sweeps.sweeps(mode, data),
         "update": lambda: _updates.updates(mode),
         "overhead": lambda: _loops.overheads(mode, data),
+        "compile": lambda: _compile.compile_once(mode, data),
     }
 
 

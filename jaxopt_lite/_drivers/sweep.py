@@ -230,17 +230,13 @@ def _build(
     seeds, so that everything that depends only on the seed (initialization,
     batch sampling) is computed once per seed and shared by the
     configurations."""
-    if how[0] == "recipe":
-        _, structure, varying = how
-
-        def make(hp, shared):
+    def make(hp, shared):
+        if how[0] == "recipe":
+            _, structure, varying = how
             batched, fixed = iter(hp["values"]), iter(shared)
             numbers = [next(batched) if v else next(fixed) for v in varying]
             return _recipe.rebuild(structure, numbers)
-    else:
-
-        def make(hp, shared):
-            return how[1].get()(**hp)
+        return how[1].get()(**hp)
 
     def block(inputs, hp, shared, key, seed_ids, params, data):
         fns, _ = _programs.join(program_key, inputs)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import (
     check_bool,
     check_dtype,
@@ -35,6 +36,7 @@ class AccumulateGradientsState(NamedTuple):
     total_skipped: jax.Array
 
 
+@recipe
 def accumulate_gradients(
     inner: optax.GradientTransformation,
     every_k_schedule: int | Callable[[jax.Array], Any],

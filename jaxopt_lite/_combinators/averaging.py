@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import (
     check_bool,
     check_dtype,
@@ -28,6 +29,7 @@ class EmaParamsState(NamedTuple):
     inner_state: Any
 
 
+@recipe
 def ema_params(
     inner: optax.GradientTransformation,
     decay: float | jax.Array,
@@ -150,6 +152,7 @@ class LookaheadState(NamedTuple):
     slow_params: Any
 
 
+@recipe
 def lookahead(
     fast_optimizer: optax.GradientTransformation,
     sync_period: int | jax.Array,

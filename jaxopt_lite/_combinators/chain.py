@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import optax
 
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_transform
 
 
+@recipe
 def chain(
     *transforms: optax.GradientTransformation,
 ) -> optax.GradientTransformationExtraArgs:
@@ -59,6 +61,7 @@ def chain(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+@recipe
 def named_chain(
     *named_transforms: tuple[str, optax.GradientTransformation],
 ) -> optax.GradientTransformationExtraArgs:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_int, check_transform
 
 
@@ -27,6 +28,7 @@ class ApplyIfFiniteState(NamedTuple):
     inner_state: Any
 
 
+@recipe
 def apply_if_finite(
     inner: optax.GradientTransformation, max_consecutive_errors: int | jax.Array
 ) -> optax.GradientTransformationExtraArgs:

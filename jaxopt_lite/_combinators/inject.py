@@ -14,6 +14,7 @@ import numpy as np
 import optax
 
 from jaxopt_lite._core.dtypes import real_float_dtype
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_dtype
 
 
@@ -27,6 +28,7 @@ class InjectHyperparamsState(NamedTuple):
     inner_state: Any
 
 
+@recipe
 def inject_hyperparams(
     inner_factory: Callable[..., optax.GradientTransformation],
     static_args: str | Iterable[str] = (),
@@ -115,6 +117,7 @@ def inject_hyperparams(
         )
     hyperparam_dtype = check_dtype("hyperparam_dtype", hyperparam_dtype)
 
+    @recipe
     @functools.wraps(inner_factory)
     def factory(*args: Any, **kwargs: Any) -> optax.GradientTransformationExtraArgs:
         try:

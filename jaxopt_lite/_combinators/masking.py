@@ -10,6 +10,7 @@ import numpy as np
 import optax
 from jax.core import Tracer
 
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_prefix, check_transform
 
 PyTree = Any
@@ -21,6 +22,7 @@ class MaskedState(NamedTuple):
     inner_state: Any
 
 
+@recipe
 def masked(
     inner: optax.GradientTransformation,
     mask: PyTree | Callable[[PyTree], PyTree],
@@ -114,6 +116,7 @@ class PartitionState(NamedTuple):
     inner_states: dict[Hashable, Any]
 
 
+@recipe
 def partition(
     transforms: Mapping[Hashable, optax.GradientTransformation],
     param_labels: PyTree | Callable[[PyTree], PyTree],

@@ -12,6 +12,7 @@ import optax
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import real_float_dtype
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_int
 
 
@@ -34,6 +35,7 @@ class ReduceLROnPlateauState(NamedTuple):
     avg_value: jax.Array
 
 
+@recipe
 def reduce_on_plateau(
     factor: float | jax.Array = 0.1,
     patience: int | jax.Array = 10,

@@ -92,7 +92,13 @@ def check_params(name: str, params: PyTree) -> PyTree:
                 f"can be differentiated. {_SPLIT_HINT[_framework(params)]}"
             )
     # Strongly typed, so the optimizer state keeps one dtype from step to step.
-    return jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x)), params)
+    return jax.tree.map(_strong, params)
+
+
+def _strong(x: Any) -> jax.Array:
+    if isinstance(x, jax.Array) and not x.weak_type:
+        return x
+    return jnp.asarray(x, jnp.result_type(x))
 
 
 def _describe(shape: Any) -> str:

@@ -18,7 +18,9 @@ from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers import checkpoint as _checkpoint
 from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import mesh as _mesh
+from jaxopt_lite._drivers import programs as _programs
 from jaxopt_lite._drivers.progress import Progress
+from jaxopt_lite._loop import guard as _guard
 from jaxopt_lite._loop import train as _loop
 
 PyTree = Any
@@ -90,16 +92,29 @@ class FitResult(NamedTuple):
     best_step: int | None
 
 
-@functools.lru_cache(maxsize=32)
 def _compiled(loss_fn, optimizer, eval_fn, cfg: _loop.LoopConfig):
-    optimizer = optax.with_extra_args_support(optimizer)
-    init = jax.jit(
-        lambda params, key: _loop.init_train_state(params, optimizer, key, cfg)
-    )
-    chunk = jax.jit(
-        functools.partial(_loop.run_chunk, loss_fn, optimizer, eval_fn, cfg)
-    )
-    return init, chunk
+    """``(init, chunk)`` for these callables and this optimizer; a cached
+    program is reused for equal structure (`programs`), its inputs bound."""
+    key, inputs = _programs.split({"loss": loss_fn, "eval": eval_fn}, optimizer)
+    init, chunk = _programs.program(("fit", key, cfg), lambda: _build(key, cfg))
+    return functools.partial(init, inputs), functools.partial(chunk, inputs)
+
+
+def _build(key, cfg: _loop.LoopConfig):
+    def parts(inputs):
+        fns, optimizer = _programs.join(key, inputs)
+        return fns["loss"], optax.with_extra_args_support(optimizer), fns["eval"]
+
+    def init(inputs, params, rng):
+        return _loop.init_train_state(params, parts(inputs)[1], rng, cfg)
+
+    def chunk(inputs, state, data, eval_data, active_windows):
+        loss_fn, optimizer, eval_fn = parts(inputs)
+        return _guard.run_chunk(
+            loss_fn, optimizer, eval_fn, cfg, state, data, eval_data, active_windows
+        )
+
+    return jax.jit(init), jax.jit(chunk)
 
 
 def _monitor(
@@ -286,10 +301,22 @@ def fit(
         if eval_data is not None:
             eval_data = jax.tree.map(jnp.asarray, eval_data)
 
-    _checks.check_loss_fn(loss_fn, params, data, batch_size, has_aux=has_aux)
+    _programs.check_once(
+        ("fit", batch_size, has_aux),
+        loss_fn,
+        (params, data),
+        lambda: _checks.check_loss_fn(
+            loss_fn, params, data, batch_size, has_aux=has_aux
+        ),
+    )
     eval_names: list[str] = []
     if eval_fn is not None:
-        shape = _loop.eval_names(jax.eval_shape(eval_fn, params, eval_data))
+        shape = _programs.check_once(
+            "eval",
+            eval_fn,
+            (params, eval_data),
+            lambda: _loop.eval_names(jax.eval_shape(eval_fn, params, eval_data)),
+        )
         if not all(
             isinstance(s, jax.ShapeDtypeStruct) and s.shape == ()
             for s in shape.values()

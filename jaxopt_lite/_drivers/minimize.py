@@ -16,6 +16,7 @@ from jax.core import Tracer
 
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers import checks as _checks
+from jaxopt_lite._drivers import programs as _programs
 from jaxopt_lite._loop import full_batch as _full_batch
 from jaxopt_lite._loop import implicit as _implicit
 
@@ -65,18 +66,28 @@ class MinimizeResult(NamedTuple):
     STATUSES = _full_batch.STATUSES
 
 
-@functools.lru_cache(maxsize=64)
 def _compiled(
     fun: Callable, optimizer: Any, cfg: _full_batch.Config, implicit: bool
 ) -> Callable:
-    optimizer = optax.with_extra_args_support(optimizer)
-    run = functools.partial(_full_batch.full_batch_loop, fun, optimizer, cfg)
-    if implicit:
-        run = _implicit.with_implicit_gradient(run, fun, cfg)
+    """The compiled loop for ``fun`` and ``optimizer``, cached by structure
+    (numbers and callables as inputs: see `programs`), with its inputs bound."""
+    key, inputs = _programs.split({"fun": fun}, optimizer)
+    run = _programs.program(
+        ("minimize", key, cfg, implicit), lambda: _build(key, cfg, implicit)
+    )
+    return functools.partial(run, inputs)
 
-    def run_and_pack(*inputs):
+
+def _build(key: Any, cfg: _full_batch.Config, implicit: bool) -> Callable:
+    def run_and_pack(inputs, *args):
+        fns, optimizer = _programs.join(key, inputs)
+        fun = fns["fun"]
+        optimizer = optax.with_extra_args_support(optimizer)
+        run = functools.partial(_full_batch.full_batch_loop, fun, optimizer, cfg)
+        if implicit:
+            run = _implicit.with_implicit_gradient(run, fun, cfg)
         # The scalars the host reads, packed so that they come back in one go.
-        final = run(*inputs)
+        final = run(*args)
         counts = jnp.stack(
             [final.step, final.status, final.fun_evals, final.grad_evals]
         )
@@ -136,29 +147,23 @@ def _check_ordered(lo: PyTree, hi: PyTree) -> None:
             )
 
 
-@functools.lru_cache(maxsize=256)
-def _checked_value_dtype(
-    fun: Callable, has_aux: bool, treedef: Any, avals: tuple[Any, ...]
-) -> Any:
-    specs = [
-        jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals
-    ]
-    call_args = jax.tree.unflatten(treedef, specs)
-    _checks.check_scalar_output(
-        "fun", fun, call_args, has_aux=has_aux, argnames=("x", "args")[: len(call_args)]
-    )
-    out = jax.eval_shape(fun, *call_args)
-    return (out[0] if has_aux else out).dtype
-
-
 def _value_dtype(fun: Callable, has_aux: bool, x0: PyTree, args: Any) -> Any:
-    """Check that ``fun`` returns a real scalar (once per input signature) and
-    return its dtype."""
+    """Check that ``fun`` returns a real scalar (once per function and input
+    shapes) and return its dtype."""
     call_args = (x0,) if args is None else (x0, args)
-    leaves, treedef = jax.tree.flatten(call_args)
-    return _checked_value_dtype(
-        fun, has_aux, treedef, tuple(jax.typeof(x) for x in leaves)
-    )
+
+    def check():
+        _checks.check_scalar_output(
+            "fun",
+            fun,
+            call_args,
+            has_aux=has_aux,
+            argnames=("x", "args")[: len(call_args)],
+        )
+        out = jax.eval_shape(fun, *call_args)
+        return (out[0] if has_aux else out).dtype
+
+    return _programs.check_once(("minimize", has_aux), fun, call_args, check)
 
 
 def _is_traced(*trees: Any) -> bool:

@@ -14,9 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxopt_lite._core import recipe as _recipe
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import mesh as _mesh
+from jaxopt_lite._drivers import programs as _programs
 from jaxopt_lite._drivers.sweep_result import SweepResult
 from jaxopt_lite._loop import train as _loop
 
@@ -74,10 +76,10 @@ def _configurations(hyperparams: Any, grid: bool) -> dict[str, np.ndarray]:
 
 def _check_make_optimizer(
     make_optimizer: Callable, table: dict[str, np.ndarray]
-) -> None:
+) -> list[optax.GradientTransformation]:
     """The names must fit ``make_optimizer``'s signature, and every
     configuration must build an optimizer (which runs its own checks on the
-    concrete values)."""
+    concrete values). Returns the optimizers."""
     try:
         signature = inspect.signature(make_optimizer)
     except (TypeError, ValueError):  # builtins without a signature
@@ -92,6 +94,7 @@ def _check_make_optimizer(
                 "keyword argument of make_optimizer, and every argument without "
                 "a default must be swept."
             ) from None
+    optimizers = []
     for i in range(len(next(iter(table.values())))):
         config = {name: values[i].item() for name, values in table.items()}
         optimizer = make_optimizer(**config)
@@ -100,6 +103,8 @@ def _check_make_optimizer(
                 f"make_optimizer(**{config}) returned {type(optimizer).__name__}; "
                 "it must return an optax.GradientTransformation."
             )
+        optimizers.append(optimizer)
+    return optimizers
 
 
 def _check_init(init: Callable, key: jax.Array) -> PyTree:
@@ -152,31 +157,110 @@ def _is_init(params: Any) -> bool:
     return callable(params) and jax.tree.leaves(params) == [params]
 
 
-@functools.lru_cache(maxsize=16)
 def _compiled(
-    make_optimizer: Callable,
+    how: tuple,
     loss_fn: Callable,
     init: Callable | None,
     cfg: _loop.LoopConfig,
     spmd_axis: str | None,
 ):
-    """``(hp [c], key, seeds [s], params, data) -> (state, rows)`` with leading
-    axes ``[c, s]``: configurations vmapped inside seeds, so that everything
-    that depends only on the seed (initialization, batch sampling) is computed
-    once per seed and shared by the configurations."""
+    """The block program for optimizers made as ``how`` says (see
+    `_optimizers`), cached by structure (`programs`), with the callables'
+    inputs bound."""
+    key, inputs = _programs.split({"loss": loss_fn, "init": init}, None)
+    block = _programs.program(
+        ("sweep", key, how, cfg, spmd_axis),
+        lambda: _build(key, how, cfg, spmd_axis),
+    )
+    return functools.partial(block, inputs)
 
-    def optimizer_for(hp):
-        return optax.with_extra_args_support(make_optimizer(**hp))
 
-    def init_one(hp, key, params):
+def _optimizers(
+    make_optimizer: Callable,
+    optimizers: list[optax.GradientTransformation],
+    table: dict[str, np.ndarray],
+) -> tuple[tuple, Callable[[np.ndarray], Any], list[Any]]:
+    """How the block program makes each configuration's optimizer: ``(how,
+    batched(config_ids), shared)``.
+
+    When every configuration's optimizer has the same recipe structure, the
+    program rebuilds it from its numbers: those that differ between
+    configurations are stacked (``batched``), the others are passed once
+    (``shared``); a fresh but equivalent ``make_optimizer`` reuses the
+    program. Otherwise (foreign transforms built anew per call) the program
+    calls ``make_optimizer`` itself with the traced swept values.
+    """
+    splits = [_recipe.split(o) for o in optimizers]
+    structure = splits[0][0]
+    if all(k == structure for k, _ in splits[1:]):
+        columns = list(zip(*(numbers for _, numbers in splits), strict=True))
+        varying = tuple(not _all_same(c) for c in columns)
+        shared = [c[0] for c, v in zip(columns, varying, strict=True) if not v]
+
+        def batched(ids: np.ndarray) -> dict[str, Any]:
+            # "ids" gives the configuration axis even when no number varies.
+            stacked = [
+                jnp.stack([jnp.asarray(c[i]) for i in ids.tolist()])
+                for c, v in zip(columns, varying, strict=True)
+                if v
+            ]
+            return {"ids": jnp.asarray(ids, jnp.int32), "values": stacked}
+
+        return ("recipe", structure, varying), batched, shared
+
+    def swept(ids: np.ndarray) -> dict[str, jax.Array]:
+        return {n: _weak(np.asarray(v[ids])) for n, v in table.items()}
+
+    return ("factory", _recipe.Identity(make_optimizer)), swept, []
+
+
+def _all_same(values: tuple) -> bool:
+    first = values[0]
+    return all(
+        x is first or (type(x) is type(first) and bool(np.array_equal(x, first)))
+        for x in values[1:]
+    )
+
+
+def _build(
+    program_key: tuple, how: tuple, cfg: _loop.LoopConfig, spmd_axis: str | None
+):
+    """``(inputs, hp [c], shared, key, seeds [s], params, data) -> (state,
+    rows)`` with leading axes ``[c, s]``: configurations vmapped inside
+    seeds, so that everything that depends only on the seed (initialization,
+    batch sampling) is computed once per seed and shared by the
+    configurations."""
+
+    def make(hp, shared):
+        if how[0] == "recipe":
+            _, structure, varying = how
+            batched, fixed = iter(hp["values"]), iter(shared)
+            numbers = [next(batched) if v else next(fixed) for v in varying]
+            return _recipe.rebuild(structure, numbers)
+        return how[1].get()(**hp)
+
+    def block(inputs, hp, shared, key, seed_ids, params, data):
+        fns, _ = _programs.join(program_key, inputs)
+        return _block(fns["loss"], fns["init"], make, cfg, spmd_axis)(
+            hp, shared, key, seed_ids, params, data
+        )
+
+    return jax.jit(block)
+
+
+def _block(loss_fn, init, make, cfg, spmd_axis):
+    def optimizer_for(hp, shared):
+        return optax.with_extra_args_support(make(hp, shared))
+
+    def init_one(hp, shared, key, params):
         if init is not None:
             params = init(key)
-        return _loop.init_train_state(params, optimizer_for(hp), key, cfg)
+        return _loop.init_train_state(params, optimizer_for(hp, shared), key, cfg)
 
-    def run_one(hp, state, data):
+    def run_one(hp, shared, state, data):
         return _loop.run_chunk(
             loss_fn,
-            optimizer_for(hp),
+            optimizer_for(hp, shared),
             None,
             cfg,
             state,
@@ -193,23 +277,26 @@ def _compiled(
     by_config = _loop.TrainState(**{**fields, "key": None, "step": None})
     by_seed = _loop.TrainState(**{**fields, "step": None})
     inits = jax.vmap(
-        jax.vmap(init_one, in_axes=(0, None, None)), in_axes=(None, 0, None)
+        jax.vmap(init_one, in_axes=(0, None, None, None)),
+        in_axes=(None, None, 0, None),
     )
-    configs = jax.vmap(run_one, in_axes=(0, by_config, None), spmd_axis_name=spmd_axis)
-    runs = jax.vmap(configs, in_axes=(None, by_seed, None))
+    configs = jax.vmap(
+        run_one, in_axes=(0, None, by_config, None), spmd_axis_name=spmd_axis
+    )
+    runs = jax.vmap(configs, in_axes=(None, None, by_seed, None))
 
-    def block(hp, key, seed_ids, params, data):
+    def block(hp, shared, key, seed_ids, params, data):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, seed_ids)
-        states = inits(hp, keys, params)
+        states = inits(hp, shared, keys, params)
         states = states._replace(key=keys, step=jnp.zeros([], jnp.int32))
         if len(seed_ids) == 1:  # a static shape: no seed axis to batch over
             one = jax.tree.map(lambda x: x[0], states._replace(step=None))
-            out = configs(hp, one._replace(step=states.step), data)
+            out = configs(hp, shared, one._replace(step=states.step), data)
             return jax.tree.map(lambda x: x[:, None], out)
-        out = runs(hp, states, data)
+        out = runs(hp, shared, states, data)
         return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)
 
-    return jax.jit(block)
+    return block
 
 
 def sweep(
@@ -326,7 +413,7 @@ def sweep(
     v.check_int("seeds", seeds)
     v.check_int("max_parallel", max_parallel, optional=True)
     table = _configurations(hyperparams, grid)
-    _check_make_optimizer(make_optimizer, table)
+    optimizers = _check_make_optimizer(make_optimizer, table)
     data, num_examples, batch_size, _, total_steps = _checks.run_length(
         data, batch_size, steps, epochs, log_every
     )
@@ -340,7 +427,14 @@ def sweep(
         abstract = params
     else:
         abstract = _check_init(init, key)
-    _checks.check_loss_fn(loss_fn, abstract, data, batch_size, has_aux=has_aux)
+    _programs.check_once(
+        ("fit", batch_size, has_aux),
+        loss_fn,
+        (abstract, data),
+        lambda: _checks.check_loss_fn(
+            loss_fn, abstract, data, batch_size, has_aux=has_aux
+        ),
+    )
 
     windows = total_steps // log_every
     cfg = _loop.LoopConfig(
@@ -363,7 +457,8 @@ def sweep(
         batch_sharding=_mesh.batch_sharding(mesh),
     )
     spmd_axis = _mesh.RUNS if _mesh.run_sharding(mesh) is not None else None
-    run_block = _compiled(make_optimizer, loss_fn, init, cfg, spmd_axis)
+    how, batched, shared = _optimizers(make_optimizer, optimizers, table)
+    run_block = _compiled(how, loss_fn, init, cfg, spmd_axis)
 
     # Blocks of [config_block, seed_block] runs, padded by repeating the last.
     num_configs = len(next(iter(table.values())))
@@ -389,11 +484,11 @@ def sweep(
     for seed_ids in blocks(seeds, seed_block):
         row = []
         for config_ids in blocks(num_configs, config_block):
-            hp = {n: _weak(np.asarray(v[config_ids])) for n, v in table.items()}
+            hp = batched(np.asarray(config_ids))
             ids = np.asarray(seed_ids, np.int32)
             if mesh is not None:
                 hp, ids = jax.device_put(hp, runs_at), jax.device_put(ids, key_at)
-            row.append(run_block(hp, key, ids, params, data))
+            row.append(run_block(hp, shared, key, ids, params, data))
         outputs.append(row)
 
     def join(*xs):

@@ -11,6 +11,7 @@ import optax
 
 from jaxopt_lite._combinators.chain import chain
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 from jaxopt_lite._transforms.clipping import clip_by_block_rms
 from jaxopt_lite._transforms.factored import (
@@ -26,6 +27,7 @@ from jaxopt_lite._transforms.sgd import momentum_ema
 from jaxopt_lite._transforms.weight_decay import add_decayed_weights
 
 
+@recipe(static=("min_dim_size_to_factor",))
 def adafactor(
     learning_rate: ScalarOrSchedule | None = None,
     min_dim_size_to_factor: int = 128,

@@ -15,6 +15,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import (
     scale_by_adam,
 )
@@ -22,6 +23,7 @@ from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_
 from jaxopt_lite._transforms.weight_decay import add_decayed_weights
 
 
+@recipe
 def adam(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,
@@ -79,6 +81,7 @@ def adam(
     )
 
 
+@recipe
 def adamw(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,
@@ -138,6 +141,7 @@ def adamw(
     )
 
 
+@recipe
 def nadam(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,
@@ -183,6 +187,7 @@ def nadam(
     return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True)
 
 
+@recipe
 def nadamw(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,

@@ -12,6 +12,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import (
     scale_by_adamax,
     scale_by_amsgrad,
@@ -24,6 +25,7 @@ from jaxopt_lite._transforms.adam_variants import (
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
 
 
+@recipe
 def adamax(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,
@@ -67,6 +69,7 @@ def adamax(
     return chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
 
 
+@recipe
 def amsgrad(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,
@@ -123,6 +126,7 @@ def amsgrad(
     )
 
 
+@recipe
 def radam(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,
@@ -181,6 +185,7 @@ def radam(
     )
 
 
+@recipe
 def adabelief(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,
@@ -235,6 +240,7 @@ def adabelief(
     )
 
 
+@recipe
 def yogi(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,

@@ -10,6 +10,7 @@ import optax
 
 from jaxopt_lite._combinators.chain import chain
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
 from jaxopt_lite._transforms.rms import (
     scale_by_adadelta,
@@ -22,6 +23,7 @@ from jaxopt_lite._transforms.sgd import trace
 from jaxopt_lite._transforms.weight_decay import add_decayed_weights
 
 
+@recipe
 def adagrad(
     learning_rate: ScalarOrSchedule,
     initial_accumulator_value: float | jax.Array = 0.1,
@@ -64,6 +66,7 @@ def adagrad(
     )
 
 
+@recipe
 def rmsprop(
     learning_rate: ScalarOrSchedule,
     decay: float | jax.Array = 0.9,
@@ -141,6 +144,7 @@ def rmsprop(
     return chain(*parts)
 
 
+@recipe
 def adadelta(
     learning_rate: ScalarOrSchedule | None = None,
     rho: float | jax.Array = 0.9,

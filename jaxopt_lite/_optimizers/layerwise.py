@@ -15,6 +15,7 @@ import optax
 from jaxopt_lite._combinators.chain import chain
 from jaxopt_lite._combinators.masking import masked
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import scale_by_adam
 from jaxopt_lite._transforms.layerwise import scale_by_novograd, scale_by_trust_ratio
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
@@ -22,6 +23,7 @@ from jaxopt_lite._transforms.sgd import trace
 from jaxopt_lite._transforms.weight_decay import add_decayed_weights
 
 
+@recipe
 def lamb(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,
@@ -79,6 +81,7 @@ def lamb(
     )
 
 
+@recipe
 def lars(
     learning_rate: ScalarOrSchedule,
     weight_decay: ScalarOrSchedule = 0.0,
@@ -142,6 +145,7 @@ def lars(
     )
 
 
+@recipe
 def novograd(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,

@@ -6,6 +6,7 @@ import optax
 
 from jaxopt_lite._combinators import chain as _combine
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms import scaling as _transforms
 from jaxopt_lite._transforms import zoom as _zoom
 from jaxopt_lite._transforms.lbfgs import scale_by_lbfgs
@@ -14,6 +15,7 @@ from jaxopt_lite._transforms.lbfgs import scale_by_lbfgs
 _DEFAULT_LINESEARCH = _zoom.scale_by_zoom_linesearch(20, initial_guess_strategy="one")
 
 
+@recipe(static=("memory_size",))
 def lbfgs(
     learning_rate: _transforms.ScalarOrSchedule | None = None,
     memory_size: int = 10,

@@ -15,6 +15,7 @@ import optax
 
 from jaxopt_lite._combinators.chain import chain
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 from jaxopt_lite._transforms.noise import add_noise
 from jaxopt_lite._transforms.polyak import scale_by_polyak
@@ -22,6 +23,7 @@ from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_
 from jaxopt_lite._transforms.sgd import trace
 
 
+@recipe
 def gd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
     r"""Gradient descent: step against the gradient, scaled by the learning rate.
 
@@ -59,6 +61,7 @@ def gd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs
     return chain(scale_by_learning_rate(learning_rate))
 
 
+@recipe
 def sgd(
     learning_rate: ScalarOrSchedule,
     momentum: float | jax.Array | None = None,
@@ -116,6 +119,7 @@ def sgd(
     )
 
 
+@recipe
 def noisy_sgd(
     learning_rate: ScalarOrSchedule,
     eta: float | jax.Array = 0.01,
@@ -164,6 +168,7 @@ def noisy_sgd(
     )
 
 
+@recipe
 def polyak_sgd(
     max_learning_rate: float | jax.Array = 1.0,
     scaling: ScalarOrSchedule = 1.0,

@@ -8,11 +8,13 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
 from jaxopt_lite._transforms.sign import scale_by_lion, scale_by_sign
 from jaxopt_lite._transforms.weight_decay import add_decayed_weights
 
 
+@recipe
 def sign_sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
     r"""SGD on the signs of the gradient's elements.
 
@@ -43,6 +45,7 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExt
     return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
 
 
+@recipe
 def lion(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,

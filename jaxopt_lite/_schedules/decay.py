@@ -28,9 +28,11 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
 
 
+@recipe
 def constant_schedule(value: ArrayLike) -> base.Schedule:
     r"""A schedule that always returns the same value.
 
@@ -60,6 +62,7 @@ def constant_schedule(value: ArrayLike) -> base.Schedule:
     return schedule
 
 
+@recipe
 def polynomial_schedule(
     init_value: ArrayLike,
     end_value: ArrayLike,
@@ -105,6 +108,7 @@ def polynomial_schedule(
     )
 
 
+@recipe
 def linear_schedule(
     init_value: ArrayLike,
     end_value: ArrayLike,
@@ -144,6 +148,7 @@ def linear_schedule(
     )
 
 
+@recipe
 def exponential_decay(
     init_value: ArrayLike,
     transition_steps: ArrayLike,
@@ -203,6 +208,7 @@ def exponential_decay(
     return base.exponential(init_value, *decay, dtype)
 
 
+@recipe
 def cosine_decay_schedule(
     init_value: ArrayLike,
     decay_steps: ArrayLike,
@@ -243,6 +249,7 @@ def cosine_decay_schedule(
     return base.cosine(init_value, decay_steps, alpha, exponent, dtype)
 
 
+@recipe
 def step_decay(
     init_value: ArrayLike, step_size: ArrayLike, gamma: ArrayLike = 0.1
 ) -> base.Schedule:
@@ -284,6 +291,7 @@ def step_decay(
     return schedule
 
 
+@recipe
 def inverse_time_decay(
     init_value: ArrayLike,
     decay_steps: ArrayLike,

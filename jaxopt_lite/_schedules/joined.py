@@ -13,9 +13,11 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
 
 
+@recipe
 def warmup_cosine_decay_schedule(
     init_value: ArrayLike,
     peak_value: ArrayLike,
@@ -80,6 +82,7 @@ def warmup_cosine_decay_schedule(
     return base.join([warmup, decay], [warmup_steps])
 
 
+@recipe
 def warmup_exponential_decay_schedule(
     init_value: ArrayLike,
     peak_value: ArrayLike,
@@ -133,6 +136,7 @@ def warmup_exponential_decay_schedule(
     )
 
 
+@recipe
 def warmup_constant_schedule(
     init_value: ArrayLike, peak_value: ArrayLike, warmup_steps: ArrayLike
 ) -> base.Schedule:
@@ -166,6 +170,7 @@ def warmup_constant_schedule(
     return base.polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
 
 
+@recipe
 def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, ArrayLike]]) -> base.Schedule:
     r"""Stochastic gradient descent with warm restarts: cosine cycles back to back.
 
@@ -216,6 +221,7 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, ArrayLike]]) -> base.Sche
     return base.join(schedules, starts[:-1])
 
 
+@recipe
 def join_schedules(
     schedules: Sequence[base.Schedule], boundaries: Sequence[ArrayLike]
 ) -> base.Schedule:

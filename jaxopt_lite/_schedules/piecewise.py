@@ -16,6 +16,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
 
 # ----------------------------------------------------------------------------
@@ -84,6 +85,7 @@ def _check_boundaries(
     return sorted(boundaries_and_scales.items(), key=lambda item: item[0])
 
 
+@recipe
 def piecewise_constant_schedule(
     init_value: ArrayLike,
     boundaries_and_scales: Mapping[int, ArrayLike] | None = None,
@@ -124,6 +126,7 @@ def piecewise_constant_schedule(
     return schedule
 
 
+@recipe
 def piecewise_interpolate_schedule(
     interpolate_type: str,
     init_value: ArrayLike,
@@ -187,6 +190,7 @@ def _onecycle_args(transition_steps, peak_value, pct_start, div, final_div) -> A
     return dtype, ct, *(base.lift(x, ct) for x in (peak_value, div, final_div))
 
 
+@recipe
 def linear_onecycle_schedule(
     transition_steps: ArrayLike,
     peak_value: ArrayLike,
@@ -246,6 +250,7 @@ def linear_onecycle_schedule(
     return _interpolate("linear", peak / div, knots, scales, dtype)
 
 
+@recipe
 def cosine_onecycle_schedule(
     transition_steps: ArrayLike,
     peak_value: ArrayLike,

@@ -17,6 +17,7 @@ import optax
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import real_full_like
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 
 
@@ -77,6 +78,7 @@ def _adam_ratio(
     )
 
 
+@recipe
 def scale_by_adam(
     b1: float | jax.Array = 0.9,
     b2: float | jax.Array = 0.999,
@@ -141,6 +143,7 @@ def scale_by_adam(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+@recipe
 def scale_by_amsgrad(
     b1: float | jax.Array = 0.9,
     b2: float | jax.Array = 0.999,
@@ -207,6 +210,7 @@ def scale_by_amsgrad(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+@recipe
 def scale_by_adamax(
     b1: float | jax.Array = 0.9,
     b2: float | jax.Array = 0.999,

@@ -10,6 +10,7 @@ import optax
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import full_like, real_full_like
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
 from jaxopt_lite._transforms.adam import (
     ScaleByAdamState,
@@ -20,6 +21,7 @@ from jaxopt_lite._transforms.adam import (
 )
 
 
+@recipe
 def scale_by_radam(
     b1: float | jax.Array = 0.9,
     b2: float | jax.Array = 0.999,
@@ -106,6 +108,7 @@ def scale_by_radam(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+@recipe
 def scale_by_belief(
     b1: float | jax.Array = 0.9,
     b2: float | jax.Array = 0.999,
@@ -168,6 +171,7 @@ def scale_by_belief(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+@recipe
 def scale_by_yogi(
     b1: float | jax.Array = 0.9,
     b2: float | jax.Array = 0.999,

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms import linesearch as _ls
 
 
@@ -32,6 +33,7 @@ class ScaleByBacktrackingLinesearchState(NamedTuple):
     info: BacktrackingLinesearchInfo
 
 
+@recipe(static=("max_backtracking_steps",))
 def scale_by_backtracking_linesearch(
     max_backtracking_steps: int,
     slope_rtol: float = 1e-4,

@@ -17,6 +17,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 
 NO_PARAMS_MSG = (
     "{name} needs the current parameters: call update(updates, state, params)."
@@ -27,6 +28,7 @@ class ClipState(NamedTuple):
     """``clip`` keeps no state."""
 
 
+@recipe
 def clip(max_delta: float | jax.Array) -> optax.GradientTransformation:
     r"""Clip every element of the updates to $[-\delta, \delta]$.
 
@@ -76,6 +78,7 @@ class ClipByGlobalNormState(NamedTuple):
     """``clip_by_global_norm`` keeps no state."""
 
 
+@recipe
 def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransformation:
     r"""Rescale the updates so that their global L2 norm is at most ``max_norm``.
 
@@ -128,6 +131,7 @@ class ClipByBlockRmsState(NamedTuple):
     """``clip_by_block_rms`` keeps no state."""
 
 
+@recipe
 def clip_by_block_rms(threshold: float | jax.Array) -> optax.GradientTransformation:
     r"""Rescale each leaf so that its root-mean-square is at most ``threshold``.
 
@@ -198,6 +202,7 @@ class AdaptiveGradClipState(NamedTuple):
     """``adaptive_grad_clip`` keeps no state."""
 
 
+@recipe(static=("axis",))
 def adaptive_grad_clip(
     clipping: float | jax.Array,
     eps: float | jax.Array = 1e-3,
@@ -283,6 +288,7 @@ class ZeroNansState(NamedTuple):
     found_nan: Any
 
 
+@recipe
 def zero_nans() -> optax.GradientTransformation:
     r"""Replace NaN elements of the updates by zero.
 
@@ -326,6 +332,7 @@ class CentralizeState(NamedTuple):
     """``centralize`` keeps no state."""
 
 
+@recipe
 def centralize() -> optax.GradientTransformation:
     r"""Subtract from each slice along the first axis its mean (for rank >= 2).
 

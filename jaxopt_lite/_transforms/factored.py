@@ -14,6 +14,7 @@ import optax
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import real_dtype
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
 
 
@@ -47,6 +48,7 @@ class FactoredState(NamedTuple):
     v: Any
 
 
+@recipe(static=("min_dim_size_to_factor",))
 def scale_by_factored_rms(
     factored: bool = True,
     decay_rate: float | jax.Array = 0.8,
@@ -181,6 +183,7 @@ class ScaleByParamBlockRmsState(NamedTuple):
     """``scale_by_param_block_rms`` keeps no state."""
 
 
+@recipe
 def scale_by_param_block_rms(
     min_scale: float | jax.Array = 1e-3,
 ) -> optax.GradientTransformation:

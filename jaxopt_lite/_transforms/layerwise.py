@@ -11,6 +11,7 @@ import optax
 
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import real_dtype
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.tree import safe_norm
 from jaxopt_lite._core.validate import check_dtype
 
@@ -19,6 +20,7 @@ class ScaleByTrustRatioState(NamedTuple):
     """``scale_by_trust_ratio`` keeps no state."""
 
 
+@recipe
 def scale_by_trust_ratio(
     min_norm: float | jax.Array = 0.0,
     trust_coefficient: float | jax.Array = 1.0,
@@ -93,6 +95,7 @@ class ScaleByNovogradState(NamedTuple):
     nu: Any
 
 
+@recipe
 def scale_by_novograd(
     b1: float | jax.Array = 0.9,
     b2: float | jax.Array = 0.25,

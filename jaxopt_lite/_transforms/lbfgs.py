@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 
 PyTree = Any
 
@@ -55,6 +56,7 @@ def _two_loop(
     return jax.lax.scan(oldest_first, r, (order, alphas))[0]
 
 
+@recipe(static=("memory_size",))
 def scale_by_lbfgs(
     memory_size: int = 10, scale_init_precond: bool = True
 ) -> optax.GradientTransformation:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 
 
 def resolve_key(key: Any, seed: Any) -> jax.Array:
@@ -30,6 +31,7 @@ class AddNoiseState(NamedTuple):
     rng_key: jax.Array
 
 
+@recipe
 def add_noise(
     eta: float | jax.Array,
     gamma: float | jax.Array,

@@ -11,6 +11,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 
 _VARIANTS = ("sps", "sps+")
 # Squared norms at or below this count as zero (the float64 machine epsilon,
@@ -22,6 +23,7 @@ class ScaleByPolyakState(NamedTuple):
     """``scale_by_polyak`` keeps no state."""
 
 
+@recipe
 def scale_by_polyak(
     f_min: float | jax.Array = 0.0,
     max_learning_rate: float | jax.Array = 1.0,

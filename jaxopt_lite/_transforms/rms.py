@@ -16,6 +16,7 @@ import optax
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import real_full_like
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
 
 
@@ -25,6 +26,7 @@ class ScaleByRssState(NamedTuple):
     sum_of_squares: _tree.PyTree
 
 
+@recipe
 def scale_by_rss(
     initial_accumulator_value: float | jax.Array = 0.1,
     eps: float | jax.Array = 1e-7,
@@ -93,6 +95,7 @@ def _inverse_root(n: jax.Array, eps: Any, eps_in_sqrt: bool) -> jax.Array:
     return 1 / (jnp.sqrt(n) + eps)
 
 
+@recipe
 def scale_by_rms(
     decay: float | jax.Array = 0.9,
     eps: float | jax.Array = 1e-8,
@@ -167,6 +170,7 @@ class ScaleByStddevState(NamedTuple):
     nu: _tree.PyTree
 
 
+@recipe
 def scale_by_stddev(
     decay: float | jax.Array = 0.9,
     eps: float | jax.Array = 1e-8,
@@ -249,6 +253,7 @@ class ScaleByAdaDeltaState(NamedTuple):
     e_x: _tree.PyTree
 
 
+@recipe
 def scale_by_adadelta(
     rho: float | jax.Array = 0.9,
     eps: float | jax.Array = 1e-6,

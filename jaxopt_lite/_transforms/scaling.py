@@ -16,6 +16,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 
 ScalarOrSchedule = optax.ScalarOrSchedule
 
@@ -24,6 +25,7 @@ class ScaleState(NamedTuple):
     """``scale`` keeps no state."""
 
 
+@recipe
 def scale(step_size: float | jax.Array) -> optax.GradientTransformation:
     r"""Multiply updates by a fixed factor.
 
@@ -63,6 +65,7 @@ class ScaleByScheduleState(NamedTuple):
     count: jax.Array
 
 
+@recipe
 def scale_by_schedule(
     step_size_fn: Callable[[jax.Array], jax.Array],
 ) -> optax.GradientTransformation:
@@ -109,6 +112,7 @@ class ScaleByLearningRateState(NamedTuple):
     learning_rate: jax.Array
 
 
+@recipe
 def scale_by_learning_rate(
     learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
 ) -> optax.GradientTransformation:

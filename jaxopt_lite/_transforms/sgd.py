@@ -12,6 +12,7 @@ import optax
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import cast_like
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 
 
@@ -21,6 +22,7 @@ class TraceState(NamedTuple):
     trace: _tree.PyTree
 
 
+@recipe
 def trace(
     decay: float | jax.Array,
     nesterov: bool = False,

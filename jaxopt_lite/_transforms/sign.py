@@ -10,6 +10,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_dtype
 
 _LION_MODES = ("hard", "smooth", "refined")
@@ -19,6 +20,7 @@ class ScaleBySignState(NamedTuple):
     """``scale_by_sign`` keeps no state."""
 
 
+@recipe
 def scale_by_sign() -> optax.GradientTransformation:
     r"""Replace each element of the updates by its sign.
 
@@ -60,6 +62,7 @@ class ScaleByLionState(NamedTuple):
     mu: Any
 
 
+@recipe
 def scale_by_lion(
     b1: float | jax.Array = 0.9,
     b2: float | jax.Array = 0.99,

@@ -11,6 +11,7 @@ import optax
 
 from jaxopt_lite._combinators.masking import masked
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
 
 
@@ -20,6 +21,7 @@ class AddDecayedWeightsState(NamedTuple):
     count: jax.Array
 
 
+@recipe
 def add_decayed_weights(
     weight_decay: ScalarOrSchedule = 0.0,
     mask: Any = None,

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.tree import PyTree
 from jaxopt_lite._transforms import linesearch as _ls
 
@@ -78,6 +79,7 @@ def _quad_min(a: _Point, b: _Point) -> jax.Array:
     return a.step - a.slope / (2.0 * curv)
 
 
+@recipe(static=("max_linesearch_steps",))
 def scale_by_zoom_linesearch(
     max_linesearch_steps: int,
     max_learning_rate: float | None = None,

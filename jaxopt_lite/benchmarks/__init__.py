@@ -1,6 +1,6 @@
 """The jaxopt_lite benchmark suite: speed as ratios measured side by side.
 
-Five sections, each timing its contestants in one process, interleaved within
+Six sections, each timing its contestants in one process, interleaved within
 each repeat, reporting medians with compilation excluded (and reported apart):
 
 1. ``loop``: training steps/s of `jaxopt_lite.fit` against a hand-written optax
@@ -13,7 +13,10 @@ each repeat, reporting medians with compilation excluded (and reported apart):
 5. ``overhead``: what each of fit's features costs;
 6. ``solvers``: jaxopt_lite's L-BFGS against scipy, optimistix, jaxopt and
    optax on the Moré-Garbow-Hillstrom problems (float64; all 35 problems from
-   ``x0`` and ``10 x0`` in full mode, three small ones otherwise).
+   ``x0`` and ``10 x0`` in full mode, three small ones otherwise);
+7. ``compile``: compilations when only hyper-parameter values change (none),
+   the NaN guard's cost, the fixed cost of a small `minimize` call, sweep
+   compile time against one fit's, and the persistent compilation cache.
 
 Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two
 minutes on two CPU cores), ``jaxopt-lite bench --full``, or
@@ -37,7 +40,15 @@ from jaxopt_lite.benchmarks import _harness
 
 __all__ = ["SECTIONS", "main", "run"]
 
-SECTIONS = ("loop", "minimize", "sweep", "update", "overhead", "solvers")
+SECTIONS = (
+    "loop",
+    "minimize",
+    "sweep",
+    "update",
+    "overhead",
+    "solvers",
+    "compile",
+)
 
 _COLUMNS = {
     "loop": (
@@ -82,6 +93,19 @@ _COLUMNS = {
             "ours_speedup",
         ],
     ),
+    "compile": (
+        "Backend compilations: first call, then three calls with new "
+        "hyper-parameter values",
+        [
+            "family",
+            "fit_first",
+            "fit_later",
+            "minimize_first",
+            "minimize_later",
+            "sweep_first",
+            "sweep_later",
+        ],
+    ),
     "overhead": (
         "fit feature overheads (time relative to fit's defaults and to the "
         "hand-written optax scan)",
@@ -95,6 +119,7 @@ _COLUMNS = {
 
 def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
     from jaxopt_lite.benchmarks import (
+        _compile,
         _fullbatch,
         _loops,
         _solver_section,
@@ -109,6 +134,7 @@ def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
         "update": lambda: _updates.updates(mode),
         "overhead": lambda: _loops.overheads(mode, data),
         "solvers": lambda: _solver_section.solvers(mode, data),
+        "compile": lambda: _compile.compile_once(mode, data),
     }
 
 

@@ -1,0 +1,53 @@
+"""The NaN guard of `fit`, at the cost of one branch per chunk.
+
+A guarded step (`train.train_step` with ``cfg.guard``) applies an update only
+when the loss and the gradient norm are finite. Branching at every step is
+not free on CPU (the branch splits the step's fusions; a select over the
+parameters and state costs a pass over them), so `run_chunk` runs a chunk
+*optimistically*, without the per-step branch, and keeps the result only if
+every step was finite; otherwise it runs the chunk again from its first state
+with the guarded step. A chunk without a non-finite step takes the same
+updates either way, so the result is bit-identical to the always-guarded run,
+and no update of a non-finite step ever leaves the chunk.
+
+Under ``vmap`` the chunk-level branch would become a select that runs both
+passes, so batched drivers (`sweep`) use `train.run_chunk` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import optax
+
+from jaxopt_lite._loop import train as _train
+
+PyTree = Any
+
+
+def run_chunk(
+    loss_fn: Callable,
+    optimizer: optax.GradientTransformationExtraArgs,
+    eval_fn: Callable | None,
+    cfg: _train.LoopConfig,
+    state: _train.TrainState,
+    data: PyTree,
+    eval_data: PyTree,
+    active_windows: jax.Array,
+) -> tuple[_train.TrainState, dict[str, jax.Array]]:
+    """`train.run_chunk`, guarded as ``cfg.guard`` asks, with the guard paid
+    only by chunks that hold a non-finite step."""
+
+    def run(config: _train.LoopConfig):
+        return _train.run_chunk(
+            loss_fn, optimizer, eval_fn, config, state, data, eval_data, active_windows
+        )
+
+    if not cfg.guard:
+        return run(cfg)
+    fast = run(cfg._replace(guard=False))
+    # Non-finite steps are counted in `skipped` with or without the guard.
+    clean = fast[0].skipped == state.skipped
+    return jax.lax.cond(clean, lambda: fast, lambda: run(cfg))

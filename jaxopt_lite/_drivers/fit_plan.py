@@ -155,6 +155,31 @@ def check_early_stopping(
     )
 
 
+def check_eval(
+    eval_fn: Any, eval_data: Any, eval_every: Any, steps_per_epoch: int, args: tuple
+) -> tuple[PyTree, int | None, list[str]]:
+    """Check ``eval_fn(*args, eval_data)`` abstractly: a scalar or a dict of
+    scalars. Returns the eval data as arrays, the period (default: an epoch)
+    and the history names of the metrics."""
+    if eval_fn is None:
+        if eval_every is not None or eval_data is not None:
+            given = "eval_every" if eval_every is not None else "eval_data"
+            raise ValueError(f"{given} was given without eval_fn.")
+        return None, None, []
+    v.check_callable("eval_fn", eval_fn)
+    v.check_int("eval_every", eval_every, optional=True)
+    if eval_data is not None:
+        eval_data = jax.tree.map(jnp.asarray, eval_data)
+    shape = _history.eval_names(jax.eval_shape(eval_fn, *args, eval_data))
+    if not all(
+        isinstance(s, jax.ShapeDtypeStruct) and s.shape == () for s in shape.values()
+    ):
+        raise TypeError(
+            f"eval_fn must return a scalar or a dict of scalars; it returned {shape!r}."
+        )
+    return eval_data, eval_every or steps_per_epoch, list(shape)
+
+
 def _check_callbacks(callbacks: Any) -> tuple[Callback, ...]:
     if callbacks is None:
         return ()
@@ -254,34 +279,14 @@ def plan_fit(
         )
     key = v.check_key("key", key)
 
-    if eval_fn is None:
-        if eval_every is not None or eval_data is not None:
-            given = "eval_every" if eval_every is not None else "eval_data"
-            raise ValueError(f"{given} was given without eval_fn.")
-    else:
-        v.check_callable("eval_fn", eval_fn)
-        v.check_int("eval_every", eval_every, optional=True)
-        eval_every = eval_every or steps_per_epoch
-        if eval_data is not None:
-            eval_data = jax.tree.map(jnp.asarray, eval_data)
-
     aux_names = _model.check_loss(
         loss_fn, params, model_state, data, batch_size, key if step_key else None,
         has_aux=has_aux,
     )  # fmt: skip
-    eval_names: list[str] = []
-    if eval_fn is not None:
-        args = (params, model_state, eval_data) if has_state else (params, eval_data)
-        shape = _history.eval_names(jax.eval_shape(eval_fn, *args))
-        if not all(
-            isinstance(s, jax.ShapeDtypeStruct) and s.shape == ()
-            for s in shape.values()
-        ):
-            raise TypeError(
-                "eval_fn must return a scalar or a dict of scalars; it returned "
-                f"{shape!r}."
-            )
-        eval_names = list(shape)
+    args = (params, model_state) if has_state else (params,)
+    eval_data, eval_every, eval_names = check_eval(
+        eval_fn, eval_data, eval_every, steps_per_epoch, args
+    )
     stop = check_early_stopping(early_stopping, eval_names, steps_per_epoch, eval_every)
 
     if resume and checkpoint_dir is None:

@@ -16,8 +16,13 @@ import optax
 
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers import checks as _checks
+from jaxopt_lite._drivers import fit_plan as _plan
 from jaxopt_lite._drivers import mesh as _mesh
+from jaxopt_lite._drivers import model_checks as _model
+from jaxopt_lite._drivers import sweep_result as _sweep_result
+from jaxopt_lite._drivers.fit_plan import EarlyStopping
 from jaxopt_lite._drivers.sweep_result import SweepResult
+from jaxopt_lite._loop import sampling as _sampling
 from jaxopt_lite._loop import train as _loop
 
 PyTree = Any
@@ -157,13 +162,14 @@ def _compiled(
     make_optimizer: Callable,
     loss_fn: Callable,
     init: Callable | None,
+    eval_fn: Callable | None,
     cfg: _loop.LoopConfig,
     spmd_axis: str | None,
 ):
-    """``(hp [c], key, seeds [s], params, data) -> (state, rows)`` with leading
-    axes ``[c, s]``: configurations vmapped inside seeds, so that everything
-    that depends only on the seed (initialization, batch sampling) is computed
-    once per seed and shared by the configurations."""
+    """``(hp [c], key, seeds [s], params, data, eval_data) -> (state, rows)``
+    with leading axes ``[c, s]``: configurations vmapped inside seeds, so that
+    everything that depends only on the seed (initialization, batch sampling)
+    is computed once per seed and shared by the configurations."""
 
     def optimizer_for(hp):
         return optax.with_extra_args_support(make_optimizer(**hp))
@@ -171,23 +177,18 @@ def _compiled(
     def init_one(hp, key, params):
         if init is not None:
             params = init(key)
-        return _loop.init_train_state(params, optimizer_for(hp), key, cfg)
+        return _loop.init_train_state(params, None, optimizer_for(hp), key, cfg)
 
-    def run_one(hp, state, data):
+    def run_one(hp, state, data, eval_data):
+        steps = jnp.int32(cfg.chunk_size)
         return _loop.run_chunk(
-            loss_fn,
-            optimizer_for(hp),
-            None,
-            cfg,
-            state,
-            data,
-            None,
-            jnp.int32(cfg.windows),
-        )
+            loss_fn, optimizer_for(hp), eval_fn, cfg, state, data, eval_data, steps,
+            steps,
+        )  # fmt: skip
 
     # Every leaf of the initial states is materialized per run except the key
     # (per seed) and the step counter (shared), which never depend on the
-    # configuration: the scans then trace their bodies once instead of
+    # configuration: the loops then trace their bodies once instead of
     # iterating until the batched carries settle.
     fields = {f: 0 for f in _loop.TrainState._fields}
     by_config = _loop.TrainState(**{**fields, "key": None, "step": None})
@@ -195,18 +196,20 @@ def _compiled(
     inits = jax.vmap(
         jax.vmap(init_one, in_axes=(0, None, None)), in_axes=(None, 0, None)
     )
-    configs = jax.vmap(run_one, in_axes=(0, by_config, None), spmd_axis_name=spmd_axis)
-    runs = jax.vmap(configs, in_axes=(None, by_seed, None))
+    configs = jax.vmap(
+        run_one, in_axes=(0, by_config, None, None), spmd_axis_name=spmd_axis
+    )
+    runs = jax.vmap(configs, in_axes=(None, by_seed, None, None))
 
-    def block(hp, key, seed_ids, params, data):
+    def block(hp, key, seed_ids, params, data, eval_data):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, seed_ids)
         states = inits(hp, keys, params)
         states = states._replace(key=keys, step=jnp.zeros([], jnp.int32))
         if len(seed_ids) == 1:  # a static shape: no seed axis to batch over
             one = jax.tree.map(lambda x: x[0], states._replace(step=None))
-            out = configs(hp, one._replace(step=states.step), data)
+            out = configs(hp, one._replace(step=states.step), data, eval_data)
             return jax.tree.map(lambda x: x[:, None], out)
-        out = runs(hp, states, data)
+        out = runs(hp, states, data, eval_data)
         return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)
 
     return jax.jit(block)
@@ -228,6 +231,10 @@ def sweep(
     shuffle: bool = True,
     replace: bool = False,
     has_aux: bool = False,
+    eval_fn: Callable[[PyTree, PyTree], Any] | None = None,
+    eval_data: PyTree = None,
+    eval_every: int | None = None,
+    early_stopping: EarlyStopping | None = None,
     skip_nonfinite: bool = True,
     log_every: int = 1,
     max_parallel: int | None = None,
@@ -253,8 +260,12 @@ def sweep(
     The runs are ordered configuration-major; ``max_parallel`` bounds how many
     are vmapped together (memory grows with it): the runs then go through the
     same compiled function in equal blocks, the last one padded by repeating a
-    run whose results are dropped. Early stopping and evaluation are not part of a
-    sweep: rank by `SweepResult.best` and evaluate ``result.params``.
+    run whose results are dropped. ``eval_fn`` and ``early_stopping`` work per
+    run as in `fit`, inside the same program (a stopped run idles while the
+    others go on), so `SweepResult.best` can rank on a validation metric: it
+    ranks by ``score``, the early-stopping monitor's best value when there is
+    early stopping, else the mean training loss of the last tenth of the
+    history rows (`SweepResult.ranked_by` says which).
 
     Args:
         make_optimizer: ``make_optimizer(**configuration)`` returning an optax
@@ -281,10 +292,15 @@ def sweep(
         shuffle: permute each epoch, as in `fit`.
         replace: sample with replacement instead.
         has_aux: ``loss_fn`` returns ``(loss, aux)`` (aux a dict of scalars).
+        eval_fn: ``eval_fn(params, eval_data)``, a scalar or a dict of scalars
+            (recorded as ``eval_<name>``), run every ``eval_every`` steps.
+        eval_data: the data for ``eval_fn``.
+        eval_every: steps between evaluations (default: once per epoch).
+        early_stopping: an `EarlyStopping`, applied to every run separately.
         skip_nonfinite: skip (and count) steps whose loss or gradient is not
             finite, so a diverging configuration keeps its last finite
             parameters.
-        log_every: steps per history row; must divide the number of steps.
+        log_every: steps per history row (the last row may hold fewer steps).
         max_parallel: at most this many runs vmapped at once. Default: all of
             them on accelerators and over a mesh; on CPU, as many as hold about
             2 MB of parameters (beyond that, vmapped runs on CPU are no faster
@@ -327,7 +343,7 @@ def sweep(
     v.check_int("max_parallel", max_parallel, optional=True)
     table = _configurations(hyperparams, grid)
     _check_make_optimizer(make_optimizer, table)
-    data, num_examples, batch_size, _, total_steps = _checks.run_length(
+    data, num_examples, batch_size, steps_per_epoch, total_steps = _checks.run_length(
         data, batch_size, steps, epochs, log_every
     )
     mesh = _mesh.check_mesh(
@@ -340,30 +356,30 @@ def sweep(
         abstract = params
     else:
         abstract = _check_init(init, key)
-    _checks.check_loss_fn(loss_fn, abstract, data, batch_size, has_aux=has_aux)
-
-    windows = total_steps // log_every
+    aux_names = _model.check_loss(
+        loss_fn, abstract, None, data, batch_size, None, has_aux=has_aux
+    )
+    eval_data, eval_every, eval_names = _plan.check_eval(
+        eval_fn, eval_data, eval_every, steps_per_epoch, (abstract,)
+    )
+    stop = _plan.check_early_stopping(
+        early_stopping, eval_names, steps_per_epoch, eval_every
+    )
     cfg = _loop.LoopConfig(
-        num_examples=num_examples,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        replace=replace,
+        sampling=_sampling.Sampling(num_examples, batch_size, shuffle, replace),
         log_every=log_every,
-        windows=windows,
+        chunk_size=total_steps,
         has_aux=has_aux,
-        guard=skip_nonfinite,
-        maskable=False,
-        eval_every=None,
-        check_every=None,
-        monitor=None,
-        minimize_monitor=True,
-        min_delta=0.0,
-        patience=1,
-        restore_best=False,
+        aux_names=tuple(aux_names),
+        has_state=False,
+        step_key=False,
+        skip_nonfinite=skip_nonfinite,
+        eval=None if eval_fn is None else _loop.EvalConfig(eval_every),
+        stop=stop,
         batch_sharding=_mesh.batch_sharding(mesh),
     )
     spmd_axis = _mesh.RUNS if _mesh.run_sharding(mesh) is not None else None
-    run_block = _compiled(make_optimizer, loss_fn, init, cfg, spmd_axis)
+    run_block = _compiled(make_optimizer, loss_fn, init, eval_fn, cfg, spmd_axis)
 
     # Blocks of [config_block, seed_block] runs, padded by repeating the last.
     num_configs = len(next(iter(table.values())))
@@ -383,7 +399,7 @@ def sweep(
     if mesh is not None:
         data = _mesh.place_data(mesh, data)
         key_at = _mesh.replicated(mesh)
-        params, key = jax.device_put((params, key), key_at)
+        params, key, eval_data = jax.device_put((params, key, eval_data), key_at)
         runs_at = _mesh.run_sharding(mesh) or key_at
     outputs = []  # dispatch every block before reading any
     for seed_ids in blocks(seeds, seed_block):
@@ -393,7 +409,7 @@ def sweep(
             ids = np.asarray(seed_ids, np.int32)
             if mesh is not None:
                 hp, ids = jax.device_put(hp, runs_at), jax.device_put(ids, key_at)
-            row.append(run_block(hp, key, ids, params, data))
+            row.append(run_block(hp, key, ids, params, data, eval_data))
         outputs.append(row)
 
     def join(*xs):
@@ -407,15 +423,6 @@ def sweep(
     def trim(x):
         return x if x.shape[:2] == (num_configs, seeds) else x[:num_configs, :seeds]
 
-    history = {k: trim(np.asarray(v)) for k, v in jax.device_get(rows).items()}
-    losses = history["loss"]
-    return SweepResult(
-        hyperparams=table,
-        seeds=seeds,
-        final_loss=losses[..., -1],
-        best_loss=np.fmin.reduce(losses, axis=-1),
-        history=history,
-        params=jax.tree.map(trim, state.params),
-        opt_state=jax.tree.map(trim, state.opt_state),
-        step=total_steps,
-    )
+    state = jax.tree.map(trim, state._replace(key=None))
+    rows = jax.tree.map(trim, jax.device_get(rows))
+    return _sweep_result.assemble(table, seeds, total_steps, stop, state, rows)

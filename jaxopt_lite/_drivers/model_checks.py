@@ -129,6 +129,12 @@ def check_loss(
         aux = _checks.check_scalar_output("loss_fn", loss_fn, args, has_aux=has_aux)
     else:
         shape = "(loss, (new_state, aux))" if has_aux else "(loss, new_state)"
+        out = jax.eval_shape(loss_fn, *args)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(
+                f"with state=, loss_fn(params, state, batch) must return {shape}; "
+                f"it returned {out!r}."
+            )
         rest = _checks.check_scalar_output("loss_fn", loss_fn, args, has_aux=True)
         aux = None
         if has_aux:

@@ -245,7 +245,7 @@ def test_resume_refuses_fewer_steps_and_changed_history_columns(tmp_path):
     with pytest.raises(ValueError, match="at step 12, beyond the 8 steps"):
         jol.fit(loss_fn, PARAMS, OPT, DATA, steps=8, resume=True, eval_fn=eval_fn,
                 eval_data=DATA, **kw)  # fmt: skip
-    with pytest.raises(ValueError, match="history columns.*eval_fn or has_aux"):
+    with pytest.raises(ValueError, match=r"history columns.*eval_fn or has_aux"):
         jol.fit(loss_fn, PARAMS, OPT, DATA, steps=24, resume=True, **kw)
 
     def with_aux(p, b):

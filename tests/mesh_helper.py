@@ -77,6 +77,15 @@ def main() -> dict:
         )
         out[f"fit_{name}_params_spec"] = str(sharded.params["w"].sharding.spec)
 
+    def stateful(p, s, batch):
+        return loss_fn(p, batch), {"mean": 0.9 * s["mean"] + 0.1 * batch["y"].mean()}
+
+    state = {"mean": jnp.zeros(())}
+    alone = jol.fit(stateful, PARAMS, OPT, DATA, state=state, **settings)
+    sharded = jol.fit(stateful, PARAMS, OPT, DATA, state=state, mesh=auto, **settings)
+    out["fit_state_rel"] = rel(sharded.state, alone.state)
+    out["fit_state_spec"] = str(sharded.state["mean"].sharding.spec)
+
     # The gradient all-reduce is XLA's: compile one step with a split batch.
     cfg = _loop.LoopConfig(
         sampling=Sampling(64, 16, True, False),

@@ -1,4 +1,4 @@
-"""`fit`: minibatch training compiled into chunks of one ``lax.scan``.
+"""`fit`: minibatch training in compiled chunks of one loop program.
 
 `fit` plans the run (`plan_fit`: every argument checked, the loop laid out),
 compiles it once, and drives it (`fit_run`: resume, chunks, callbacks,
@@ -68,7 +68,7 @@ def fit(
     resume: bool = False,
     mesh: jax.sharding.Mesh | None = None,
 ) -> FitResult:
-    r"""Train with minibatch gradient steps, compiled into one ``lax.scan``.
+    r"""Train with minibatch gradient steps in one compiled loop.
 
     $$
     \theta_{t+1} = \theta_t + \mathrm{update}\Big(\tfrac{1}{|B_t|}

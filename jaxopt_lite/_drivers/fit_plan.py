@@ -300,7 +300,7 @@ def plan_fit(
         has_state=has_state,
         step_key=step_key,
         skip_nonfinite=skip_nonfinite,
-        eval=None if eval_fn is None else _loop.EvalConfig(eval_every),
+        eval=None if eval_every is None else _loop.EvalConfig(eval_every),
         stop=stop,
         batch_sharding=_mesh.batch_sharding(mesh),
     )

@@ -113,13 +113,14 @@ def start(plan: FitPlan, init) -> tuple[PyTree, list[dict[str, np.ndarray]]]:
     """The initial (or resumed) loop state and the history rows so far."""
     state = init(plan.params, plan.model_state, plan.key)
     rows: list[dict[str, np.ndarray]] = []
-    if plan.resume:
-        if not _checkpoint.has_checkpoint(plan.checkpoint_dir):
+    directory = plan.checkpoint_dir
+    if plan.resume and directory is not None:
+        if not _checkpoint.has_checkpoint(directory):
             raise FileNotFoundError(
                 f"resume=True but there is no checkpoint in {plan.checkpoint_dir}."
             )
         _check_resumable(plan)
-        saved = _checkpoint.load_checkpoint(plan.checkpoint_dir, state)
+        saved = _checkpoint.load_checkpoint(directory, state)
         state = saved.tree
         reached = int(state.step)
         if reached > plan.total_steps:
@@ -233,6 +234,7 @@ def drive(plan: FitPlan, chunk, state, rows) -> FitResult:
 
 
 def _save(plan: FitPlan, state, rows) -> None:
+    assert plan.checkpoint_dir is not None
     _checkpoint.save_checkpoint(
         plan.checkpoint_dir,
         state,

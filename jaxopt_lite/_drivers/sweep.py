@@ -251,7 +251,7 @@ def sweep(
     ``make_optimizer(**configuration)`` is called inside the vmapped, compiled
     function with traced scalars, so every configuration (learning rates,
     momenta, a schedule's decay rate or warmup length, ...) shares one
-    compilation, and all runs advance together in one ``lax.scan``. Seed ``s``
+    compilation, and all runs advance together in one compiled loop. Seed ``s``
     uses the key ``jax.random.fold_in(key, s)``, both to initialize the
     parameters (when ``params`` is a function) and to shuffle the data, exactly
     as ``fit(..., key=jax.random.fold_in(key, s))`` would; every configuration
@@ -374,7 +374,7 @@ def sweep(
         has_state=False,
         step_key=False,
         skip_nonfinite=skip_nonfinite,
-        eval=None if eval_fn is None else _loop.EvalConfig(eval_every),
+        eval=None if eval_every is None else _loop.EvalConfig(eval_every),
         stop=stop,
         batch_sharding=_mesh.batch_sharding(mesh),
     )

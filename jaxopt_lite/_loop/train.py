@@ -160,7 +160,7 @@ def train_step(
     metrics = {"loss": loss32, "grad_norm": grad_norm, **aux}
     window = _history.add_step(state.window, metrics, finite)
     stop = state.stop
-    if cfg.stop is not None:
+    if cfg.stop is not None and stop is not None:
         stop = _stopping.add_loss(cfg.stop, stop, loss32, finite)
     return state._replace(
         params=params,

@@ -16,6 +16,7 @@ Run it::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 
@@ -51,7 +52,7 @@ def build(key: jax.Array, x: jax.Array) -> tuple:
         return common.cross_entropy(logits, batch["y"]), new_state
 
     def eval_fn(params, state, data):
-        logits = model.apply({"params": params, **state}, data["x"], train=False)
+        logits: Any = model.apply({"params": params, **state}, data["x"], train=False)
         return {"accuracy": common.accuracy(logits, data["y"])}
 
     return params, state, loss_fn, eval_fn

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
-import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +18,7 @@ from jaxopt_lite._drivers import fit_plan as _plan
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers import model_checks as _model
 from jaxopt_lite._drivers import sweep_result as _sweep_result
+from jaxopt_lite._drivers import sweep_table as _table
 from jaxopt_lite._drivers.fit_plan import EarlyStopping
 from jaxopt_lite._drivers.sweep_result import SweepResult
 from jaxopt_lite._loop import sampling as _sampling
@@ -33,95 +32,6 @@ def _weak(values: np.ndarray) -> jax.Array:
     swept learning rate promotes like the Python float it stands for: a
     bfloat16 model stays in bfloat16, bit for bit as with `fit`."""
     return jnp.stack([jnp.asarray(x) for x in values.tolist()])
-
-
-def _configurations(hyperparams: Any, grid: bool) -> dict[str, np.ndarray]:
-    """The configuration table: the Cartesian product (grid) or zip of the
-    value lists."""
-    if not isinstance(hyperparams, Mapping):
-        raise TypeError(
-            "hyperparams must be a dict mapping make_optimizer's argument names to "
-            f"1-D lists or arrays of values, got {type(hyperparams).__name__}."
-        )
-    if not hyperparams:
-        raise ValueError("hyperparams is empty: give at least one name -> values.")
-    values = {}
-    for name, given in hyperparams.items():
-        if not isinstance(name, str):
-            raise TypeError(f"hyperparams names must be strings, got {name!r}.")
-        array = np.asarray(given)
-        if array.ndim != 1 or array.size == 0:
-            raise ValueError(
-                f"hyperparams[{name!r}] must be a non-empty 1-D list or array of "
-                f"values, got shape {array.shape}."
-            )
-        if array.dtype == bool or not (
-            np.issubdtype(array.dtype, np.integer)
-            or np.issubdtype(array.dtype, np.floating)
-        ):
-            raise TypeError(
-                f"hyperparams[{name!r}] must hold real numbers, "
-                f"got dtype {array.dtype}."
-            )
-        values[name] = array
-    if grid:
-        product = list(itertools.product(*(range(len(v)) for v in values.values())))
-        index = np.array(product, dtype=np.int64).reshape(len(product), len(values))
-        return {n: v[index[:, j]] for j, (n, v) in enumerate(values.items())}
-    lengths = {n: len(v) for n, v in values.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(
-            f"with grid=False the hyperparams lists are zipped and must have equal "
-            f"lengths; got {lengths}."
-        )
-    return values
-
-
-def _check_make_optimizer(
-    make_optimizer: Callable, table: dict[str, np.ndarray]
-) -> None:
-    """The names must fit ``make_optimizer``'s signature, and every
-    configuration must build an optimizer (which runs its own checks on the
-    concrete values)."""
-    try:
-        signature = inspect.signature(make_optimizer)
-    except (TypeError, ValueError):  # builtins without a signature
-        signature = None
-    if signature is not None:
-        try:
-            signature.bind(**dict.fromkeys(table))
-        except TypeError as error:
-            raise ValueError(
-                f"hyperparams names {list(table)} do not fit "
-                f"make_optimizer{signature}: {error}. Each name must be a "
-                "keyword argument of make_optimizer, and every argument without "
-                "a default must be swept."
-            ) from None
-    for i in range(len(next(iter(table.values())))):
-        config = {name: values[i].item() for name, values in table.items()}
-        optimizer = make_optimizer(**config)
-        if not isinstance(optimizer, optax.GradientTransformation):
-            raise TypeError(
-                f"make_optimizer(**{config}) returned {type(optimizer).__name__}; "
-                "it must return an optax.GradientTransformation."
-            )
-
-
-def _check_init(init: Callable, key: jax.Array) -> PyTree:
-    """Abstract parameters of ``init(key)``; every leaf must be inexact."""
-    shapes = jax.eval_shape(init, key)
-    leaves = jax.tree_util.tree_flatten_with_path(shapes)[0]
-    if not leaves:
-        raise ValueError(
-            "params(key) has no array leaves: there is nothing to optimize."
-        )
-    for path, leaf in leaves:
-        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
-            raise TypeError(
-                f"params(key){jax.tree_util.keystr(path)} has dtype {leaf.dtype}: "
-                "only floating-point or complex arrays can be trained."
-            )
-    return shapes
 
 
 # On CPU, vmapped runs are fastest while their stacked parameters stay in cache;
@@ -341,8 +251,8 @@ def sweep(
         v.check_bool(name, flag)
     v.check_int("seeds", seeds)
     v.check_int("max_parallel", max_parallel, optional=True)
-    table = _configurations(hyperparams, grid)
-    _check_make_optimizer(make_optimizer, table)
+    table = _table.configurations(hyperparams, grid)
+    _table.check_make_optimizer(make_optimizer, table)
     data, num_examples, batch_size, steps_per_epoch, total_steps = _checks.run_length(
         data, batch_size, steps, epochs, log_every
     )
@@ -355,7 +265,7 @@ def sweep(
         params = _checks.check_params("params", params)
         abstract = params
     else:
-        abstract = _check_init(init, key)
+        abstract = _table.check_init(init, key)
     aux_names = _model.check_loss(
         loss_fn, abstract, None, data, batch_size, None, has_aux=has_aux
     )

@@ -23,6 +23,7 @@ from jax.sharding import Mesh
 import jaxopt_lite as jol
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._loop import train as _loop
+from jaxopt_lite._loop.sampling import Sampling
 
 X = jax.random.normal(jax.random.key(0), (64, 3))
 DATA = {"x": X, "y": X @ jnp.array([1.0, -2.0, 0.5]) + 0.3}
@@ -76,27 +77,28 @@ def main() -> dict:
         )
         out[f"fit_{name}_params_spec"] = str(sharded.params["w"].sharding.spec)
 
+    def stateful(p, s, batch):
+        return loss_fn(p, batch), {"mean": 0.9 * s["mean"] + 0.1 * batch["y"].mean()}
+
+    state = {"mean": jnp.zeros(())}
+    alone = jol.fit(stateful, PARAMS, OPT, DATA, state=state, **settings)
+    sharded = jol.fit(stateful, PARAMS, OPT, DATA, state=state, mesh=auto, **settings)
+    out["fit_state_rel"] = rel(sharded.state, alone.state)
+    out["fit_state_spec"] = str(sharded.state["mean"].sharding.spec)
+
     # The gradient all-reduce is XLA's: compile one step with a split batch.
     cfg = _loop.LoopConfig(
-        64,
-        16,
-        True,
-        False,
-        1,
-        1,
-        False,
-        True,
-        False,
-        None,
-        None,
-        None,
-        True,
-        0.0,
-        1,
-        False,
-        _mesh.batch_sharding(auto),
+        sampling=Sampling(64, 16, True, False),
+        log_every=1,
+        chunk_size=1,
+        has_aux=False,
+        aux_names=(),
+        has_state=False,
+        step_key=False,
+        skip_nonfinite=True,
+        batch_sharding=_mesh.batch_sharding(auto),
     )
-    state = _loop.init_train_state(PARAMS, OPT, KEY, cfg)
+    state = _loop.init_train_state(PARAMS, None, OPT, KEY, cfg)
     data, _, state = _mesh.place(auto, DATA, None, state)
     step = jax.jit(lambda s, d: _loop.train_step(loss_fn, OPT, cfg, s, d))
     out["step_hlo_has_all_reduce"] = (

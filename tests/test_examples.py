@@ -179,3 +179,29 @@ def test_main_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit) as info:
         gd_parabola.main(["--fsat"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "library"),
+    [("cnn_flax_linen", "flax"), ("cnn_flax_nnx", "flax"), ("cnn_equinox", "equinox")],
+)
+def test_cnn_examples_train_batch_norm_and_dropout_models(results, name, library):
+    pytest.importorskip(library)
+    pytest.importorskip("sklearn")
+    r, out = results(name)
+    _check_common(r, out, [f"{name}.png"])
+    assert r["skipped"] is None
+    # Fast mode: 5 epochs of 21 steps; the full run (30 epochs) reaches ~99%.
+    assert r["steps"] == 5 * 21
+    assert r["test_accuracy"] >= 0.95
+    assert r["accuracy_by_epoch"][-1] == pytest.approx(r["test_accuracy"], abs=1e-6)
+    assert r["accuracy_by_epoch"][-1] > r["accuracy_by_epoch"][0]
+
+
+def test_cnn_examples_skip_a_missing_library(monkeypatch):
+    from jaxopt_lite.examples import _digits_cnn, cnn_equinox
+
+    monkeypatch.setattr(_digits_cnn, "missing", lambda library: True)
+    assert cnn_equinox.run(fast=True) == {
+        "skipped": "equinox", "test_accuracy": None, "methods": [], "plots": []
+    }  # fmt: skip

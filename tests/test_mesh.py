@@ -50,6 +50,11 @@ def test_fit_with_mesh_matches_one_device(report, mesh):
     assert report[f"fit_{mesh}_params_spec"] == "P()"  # replicated
 
 
+def test_model_state_is_replicated_and_matches_one_device(report):
+    assert report["fit_state_rel"] < 1e-5
+    assert report["fit_state_spec"] == "P()"
+
+
 def test_batches_are_split_and_xla_adds_the_all_reduce(report):
     assert report["data_spec"] == "P('data',)"
     assert report["step_hlo_has_all_reduce"]

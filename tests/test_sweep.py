@@ -308,12 +308,6 @@ def test_aux_metrics_are_recorded():
         ),
         (
             {"learning_rate": [0.1], "b1": [0.9]},
-            {"log_every": 3},
-            ValueError,
-            "log_every=3 must divide",
-        ),
-        (
-            {"learning_rate": [0.1], "b1": [0.9]},
             {"key": "0"},
             TypeError,
             "key must be an integer seed or a PRNG key",

@@ -315,10 +315,6 @@ def run_length(
     v.check_int("epochs", epochs, optional=True)
     total_steps = steps if steps is not None else epochs * steps_per_epoch
     v.check_int("log_every", log_every)
-    if total_steps % log_every:
-        raise ValueError(
-            f"log_every={log_every} must divide the number of steps ({total_steps})."
-        )
     return RunLength(data, num_examples, batch_size, steps_per_epoch, total_steps)
 
 

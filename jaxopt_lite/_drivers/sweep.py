@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
-import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,9 +15,15 @@ import optax
 from jaxopt_lite._core import recipe as _recipe
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers import checks as _checks
+from jaxopt_lite._drivers import fit_plan as _plan
 from jaxopt_lite._drivers import mesh as _mesh
+from jaxopt_lite._drivers import model_checks as _model
 from jaxopt_lite._drivers import programs as _programs
+from jaxopt_lite._drivers import sweep_result as _sweep_result
+from jaxopt_lite._drivers import sweep_table as _table
+from jaxopt_lite._drivers.fit_plan import EarlyStopping
 from jaxopt_lite._drivers.sweep_result import SweepResult
+from jaxopt_lite._loop import sampling as _sampling
 from jaxopt_lite._loop import train as _loop
 
 PyTree = Any
@@ -30,98 +34,6 @@ def _weak(values: np.ndarray) -> jax.Array:
     swept learning rate promotes like the Python float it stands for: a
     bfloat16 model stays in bfloat16, bit for bit as with `fit`."""
     return jnp.stack([jnp.asarray(x) for x in values.tolist()])
-
-
-def _configurations(hyperparams: Any, grid: bool) -> dict[str, np.ndarray]:
-    """The configuration table: the Cartesian product (grid) or zip of the
-    value lists."""
-    if not isinstance(hyperparams, Mapping):
-        raise TypeError(
-            "hyperparams must be a dict mapping make_optimizer's argument names to "
-            f"1-D lists or arrays of values, got {type(hyperparams).__name__}."
-        )
-    if not hyperparams:
-        raise ValueError("hyperparams is empty: give at least one name -> values.")
-    values = {}
-    for name, given in hyperparams.items():
-        if not isinstance(name, str):
-            raise TypeError(f"hyperparams names must be strings, got {name!r}.")
-        array = np.asarray(given)
-        if array.ndim != 1 or array.size == 0:
-            raise ValueError(
-                f"hyperparams[{name!r}] must be a non-empty 1-D list or array of "
-                f"values, got shape {array.shape}."
-            )
-        if array.dtype == bool or not (
-            np.issubdtype(array.dtype, np.integer)
-            or np.issubdtype(array.dtype, np.floating)
-        ):
-            raise TypeError(
-                f"hyperparams[{name!r}] must hold real numbers, "
-                f"got dtype {array.dtype}."
-            )
-        values[name] = array
-    if grid:
-        product = list(itertools.product(*(range(len(v)) for v in values.values())))
-        index = np.array(product, dtype=np.int64).reshape(len(product), len(values))
-        return {n: v[index[:, j]] for j, (n, v) in enumerate(values.items())}
-    lengths = {n: len(v) for n, v in values.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(
-            f"with grid=False the hyperparams lists are zipped and must have equal "
-            f"lengths; got {lengths}."
-        )
-    return values
-
-
-def _check_make_optimizer(
-    make_optimizer: Callable, table: dict[str, np.ndarray]
-) -> list[optax.GradientTransformation]:
-    """The names must fit ``make_optimizer``'s signature, and every
-    configuration must build an optimizer (which runs its own checks on the
-    concrete values). Returns the optimizers."""
-    try:
-        signature = inspect.signature(make_optimizer)
-    except (TypeError, ValueError):  # builtins without a signature
-        signature = None
-    if signature is not None:
-        try:
-            signature.bind(**dict.fromkeys(table))
-        except TypeError as error:
-            raise ValueError(
-                f"hyperparams names {list(table)} do not fit "
-                f"make_optimizer{signature}: {error}. Each name must be a "
-                "keyword argument of make_optimizer, and every argument without "
-                "a default must be swept."
-            ) from None
-    optimizers = []
-    for i in range(len(next(iter(table.values())))):
-        config = {name: values[i].item() for name, values in table.items()}
-        optimizer = make_optimizer(**config)
-        if not isinstance(optimizer, optax.GradientTransformation):
-            raise TypeError(
-                f"make_optimizer(**{config}) returned {type(optimizer).__name__}; "
-                "it must return an optax.GradientTransformation."
-            )
-        optimizers.append(optimizer)
-    return optimizers
-
-
-def _check_init(init: Callable, key: jax.Array) -> PyTree:
-    """Abstract parameters of ``init(key)``; every leaf must be inexact."""
-    shapes = jax.eval_shape(init, key)
-    leaves = jax.tree_util.tree_flatten_with_path(shapes)[0]
-    if not leaves:
-        raise ValueError(
-            "params(key) has no array leaves: there is nothing to optimize."
-        )
-    for path, leaf in leaves:
-        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
-            raise TypeError(
-                f"params(key){jax.tree_util.keystr(path)} has dtype {leaf.dtype}: "
-                "only floating-point or complex arrays can be trained."
-            )
-    return shapes
 
 
 # On CPU, vmapped runs are fastest while their stacked parameters stay in cache;
@@ -161,13 +73,16 @@ def _compiled(
     how: tuple,
     loss_fn: Callable,
     init: Callable | None,
+    eval_fn: Callable | None,
     cfg: _loop.LoopConfig,
     spmd_axis: str | None,
 ):
     """The block program for optimizers made as ``how`` says (see
     `_optimizers`), cached by structure (`programs`), with the callables'
     inputs bound."""
-    key, inputs = _programs.split({"loss": loss_fn, "init": init}, None)
+    key, inputs = _programs.split(
+        {"loss": loss_fn, "init": init, "eval": eval_fn}, None
+    )
     block = _programs.program(
         ("sweep", key, how, cfg, spmd_axis),
         lambda: _build(key, how, cfg, spmd_axis),
@@ -195,21 +110,21 @@ def _optimizers(
     if all(k == structure for k, _ in splits[1:]):
         columns = list(zip(*(numbers for _, numbers in splits), strict=True))
         varying = tuple(not _all_same(c) for c in columns)
-        shared = [c[0] for c, v in zip(columns, varying, strict=True) if not v]
+        shared = [c[0] for c, vary in zip(columns, varying, strict=True) if not vary]
 
         def batched(ids: np.ndarray) -> dict[str, Any]:
             # "ids" gives the configuration axis even when no number varies.
             stacked = [
                 jnp.stack([jnp.asarray(c[i]) for i in ids.tolist()])
-                for c, v in zip(columns, varying, strict=True)
-                if v
+                for c, vary in zip(columns, varying, strict=True)
+                if vary
             ]
             return {"ids": jnp.asarray(ids, jnp.int32), "values": stacked}
 
         return ("recipe", structure, varying), batched, shared
 
     def swept(ids: np.ndarray) -> dict[str, jax.Array]:
-        return {n: _weak(np.asarray(v[ids])) for n, v in table.items()}
+        return {n: _weak(np.asarray(vals[ids])) for n, vals in table.items()}
 
     return ("factory", _recipe.Identity(make_optimizer)), swept, []
 
@@ -225,8 +140,8 @@ def _all_same(values: tuple) -> bool:
 def _build(
     program_key: tuple, how: tuple, cfg: _loop.LoopConfig, spmd_axis: str | None
 ):
-    """``(inputs, hp [c], shared, key, seeds [s], params, data) -> (state,
-    rows)`` with leading axes ``[c, s]``: configurations vmapped inside
+    """``(inputs, hp [c], shared, key, seeds [s], params, data, eval_data) ->
+    (state, rows)`` with leading axes ``[c, s]``: configurations vmapped inside
     seeds, so that everything that depends only on the seed (initialization,
     batch sampling) is computed once per seed and shared by the
     configurations."""
@@ -235,43 +150,38 @@ def _build(
         if how[0] == "recipe":
             _, structure, varying = how
             batched, fixed = iter(hp["values"]), iter(shared)
-            numbers = [next(batched) if v else next(fixed) for v in varying]
+            numbers = [next(batched) if vary else next(fixed) for vary in varying]
             return _recipe.rebuild(structure, numbers)
         return how[1].get()(**hp)
 
-    def block(inputs, hp, shared, key, seed_ids, params, data):
+    def block(inputs, hp, shared, key, seed_ids, params, data, eval_data):
         fns, _ = _programs.join(program_key, inputs)
-        return _block(fns["loss"], fns["init"], make, cfg, spmd_axis)(
-            hp, shared, key, seed_ids, params, data
+        return _block(fns["loss"], fns["init"], fns["eval"], make, cfg, spmd_axis)(
+            hp, shared, key, seed_ids, params, data, eval_data
         )
 
     return jax.jit(block)
 
 
-def _block(loss_fn, init, make, cfg, spmd_axis):
+def _block(loss_fn, init, eval_fn, make, cfg, spmd_axis):
     def optimizer_for(hp, shared):
         return optax.with_extra_args_support(make(hp, shared))
 
     def init_one(hp, shared, key, params):
         if init is not None:
             params = init(key)
-        return _loop.init_train_state(params, optimizer_for(hp, shared), key, cfg)
+        return _loop.init_train_state(params, None, optimizer_for(hp, shared), key, cfg)
 
-    def run_one(hp, shared, state, data):
+    def run_one(hp, shared, state, data, eval_data):
+        steps = jnp.int32(cfg.chunk_size)
         return _loop.run_chunk(
-            loss_fn,
-            optimizer_for(hp, shared),
-            None,
-            cfg,
-            state,
-            data,
-            None,
-            jnp.int32(cfg.windows),
-        )
+            loss_fn, optimizer_for(hp, shared), eval_fn, cfg, state, data, eval_data,
+            steps, steps,
+        )  # fmt: skip
 
     # Every leaf of the initial states is materialized per run except the key
     # (per seed) and the step counter (shared), which never depend on the
-    # configuration: the scans then trace their bodies once instead of
+    # configuration: the loops then trace their bodies once instead of
     # iterating until the batched carries settle.
     fields = {f: 0 for f in _loop.TrainState._fields}
     by_config = _loop.TrainState(**{**fields, "key": None, "step": None})
@@ -281,19 +191,19 @@ def _block(loss_fn, init, make, cfg, spmd_axis):
         in_axes=(None, None, 0, None),
     )
     configs = jax.vmap(
-        run_one, in_axes=(0, None, by_config, None), spmd_axis_name=spmd_axis
+        run_one, in_axes=(0, None, by_config, None, None), spmd_axis_name=spmd_axis
     )
-    runs = jax.vmap(configs, in_axes=(None, None, by_seed, None))
+    runs = jax.vmap(configs, in_axes=(None, None, by_seed, None, None))
 
-    def block(hp, shared, key, seed_ids, params, data):
+    def block(hp, shared, key, seed_ids, params, data, eval_data):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, seed_ids)
         states = inits(hp, shared, keys, params)
         states = states._replace(key=keys, step=jnp.zeros([], jnp.int32))
         if len(seed_ids) == 1:  # a static shape: no seed axis to batch over
             one = jax.tree.map(lambda x: x[0], states._replace(step=None))
-            out = configs(hp, shared, one._replace(step=states.step), data)
+            out = configs(hp, shared, one._replace(step=states.step), data, eval_data)
             return jax.tree.map(lambda x: x[:, None], out)
-        out = runs(hp, shared, states, data)
+        out = runs(hp, shared, states, data, eval_data)
         return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)
 
     return block
@@ -315,6 +225,10 @@ def sweep(
     shuffle: bool = True,
     replace: bool = False,
     has_aux: bool = False,
+    eval_fn: Callable[[PyTree, PyTree], Any] | None = None,
+    eval_data: PyTree = None,
+    eval_every: int | None = None,
+    early_stopping: EarlyStopping | None = None,
     skip_nonfinite: bool = True,
     log_every: int = 1,
     max_parallel: int | None = None,
@@ -331,7 +245,7 @@ def sweep(
     ``make_optimizer(**configuration)`` is called inside the vmapped, compiled
     function with traced scalars, so every configuration (learning rates,
     momenta, a schedule's decay rate or warmup length, ...) shares one
-    compilation, and all runs advance together in one ``lax.scan``. Seed ``s``
+    compilation, and all runs advance together in one compiled loop. Seed ``s``
     uses the key ``jax.random.fold_in(key, s)``, both to initialize the
     parameters (when ``params`` is a function) and to shuffle the data, exactly
     as ``fit(..., key=jax.random.fold_in(key, s))`` would; every configuration
@@ -340,8 +254,12 @@ def sweep(
     The runs are ordered configuration-major; ``max_parallel`` bounds how many
     are vmapped together (memory grows with it): the runs then go through the
     same compiled function in equal blocks, the last one padded by repeating a
-    run whose results are dropped. Early stopping and evaluation are not part of a
-    sweep: rank by `SweepResult.best` and evaluate ``result.params``.
+    run whose results are dropped. ``eval_fn`` and ``early_stopping`` work per
+    run as in `fit`, inside the same program (a stopped run idles while the
+    others go on), so `SweepResult.best` can rank on a validation metric: it
+    ranks by ``score``, the early-stopping monitor's best value when there is
+    early stopping, else the mean training loss of the last tenth of the
+    history rows (`SweepResult.ranked_by` says which).
 
     Args:
         make_optimizer: ``make_optimizer(**configuration)`` returning an optax
@@ -368,10 +286,15 @@ def sweep(
         shuffle: permute each epoch, as in `fit`.
         replace: sample with replacement instead.
         has_aux: ``loss_fn`` returns ``(loss, aux)`` (aux a dict of scalars).
+        eval_fn: ``eval_fn(params, eval_data)``, a scalar or a dict of scalars
+            (recorded as ``eval_<name>``), run every ``eval_every`` steps.
+        eval_data: the data for ``eval_fn``.
+        eval_every: steps between evaluations (default: once per epoch).
+        early_stopping: an `EarlyStopping`, applied to every run separately.
         skip_nonfinite: skip (and count) steps whose loss or gradient is not
             finite, so a diverging configuration keeps its last finite
             parameters.
-        log_every: steps per history row; must divide the number of steps.
+        log_every: steps per history row (the last row may hold fewer steps).
         max_parallel: at most this many runs vmapped at once. Default: all of
             them on accelerators and over a mesh; on CPU, as many as hold about
             2 MB of parameters (beyond that, vmapped runs on CPU are no faster
@@ -412,9 +335,9 @@ def sweep(
         v.check_bool(name, flag)
     v.check_int("seeds", seeds)
     v.check_int("max_parallel", max_parallel, optional=True)
-    table = _configurations(hyperparams, grid)
-    optimizers = _check_make_optimizer(make_optimizer, table)
-    data, num_examples, batch_size, _, total_steps = _checks.run_length(
+    table = _table.configurations(hyperparams, grid)
+    optimizers = _table.check_make_optimizer(make_optimizer, table)
+    data, num_examples, batch_size, steps_per_epoch, total_steps = _checks.run_length(
         data, batch_size, steps, epochs, log_every
     )
     mesh = _mesh.check_mesh(
@@ -426,39 +349,32 @@ def sweep(
         params = _checks.check_params("params", params)
         abstract = params
     else:
-        abstract = _check_init(init, key)
-    _programs.check_once(
-        ("fit", batch_size, has_aux),
-        loss_fn,
-        (abstract, data),
-        lambda: _checks.check_loss_fn(
-            loss_fn, abstract, data, batch_size, has_aux=has_aux
-        ),
+        abstract = _table.check_init(init, key)
+    aux_names = _model.check_loss(
+        loss_fn, abstract, None, data, batch_size, None, has_aux=has_aux
     )
-
-    windows = total_steps // log_every
+    eval_data, eval_every, eval_names = _plan.check_eval(
+        eval_fn, eval_data, eval_every, steps_per_epoch, (abstract,)
+    )
+    stop = _plan.check_early_stopping(
+        early_stopping, eval_names, steps_per_epoch, eval_every
+    )
     cfg = _loop.LoopConfig(
-        num_examples=num_examples,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        replace=replace,
+        sampling=_sampling.Sampling(num_examples, batch_size, shuffle, replace),
         log_every=log_every,
-        windows=windows,
+        chunk_size=total_steps,
         has_aux=has_aux,
-        guard=skip_nonfinite,
-        maskable=False,
-        eval_every=None,
-        check_every=None,
-        monitor=None,
-        minimize_monitor=True,
-        min_delta=0.0,
-        patience=1,
-        restore_best=False,
+        aux_names=tuple(aux_names),
+        has_state=False,
+        step_key=False,
+        skip_nonfinite=skip_nonfinite,
+        eval=None if eval_every is None else _loop.EvalConfig(eval_every),
+        stop=stop,
         batch_sharding=_mesh.batch_sharding(mesh),
     )
     spmd_axis = _mesh.RUNS if _mesh.run_sharding(mesh) is not None else None
     how, batched, shared = _optimizers(make_optimizer, optimizers, table)
-    run_block = _compiled(how, loss_fn, init, cfg, spmd_axis)
+    run_block = _compiled(how, loss_fn, init, eval_fn, cfg, spmd_axis)
 
     # Blocks of [config_block, seed_block] runs, padded by repeating the last.
     num_configs = len(next(iter(table.values())))
@@ -478,7 +394,7 @@ def sweep(
     if mesh is not None:
         data = _mesh.place_data(mesh, data)
         key_at = _mesh.replicated(mesh)
-        params, key = jax.device_put((params, key), key_at)
+        params, key, eval_data = jax.device_put((params, key, eval_data), key_at)
         runs_at = _mesh.run_sharding(mesh) or key_at
     outputs = []  # dispatch every block before reading any
     for seed_ids in blocks(seeds, seed_block):
@@ -488,7 +404,7 @@ def sweep(
             ids = np.asarray(seed_ids, np.int32)
             if mesh is not None:
                 hp, ids = jax.device_put(hp, runs_at), jax.device_put(ids, key_at)
-            row.append(run_block(hp, shared, key, ids, params, data))
+            row.append(run_block(hp, shared, key, ids, params, data, eval_data))
         outputs.append(row)
 
     def join(*xs):
@@ -502,15 +418,6 @@ def sweep(
     def trim(x):
         return x if x.shape[:2] == (num_configs, seeds) else x[:num_configs, :seeds]
 
-    history = {k: trim(np.asarray(v)) for k, v in jax.device_get(rows).items()}
-    losses = history["loss"]
-    return SweepResult(
-        hyperparams=table,
-        seeds=seeds,
-        final_loss=losses[..., -1],
-        best_loss=np.fmin.reduce(losses, axis=-1),
-        history=history,
-        params=jax.tree.map(trim, state.params),
-        opt_state=jax.tree.map(trim, state.opt_state),
-        step=total_steps,
-    )
+    state = jax.tree.map(trim, state._replace(key=None))
+    rows = jax.tree.map(trim, jax.device_get(rows))
+    return _sweep_result.assemble(table, seeds, total_steps, stop, state, rows)

@@ -1,6 +1,6 @@
 """The NaN guard of `fit`, at the cost of one branch per chunk.
 
-A guarded step (`train.train_step` with ``cfg.guard``) applies an update only
+A guarded step (`train.train_step` with ``cfg.skip_nonfinite``) applies an update only
 when the loss and the gradient norm are finite. Branching at every step is
 not free on CPU (the branch splits the step's fusions; a select over the
 parameters and state costs a pass over them), so `run_chunk` runs a chunk
@@ -33,21 +33,18 @@ def run_chunk(
     eval_fn: Callable | None,
     cfg: _train.LoopConfig,
     state: _train.TrainState,
-    data: PyTree,
-    eval_data: PyTree,
-    active_windows: jax.Array,
-) -> tuple[_train.TrainState, dict[str, jax.Array]]:
-    """`train.run_chunk`, guarded as ``cfg.guard`` asks, with the guard paid
-    only by chunks that hold a non-finite step."""
+    *args: Any,
+) -> tuple[_train.TrainState, Any]:
+    """`train.run_chunk` (the same arguments), guarded as
+    ``cfg.skip_nonfinite`` asks, with the guard paid only by chunks that hold a
+    non-finite step."""
 
     def run(config: _train.LoopConfig):
-        return _train.run_chunk(
-            loss_fn, optimizer, eval_fn, config, state, data, eval_data, active_windows
-        )
+        return _train.run_chunk(loss_fn, optimizer, eval_fn, config, state, *args)
 
-    if not cfg.guard:
+    if not cfg.skip_nonfinite:
         return run(cfg)
-    fast = run(cfg._replace(guard=False))
+    fast = run(cfg._replace(skip_nonfinite=False))
     # Non-finite steps are counted in `skipped` with or without the guard.
     clean = fast[0].skipped == state.skipped
     return jax.lax.cond(clean, lambda: fast, lambda: run(cfg))

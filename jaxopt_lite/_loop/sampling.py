@@ -7,6 +7,8 @@ integer operations per example instead of a sort of the whole data set.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -75,6 +77,21 @@ def permute(
     return x.astype(jnp.int32)
 
 
+class Sampling(NamedTuple):
+    """How a step draws its batch (static: changing one recompiles)."""
+
+    num_examples: int
+    batch_size: int  # == num_examples without replacement: the whole data
+    shuffle: bool
+    replace: bool
+
+
+def _epoch_start(step: jax.Array, num_examples: int, batch_size: int):
+    """The epoch of ``step`` and the position of its batch's first example."""
+    epoch, within = jnp.divmod(step, num_examples // batch_size)
+    return epoch, within * batch_size
+
+
 def batch_indices(
     step: jax.Array,
     key: jax.Array,
@@ -88,27 +105,38 @@ def batch_indices(
 
     Without replacement an epoch is ``num_examples // batch_size`` steps and the
     examples left over at the end of an epoch are not used in that epoch;
-    shuffled epochs each use a fresh permutation.
+    shuffled epochs each use a fresh permutation. `sample_batch` takes exactly
+    these examples (in order it slices them instead of gathering).
     """
     if replace:
         return jax.random.randint(
             jax.random.fold_in(key, step), (batch_size,), 0, num_examples, jnp.int32
         )
-    steps_per_epoch = num_examples // batch_size
-    epoch, within = jnp.divmod(step, steps_per_epoch)
-    positions = within * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
+    epoch, start = _epoch_start(step, num_examples, batch_size)
+    positions = start + jnp.arange(batch_size, dtype=jnp.int32)
     if not shuffle:
         return positions
     return permute(positions, num_examples, key, epoch)
 
 
-def gather_batch(data, indices: jax.Array):
-    """The examples ``indices`` of every leaf of ``data`` (leading axis)."""
-    return jax.tree.map(lambda x: jnp.take(x, indices, axis=0), data)
-
-
-def slice_batch(data, start: jax.Array, size: int):
-    """``size`` consecutive examples from ``start`` of every leaf of ``data``."""
-    return jax.tree.map(
-        lambda x: jax.lax.dynamic_slice_in_dim(x, start, size, axis=0), data
+def sample_batch(sampling: Sampling, data: Any, step: jax.Array, key: jax.Array):
+    """The batch of ``step``: the whole ``data`` (full batch without
+    replacement), a slice of consecutive examples (in order), or the examples
+    `batch_indices` names, gathered (shuffled or with replacement)."""
+    n, size = sampling.num_examples, sampling.batch_size
+    if data is None or (size == n and not sampling.replace):
+        return data
+    if not (sampling.shuffle or sampling.replace):
+        start = _epoch_start(step, n, size)[1]
+        return jax.tree.map(
+            lambda x: jax.lax.dynamic_slice_in_dim(x, start, size, axis=0), data
+        )
+    indices = batch_indices(
+        step,
+        key,
+        num_examples=n,
+        batch_size=size,
+        shuffle=sampling.shuffle,
+        replace=sampling.replace,
     )
+    return jax.tree.map(lambda x: jnp.take(x, indices, axis=0), data)

@@ -2,6 +2,15 @@
 
 Nothing here validates, prints or touches the host: the drivers (`fit`,
 `minimize`, `sweep`) do that around these functions.
+
+A chunk of a training run is a ``lax.while_loop`` over *segments*: the steps
+up to the next multiple of ``log_every`` (a history row), of the evaluation
+period, of the early-stopping period, or the chunk's end, whichever comes
+first. After a segment, the row is written when it is complete (or the run
+ends), the model is evaluated when due, and early stopping checks when due;
+so every event happens at its exact step, whatever the chunking. Rows are
+summed step by step in the carried state, so a row may span chunks and the
+results do not depend on where the chunks end.
 """
 
 from __future__ import annotations
@@ -14,31 +23,33 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._loop import history as _history
 from jaxopt_lite._loop import sampling as _sampling
-from jaxopt_lite._transforms.scaling import current_learning_rate
+from jaxopt_lite._loop import stopping as _stopping
 
 PyTree = Any
+_STEP_KEY_STREAM = 0x5EED  # step keys: fold_in(fold_in(key, this), step)
+
+
+class EvalConfig(NamedTuple):
+    """Static evaluation settings."""
+
+    every: int  # evaluate at every multiple of this many steps
 
 
 class LoopConfig(NamedTuple):
     """Static (hashable) settings of a training loop; changing one recompiles."""
 
-    num_examples: int
-    batch_size: int  # == num_examples: full batch, no sampling
-    shuffle: bool
-    replace: bool
-    log_every: int  # steps per history row (one "window")
-    windows: int  # windows per compiled chunk
+    sampling: _sampling.Sampling
+    log_every: int  # steps per history row
+    chunk_size: int  # the most steps one chunk runs (sizes its row buffers)
     has_aux: bool
-    guard: bool  # skip steps whose loss or gradient is not finite
-    maskable: bool  # windows can be switched off (partial chunks, early stop)
-    eval_every: int | None
-    check_every: int | None  # early-stopping checks, in steps
-    monitor: str | None  # "loss" or an eval metric name
-    minimize_monitor: bool
-    min_delta: float
-    patience: int
-    restore_best: bool
+    aux_names: tuple[str, ...]  # the aux metrics' names (with has_aux)
+    has_state: bool  # loss_fn takes and returns a model state
+    step_key: bool  # loss_fn takes a fresh key every step
+    skip_nonfinite: bool  # skip steps whose loss or gradient is not finite
+    eval: EvalConfig | None = None  # None: no eval_fn
+    stop: _stopping.StopConfig | None = None  # None: no early stopping
     # where each batch lives (a `jax.sharding.Sharding` of its leading axis, set
     # by the drivers for data parallelism); None: wherever XLA puts it
     batch_sharding: Any = None
@@ -49,49 +60,60 @@ class TrainState(NamedTuple):
 
     params: PyTree
     opt_state: PyTree
+    model_state: PyTree  # None unless cfg.has_state
     key: jax.Array
     step: jax.Array  # int32: updates attempted so far
     skipped: jax.Array  # int32: non-finite steps skipped so far
-    loss_sum: jax.Array  # float32: training loss summed since the last check
-    loss_count: jax.Array  # int32
-    best_value: jax.Array  # float32, in "smaller is better" sign
-    best_step: jax.Array  # int32, -1 before the first check
-    bad_checks: jax.Array  # int32
-    stopped: jax.Array  # bool
-    best_params: PyTree  # params at best_step (None unless restore_best)
+    window: _history.Window
+    stop: _stopping.StopState | None  # None unless cfg.stop
+
+
+def _empty_window(cfg: LoopConfig) -> _history.Window:
+    return _history.empty_window(("loss", "grad_norm", *cfg.aux_names))
 
 
 def init_train_state(
     params: PyTree,
+    model_state: PyTree,
     optimizer: optax.GradientTransformation,
     key: jax.Array,
     cfg: LoopConfig,
 ) -> TrainState:
     """The state of a run that has not taken a step yet."""
+    stop = None
+    if cfg.stop is not None:
+        stop = _stopping.init_stop_state(cfg.stop, params, model_state)
     return TrainState(
         params=params,
         opt_state=optimizer.init(params),
+        model_state=model_state if cfg.has_state else None,
         key=key,
         step=jnp.zeros([], jnp.int32),
         skipped=jnp.zeros([], jnp.int32),
-        loss_sum=jnp.zeros([], jnp.float32),
-        loss_count=jnp.zeros([], jnp.int32),
-        best_value=jnp.full([], jnp.inf, jnp.float32),
-        best_step=jnp.full([], -1, jnp.int32),
-        bad_checks=jnp.zeros([], jnp.int32),
-        stopped=jnp.zeros([], jnp.bool_),
-        best_params=params if cfg.restore_best else None,
+        window=_empty_window(cfg),
+        stop=stop,
     )
 
 
-def _value_and_grad(loss_fn: Callable, has_aux: bool):
-    if has_aux:
-        return jax.value_and_grad(loss_fn, has_aux=True)
+def step_key(key: jax.Array, step: jax.Array) -> jax.Array:
+    """The key `fit` hands ``loss_fn`` at ``step`` (with ``step_key=True``)."""
+    return jax.random.fold_in(jax.random.fold_in(key, _STEP_KEY_STREAM), step)
 
-    def with_empty_aux(params, batch):
-        return loss_fn(params, batch), {}
 
-    return jax.value_and_grad(with_empty_aux, has_aux=True)
+def _value_and_grad(loss_fn: Callable, cfg: LoopConfig):
+    """``loss_fn`` as ``(loss, (model_state, aux))``, differentiated."""
+
+    def normalized(params, *args):
+        out = loss_fn(params, *args)
+        if cfg.has_state:
+            loss, rest = out
+            model_state, aux = rest if cfg.has_aux else (rest, {})
+        else:
+            loss, aux = out if cfg.has_aux else (out, {})
+            model_state = None
+        return loss, (model_state, aux)
+
+    return jax.value_and_grad(normalized, has_aux=True)
 
 
 def train_step(
@@ -100,27 +122,18 @@ def train_step(
     cfg: LoopConfig,
     state: TrainState,
     data: PyTree,
-) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One step: sample, differentiate, update; returns per-step metrics."""
-    if cfg.batch_size == cfg.num_examples and not cfg.replace:
-        batch = data
-    elif cfg.shuffle or cfg.replace:
-        indices = _sampling.batch_indices(
-            state.step,
-            state.key,
-            num_examples=cfg.num_examples,
-            batch_size=cfg.batch_size,
-            shuffle=cfg.shuffle,
-            replace=cfg.replace,
-        )
-        batch = _sampling.gather_batch(data, indices)
-    else:
-        start = (state.step % (cfg.num_examples // cfg.batch_size)) * cfg.batch_size
-        batch = _sampling.slice_batch(data, start, cfg.batch_size)
+) -> TrainState:
+    """One step: sample, differentiate, update, add to the row's sums."""
+    batch = _sampling.sample_batch(cfg.sampling, data, state.step, state.key)
     if cfg.batch_sharding is not None:
         batch = jax.lax.with_sharding_constraint(batch, cfg.batch_sharding)
+    args = (state.model_state, batch) if cfg.has_state else (batch,)
+    if cfg.step_key:
+        args = (*args, step_key(state.key, state.step))
 
-    (loss, aux), grads = _value_and_grad(loss_fn, cfg.has_aux)(state.params, batch)
+    (loss, (model_state, aux)), grads = _value_and_grad(loss_fn, cfg)(
+        state.params, *args
+    )
     grad_norm = _tree.tree_global_norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
@@ -130,7 +143,7 @@ def train_step(
         )
         return optax.apply_updates(state.params, updates), opt_state
 
-    if cfg.guard:
+    if cfg.skip_nonfinite:
         # A branch, not a select over params and state: a skipped step does no
         # optimizer work and a finite one pays nothing (under vmap it becomes a
         # select anyway).
@@ -139,111 +152,91 @@ def train_step(
         )
     else:
         params, opt_state = apply(None)
+    if cfg.has_state and cfg.skip_nonfinite:  # a skipped step keeps its state too
+        model_state = optax.tree.where(finite, model_state, state.model_state)
+
     loss32 = loss.astype(jnp.float32)
-    state = state._replace(
+    metrics = {"loss": loss32, "grad_norm": grad_norm, **aux}
+    window = _history.add_step(state.window, metrics, finite)
+    stop = state.stop
+    if cfg.stop is not None and stop is not None:
+        stop = _stopping.add_loss(cfg.stop, stop, loss32, finite)
+    return state._replace(
         params=params,
         opt_state=opt_state,
+        model_state=model_state,
         step=optax.safe_increment(state.step),
         skipped=state.skipped + (~finite).astype(jnp.int32),
-        loss_sum=state.loss_sum + jnp.where(finite, loss32, 0.0),
-        loss_count=state.loss_count + finite.astype(jnp.int32),
-    )
-    metrics = {"loss": loss32, "grad_norm": grad_norm, "finite": finite}
-    metrics.update({k: jnp.asarray(a, jnp.float32) for k, a in aux.items()})
-    return state, metrics
-
-
-def _window_row(
-    metrics: dict[str, jax.Array], opt_state: PyTree, step: jax.Array
-) -> dict[str, jax.Array]:
-    """Reduce a window's per-step metrics to one history row."""
-    finite = metrics.pop("finite")
-    count = finite.sum()
-    row = {
-        name: jnp.where(count > 0, jnp.where(finite, x, 0.0).sum() / count, jnp.nan)
-        for name, x in metrics.items()
-    }
-    row["skipped"] = (~finite).sum().astype(jnp.int32)
-    row["step"] = step
-    rate = current_learning_rate(opt_state)
-    if rate is not None:
-        row["learning_rate"] = rate.astype(jnp.float32)
-    return row
-
-
-def _crossed(before: jax.Array, after: jax.Array, every: int) -> jax.Array:
-    """Whether a multiple of ``every`` lies in ``(before, after]``."""
-    return after // every > before // every
-
-
-def _check(cfg: LoopConfig, state: TrainState, value: jax.Array) -> TrainState:
-    """One early-stopping check of ``value`` (already in "smaller is better")."""
-    improved = value < state.best_value - cfg.min_delta
-    bad = jnp.where(improved, 0, state.bad_checks + 1)
-    best_params = state.best_params
-    if cfg.restore_best:
-        best_params = optax.tree.where(improved, state.params, best_params)
-    return state._replace(
-        best_value=jnp.where(improved, value, state.best_value),
-        best_step=jnp.where(improved, state.step, state.best_step),
-        bad_checks=bad,
-        stopped=state.stopped | (bad >= cfg.patience),
-        best_params=best_params,
-        loss_sum=jnp.zeros_like(state.loss_sum),
-        loss_count=jnp.zeros_like(state.loss_count),
+        window=window,
+        stop=stop,
     )
 
 
-def run_window(
-    loss_fn: Callable,
-    optimizer: optax.GradientTransformationExtraArgs,
-    eval_fn: Callable | None,
-    cfg: LoopConfig,
-    state: TrainState,
-    data: PyTree,
-    eval_data: PyTree,
-) -> tuple[TrainState, dict[str, jax.Array]]:
-    """``cfg.log_every`` steps, then eval and early stopping when due."""
-    start = state.step
-
-    def step(state, _):
-        return train_step(loss_fn, optimizer, cfg, state, data)
-
-    state, metrics = jax.lax.scan(step, state, length=cfg.log_every)
-    row = _window_row(metrics, state.opt_state, state.step)
-
-    if eval_fn is not None and cfg.eval_every is not None:
-        shape = jax.eval_shape(eval_fn, state.params, eval_data)
-        nans = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, jnp.float32), shape)
-        due = _crossed(start, state.step, cfg.eval_every)
-        evals = jax.lax.cond(
-            due,
-            lambda p: jax.tree.map(
-                lambda x: jnp.asarray(x, jnp.float32), eval_fn(p, eval_data)
-            ),
-            lambda p: nans,
-            state.params,
-        )
-        row.update(eval_names(evals))
-        row["evaluated"] = due
-
-    if cfg.monitor is not None and cfg.check_every is not None:
-        if cfg.monitor == "loss":
-            value = state.loss_sum / jnp.maximum(state.loss_count, 1)
-            value = jnp.where(state.loss_count > 0, value, jnp.nan)
-        else:
-            value = row[cfg.monitor]
-        value = value if cfg.minimize_monitor else -value
-        due = _crossed(start, state.step, cfg.check_every)
-        state = jax.lax.cond(due, lambda s: _check(cfg, s, value), lambda s: s, state)
-    return state, row
+def _evaluate(eval_fn: Callable, cfg: LoopConfig, state: TrainState, eval_data):
+    args = (state.model_state, eval_data) if cfg.has_state else (eval_data,)
+    out = _history.eval_names(eval_fn(state.params, *args))
+    return {k: jnp.asarray(x, jnp.float32) for k, x in out.items()}
 
 
-def eval_names(evals: Any) -> dict[str, Any]:
-    """Name ``eval_fn``'s output: ``eval_<key>`` for a dict, else ``eval_loss``."""
-    if isinstance(evals, dict):
-        return {f"eval_{k}": v for k, v in evals.items()}
-    return {"eval_loss": evals}
+def _next_boundary(cfg: LoopConfig, step: jax.Array, end: jax.Array) -> jax.Array:
+    """The first step after ``step`` where a row, an evaluation or a check is
+    due, or ``end``."""
+    periods = {cfg.log_every}
+    if cfg.eval is not None:
+        periods.add(cfg.eval.every)
+    if cfg.stop is not None:
+        periods.add(cfg.stop.every)
+    nxt = end
+    for p in sorted(periods):
+        nxt = jnp.minimum(nxt, (step // p + 1) * p)
+    return nxt
+
+
+def _close_row(cfg: LoopConfig, state: TrainState, train, n_train, total_steps):
+    """Write the row being built (kept when complete or at the run's end) and
+    start the next one; rows are written unconditionally, without a branch."""
+    done = (state.step % cfg.log_every == 0) | (state.step == total_steps)
+    train = _history.write(
+        train, n_train, _history.row(state.window, state.step, state.opt_state)
+    )
+    fresh = _empty_window(cfg)
+    window = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh, state.window)
+    return state._replace(window=window), train, n_train + done.astype(jnp.int32)
+
+
+def _maybe_evaluate(eval_fn, cfg: LoopConfig, state: TrainState, eval_data):
+    """``(due, metrics)``: the metrics are NaN when no evaluation is due."""
+    assert cfg.eval is not None
+    due = state.step % cfg.eval.every == 0
+    shape = jax.eval_shape(lambda s: _evaluate(eval_fn, cfg, s, eval_data), state)
+    results = jax.lax.cond(
+        due,
+        lambda s: _evaluate(eval_fn, cfg, s, eval_data),
+        lambda s: {k: jnp.full([], jnp.nan, jnp.float32) for k in shape},
+        state,
+    )
+    return due, results
+
+
+def _maybe_check(cfg: LoopConfig, state: TrainState, results) -> TrainState:
+    """An early-stopping check when one is due."""
+    stop_cfg = cfg.stop
+    assert stop_cfg is not None and state.stop is not None
+    value = _stopping.monitored(stop_cfg, state.stop, results)
+    stop = jax.lax.cond(
+        state.step % stop_cfg.every == 0,
+        lambda s: _stopping.check(
+            stop_cfg, s.stop, value, s.step, s.params, s.model_state
+        ),
+        lambda s: s.stop,
+        state,
+    )
+    return state._replace(stop=stop)
+
+
+def _ran(buffer: dict[str, jax.Array], count: jax.Array) -> jax.Array:
+    size = len(next(iter(buffer.values()))) if buffer else 0
+    return jnp.arange(size) < count
 
 
 def run_chunk(
@@ -254,25 +247,54 @@ def run_chunk(
     state: TrainState,
     data: PyTree,
     eval_data: PyTree,
-    active_windows: jax.Array,
-) -> tuple[TrainState, dict[str, jax.Array]]:
-    """``cfg.windows`` windows; only the first ``active_windows`` run (when
-    ``cfg.maskable``), and none after early stopping. Returns the final state
-    and one history row per window (rows of inactive windows are junk)."""
+    steps: jax.Array,
+    total_steps: jax.Array,
+) -> tuple[TrainState, _history.ChunkRows]:
+    """Up to ``steps`` (<= ``cfg.chunk_size``) more steps, ending early at
+    ``total_steps`` or when early stopping stops the run; the last row of the
+    run may hold fewer than ``log_every`` steps. Returns the state and the
+    rows written, with masks of the rows that ran."""
+    end = jnp.minimum(state.step + steps, total_steps)
+    train = _history.buffers(
+        jax.eval_shape(lambda s: _history.row(s.window, s.step, s.opt_state), state),
+        cfg.chunk_size // cfg.log_every + 2,
+    )
+    evals: dict[str, jax.Array] = {}
+    if cfg.eval is not None and eval_fn is not None:
+        shape = jax.eval_shape(lambda s: _evaluate(eval_fn, cfg, s, eval_data), state)
+        evals = _history.buffers(
+            {"eval_step": state.step, **shape}, cfg.chunk_size // cfg.eval.every + 2
+        )
+    zero = jnp.zeros([], jnp.int32)
 
-    def window(state):
-        return run_window(loss_fn, optimizer, eval_fn, cfg, state, data, eval_data)
+    def running(carry):
+        state = carry[0]
+        if state.stop is None:
+            return state.step < end
+        return (state.step < end) & ~state.stop.stopped
 
-    if not cfg.maskable:
-        return jax.lax.scan(lambda s, _: window(s), state, length=cfg.windows)
+    def segment(carry):
+        state, train, n_train, evals, n_evals = carry
+        nxt = _next_boundary(cfg, state.step, end)
+        state = jax.lax.while_loop(
+            lambda s: s.step < nxt,
+            lambda s: train_step(loss_fn, optimizer, cfg, s, data),
+            state,
+        )
+        state, train, n_train = _close_row(cfg, state, train, n_train, total_steps)
+        results: dict[str, jax.Array] = {}
+        if evals:
+            due, results = _maybe_evaluate(eval_fn, cfg, state, eval_data)
+            row = {"eval_step": state.step, **results}
+            evals = _history.write(evals, n_evals, row)
+            n_evals = n_evals + due.astype(jnp.int32)
+        if cfg.stop is not None:
+            state = _maybe_check(cfg, state, results)
+        return state, train, n_train, evals, n_evals
 
-    row_shape = jax.eval_shape(window, state)[1]
-
-    def skip(state):
-        return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), row_shape)
-
-    def body(state, w):
-        active = (w < active_windows) & ~state.stopped
-        return jax.lax.cond(active, window, skip, state)
-
-    return jax.lax.scan(body, state, jnp.arange(cfg.windows))
+    state, train, n_train, evals, n_evals = jax.lax.while_loop(
+        running, segment, (state, train, zero, evals, zero)
+    )
+    return state, _history.ChunkRows(
+        train, _ran(train, n_train), evals, _ran(evals, n_evals)
+    )

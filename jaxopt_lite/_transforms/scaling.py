@@ -174,8 +174,9 @@ def current_learning_rate(opt_state: Any) -> jax.Array | None:
 
     Finds the first field or dictionary entry named ``learning_rate`` in the
     state tree: the rate last applied by `scale_by_learning_rate`, or the
-    hyper-parameter held by `inject_hyperparams` (ours or optax's).
-    Before the first update it is the rate of step 0.
+    hyper-parameter held by `inject_hyperparams` (ours or optax's), also
+    inside the ``Variable`` wrappers of a flax ``nnx.Optimizer``'s
+    ``opt_state``. Before the first update it is the rate of step 0.
 
     Args:
         opt_state: the state of any optimizer built from this package's pieces
@@ -192,7 +193,10 @@ def current_learning_rate(opt_state: Any) -> jax.Array | None:
     """
     paths = jax.tree_util.tree_flatten_with_path(opt_state)[0]
     for path, leaf in paths:
-        if path and _key_name(path[-1]) == "learning_rate":
+        names = [_key_name(k) for k in path]
+        if len(names) > 1 and names[-1] == "value":
+            names.pop()  # flax nnx keeps each array in a Variable's `.value`
+        if names and names[-1] == "learning_rate":
             return jnp.asarray(leaf)
     return None
 

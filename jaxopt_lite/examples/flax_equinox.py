@@ -17,6 +17,10 @@ both; only the way of separating parameters from the model differs:
   ``None``) and ``static`` everything else; the loss reassembles it with
   ``eqx.combine(params, static)``, and so does the caller after training.
 
+Models with batch norm (a state that is not trained by gradients) and dropout
+(a fresh key every step) are shown in the CNN examples `cnn_flax_linen`,
+`cnn_flax_nnx` and `cnn_equinox`, with ``fit(..., state=, step_key=True)``.
+
 All three fit the same noisy curve $y = \sin(3x) + \varepsilon$ with a small
 tanh MLP and `jaxopt_lite.adam`. Each part is skipped, with a message, when its
 library is not installed (``pip install flax equinox``); nothing here is a

@@ -1,0 +1,82 @@
+"""History rows inside the compiled loop (layer 2): sums, means, buffers."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_lite._transforms.scaling import current_learning_rate
+
+PyTree = Any
+
+
+class Window(NamedTuple):
+    """Sums of the history row being built."""
+
+    sums: dict[str, jax.Array]  # float32 sums over its finite steps
+    finite: jax.Array  # int32: finite steps
+    skipped: jax.Array  # int32: non-finite steps
+
+
+class ChunkRows(NamedTuple):
+    """The rows a chunk wrote, in fixed-size buffers with explicit masks."""
+
+    train: dict[str, jax.Array]  # "step", "loss", ... : [rows]
+    train_ran: jax.Array  # bool [rows]: the rows written
+    evals: dict[str, jax.Array]  # "eval_step", "eval_<metric>": [evals]
+    evals_ran: jax.Array  # bool [evals]
+
+
+def empty_window(names: tuple[str, ...]) -> Window:
+    """A row with no step yet, summing the metrics ``names``."""
+    zero = jnp.zeros([], jnp.int32)
+    return Window({k: jnp.zeros([], jnp.float32) for k in names}, zero, zero)
+
+
+def add_step(window: Window, metrics: dict[str, Any], finite: jax.Array) -> Window:
+    """Add one step's metrics (counted only when ``finite``)."""
+    return Window(
+        sums={
+            k: s + jnp.where(finite, jnp.asarray(metrics[k], jnp.float32), 0.0)
+            for k, s in window.sums.items()
+        },
+        finite=window.finite + finite.astype(jnp.int32),
+        skipped=window.skipped + (~finite).astype(jnp.int32),
+    )
+
+
+def row(window: Window, step: jax.Array, opt_state: PyTree) -> dict[str, jax.Array]:
+    """The history row of ``window``: means over its finite steps (NaN when
+    there was none), ``skipped``, ``step`` and the last ``learning_rate``."""
+    count = window.finite
+    out = {
+        k: jnp.where(count > 0, s / jnp.maximum(count, 1), jnp.nan)
+        for k, s in window.sums.items()
+    }
+    out["skipped"] = window.skipped
+    out["step"] = step
+    rate = current_learning_rate(opt_state)
+    if rate is not None:
+        out["learning_rate"] = rate.astype(jnp.float32)
+    return out
+
+
+def eval_names(evals: Any) -> dict[str, Any]:
+    """Name ``eval_fn``'s output: ``eval_<key>`` for a dict, else ``eval_loss``."""
+    if isinstance(evals, dict):
+        return {f"eval_{k}": v for k, v in evals.items()}
+    return {"eval_loss": evals}
+
+
+def buffers(fields: dict[str, Any], size: int) -> dict[str, jax.Array]:
+    """Zeroed ``[size]`` buffers for rows with the given fields."""
+    return {k: jnp.zeros((size, *x.shape), x.dtype) for k, x in fields.items()}
+
+
+def write(
+    buffer: dict[str, jax.Array], at: jax.Array, values: dict[str, Any]
+) -> dict[str, jax.Array]:
+    """``buffer`` with row ``at`` set to ``values``."""
+    return {k: b.at[at].set(values[k]) for k, b in buffer.items()}

@@ -49,7 +49,7 @@ def test_a_constant_loss_is_refused(constant):
         jol.fit(lambda p, b: constant, PARAMS, OPT, DATA, steps=2)
     with pytest.raises(
         TypeError,
-        match=r"fun returned a constant, .*no gradient with respect to params",
+        match=r"fun returned a constant, .*no gradient with respect to x",
     ):
         jol.minimize(lambda x: constant, PARAMS, OPT, steps=2)
     with pytest.raises(TypeError, match=r"loss_fn returned a constant"):

@@ -284,31 +284,6 @@ def check_fresh(directory: Any, *, resume: Any, overwrite: Any) -> None:
         )
 
 
-def check_resume(
-    directory: Any,
-    metadata: Mapping[str, Any],
-    settings: Mapping[str, Any],
-    step: int,
-    total_steps: int,
-) -> None:
-    """Refuse to resume a checkpoint written with other ``settings`` (the
-    entries of ``metadata`` that must match this run) or already past this
-    run's ``total_steps``."""
-    for name, value in settings.items():
-        if metadata.get(name) != value:
-            raise ValueError(
-                f"the checkpoint in {directory} was written with "
-                f"{name}={metadata.get(name)!r}, but this call has {name}={value!r}; "
-                "resume with the same settings."
-            )
-    if step > total_steps:
-        raise ValueError(
-            f"the checkpoint in {directory} is at step {step}, past the "
-            f"{total_steps} steps of this run: ask for at least {step} steps to "
-            "resume it, or start over with overwrite=True."
-        )
-
-
 def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
     r"""Load the checkpoint in ``directory``, checked against the tree ``like``.
 

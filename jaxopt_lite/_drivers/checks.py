@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._loop import train as _loop
+from jaxopt_lite._loop import history as _history
 
 PyTree = Any
 
@@ -137,7 +137,7 @@ def check_scalar_output(
     args: tuple,
     *,
     has_aux: bool,
-    argnames: Sequence[str] = ("params",),
+    argnames: Sequence[str],
 ) -> Any:
     """Trace ``fun(*args)`` abstractly; it must accept ``len(argnames)``
     positional arguments and return a real JAX scalar (with ``has_aux``, a pair
@@ -318,45 +318,20 @@ def run_length(
     return RunLength(data, num_examples, batch_size, steps_per_epoch, total_steps)
 
 
-def check_loss_fn(
-    loss_fn: Callable, params: PyTree, data: PyTree, batch_size: int, *, has_aux: bool
-) -> None:
-    """Trace ``loss_fn(params, batch)`` abstractly on a batch of ``batch_size``
-    examples: a real scalar loss, and with ``has_aux`` a dict of scalars."""
-    sample = (
-        None
-        if data is None
-        else jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype), data
-        )
-    )
-    aux = check_scalar_output(
-        "loss_fn",
-        loss_fn,
-        (params, sample),
-        has_aux=has_aux,
-        argnames=("params", "batch"),
-    )
-    if has_aux and not (
-        isinstance(aux, dict)
-        and all(getattr(a, "shape", None) == () for a in aux.values())
-    ):
-        raise TypeError(
-            f"with has_aux=True, loss_fn's aux must be a dict of scalars; got {aux!r}."
-        )
-
-
 def check_eval_fn(
-    eval_fn: Callable, params: PyTree, eval_data: PyTree
+    eval_fn: Callable,
+    args: tuple,
+    eval_data: PyTree,
+    argnames: Sequence[str] = ("params", "eval_data"),
 ) -> tuple[PyTree, list[str]]:
     """Check ``eval_data`` (converted to JAX arrays) and trace
-    ``eval_fn(params, eval_data)`` abstractly: it must take two positional
-    arguments and return a scalar or a dict of scalars. Returns
-    ``(eval_data, history names of the metrics)``."""
+    ``eval_fn(*args, eval_data)`` abstractly: it must take ``argnames`` and
+    return a scalar or a dict of scalars. Returns ``(eval_data, history names
+    of the metrics)``."""
     if eval_data is not None:
         eval_data = check_data("eval_data", eval_data)
-    check_arity("eval_fn", eval_fn, ("params", "eval_data"))
-    shapes = _loop.eval_names(jax.eval_shape(eval_fn, params, eval_data))
+    check_arity("eval_fn", eval_fn, argnames)
+    shapes = _history.eval_names(jax.eval_shape(eval_fn, *args, eval_data))
     if not all(
         isinstance(s, jax.ShapeDtypeStruct) and s.shape == () for s in shapes.values()
     ):

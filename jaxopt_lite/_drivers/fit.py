@@ -79,6 +79,7 @@ def fit(
     callbacks: Sequence[Callback] | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     mesh: jax.sharding.Mesh | None = None,
 ) -> FitResult:
     r"""Train with minibatch gradient steps in one compiled loop.
@@ -166,6 +167,10 @@ def fit(
             is bit-identical to an uninterrupted run. The settings, the history
             columns (``eval_fn``, aux metrics) and the model must be those of
             the checkpoint, and the run at least as long.
+        overwrite: start over even though ``checkpoint_dir`` holds a
+            checkpoint (replaced at the first save). Without ``resume`` or
+            ``overwrite``, an existing checkpoint is an error, never silently
+            overwritten.
         mesh: a `jax.sharding.Mesh` with an axis named ``"data"`` for data
             parallelism: batches (and the data, when its size divides) are split
             over that axis, parameters, optimizer and model state are
@@ -193,7 +198,7 @@ def fit(
         eval_every=eval_every, early_stopping=early_stopping,
         skip_nonfinite=skip_nonfinite, log_every=log_every, chunk_size=chunk_size,
         progress=progress, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
-        resume=resume, mesh=mesh,
+        resume=resume, overwrite=overwrite, mesh=mesh,
     )  # fmt: skip
     init, chunk = _compiled(loss_fn, optimizer, eval_fn, plan.cfg)
     start_state, rows = _run.start(plan, init)

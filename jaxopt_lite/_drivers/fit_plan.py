@@ -9,23 +9,21 @@ tracing (``jax.eval_shape``).
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._drivers import checkpoint as _checkpoint
 from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers import model_checks as _model
 from jaxopt_lite._drivers.loggers import Callback
 from jaxopt_lite._drivers.progress import Progress
-from jaxopt_lite._loop import history as _history
 from jaxopt_lite._loop import sampling as _sampling
 from jaxopt_lite._loop import train as _loop
 from jaxopt_lite._loop.stopping import StopConfig
@@ -112,26 +110,7 @@ def check_early_stopping(
             f"early_stopping must be an EarlyStopping, got {early_stopping!r}."
         )
     stop = early_stopping
-    v.check_int("early_stopping.patience", stop.patience)
-    if stop.mode not in ("min", "max"):
-        raise ValueError(f"early_stopping.mode={stop.mode!r}: use 'min' or 'max'.")
-    delta = stop.min_delta
-    if not (
-        isinstance(delta, numbers.Real)
-        and not isinstance(delta, bool)
-        and math.isfinite(delta)
-        and delta >= 0
-    ):
-        raise ValueError(
-            f"early_stopping.min_delta={delta!r} is not allowed: it must be a "
-            "finite number >= 0."
-        )
-    v.check_bool("early_stopping.restore_best", stop.restore_best)
-    if not isinstance(stop.monitor, str):
-        raise TypeError(
-            f"early_stopping.monitor={stop.monitor!r} is not allowed: give 'loss' "
-            f"or the name of a metric of eval_fn ({list(eval_names)})."
-        )
+    _checks.check_early_stopping(stop)
     if stop.monitor == "loss":
         monitor, every = "loss", steps_per_epoch
     else:
@@ -149,7 +128,7 @@ def check_early_stopping(
         monitor=monitor,
         every=every,
         mode=stop.mode,
-        min_delta=float(delta),
+        min_delta=float(stop.min_delta),
         patience=stop.patience,
         restore_best=stop.restore_best,
     )
@@ -168,16 +147,11 @@ def check_eval(
         return None, None, []
     v.check_callable("eval_fn", eval_fn)
     v.check_int("eval_every", eval_every, optional=True)
-    if eval_data is not None:
-        eval_data = jax.tree.map(jnp.asarray, eval_data)
-    shape = _history.eval_names(jax.eval_shape(eval_fn, *args, eval_data))
-    if not all(
-        isinstance(s, jax.ShapeDtypeStruct) and s.shape == () for s in shape.values()
-    ):
-        raise TypeError(
-            f"eval_fn must return a scalar or a dict of scalars; it returned {shape!r}."
-        )
-    return eval_data, eval_every or steps_per_epoch, list(shape)
+    argnames = (
+        ("params", "state", "eval_data") if len(args) == 2 else ("params", "eval_data")
+    )
+    eval_data, names = _checks.check_eval_fn(eval_fn, args, eval_data, argnames)
+    return eval_data, eval_every or steps_per_epoch, names
 
 
 def _check_callbacks(callbacks: Any) -> tuple[Callback, ...]:
@@ -247,6 +221,7 @@ def plan_fit(
     callbacks: Any,
     checkpoint_dir: Any,
     resume: Any,
+    overwrite: Any,
     mesh: Any,
 ) -> FitPlan:
     """Check every argument of `fit` (see there) and lay the run out."""
@@ -289,8 +264,7 @@ def plan_fit(
     )
     stop = check_early_stopping(early_stopping, eval_names, steps_per_epoch, eval_every)
 
-    if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir.")
+    _checkpoint.check_fresh(checkpoint_dir, resume=resume, overwrite=overwrite)
     cfg = _loop.LoopConfig(
         sampling=_sampling.Sampling(num_examples, batch_size, shuffle, replace),
         log_every=log_every,

@@ -115,10 +115,6 @@ def start(plan: FitPlan, init) -> tuple[PyTree, list[dict[str, np.ndarray]]]:
     rows: list[dict[str, np.ndarray]] = []
     directory = plan.checkpoint_dir
     if plan.resume and directory is not None:
-        if not _checkpoint.has_checkpoint(directory):
-            raise FileNotFoundError(
-                f"resume=True but there is no checkpoint in {plan.checkpoint_dir}."
-            )
         _check_resumable(plan)
         saved = _checkpoint.load_checkpoint(directory, state)
         state = saved.tree

@@ -123,10 +123,13 @@ def check_loss(
     )
     has_state = model_state is not None
     args: tuple = (params, model_state, sample) if has_state else (params, sample)
+    names: tuple = ("params", "state", "batch") if has_state else ("params", "batch")
     if key is not None:
-        args = (*args, key)
+        args, names = (*args, key), (*names, "key")
     if not has_state:
-        aux = _checks.check_scalar_output("loss_fn", loss_fn, args, has_aux=has_aux)
+        aux = _checks.check_scalar_output(
+            "loss_fn", loss_fn, args, has_aux=has_aux, argnames=names
+        )
     else:
         shape = "(loss, (new_state, aux))" if has_aux else "(loss, new_state)"
         out = jax.eval_shape(loss_fn, *args)
@@ -135,7 +138,9 @@ def check_loss(
                 f"with state=, loss_fn(params, state, batch) must return {shape}; "
                 f"it returned {out!r}."
             )
-        rest = _checks.check_scalar_output("loss_fn", loss_fn, args, has_aux=True)
+        rest = _checks.check_scalar_output(
+            "loss_fn", loss_fn, args, has_aux=True, argnames=names
+        )
         aux = None
         if has_aux:
             if not (isinstance(rest, tuple) and len(rest) == 2):

@@ -85,7 +85,7 @@ def named_chain(
         >>> updates, state = opt.update(jnp.array([5.0]), opt.init(None))
         >>> updates
         Array([-0.1], dtype=float32)
-        >>> state["lr"].learning_rate
+        >>> state["lr"].applied_rate
         Array(0.1, dtype=float32)
     """
     if not named_transforms:

@@ -98,6 +98,27 @@ def scale_by_polyak(
             0.0,
             jnp.minimum(gap / denominator, max_learning_rate),
         )
-        return _tree.tree_scale(step, updates), state
+        scaled = _tree.tree_scale(step, updates)
+        # Where the squared norm overflows (finite updates), gap / |g|^2
+        # underflows: scale by (gap / |g|) (g / |g|) instead.
+        return jax.lax.cond(
+            jnp.isinf(sq_norm),
+            lambda: _overflowed(updates, gap, max_learning_rate),
+            lambda: scaled,
+        ), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _overflowed(updates, gap, max_learning_rate):
+    """Polyak's step ``min(gap / |g|^2, max) g`` for updates whose squared norm
+    overflows, from the overflow-safe norm (NaN or infinite updates stay so)."""
+    norm = _tree.tree_global_norm(updates)
+    step_times_norm = gap / norm
+    capped = step_times_norm / norm >= max_learning_rate
+    return jax.tree.map(
+        lambda g: jnp.where(
+            capped, max_learning_rate * g, step_times_norm * (g / norm)
+        ).astype(g.dtype),
+        updates,
+    )

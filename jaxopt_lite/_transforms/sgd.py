@@ -112,8 +112,11 @@ def momentum_ema(
 
     def update_fn(updates, state, params=None):
         del params
-        ema = _tree.tree_update_moment(updates, state.ema, decay, 1)
-        out = jax.tree.map(lambda m, g: m.astype(g.dtype), ema, updates)
+        # The updates come from the average before it is rounded to the
+        # buffer's dtype (as optax.ema does; the same for float32 buffers).
+        raw = jax.tree.map(lambda g, m: decay * m + (1 - decay) * g, updates, state.ema)
+        out = cast_like(raw, updates)
+        ema = cast_like(raw, state.ema)
         return out, MomentumState(optax.safe_increment(state.count), ema)
 
     return optax.GradientTransformation(init_fn, update_fn)

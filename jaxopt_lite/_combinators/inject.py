@@ -19,11 +19,13 @@ from jaxopt_lite._core.validate import check_dtype
 
 class InjectHyperparamsState(NamedTuple):
     """Update count (int32, saturating), the hyper-parameters used by the last
-    update (a dict of scalar arrays; before the first update, those of step 0)
-    and the state of the inner transform."""
+    update (a dict of scalar arrays; before the first update, those of step 0),
+    the states of the stateful schedules (a dict, empty when there are none)
+    and the state of the inner transform: optax's layout."""
 
     count: jax.Array
     hyperparams: dict[str, jax.Array]
+    hyperparams_states: dict[str, Any]
     inner_state: Any
 
 
@@ -57,9 +59,12 @@ def inject_hyperparams(
     (``jnp.asarray(0.01, jnp.float32)``, not the Python float ``0.01``).
 
     Integer hyper-parameters are stored as int32 arrays; name them in
-    ``static_args`` when ``F`` needs a Python ``int``. Schedules are functions
-    of the step; optax's stateful schedules are not supported (hence no
-    ``hyperparams_states`` field in the state).
+    ``static_args`` when ``F`` needs a Python ``int``. A stateful schedule
+    (an object with ``init()``, ``update(state, **extra_args)`` and
+    ``__call__(state, **extra_args)``, like optax's ``StatefulSchedule``)
+    keeps its state in ``state.hyperparams_states``: each update uses its
+    value at the current schedule state, then advances that state, both with
+    the extra keyword arguments of ``update`` (such as ``value=``).
 
     Args:
         inner_factory: a function returning a gradient transformation, such as
@@ -135,17 +140,15 @@ def inject_hyperparams(
                     )
             else:
                 arguments[pname] = value
-        schedules, numeric, other = {}, {}, {}
+        schedules, stateful, numeric, other = {}, {}, {}, {}
         for pname, value in arguments.items():
             if pname in static or isinstance(value, (bool, np.bool_, type, np.dtype)):
                 other[pname] = value  # flags and dtypes (a dtype class is callable)
+            elif (
+                callable(value) and hasattr(value, "init") and hasattr(value, "update")
+            ):
+                stateful[pname] = value
             elif callable(value):
-                if hasattr(value, "init") and hasattr(value, "update"):
-                    raise TypeError(
-                        f"{pname}: stateful schedules (init/update objects) are not "
-                        "supported; give a function step -> value, or use "
-                        "optax.inject_hyperparams."
-                    )
                 schedules[pname] = value
             elif _is_numeric(value):
                 numeric[pname] = value
@@ -156,6 +159,7 @@ def inject_hyperparams(
             **other,
             **numeric,
             **{k: s(jnp.zeros([], jnp.int32)) for k, s in schedules.items()},
+            **{k: f(f.init()) for k, f in stateful.items()},
         )
 
         def build(hyperparams):
@@ -173,15 +177,22 @@ def inject_hyperparams(
             hyperparams.update(
                 {k: _as_array(s(count), dtype) for k, s in schedules.items()}
             )
+            states = {k: f.init() for k, f in stateful.items()}
+            hyperparams.update(
+                {k: _as_array(f(states[k]), dtype) for k, f in stateful.items()}
+            )
             inner_state = build(hyperparams).init(params)
-            return InjectHyperparamsState(count, hyperparams, inner_state)
+            return InjectHyperparamsState(count, hyperparams, states, inner_state)
 
         def update_fn(updates, state, params=None, **extra_args):
             dtype = float_dtype(params)
             hyperparams = {}
             for k, x in state.hyperparams.items():
-                if k in schedules:
-                    x = schedules[k](state.count)
+                if k in schedules or k in stateful:
+                    if k in schedules:
+                        x = schedules[k](state.count)
+                    else:
+                        x = stateful[k](state.hyperparams_states[k], **extra_args)
                     old_dtype = jnp.result_type(state.hyperparams[k])
                     if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
                         x = jnp.asarray(x, old_dtype)
@@ -190,7 +201,13 @@ def inject_hyperparams(
                 updates, state.inner_state, params, **extra_args
             )
             count = optax.safe_increment(state.count)
-            return updates, InjectHyperparamsState(count, hyperparams, inner_state)
+            states = {
+                k: f.update(state.hyperparams_states[k], **extra_args)
+                for k, f in stateful.items()
+            }
+            return updates, InjectHyperparamsState(
+                count, hyperparams, states, inner_state
+            )
 
         return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -18,6 +18,18 @@ import jax.numpy as jnp
 PyTree = Any
 
 
+def as_arrays(tree: PyTree) -> PyTree:
+    """Python numbers among the leaves become (weakly typed) JAX arrays, so
+    every leaf has a ``dtype`` and a ``shape``; other leaves are kept."""
+
+    def one(x):
+        if isinstance(x, (int, float, complex)) and not isinstance(x, bool):
+            return jnp.asarray(x)
+        return x
+
+    return jax.tree.map(one, tree)
+
+
 def tree_scale(scalar: jax.typing.ArrayLike, tree: PyTree) -> PyTree:
     """Multiply every leaf by ``scalar``, keeping the leaf's dtype."""
     return jax.tree.map(lambda x: (scalar * x).astype(x.dtype), tree)

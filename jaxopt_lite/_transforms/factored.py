@@ -13,7 +13,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import real_dtype
+from jaxopt_lite._core.dtypes import state_dtype
 from jaxopt_lite._core.validate import check_bool
 
 
@@ -116,7 +116,7 @@ def scale_by_factored_rms(
         return _factored_axes(x.shape, factored, min_dim_size_to_factor)
 
     def init_leaf(p):
-        dtype = real_dtype(p)
+        dtype = state_dtype(p, real=True)
         unused = jnp.zeros((1,), dtype)
         axes = axes_of(p)
         if axes is None:

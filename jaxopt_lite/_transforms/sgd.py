@@ -11,7 +11,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import cast_like
+from jaxopt_lite._core.dtypes import cast_like, zeros_like
 from jaxopt_lite._core.validate import check_bool, check_dtype
 
 
@@ -59,12 +59,12 @@ def trace(
         Sutskever et al., *On the importance of initialization and momentum in
         deep learning*, 2013.
     """
-    v.check_decay("decay", decay)
+    v.check_range("decay", decay, 0.0, 1.0)  # 1: a plain sum, as optax allows
     check_bool("nesterov", nesterov)
     accumulator_dtype = check_dtype("accumulator_dtype", accumulator_dtype)
 
     def init_fn(params):
-        return TraceState(trace=optax.tree.zeros_like(params, dtype=accumulator_dtype))
+        return TraceState(trace=zeros_like(params, dtype=accumulator_dtype))
 
     def update_fn(updates, state, params=None):
         del params

@@ -70,8 +70,11 @@ def add_decayed_weights(
                 "update(updates, state, params)."
             )
         rate = weight_decay(state.count) if callable(weight_decay) else weight_decay
-        new_updates = jax.tree.map(
-            lambda g, p: (g + rate * p).astype(g.dtype), updates, params
+        new_updates = jax.tree.map(  # None updates stay None, as in optax
+            lambda g, p: None if g is None else (g + rate * p).astype(g.dtype),
+            updates,
+            params,
+            is_leaf=lambda x: x is None,
         )
         return new_updates, AddDecayedWeightsState(optax.safe_increment(state.count))
 

@@ -99,10 +99,12 @@ def scale_by_polyak(
             jnp.minimum(gap / denominator, max_learning_rate),
         )
         scaled = _tree.tree_scale(step, updates)
-        # Where the squared norm overflows (finite updates), gap / |g|^2
-        # underflows: scale by (gap / |g|) (g / |g|) instead.
+        # Where the squared norm overflows (or is so large that gap / |g|^2 is
+        # below the smallest normal float and flushes to 0), scale by
+        # (gap / |g|) (g / |g|) instead.
+        large = sq_norm >= 1 / jnp.finfo(sq_norm.dtype).tiny
         return jax.lax.cond(
-            jnp.isinf(sq_norm),
+            large,
             lambda: _overflowed(updates, gap, max_learning_rate),
             lambda: scaled,
         ), state

@@ -230,15 +230,14 @@ def _walk(node: Any) -> tuple[Any, Any, Any]:
         return node.applied_rate, None, None
     if isinstance(node, _PLATEAU_STATES):
         return None, None, node.scale
-    children = _children(node)
     if isinstance(node, PartitionState):
-        for _, child in children:
+        for _, child in _children(node.inner_states):
             rate, after, _ = _walk(child)
             if rate is not None:
                 return rate, after, None
         return None, None, None
     rate, after, total = None, None, None
-    for key, child in children:
+    for key, child in _children(node):
         if rate is None and key == "learning_rate" and _is_scalar(child):
             rate = child
             continue

@@ -108,7 +108,9 @@ def ema_params(
         def weight(m):  # in the average's precision (float64 for float64)
             if not debias:
                 return 1 - decay
-            return (1 - decay) / (1 - decay ** count.astype(_tree.compute_dtype(m)))
+            return (1 - decay) / (
+                1 - decay ** jnp.asarray(count).astype(_tree.compute_dtype(m))
+            )
 
         ema = jax.tree.map(
             lambda m, p, u: (m + weight(m) * ((p + u).astype(m.dtype) - m)).astype(

@@ -76,7 +76,7 @@ def inject_hyperparams(
             but at least float32: float32 for float32, bfloat16, float16 or
             complex64 parameters, float64 for float64 ones. (optax uses the
             parameters' dtype, which rounds ``b2=0.999`` to ``1.0`` in
-            bfloat16.)
+            bfloat16: docs/optax-differences.md.)
 
     Returns:
         A factory with the same arguments as ``inner_factory`` that returns an
@@ -178,8 +178,10 @@ def inject_hyperparams(
                 {k: _as_array(s(count), dtype) for k, s in schedules.items()}
             )
             states = {k: f.init() for k, f in stateful.items()}
+            # A stateful schedule's value may start as an integer (a running
+            # total from 0) and become a float: it is stored as a float.
             hyperparams.update(
-                {k: _as_array(f(states[k]), dtype) for k, f in stateful.items()}
+                {k: _as_float(f(states[k]), dtype) for k, f in stateful.items()}
             )
             inner_state = build(hyperparams).init(params)
             return InjectHyperparamsState(count, hyperparams, states, inner_state)
@@ -188,12 +190,12 @@ def inject_hyperparams(
             dtype = float_dtype(params)
             hyperparams = {}
             for k, x in state.hyperparams.items():
-                if k in schedules or k in stateful:
-                    if k in schedules:
-                        x = schedules[k](state.count)
-                    else:
-                        x = stateful[k](state.hyperparams_states[k], **extra_args)
-                    old_dtype = jnp.result_type(state.hyperparams[k])
+                old_dtype = jnp.result_type(x)
+                if k in stateful:
+                    x = stateful[k](state.hyperparams_states[k], **extra_args)
+                    x = _as_float(x, old_dtype)
+                elif k in schedules:
+                    x = schedules[k](state.count)
                     if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
                         x = jnp.asarray(x, old_dtype)
                 hyperparams[k] = _as_array(x, dtype)
@@ -231,3 +233,10 @@ def _as_array(value: Any, float_dtype: Any) -> jax.Array:
     if jnp.issubdtype(dtype, jnp.floating):
         dtype = float_dtype
     return jnp.asarray(value, jax.dtypes.canonicalize_dtype(dtype))
+
+
+def _as_float(value: Any, float_dtype: Any) -> jax.Array:
+    """`_as_array`, with real integers stored as ``float_dtype`` too."""
+    if jnp.issubdtype(jnp.result_type(value), jnp.integer):
+        return jnp.asarray(value, float_dtype)
+    return _as_array(value, float_dtype)

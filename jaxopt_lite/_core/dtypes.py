@@ -26,7 +26,7 @@ def state_dtype(x: Any, dtype: Any = None, *, real: bool = False) -> Any:
     ``dtype`` when given, else ``x``'s (its real dtype with ``real``).
     ``TypeError`` for an integer or boolean result: such a buffer would round
     every moment to an integer (optax keeps integer buffers too and silently
-    returns wrong updates)."""
+    returns wrong updates: docs/optax-differences.md)."""
     if dtype is None:
         dtype = real_dtype(x) if real else jnp.result_type(x)
     if not jnp.issubdtype(dtype, jnp.inexact):

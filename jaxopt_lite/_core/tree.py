@@ -128,8 +128,9 @@ def tree_global_norm(tree: PyTree) -> jax.Array:
     Overflow-safe: when the plain sum of squares overflows although every
     element is finite, the norm is recomputed from the leaves divided by their
     largest modulus (so a float32 gradient of ``1e19`` per element has a
-    finite norm). Otherwise it is exactly ``sqrt(tree_sum_squares(tree))``;
-    NaN or infinite elements give a NaN or infinite norm."""
+    finite norm; that pass only runs then). Otherwise it is exactly
+    ``sqrt(tree_sum_squares(tree))``; NaN or infinite elements give a NaN or
+    infinite norm."""
     plain = jnp.sqrt(tree_sum_squares(tree))
 
     def rescaled():
@@ -151,18 +152,13 @@ def l2_norm(
     its largest modulus along ``axis``; elsewhere it is the plain result."""
     reduce = jnp.mean if mean else jnp.sum
     plain = jnp.sqrt(reduce(abs_sq(x), axis=axis, keepdims=keepdims))
-
-    def rescaled():
-        top = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
-        safe = jnp.where((top > 0) & jnp.isfinite(top), top, 1)
-        norm = jnp.sqrt(reduce(abs_sq(x / safe), axis=axis, keepdims=True)) * safe
-        finite = jnp.isfinite(top)
-        if not keepdims:
-            norm = norm.reshape(plain.shape)
-            finite = finite.reshape(plain.shape)
-        return jnp.where(jnp.isinf(plain) & finite, norm.astype(plain.dtype), plain)
-
-    return jax.lax.cond(jnp.isinf(plain).any(), rescaled, lambda: plain)
+    top = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
+    safe = jnp.where((top > 0) & jnp.isfinite(top), top, 1)
+    norm = jnp.sqrt(reduce(abs_sq(x / safe), axis=axis, keepdims=True)) * safe
+    finite = jnp.isfinite(top)
+    if not keepdims:
+        norm, finite = norm.reshape(plain.shape), finite.reshape(plain.shape)
+    return jnp.where(jnp.isinf(plain) & finite, norm.astype(plain.dtype), plain)
 
 
 def tree_vdot(a: PyTree, b: PyTree) -> jax.Array:

@@ -92,7 +92,9 @@ def add_noise(
 
         def noisy_leaf(g, k):
             # sigma in the leaf's precision (float32, float64 for float64 leaves)
-            std = jnp.sqrt(eta / count.astype(_tree.compute_dtype(g)) ** gamma)
+            std = jnp.sqrt(
+                eta / jnp.asarray(count).astype(_tree.compute_dtype(g)) ** gamma
+            )
             return (g + std * jax.random.normal(k, g.shape, g.dtype)).astype(g.dtype)
 
         noisy = [noisy_leaf(g, k) for g, k in zip(leaves, keys, strict=True)]

@@ -103,10 +103,9 @@ def scale_by_polyak(
         # below the smallest normal float and flushes to 0), scale by
         # (gap / |g|) (g / |g|) instead.
         large = sq_norm >= 1 / jnp.finfo(sq_norm.dtype).tiny
-        return jax.lax.cond(
-            large,
-            lambda: _overflowed(updates, gap, max_learning_rate),
-            lambda: scaled,
+        fallback = _overflowed(updates, gap, max_learning_rate)
+        return jax.tree.map(
+            lambda a, b: jnp.where(large, b, a), scaled, fallback
         ), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

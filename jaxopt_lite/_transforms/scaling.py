@@ -7,11 +7,13 @@ Each factory validates its concrete arguments, then returns an
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import optax.contrib
 
@@ -238,6 +240,8 @@ def _walk(node: Any) -> tuple[Any, Any, Any]:
         return None, None, None
     rate, after, total = None, None, None
     for key, child in _children(node):
+        if key == "hyperparams_states":  # schedule states, not rates
+            continue
         if rate is None and key == "learning_rate" and _is_scalar(child):
             rate = child
             continue
@@ -270,7 +274,8 @@ def _key_name(key: Any) -> str | None:
 
 
 def _is_scalar(x: Any) -> bool:
-    return not isinstance(x, optax.MaskedNode) and jnp.ndim(x) == 0
+    numeric = (jax.Array, np.ndarray, np.generic, numbers.Number)
+    return isinstance(x, numeric) and not isinstance(x, bool) and jnp.ndim(x) == 0
 
 
 def _times(a: Any, b: Any) -> Any:

@@ -55,7 +55,12 @@ def test_state_layout_and_current_learning_rate():
     opt = jol.inject_hyperparams(jol.adam)(learning_rate=0.1)
     state = opt.init(PARAMS)
     assert isinstance(state, jol.InjectHyperparamsState)
-    assert state._fields == ("count", "hyperparams", "hyperparams_states", "inner_state")
+    assert state._fields == (
+        "count",
+        "hyperparams",
+        "hyperparams_states",
+        "inner_state",
+    )
     assert state.count.dtype == jnp.int32
     assert set(state.hyperparams) == {"learning_rate", "b1", "b2", "eps", "eps_root"}
     assert all(x.dtype == jnp.float32 for x in state.hyperparams.values())

@@ -39,7 +39,10 @@ def scale_by_polyak(
     and $\gamma = 0$ when $\lVert g \rVert^2 + \epsilon$ is below the
     float64 machine epsilon. With ``variant="sps+"`` the gap
     $f(w) - f^\star$ is replaced by its positive part. The norm is taken
-    over all leaves of the incoming updates.
+    over all leaves of the incoming updates; when $\lVert g \rVert^2$
+    overflows (or $\gamma$ would underflow), the step is computed as
+    $\frac{f(w) - f^\star}{\lVert g \rVert} \frac{g}{\lVert g \rVert}$
+    (docs/optax-differences.md).
 
     Args:
         f_min: a lower bound $f^\star$ of the loss (0 for models that can

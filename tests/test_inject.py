@@ -55,7 +55,12 @@ def test_state_layout_and_current_learning_rate():
     opt = jol.inject_hyperparams(jol.adam)(learning_rate=0.1)
     state = opt.init(PARAMS)
     assert isinstance(state, jol.InjectHyperparamsState)
-    assert state._fields == ("count", "hyperparams", "inner_state")
+    assert state._fields == (
+        "count",
+        "hyperparams",
+        "hyperparams_states",
+        "inner_state",
+    )
     assert state.count.dtype == jnp.int32
     assert set(state.hyperparams) == {"learning_rate", "b1", "b2", "eps", "eps_root"}
     assert all(x.dtype == jnp.float32 for x in state.hyperparams.values())
@@ -236,8 +241,9 @@ def test_values_are_checked_when_the_factory_is_called():
         def __call__(self, state):
             return 0.1
 
-    with pytest.raises(TypeError, match="learning_rate: stateful schedules"):
-        jol.inject_hyperparams(jol.sgd)(learning_rate=Stateful())
+    # a stateful schedule is supported (as in optax) and its value checked
+    opt = jol.inject_hyperparams(jol.sgd)(learning_rate=Stateful())
+    np.testing.assert_allclose(jol.current_learning_rate(opt.init(PARAMS)), 0.1)
 
 
 @pytest.mark.parametrize(

@@ -522,18 +522,16 @@ BAD_CYCLE = dict(SGDR_CYCLES[1], decay_steps=0)
 # (function, argument, bad value, text the message must contain)
 BAD_VALUES = [
     ("constant_schedule", "value", NAN, "value"),
-    ("linear_schedule", "transition_steps", 0, "transition_steps"),
     ("linear_schedule", "transition_begin", -1, "transition_begin"),
     ("linear_schedule", "end_value", INF, "end_value"),
     ("polynomial_schedule", "power", 0.0, "power"),
     ("polynomial_schedule", "power", -1.0, "power"),
-    ("polynomial_schedule", "transition_steps", -5, "transition_steps"),
     ("polynomial_schedule", "init_value", NAN, "init_value"),
-    ("exponential_decay", "transition_steps", 0, "transition_steps"),
-    ("exponential_decay", "transition_steps", -3, "transition_steps"),
-    ("exponential_decay", "decay_rate", 0.0, "decay_rate"),
     ("exponential_decay", "decay_rate", -0.5, "decay_rate"),
-    ("exponential_decay", "decay_rate", np.array([0.5, 0.0]), "decay_rate"),
+    ("exponential_decay", "decay_rate", np.array([0.5, -0.1]), "decay_rate"),
+    ("exponential_decay", "transition_steps", NAN, "transition_steps"),
+    ("linear_schedule", "transition_steps", INF, "transition_steps"),
+    ("warmup_exponential_decay_schedule", "decay_rate", -1.0, "decay_rate"),
     ("exponential_decay", "transition_begin", -1, "transition_begin"),
     ("exponential_decay", "init_value", INF, "init_value"),
     ("exponential_decay", "end_value", NAN, "end_value"),
@@ -546,8 +544,6 @@ BAD_VALUES = [
     ("warmup_cosine_decay_schedule", "end_value", NAN, "end_value"),
     ("warmup_cosine_decay_schedule", "exponent", -1.0, "exponent"),
     ("warmup_exponential_decay_schedule", "warmup_steps", -2, "warmup_steps"),
-    ("warmup_exponential_decay_schedule", "decay_rate", 0.0, "decay_rate"),
-    ("warmup_exponential_decay_schedule", "transition_steps", 0, "transition_steps"),
     ("warmup_exponential_decay_schedule", "transition_begin", -1, "transition_begin"),
     ("warmup_constant_schedule", "warmup_steps", 0, "warmup_steps"),
     ("warmup_constant_schedule", "peak_value", NAN, "peak_value"),
@@ -652,7 +648,7 @@ def test_valid_kwargs_build(name):
 
 BF16_CASES = [
     # (function, argument, good bfloat16 value, bad bfloat16 value)
-    ("exponential_decay", "decay_rate", 0.5, 0.0),
+    ("exponential_decay", "decay_rate", 0.5, -0.5),
     ("exponential_decay", "init_value", 1.0, NAN),
     ("polynomial_schedule", "power", 2.0, -1.0),
     ("inverse_time_decay", "decay_rate", 0.5, -1.0),

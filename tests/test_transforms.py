@@ -440,7 +440,6 @@ NAN = math.nan
     [
         (lambda: jol.trace(-0.1), "decay"),
         (lambda: jol.trace(1.5), "decay"),
-        (lambda: jol.add_decayed_weights(-1.0), "weight_decay"),
         (lambda: jol.add_decayed_weights(NAN), "weight_decay"),
         (lambda: jol.scale_by_rss(-1.0), "initial_accumulator_value"),
         (lambda: jol.scale_by_rss(eps=-1.0), "eps"),

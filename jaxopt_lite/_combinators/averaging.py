@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import (
@@ -105,12 +106,16 @@ def ema_params(
             updates, state.inner_state, params, **extra_args
         )
         count = optax.safe_increment(state.count)
-        if debias:
-            weight = (1 - decay) / (1 - decay ** count.astype(jnp.float32))
-        else:
-            weight = 1 - decay
+
+        def weight(m):  # in the average's precision (float64 for float64)
+            if not debias:
+                return 1 - decay
+            return (1 - decay) / (
+                1 - decay ** jnp.asarray(count).astype(_tree.compute_dtype(m))
+            )
+
         ema = jax.tree.map(
-            lambda m, p, u: (m + weight * ((p + u).astype(m.dtype) - m)).astype(
+            lambda m, p, u: (m + weight(m) * ((p + u).astype(m.dtype) - m)).astype(
                 m.dtype
             ),
             state.ema,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import optax
 
 from jaxopt_lite._core.recipe import recipe
+from jaxopt_lite._core.tree import as_arrays
 from jaxopt_lite._core.validate import check_transform
 
 
@@ -44,6 +45,7 @@ def chain(
     parts = [optax.with_extra_args_support(t) for t in transforms]
 
     def init_fn(params):
+        params = as_arrays(params)
         return tuple(t.init(params) for t in parts)
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -52,6 +54,8 @@ def chain(
                 f"chain of {len(parts)} transforms got a state that is not a tuple of "
                 f"{len(parts)} states: pass the state made by this chain's init."
             )
+        # Python-number leaves (params given as floats) become arrays first.
+        updates, params = as_arrays(updates), as_arrays(params)
         new_state = []
         for t, s in zip(parts, state, strict=True):
             updates, s = t.update(updates, s, params, **extra_args)
@@ -88,7 +92,7 @@ def named_chain(
         >>> updates, state = opt.update(jnp.array([5.0]), opt.init(None))
         >>> updates
         Array([-0.1], dtype=float32)
-        >>> state["lr"].learning_rate
+        >>> state["lr"].applied_rate
         Array(0.1, dtype=float32)
     """
     if not named_transforms:

@@ -20,11 +20,13 @@ from jaxopt_lite._core.validate import check_dtype
 
 class InjectHyperparamsState(NamedTuple):
     """Update count (int32, saturating), the hyper-parameters used by the last
-    update (a dict of scalar arrays; before the first update, those of step 0)
-    and the state of the inner transform."""
+    update (a dict of scalar arrays; before the first update, those of step 0),
+    the states of the stateful schedules (a dict, empty when there are none)
+    and the state of the inner transform: optax's layout."""
 
     count: jax.Array
     hyperparams: dict[str, jax.Array]
+    hyperparams_states: dict[str, Any]
     inner_state: Any
 
 
@@ -59,9 +61,12 @@ def inject_hyperparams(
     (``jnp.asarray(0.01, jnp.float32)``, not the Python float ``0.01``).
 
     Integer hyper-parameters are stored as int32 arrays; name them in
-    ``static_args`` when ``F`` needs a Python ``int``. Schedules are functions
-    of the step; optax's stateful schedules are not supported (hence no
-    ``hyperparams_states`` field in the state).
+    ``static_args`` when ``F`` needs a Python ``int``. A stateful schedule
+    (an object with ``init()``, ``update(state, **extra_args)`` and
+    ``__call__(state, **extra_args)``, like optax's ``StatefulSchedule``)
+    keeps its state in ``state.hyperparams_states``: each update uses its
+    value at the current schedule state, then advances that state, both with
+    the extra keyword arguments of ``update`` (such as ``value=``).
 
     Args:
         inner_factory: a function returning a gradient transformation, such as
@@ -73,7 +78,7 @@ def inject_hyperparams(
             but at least float32: float32 for float32, bfloat16, float16 or
             complex64 parameters, float64 for float64 ones. (optax uses the
             parameters' dtype, which rounds ``b2=0.999`` to ``1.0`` in
-            bfloat16.)
+            bfloat16: docs/optax-differences.md.)
 
     Returns:
         A factory with the same arguments as ``inner_factory`` that returns an
@@ -138,17 +143,15 @@ def inject_hyperparams(
                     )
             else:
                 arguments[pname] = value
-        schedules, numeric, other = {}, {}, {}
+        schedules, stateful, numeric, other = {}, {}, {}, {}
         for pname, value in arguments.items():
             if pname in static or isinstance(value, (bool, np.bool_, type, np.dtype)):
                 other[pname] = value  # flags and dtypes (a dtype class is callable)
+            elif (
+                callable(value) and hasattr(value, "init") and hasattr(value, "update")
+            ):
+                stateful[pname] = value
             elif callable(value):
-                if hasattr(value, "init") and hasattr(value, "update"):
-                    raise TypeError(
-                        f"{pname}: stateful schedules (init/update objects) are not "
-                        "supported; give a function step -> value, or use "
-                        "optax.inject_hyperparams."
-                    )
                 schedules[pname] = value
             elif _is_numeric(value):
                 numeric[pname] = value
@@ -159,6 +162,7 @@ def inject_hyperparams(
             **other,
             **numeric,
             **{k: s(jnp.zeros([], jnp.int32)) for k, s in schedules.items()},
+            **{k: f(f.init()) for k, f in stateful.items()},
         )
 
         def build(hyperparams):
@@ -176,16 +180,25 @@ def inject_hyperparams(
             hyperparams.update(
                 {k: _as_array(s(count), dtype) for k, s in schedules.items()}
             )
+            states = {k: f.init() for k, f in stateful.items()}
+            # A stateful schedule's value may start as an integer (a running
+            # total from 0) and become a float: it is stored as a float.
+            hyperparams.update(
+                {k: _as_float(f(states[k]), dtype) for k, f in stateful.items()}
+            )
             inner_state = build(hyperparams).init(params)
-            return InjectHyperparamsState(count, hyperparams, inner_state)
+            return InjectHyperparamsState(count, hyperparams, states, inner_state)
 
         def update_fn(updates, state, params=None, **extra_args):
             dtype = float_dtype(params)
             hyperparams = {}
             for k, x in state.hyperparams.items():
-                if k in schedules:
+                old_dtype = jnp.result_type(x)
+                if k in stateful:
+                    x = stateful[k](state.hyperparams_states[k], **extra_args)
+                    x = _as_float(x, old_dtype)
+                elif k in schedules:
                     x = schedules[k](state.count)
-                    old_dtype = jnp.result_type(state.hyperparams[k])
                     if jnp.issubdtype(jnp.result_type(x), jnp.inexact):
                         x = jnp.asarray(x, old_dtype)
                 hyperparams[k] = _as_array(x, dtype)
@@ -193,7 +206,13 @@ def inject_hyperparams(
                 updates, state.inner_state, params, **extra_args
             )
             count = optax.safe_increment(state.count)
-            return updates, InjectHyperparamsState(count, hyperparams, inner_state)
+            states = {
+                k: f.update(state.hyperparams_states[k], **extra_args)
+                for k, f in stateful.items()
+            }
+            return updates, InjectHyperparamsState(
+                count, hyperparams, states, inner_state
+            )
 
         return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -217,3 +236,10 @@ def _as_array(value: Any, float_dtype: Any) -> jax.Array:
     if jnp.issubdtype(dtype, jnp.floating):
         dtype = float_dtype
     return jnp.asarray(value, jax.dtypes.canonicalize_dtype(dtype))
+
+
+def _as_float(value: Any, float_dtype: Any) -> jax.Array:
+    """`_as_array`, with real integers stored as ``float_dtype`` too."""
+    if jnp.issubdtype(jnp.result_type(value), jnp.integer):
+        return jnp.asarray(value, float_dtype)
+    return _as_array(value, float_dtype)

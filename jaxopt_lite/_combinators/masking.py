@@ -69,13 +69,14 @@ def masked(
             "mask_compatible_extra_args must be a bool, got "
             f"{mask_compatible_extra_args!r}."
         )
-    if not callable(mask):
+    mask_is_function = is_mask_function(mask)
+    if not mask_is_function:
         _check_mask_leaves(mask)
     inner = optax.with_extra_args_support(inner)
 
     def mask_for(tree, what):
-        mask_tree = mask(tree) if callable(mask) else mask
-        if callable(mask):
+        mask_tree = mask(tree) if mask_is_function else mask
+        if mask_is_function:
             _check_mask_leaves(mask_tree)
         check_prefix("mask", mask_tree, tree, what)
         return mask_tree
@@ -86,6 +87,8 @@ def masked(
         )
 
     def init_fn(params):
+        if is_params_placeholder(params):  # optax.tree.map_params
+            return MaskedState(inner.init(params))
         return MaskedState(inner.init(select(mask_for(params, "params"), params)))
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -163,15 +166,16 @@ def partition(
         )
     for label, t in transforms.items():
         check_transform(f"transforms[{label!r}]", t)
-    if not callable(param_labels):
+    labels_are_function = is_mask_function(param_labels)
+    if not labels_are_function:
         _check_labels(param_labels, transforms)
     groups = {
         label: optax.with_extra_args_support(t) for label, t in transforms.items()
     }
 
     def labels_for(tree, what):
-        labels = param_labels(tree) if callable(param_labels) else param_labels
-        if callable(param_labels):
+        labels = param_labels(tree) if labels_are_function else param_labels
+        if labels_are_function:
             _check_labels(labels, transforms)
         check_prefix("param_labels", labels, tree, what)
         return labels
@@ -183,6 +187,10 @@ def partition(
         )
 
     def init_fn(params):
+        if is_params_placeholder(params):  # optax.tree.map_params
+            return PartitionState(
+                {label: masked(t, True).init(params) for label, t in groups.items()}
+            )
         labels = labels_for(params, "params")
         return PartitionState(
             {label: group_masked(labels, label).init(params) for label in groups}
@@ -201,6 +209,23 @@ def partition(
 
 
 # --- helpers shared by the combinator modules -----------------------------
+
+
+def is_mask_function(mask: Any) -> bool:
+    """optax's rule: a mask (or labels) is a function ``params -> mask`` when
+    every leaf of the tree it forms is callable. A callable pytree (an
+    equinox ``Module`` whose leaves are booleans) is a mask tree, not a
+    function."""
+    leaves = jax.tree.leaves(jax.tree.map(callable, mask))
+    return bool(leaves) and all(leaves)
+
+
+def is_params_placeholder(params: Any) -> bool:
+    """Whether ``init`` was given the leafless stand-in for the parameters
+    that ``optax.tree.map_params`` uses to locate parameter-shaped subtrees
+    (``init`` then returns the inner states built from the stand-in, as
+    ``optax.masked`` does)."""
+    return type(params).__name__ == "_ParamsPlaceholder" and not jax.tree.leaves(params)
 
 
 def _check_mask_leaves(mask_tree: PyTree) -> None:

@@ -68,7 +68,8 @@ def reduce_on_plateau(
     (optax's $(1-\text{rtol}) f^\star - \text{atol}$ is above $f^\star$
     when $f^\star < 0$, so any loss within rtol of the best counts as an
     improvement and the scale never shrinks), and ``patience=0`` reduces on
-    every evaluation without improvement.
+    every evaluation without improvement (docs/optax-differences.md).
+    `current_learning_rate` reports the optimizer's rate times this scale.
 
     Args:
         factor: multiplier of the scale at a plateau, in $(0, 1]$.
@@ -162,6 +163,9 @@ def reduce_on_plateau(
                 f"reduce_on_plateau: value must be a scalar loss, got shape "
                 f"{jnp.shape(value)}."
             )
+        if not isinstance(state, ReduceLROnPlateauState):
+            # optax.contrib's state has the same fields, in the same order.
+            state = ReduceLROnPlateauState(*(jnp.asarray(x) for x in state))
         count = optax.safe_increment(state.count)
         value = jnp.asarray(value).astype(state.avg_value.dtype)
         mean = (state.count * state.avg_value + value) / count

@@ -217,3 +217,9 @@ def check_key(name: str, key: Any) -> jax.Array:
                 f"a raw key of shape (2,), got an integer array of shape {key.shape}."
             )
     raise TypeError(f"{name} must be an integer seed or a PRNG key, got {key!r}.")
+
+
+def check_weight_decay(name: str, value: Any) -> None:
+    """An optimizer's weight-decay rate: a finite number >= 0, an array of them
+    or a schedule (`add_decayed_weights` itself also takes negative rates)."""
+    check_range(name, value, 0.0, math.inf, high_closed=False, allow_schedule=True)

@@ -73,7 +73,8 @@ def adafactor(
         min_dim_size_to_factor: factor the second moment of a leaf only when
             its two largest axes are at least this long.
         decay_rate: the exponent $c$ of the second-moment decay
-            $\beta_t = 1 - (t + 1)^{-c}$.
+            $\beta_t = 1 - (t + 1)^{-c}$ (computed in float64 under x64,
+            where optax uses float32: docs/optax-differences.md).
         decay_offset: the step at which fine-tuning started (restarts the
             decay schedule).
         multiply_by_parameter_scale: scale steps by each leaf's parameter RMS.

@@ -197,6 +197,7 @@ def adadelta(
     """
     if learning_rate is None:
         learning_rate = 1.0
+    v.check_weight_decay("weight_decay", weight_decay)
     return chain(
         add_decayed_weights(weight_decay, mask=weight_decay_mask),
         scale_by_adadelta(rho=rho, eps=eps),

@@ -73,6 +73,7 @@ def lamb(
         You et al., *Large batch optimization for deep learning: training BERT
         in 76 minutes*, 2020.
     """
+    v.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
         add_decayed_weights(weight_decay=weight_decay, mask=mask),
@@ -134,6 +135,7 @@ def lars(
         networks*, 2017.
     """
     v.check_decay("momentum", momentum)
+    v.check_weight_decay("weight_decay", weight_decay)
     return chain(
         add_decayed_weights(weight_decay, mask=weight_decay_mask),
         masked(

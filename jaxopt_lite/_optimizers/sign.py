@@ -8,6 +8,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
+from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
 from jaxopt_lite._transforms.sign import scale_by_lion, scale_by_sign
@@ -93,6 +94,7 @@ def lion(
     References:
         Chen et al., *Symbolic discovery of optimization algorithms*, 2023.
     """
+    v.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_lion(b1=b1, b2=b2, mu_dtype=mu_dtype),
         add_decayed_weights(weight_decay, mask),

@@ -61,8 +61,8 @@ def check_exponential(
 ) -> None:
     """The checks of `exponential_decay`'s arguments after ``init_value`` (in
     the order of `exponential`'s), shared with its warmup variant."""
-    check_positive("transition_steps", steps)
-    check_positive("decay_rate", rate)
+    check_finite("transition_steps", steps)  # <= 0: constant, as in optax
+    check_nonnegative("decay_rate", rate)  # 0: constant, as in optax
     check_nonnegative("transition_begin", begin)
     check_flag("staircase", staircase)
     if end is not None:
@@ -100,7 +100,9 @@ def compute_dtype(dtype: Any) -> Any:
     return jnp.promote_types(dtype, jnp.float32)
 
 
-def polynomial(init, end, power, steps, begin, dtype) -> Schedule:
+def polynomial(init, end, power, steps, begin, dtype, empty="end") -> Schedule:
+    """``steps <= 0`` gives ``end`` (a warmup of no steps) or, with
+    ``empty="init"``, ``init`` at every step (optax's polynomial schedule)."""
     ct = compute_dtype(dtype)
     init, end, power = lift(init, ct), lift(end, ct), lift(power, ct)
     steps, begin = lift_count(steps, ct), lift_count(begin, ct)
@@ -113,7 +115,10 @@ def polynomial(init, end, power, steps, begin, dtype) -> Schedule:
         span = jnp.maximum(steps, 0)
         done = jnp.clip(jnp.asarray(step) - begin, 0, span)
         frac = (span - done) / jnp.where(steps > 0, steps, 1)
-        return ((init - end) * frac**power + end).astype(dtype)
+        value = (init - end) * frac**power + end
+        if empty == "init":
+            value = jnp.where(steps > 0, value, init)
+        return jnp.asarray(value).astype(dtype)
 
     return schedule
 
@@ -133,6 +138,8 @@ def exponential(init, steps, rate, begin, staircase, end, dtype) -> Schedule:
             value = jnp.where(
                 rate < 1, jnp.maximum(value, end), jnp.minimum(value, end)
             )
+        # No transition or a zero rate: the constant init (as in optax).
+        value = jnp.where((steps > 0) & (rate != 0), value, init)
         return jnp.asarray(value).astype(dtype)
 
     return schedule
@@ -141,7 +148,8 @@ def exponential(init, steps, rate, begin, staircase, end, dtype) -> Schedule:
 def cosine(init, steps, alpha, exponent, dtype) -> Schedule:
     ct = compute_dtype(dtype)
     init, alpha, exponent = lift(init, ct), lift(alpha, ct), lift(exponent, ct)
-    steps = lift_count(steps, ct)
+    # A Python int step count may not fit in int32 (decay_steps=10**10).
+    steps = float(steps) if isinstance(steps, int) else lift_count(steps, ct)
 
     def schedule(step):
         t = jnp.minimum(jnp.asarray(step).astype(ct), steps)

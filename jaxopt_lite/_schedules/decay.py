@@ -13,13 +13,15 @@ hyper-parameters, at least the default float (float32, or float64 with x64);
 the arithmetic runs in float32 or wider.
 
 Names, arguments and defaults mirror optax's schedules and give the same
-numbers. Meaningless values, including those that optax quietly turns into a
-constant schedule or ignores, are rejected here with a ``ValueError``:
-``transition_steps <= 0``, ``decay_rate <= 0``, a negative
+numbers, including optax's constant schedules for ``transition_steps <= 0``
+(polynomial, linear and exponential schedules) and ``decay_rate=0``
+(exponential ones). Values that optax turns into NaN or silently reinterprets
+are rejected with a ``ValueError``: ``decay_rate < 0``, a negative
 ``transition_begin``, ``warmup_steps=0`` in `warmup_constant_schedule`,
-powers and exponents ``<= 0``. Polynomial and
-linear schedules end exactly on ``end_value`` even under ``jit`` (optax's can
-miss it by a rounding error there, or give NaN for powers below 1).
+powers and exponents ``<= 0`` (docs/optax-differences.md lists them).
+Polynomial and linear schedules end exactly on ``end_value`` even under
+``jit`` (optax's can miss it by a rounding error there, or give NaN for
+powers below 1).
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def polynomial_schedule(
         init_value: the starting value $\eta_0$.
         end_value: the final value $\eta_{\text{end}}$.
         power: the exponent $p > 0$ (1 is `linear_schedule`).
-        transition_steps: the length $T > 0$ of the transition.
+        transition_steps: the length $T$ of the transition; $T \le 0$ gives
+            the constant $\eta_0$ (as in optax).
         transition_begin: the step $t_0 \ge 0$ where the transition starts.
 
     Returns:
@@ -100,11 +103,17 @@ def polynomial_schedule(
     base.check_finite("init_value", init_value)
     base.check_finite("end_value", end_value)
     base.check_positive("power", power)
-    base.check_positive("transition_steps", transition_steps)
+    base.check_finite("transition_steps", transition_steps)
     base.check_nonnegative("transition_begin", transition_begin)
     dtype = base.result_dtype(init_value, end_value, power)
     return base.polynomial(
-        init_value, end_value, power, transition_steps, transition_begin, dtype
+        init_value,
+        end_value,
+        power,
+        transition_steps,
+        transition_begin,
+        dtype,
+        empty="init",
     )
 
 
@@ -125,7 +134,8 @@ def linear_schedule(
     Args:
         init_value: the starting value $\eta_0$.
         end_value: the final value $\eta_{\text{end}}$.
-        transition_steps: the length $T > 0$ of the transition.
+        transition_steps: the length $T$ of the transition; $T \le 0$ gives
+            the constant $\eta_0$ (as in optax).
         transition_begin: the step $t_0 \ge 0$ where the transition starts.
 
     Returns:
@@ -140,11 +150,11 @@ def linear_schedule(
     """
     base.check_finite("init_value", init_value)
     base.check_finite("end_value", end_value)
-    base.check_positive("transition_steps", transition_steps)
+    base.check_finite("transition_steps", transition_steps)
     base.check_nonnegative("transition_begin", transition_begin)
     dtype = base.result_dtype(init_value, end_value)
     return base.polynomial(
-        init_value, end_value, 1, transition_steps, transition_begin, dtype
+        init_value, end_value, 1, transition_steps, transition_begin, dtype, "init"
     )
 
 
@@ -179,9 +189,11 @@ def exponential_decay(
 
     Args:
         init_value: the starting value $\eta_0$.
-        transition_steps: $T > 0$, the number of steps over which the value is
-            multiplied by $\gamma$ once.
-        decay_rate: $\gamma > 0$.
+        transition_steps: $T$, the number of steps over which the value is
+            multiplied by $\gamma$ once; $T \le 0$ gives the constant
+            $\eta_0$ (as in optax).
+        decay_rate: $\gamma \ge 0$; $\gamma = 0$ gives the constant
+            $\eta_0$ (as in optax).
         transition_begin: $t_0 \ge 0$; the value is held at $\eta_0$ up to and
             including this step, and the decay is counted from it.
         staircase: round the exponent down (a bool, possibly a traced one).

@@ -109,8 +109,9 @@ def warmup_exponential_decay_schedule(
         init_value: the value $\eta_0$ at step 0.
         peak_value: the value $\eta_{\text{peak}}$ at the end of the warmup.
         warmup_steps: $W \ge 0$ (0: no warmup).
-        transition_steps: $T > 0$, see `exponential_decay`.
-        decay_rate: $\gamma > 0$.
+        transition_steps: $T$, see `exponential_decay`.
+        decay_rate: $\gamma \ge 0$ ($\gamma = 0$, like ``transition_steps
+            <= 0``, keeps the peak value after the warmup, as in optax).
         transition_begin: $t_0 \ge 0$, counted from the end of the warmup.
         staircase: round the decay exponent down.
         end_value: an optional bound for the decay.

@@ -16,7 +16,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import real_full_like
+from jaxopt_lite._core.dtypes import real_full_like, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 
@@ -49,7 +49,7 @@ def _check_moments(b1: Any, b2: Any, eps: Any, eps_root: Any = 0.0) -> None:
 def _zero_state(params: _tree.PyTree, mu_dtype: Any = None) -> ScaleByAdamState:
     return ScaleByAdamState(
         count=jnp.zeros([], jnp.int32),
-        mu=optax.tree.zeros_like(params, dtype=mu_dtype),
+        mu=zeros_like(params, dtype=mu_dtype),
         nu=real_full_like(params, 0.0),
     )
 

@@ -2,7 +2,7 @@
 unit-wise (adaptive) clipping, NaN removal and gradient centralization.
 
 Every transform here keeps each leaf's dtype. Complex leaves are clipped by
-modulus (the phase is kept).
+modulus (the phase is kept). Norms do not overflow (``_core.tree.l2_norm``).
 """
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
     $$
 
     The norm is taken over all leaves together, as one vector (accumulated in
-    float32 or wider).
+    float32 or wider, and without overflow: a float32 gradient of ``1e19``
+    per element is clipped to norm $c$, not to zeros as with optax, whose
+    sum of squares overflows; see docs/optax-differences.md).
 
     Args:
         max_norm: the largest norm $c$ allowed, a finite number > 0.
@@ -162,7 +164,7 @@ def clip_by_block_rms(threshold: float | jax.Array) -> optax.GradientTransformat
     v.check_range("threshold", threshold, 0.0, low_closed=False)
 
     def one(g):
-        rms = jnp.sqrt(jnp.mean(_tree.abs_sq(g)))
+        rms = _tree.l2_norm(g, mean=True)
         return (g / jnp.maximum(1.0, rms / threshold)).astype(g.dtype)
 
     def init_fn(params):
@@ -194,8 +196,7 @@ def _unit_axes(x: jax.Array, axis: int | tuple[int, ...] | None) -> Any:
 
 def _unit_norm(x: jax.Array, axis: Any) -> jax.Array:
     """The L2 norm of each unit of ``x``, broadcast back to ``x``'s shape."""
-    squares = jnp.sum(_tree.abs_sq(x), axis=axis, keepdims=True)
-    return jnp.broadcast_to(jnp.sqrt(squares), x.shape)
+    return jnp.broadcast_to(_tree.l2_norm(x, axis=axis, keepdims=True), x.shape)
 
 
 class AdaptiveGradClipState(NamedTuple):

@@ -13,14 +13,15 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import real_dtype
+from jaxopt_lite._core.dtypes import state_dtype
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
 
 
 def _decay_rate_pow(step: jax.Array, exponent: jax.typing.ArrayLike = 0.8) -> jax.Array:
-    """Adafactor's second-moment decay ``1 - (step + 1) ** -exponent``."""
-    t = jnp.asarray(step + 1, jnp.float32)
+    """Adafactor's second-moment decay ``1 - (step + 1) ** -exponent``, in the
+    default float dtype (float32, or float64 with x64: optax uses float32)."""
+    t = jnp.asarray(step + 1, float)
     return 1.0 - t ** (-jnp.asarray(exponent))
 
 
@@ -117,7 +118,7 @@ def scale_by_factored_rms(
         return _factored_axes(x.shape, factored, min_dim_size_to_factor)
 
     def init_leaf(p):
-        dtype = real_dtype(p)
+        dtype = state_dtype(p, real=True)
         unused = jnp.zeros((1,), dtype)
         axes = axes_of(p)
         if axes is None:
@@ -128,6 +129,7 @@ def scale_by_factored_rms(
         return row, col, unused
 
     def update_leaf(g, row, col, full, p, decay):
+        decay = jnp.asarray(decay).astype(_tree.compute_dtype(full))
         sq = _tree.abs_sq(g) + epsilon
         axes = axes_of(p)
         if axes is None:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import real_dtype
+from jaxopt_lite._core.dtypes import state_dtype, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.tree import safe_norm
 from jaxopt_lite._core.validate import check_dtype
@@ -148,8 +148,8 @@ def scale_by_novograd(
     mu_dtype = check_dtype("mu_dtype", mu_dtype)
 
     def init_fn(params):
-        mu = optax.tree.zeros_like(params, dtype=mu_dtype)
-        nu = jax.tree.map(lambda p: jnp.zeros([], real_dtype(p)), params)
+        mu = zeros_like(params, dtype=mu_dtype)
+        nu = jax.tree.map(lambda p: jnp.zeros([], state_dtype(p, real=True)), params)
         return ScaleByNovogradState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
 
     def update_fn(updates, state, params=None):

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.recipe import recipe
 
@@ -87,14 +88,18 @@ def add_noise(
     def update_fn(updates, state, params=None):
         del params
         count = optax.safe_increment(state.count)
-        std = jnp.sqrt(eta / count.astype(jnp.float32) ** gamma)
         next_key, sample_key = jax.random.split(state.rng_key)
         leaves, treedef = jax.tree.flatten(updates)
         keys = jax.random.split(sample_key, len(leaves))
-        noisy = [
-            (g + std * jax.random.normal(k, g.shape, g.dtype)).astype(g.dtype)
-            for g, k in zip(leaves, keys, strict=True)
-        ]
+
+        def noisy_leaf(g, k):
+            # sigma in the leaf's precision (float32, float64 for float64 leaves)
+            std = jnp.sqrt(
+                eta / jnp.asarray(count).astype(_tree.compute_dtype(g)) ** gamma
+            )
+            return (g + std * jax.random.normal(k, g.shape, g.dtype)).astype(g.dtype)
+
+        noisy = [noisy_leaf(g, k) for g, k in zip(leaves, keys, strict=True)]
         new_state = AddNoiseState(count=count, rng_key=next_key)
         return jax.tree.unflatten(treedef, noisy), new_state
 

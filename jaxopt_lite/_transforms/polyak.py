@@ -41,7 +41,10 @@ def scale_by_polyak(
     and $\gamma = 0$ when $\lVert g \rVert^2 + \epsilon$ is below the
     float64 machine epsilon. With ``variant="sps+"`` the gap
     $f(w) - f^\star$ is replaced by its positive part. The norm is taken
-    over all leaves of the incoming updates.
+    over all leaves of the incoming updates; when $\lVert g \rVert^2$
+    overflows (or $\gamma$ would underflow), the step is computed as
+    $\frac{f(w) - f^\star}{\lVert g \rVert} \frac{g}{\lVert g \rVert}$
+    (docs/optax-differences.md).
 
     Args:
         f_min: a lower bound $f^\star$ of the loss (0 for models that can
@@ -100,6 +103,28 @@ def scale_by_polyak(
             0.0,
             jnp.minimum(gap / denominator, max_learning_rate),
         )
-        return _tree.tree_scale(step, updates), state
+        scaled = _tree.tree_scale(step, updates)
+        # Where the squared norm overflows (or is so large that gap / |g|^2 is
+        # below the smallest normal float and flushes to 0), scale by
+        # (gap / |g|) (g / |g|) instead.
+        large = sq_norm >= 1 / jnp.finfo(sq_norm.dtype).tiny
+        fallback = _overflowed(updates, gap, max_learning_rate)
+        return jax.tree.map(
+            lambda a, b: jnp.where(large, b, a), scaled, fallback
+        ), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _overflowed(updates, gap, max_learning_rate):
+    """Polyak's step ``min(gap / |g|^2, max) g`` for updates whose squared norm
+    overflows, from the overflow-safe norm (NaN or infinite updates stay so)."""
+    norm = _tree.tree_global_norm(updates)
+    step_times_norm = gap / norm
+    capped = step_times_norm / norm >= max_learning_rate
+    return jax.tree.map(
+        lambda g: jnp.where(
+            capped, max_learning_rate * g, step_times_norm * (g / norm)
+        ).astype(g.dtype),
+        updates,
+    )

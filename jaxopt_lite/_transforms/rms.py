@@ -15,7 +15,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import real_full_like
+from jaxopt_lite._core.dtypes import real_full_like, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
 
@@ -219,7 +219,7 @@ def scale_by_stddev(
     def init_fn(params):
         return ScaleByStddevState(
             jnp.zeros([], jnp.int32),
-            optax.tree.zeros_like(params),
+            zeros_like(params),
             real_full_like(params, initial_scale),
         )
 

@@ -1,5 +1,5 @@
-"""Scaling primitives: `scale`, `scale_by_schedule`, `scale_by_learning_rate`
-and `current_learning_rate`, which reads the rate back from a state.
+"""Scaling primitives: `scale`, `scale_by_schedule` and `scale_by_learning_rate`
+and `current_learning_rate`, which reads the effective rate back from a state.
 
 Each factory validates its concrete arguments, then returns an
 ``optax.GradientTransformation`` built from ``init``/``update`` closures.
@@ -7,13 +7,18 @@ Each factory validates its concrete arguments, then returns an
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+import optax.contrib
 
+from jaxopt_lite._combinators.masking import PartitionState
+from jaxopt_lite._combinators.plateau import ReduceLROnPlateauState
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.recipe import recipe
@@ -106,10 +111,15 @@ def scale_by_schedule(
 
 
 class ScaleByLearningRateState(NamedTuple):
-    """Update count (int32, saturating) and the learning rate last applied."""
+    """Update count (int32, saturating) and the learning rate last applied
+    (``applied_rate``, in the parameters' precision: float32 for float32,
+    bfloat16 or complex64 parameters, float64 for float64 ones). The field is
+    not named ``learning_rate`` so that ``optax.tree.get(state,
+    "learning_rate")`` finds only the hyper-parameter of `inject_hyperparams`
+    (see docs/optax-differences.md)."""
 
     count: jax.Array
-    learning_rate: jax.Array
+    applied_rate: jax.Array
 
 
 @recipe
@@ -149,18 +159,18 @@ def scale_by_learning_rate(
     v.check_learning_rate("learning_rate", learning_rate)
     sign = -1.0 if flip_sign else 1.0
 
-    def rate_at(count):
+    def rate_at(count, dtype):
         rate = learning_rate(count) if callable(learning_rate) else learning_rate
-        return jnp.asarray(rate, jnp.float32)
+        return jnp.asarray(rate, dtype)
 
     def init_fn(params):
-        del params
         count = jnp.zeros([], jnp.int32)
-        return ScaleByLearningRateState(count=count, learning_rate=rate_at(count))
+        dtype = _tree.tree_compute_dtype(params)
+        return ScaleByLearningRateState(count, rate_at(count, dtype))
 
     def update_fn(updates, state, params=None):
         del params
-        rate = rate_at(state.count)
+        rate = rate_at(state.count, state.applied_rate.dtype)
         updates = _tree.tree_scale(sign * rate, updates)
         return updates, ScaleByLearningRateState(
             optax.safe_increment(state.count), rate
@@ -169,14 +179,29 @@ def scale_by_learning_rate(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def current_learning_rate(opt_state: Any) -> jax.Array | None:
-    r"""Read the learning rate from an optimizer state.
+_PLATEAU_STATES = (ReduceLROnPlateauState, optax.contrib.ReduceLROnPlateauState)
 
-    Finds the first field or dictionary entry named ``learning_rate`` in the
-    state tree: the rate last applied by `scale_by_learning_rate`, or the
-    hyper-parameter held by `inject_hyperparams` (ours or optax's), also
-    inside the ``Variable`` wrappers of a flax ``nnx.Optimizer``'s
-    ``opt_state``. Before the first update it is the rate of step 0.
+
+def current_learning_rate(opt_state: Any) -> jax.Array | None:
+    r"""Read the effective learning rate from an optimizer state.
+
+    $$
+    \eta_{\text{eff}} = \eta \prod_{\text{plateaus after } \eta} s
+    $$
+
+    $\eta$ is the first rate found in the order the transforms run: the
+    hyper-parameter ``learning_rate`` of `inject_hyperparams` (ours or
+    optax's; any dictionary entry or field named ``learning_rate`` counts),
+    or the rate last applied by `scale_by_learning_rate` (so every optimizer
+    of this package). Each `reduce_on_plateau` state (ours or
+    ``optax.contrib``'s) that runs after that rate, in the same chain or an
+    enclosing one, multiplies it by its current scale $s$: with
+    ``chain(adam(0.1), reduce_on_plateau())`` the reported rate is
+    ``0.1 * scale``. The groups of `partition` run side by side: a plateau
+    in one group only scales a rate of that group, and the rate reported is
+    the first group's (in label order) that has one. The ``Variable``
+    wrappers of a flax ``nnx.Optimizer``'s ``opt_state`` are seen through.
+    Before the first update the rate is that of step 0.
 
     Args:
         opt_state: the state of any optimizer built from this package's pieces
@@ -190,15 +215,68 @@ def current_learning_rate(opt_state: Any) -> jax.Array | None:
         >>> opt = jol.sgd(jol.exponential_decay(1.0, 1, 0.5))
         >>> jol.current_learning_rate(opt.init({"w": 1.0}))
         Array(1., dtype=float32)
+        >>> opt = jol.chain(jol.sgd(0.1), jol.reduce_on_plateau())
+        >>> state = opt.init({"w": 1.0})
+        >>> state = (state[0], state[1]._replace(scale=state[1].scale * 0.5))
+        >>> jol.current_learning_rate(state)
+        Array(0.05, dtype=float32)
     """
-    paths = jax.tree_util.tree_flatten_with_path(opt_state)[0]
-    for path, leaf in paths:
-        names = [_key_name(k) for k in path]
-        if len(names) > 1 and names[-1] == "value":
-            names.pop()  # flax nnx keeps each array in a Variable's `.value`
-        if names and names[-1] == "learning_rate":
-            return jnp.asarray(leaf)
-    return None
+    rate, after, _ = _walk(opt_state)
+    if rate is None:
+        return None
+    rate = jnp.asarray(rate)
+    return rate if after is None else (rate * after).astype(rate.dtype)
+
+
+def _walk(node: Any) -> tuple[Any, Any, Any]:
+    """``(rate, after, total)`` for a sub-state: the first rate in it, the
+    product of the plateau scales that run after that rate (``None`` for
+    none), and the product of all plateau scales that scale the whole
+    sub-state's output (``None`` for none)."""
+    if isinstance(node, ScaleByLearningRateState):
+        return node.applied_rate, None, None
+    if isinstance(node, _PLATEAU_STATES):
+        return None, None, node.scale
+    if isinstance(node, PartitionState):
+        for _, child in _children(node.inner_states):
+            rate, after, _ = _walk(child)
+            if rate is not None:
+                return rate, after, None
+        return None, None, None
+    rate, after, total = None, None, None
+    for key, child in _children(node):
+        if key == "hyperparams_states":  # schedule states, not rates
+            continue
+        if rate is None and key == "learning_rate":
+            value = _unwrap(child)
+            if _is_scalar(value):
+                rate = value
+                continue
+        child_rate, child_after, child_total = _walk(child)
+        if rate is None and child_rate is not None:
+            rate, after = child_rate, child_after
+        elif rate is not None:
+            after = _times(after, child_total)
+        total = _times(total, child_total)
+    return rate, after, total
+
+
+def _unwrap(node: Any) -> Any:
+    """The array inside a wrapper whose only child is ``value`` (a flax nnx
+    ``Variable``), else ``node``."""
+    kids = _children(node)
+    return kids[0][1] if len(kids) == 1 and kids[0][0] == "value" else node
+
+
+def _children(node: Any) -> list[tuple[Any, Any]]:
+    """The direct children of a pytree node with their key names, in the
+    order ``jax.tree`` flattens them (none for a leaf)."""
+    pairs = jax.tree_util.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)[
+        0
+    ]
+    if len(pairs) == 1 and pairs[0][0] == ():
+        return []  # node is a leaf
+    return [(_key_name(path[0]), child) for path, child in pairs]
 
 
 def _key_name(key: Any) -> str | None:
@@ -209,9 +287,12 @@ def _key_name(key: Any) -> str | None:
     return None
 
 
-# ----------------------------------------------------------------------------
-# Helpers shared by the transforms of this package's optimizer modules.
+def _is_scalar(x: Any) -> bool:
+    numeric = (jax.Array, np.ndarray, np.generic, numbers.Number)
+    return isinstance(x, numeric) and not isinstance(x, bool) and jnp.ndim(x) == 0
 
 
-# ----------------------------------------------------------------------------
-# Momentum and weight decay.
+def _times(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    return a if b is None else a * b

@@ -11,7 +11,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import cast_like
+from jaxopt_lite._core.dtypes import cast_like, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 
@@ -61,12 +61,12 @@ def trace(
         Sutskever et al., *On the importance of initialization and momentum in
         deep learning*, 2013.
     """
-    v.check_decay("decay", decay)
+    v.check_range("decay", decay, 0.0, 1.0)  # 1: a plain sum, as optax allows
     check_bool("nesterov", nesterov)
     accumulator_dtype = check_dtype("accumulator_dtype", accumulator_dtype)
 
     def init_fn(params):
-        return TraceState(trace=optax.tree.zeros_like(params, dtype=accumulator_dtype))
+        return TraceState(trace=zeros_like(params, dtype=accumulator_dtype))
 
     def update_fn(updates, state, params=None):
         del params
@@ -114,8 +114,11 @@ def momentum_ema(
 
     def update_fn(updates, state, params=None):
         del params
-        ema = _tree.tree_update_moment(updates, state.ema, decay, 1)
-        out = jax.tree.map(lambda m, g: m.astype(g.dtype), ema, updates)
+        # The updates come from the average before it is rounded to the
+        # buffer's dtype (as optax.ema does; the same for float32 buffers).
+        raw = jax.tree.map(lambda g, m: decay * m + (1 - decay) * g, updates, state.ema)
+        out = cast_like(raw, updates)
+        ema = cast_like(raw, state.ema)
         return out, MomentumState(optax.safe_increment(state.count), ema)
 
     return optax.GradientTransformation(init_fn, update_fn)

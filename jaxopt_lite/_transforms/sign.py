@@ -10,6 +10,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_dtype
 
@@ -126,7 +127,7 @@ def scale_by_lion(
         return out.astype(g.dtype)
 
     def init_fn(params):
-        mu = optax.tree.zeros_like(params, dtype=mu_dtype)
+        mu = zeros_like(params, dtype=mu_dtype)
         return ScaleByLionState(count=jnp.zeros([], jnp.int32), mu=mu)
 
     def update_fn(updates, state, params=None):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -36,8 +35,10 @@ def add_decayed_weights(
     (as in `adamw`): the parameters shrink by $\eta \lambda \theta$ each step.
 
     Args:
-        weight_decay: $\lambda$, a number >= 0, a scalar array or a schedule
-            ``step -> rate``.
+        weight_decay: $\lambda$, a finite number, a scalar array or a
+            schedule ``step -> rate``. Negative rates are allowed, as in optax
+            (its ``fromage`` uses one); the optimizers' own ``weight_decay``
+            arguments must be >= 0.
         mask: ``None`` (decay every leaf), or a tree of Python bools with the
             structure of the parameters (or a prefix of it), or a callable
             ``params -> such a tree``; leaves marked ``False`` are left as
@@ -58,14 +59,7 @@ def add_decayed_weights(
     References:
         Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, 2019.
     """
-    v.check_range(
-        "weight_decay",
-        weight_decay,
-        0.0,
-        math.inf,
-        high_closed=False,
-        allow_schedule=True,
-    )
+    v.check_range("weight_decay", weight_decay, allow_schedule=True)
 
     def init_fn(params):
         del params
@@ -78,8 +72,11 @@ def add_decayed_weights(
                 "update(updates, state, params)."
             )
         rate = weight_decay(state.count) if callable(weight_decay) else weight_decay
-        new_updates = jax.tree.map(
-            lambda g, p: (g + rate * p).astype(g.dtype), updates, params
+        new_updates = jax.tree.map(  # None updates stay None, as in optax
+            lambda g, p: None if g is None else (g + rate * p).astype(g.dtype),
+            updates,
+            params,
+            is_leaf=lambda x: x is None,
         )
         return new_updates, AddDecayedWeightsState(optax.safe_increment(state.count))
 

@@ -144,9 +144,9 @@ def accumulate_gradients(
 
         new_updates, inner_state = jax.lax.cond(emit, step, wait, state.inner_opt_state)
         new_state = AccumulateGradientsState(
-            mini_step=optax.safe_increment(n) % k,
+            mini_step=_tree.safe_increment(n) % k,
             gradient_step=jnp.where(
-                emit, optax.safe_increment(state.gradient_step), state.gradient_step
+                emit, _tree.safe_increment(state.gradient_step), state.gradient_step
             ),
             inner_opt_state=inner_state,
             acc_grads=optax.tree.where(emit, optax.tree.zeros_like(acc), acc),
@@ -157,7 +157,7 @@ def accumulate_gradients(
         # A dropped micro-step leaves the state as it was (emit is False, so
         # the updates are already zero).
         skipped = state._replace(
-            total_skipped=optax.safe_increment(state.total_skipped)
+            total_skipped=_tree.safe_increment(state.total_skipped)
         )
         return new_updates, optax.tree.where(finite, new_state, skipped)
 

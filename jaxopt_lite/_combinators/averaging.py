@@ -105,7 +105,7 @@ def ema_params(
         updates, inner_state = inner.update(
             updates, state.inner_state, params, **extra_args
         )
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
 
         def weight(m):  # in the average's precision (float64 for float64)
             if not debias:

@@ -78,10 +78,10 @@ def apply_if_finite(
         notfinite_count = jnp.where(
             finite,
             jnp.zeros([], jnp.int32),
-            optax.safe_increment(state.notfinite_count),
+            _tree.safe_increment(state.notfinite_count),
         )
         total_notfinite = jnp.where(
-            finite, state.total_notfinite, optax.safe_increment(state.total_notfinite)
+            finite, state.total_notfinite, _tree.safe_increment(state.total_notfinite)
         )
 
         def apply(operands):

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core.dtypes import real_float_dtype
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_dtype
@@ -205,7 +206,7 @@ def inject_hyperparams(
             updates, inner_state = build(hyperparams).update(
                 updates, state.inner_state, params, **extra_args
             )
-            count = optax.safe_increment(state.count)
+            count = _tree.safe_increment(state.count)
             states = {
                 k: f.update(state.hyperparams_states[k], **extra_args)
                 for k, f in stateful.items()

@@ -133,7 +133,7 @@ def reduce_on_plateau(
         threshold = jnp.where(jnp.isfinite(best), shrunk, best)
         improved = mean < threshold
         best = jnp.where(improved, mean, best)
-        bad = jnp.where(improved, 0, optax.safe_increment(state.plateau_count))
+        bad = jnp.where(improved, 0, _tree.safe_increment(state.plateau_count))
         cooling = state.cooldown_count > 0
         reduce = ~cooling & ~improved & (bad >= patience)
         scale = jnp.where(reduce, state.scale * factor, state.scale)
@@ -166,7 +166,7 @@ def reduce_on_plateau(
         if not isinstance(state, ReduceLROnPlateauState):
             # optax.contrib's state has the same fields, in the same order.
             state = ReduceLROnPlateauState(*(jnp.asarray(x) for x in state))
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         value = jnp.asarray(value).astype(state.avg_value.dtype)
         mean = (state.count * state.avg_value + value) / count
         state = state._replace(

@@ -1,7 +1,7 @@
 """Pytree arithmetic shared by every layer, where ``optax.tree`` does not do it.
 
 Everything ``optax.tree`` offers with the semantics we need (``sub``, ``cast``,
-``zeros_like``, ``where``, ``optax.safe_increment``) is used from there. The
+``zeros_like``, ``where``) is used from there. The
 functions here differ on purpose: they keep each leaf's dtype (``tree_scale``,
 the moment updates, the bias correction), treat complex leaves by their modulus
 (``abs_sq``, moments of order 2), compute in the leaves' precision (at least
@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 
 PyTree = Any
 
@@ -186,3 +187,9 @@ def safe_norm(x: jax.Array, min_norm: jax.typing.ArrayLike) -> jax.Array:
     small = l2_norm(x) <= min_norm
     x = jnp.where(small, jnp.ones_like(x), x)
     return jnp.where(small, min_norm, l2_norm(x))
+
+
+def safe_increment(count: jax.Array) -> jax.Array:
+    """``count + 1``, saturating at the dtype's maximum: `optax.safe_increment`,
+    typed as returning an array (optax annotates a generic number)."""
+    return jnp.asarray(optax.safe_increment(count))

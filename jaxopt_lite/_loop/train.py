@@ -165,7 +165,7 @@ def train_step(
         params=params,
         opt_state=opt_state,
         model_state=model_state,
-        step=optax.safe_increment(state.step),
+        step=_tree.safe_increment(state.step),
         skipped=state.skipped + (~finite).astype(jnp.int32),
         window=window,
         stop=stop,

@@ -61,7 +61,7 @@ def _first_moment_hat(
     $\beta_1 \hat\mu_{t+1} + (1 - \beta_1) \hat g_t$ (Dozat, 2016)."""
     if not nesterov:
         return _tree.tree_bias_correction(mu, b1, count)
-    mu_next = _tree.tree_bias_correction(mu, b1, optax.safe_increment(count))
+    mu_next = _tree.tree_bias_correction(mu, b1, _tree.safe_increment(count))
     g_hat = _tree.tree_bias_correction(updates, b1, count)
     return jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, mu_next, g_hat)
 
@@ -132,7 +132,7 @@ def scale_by_adam(
 
     def update_fn(updates, state, params=None):
         del params
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
         nu = _tree.tree_update_moment(updates, state.nu, b2, 2)
         mu_hat = _first_moment_hat(updates, mu, b1, count, nesterov)
@@ -198,7 +198,7 @@ def scale_by_amsgrad(
 
     def update_fn(updates, state, params=None):
         del params
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
         nu = _tree.tree_update_moment(updates, state.nu, b2, 2)
         mu_hat = _tree.tree_bias_correction(mu, b1, count) if bias_correction_mu else mu
@@ -249,7 +249,7 @@ def scale_by_adamax(
 
     def update_fn(updates, state, params=None):
         del params
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
         # (_tree annotates eps as float; arrays and tracers work too.)
         nu = _tree.tree_update_infinity_moment(updates, state.nu, b2, eps)  # pyright: ignore[reportArgumentType]

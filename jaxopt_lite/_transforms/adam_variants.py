@@ -80,7 +80,7 @@ def scale_by_radam(
 
     def update_fn(updates, state, params=None):
         del params
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
         nu = _tree.tree_update_moment(updates, state.nu, b2, 2)
         mu_hat = _first_moment_hat(updates, mu, b1, count, nesterov)
@@ -158,7 +158,7 @@ def scale_by_belief(
 
     def update_fn(updates, state, params=None):
         del params
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
         error = optax.tree.sub(updates, mu)
         nu = _tree.tree_update_moment(error, state.nu, b2, 2)
@@ -224,7 +224,7 @@ def scale_by_yogi(
 
     def update_fn(updates, state, params=None):
         del params
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
 
         def second(g, n):

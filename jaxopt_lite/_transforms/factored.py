@@ -175,7 +175,7 @@ def scale_by_factored_rms(
             for g, row, col, full, p in zip(leaves, *parts, strict=True)
         ]
         new = [jax.tree.unflatten(treedef, [o[i] for o in out]) for i in range(4)]
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         return new[0], FactoredState(count, new[1], new[2], new[3])
 
     return optax.GradientTransformation(init_fn, update_fn)

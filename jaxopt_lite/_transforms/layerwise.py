@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import state_dtype, zeros_like
 from jaxopt_lite._core.recipe import recipe
@@ -158,7 +159,7 @@ def scale_by_novograd(
                 "scale_by_novograd needs the current parameters: "
                 "call update(updates, state, params)."
             )
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         first = count == 1
 
         def new_nu(g, n):

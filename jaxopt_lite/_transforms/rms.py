@@ -148,7 +148,7 @@ def scale_by_rms(
 
     def update_fn(updates, state, params=None):
         del params
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         nu = _tree.tree_update_moment(updates, state.nu, decay, 2)
         nu_hat = _tree.tree_bias_correction(nu, decay, count) if bias_correction else nu
         new_updates = jax.tree.map(
@@ -225,7 +225,7 @@ def scale_by_stddev(
 
     def update_fn(updates, state, params=None):
         del params
-        count = optax.safe_increment(state.count)
+        count = _tree.safe_increment(state.count)
         mu = _tree.tree_update_moment(updates, state.mu, decay, 1)
         nu = _tree.tree_update_moment(updates, state.nu, decay, 2)
         if bias_correction:

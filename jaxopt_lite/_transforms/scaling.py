@@ -105,7 +105,7 @@ def scale_by_schedule(
         del params
         factor = step_size_fn(state.count)
         updates = _tree.tree_scale(factor, updates)
-        return updates, ScaleByScheduleState(optax.safe_increment(state.count))
+        return updates, ScaleByScheduleState(_tree.safe_increment(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -173,7 +173,7 @@ def scale_by_learning_rate(
         rate = rate_at(state.count, state.applied_rate.dtype)
         updates = _tree.tree_scale(sign * rate, updates)
         return updates, ScaleByLearningRateState(
-            optax.safe_increment(state.count), rate
+            _tree.safe_increment(state.count), rate
         )
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -288,8 +288,9 @@ def _key_name(key: Any) -> str | None:
 
 
 def _is_scalar(x: Any) -> bool:
-    numeric = (jax.Array, np.ndarray, np.generic, numbers.Number)
-    return isinstance(x, numeric) and not isinstance(x, bool) and jnp.ndim(x) == 0
+    if isinstance(x, bool) or isinstance(x, numbers.Number):
+        return not isinstance(x, bool)
+    return isinstance(x, (jax.Array, np.ndarray, np.generic)) and np.ndim(x) == 0
 
 
 def _times(a: Any, b: Any) -> Any:

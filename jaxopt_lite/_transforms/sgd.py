@@ -119,6 +119,6 @@ def momentum_ema(
         raw = jax.tree.map(lambda g, m: decay * m + (1 - decay) * g, updates, state.ema)
         out = cast_like(raw, updates)
         ema = cast_like(raw, state.ema)
-        return out, MomentumState(optax.safe_increment(state.count), ema)
+        return out, MomentumState(_tree.safe_increment(state.count), ema)
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -134,6 +134,6 @@ def scale_by_lion(
         del params
         new_updates = jax.tree.map(direction, updates, state.mu)
         mu = _tree.tree_update_moment(updates, state.mu, b2, 1)
-        return new_updates, ScaleByLionState(optax.safe_increment(state.count), mu)
+        return new_updates, ScaleByLionState(_tree.safe_increment(state.count), mu)
 
     return optax.GradientTransformation(init_fn, update_fn)

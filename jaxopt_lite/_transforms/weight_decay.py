@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._combinators.masking import masked
+from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
@@ -78,7 +79,7 @@ def add_decayed_weights(
             params,
             is_leaf=lambda x: x is None,
         )
-        return new_updates, AddDecayedWeightsState(optax.safe_increment(state.count))
+        return new_updates, AddDecayedWeightsState(_tree.safe_increment(state.count))
 
     decay = optax.GradientTransformation(init_fn, update_fn)
     if mask is None:

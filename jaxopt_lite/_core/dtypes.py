@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core.tree import PyTree
@@ -81,3 +82,10 @@ def real_float_dtype(tree: PyTree, which: str = "highest") -> Any:
         return jnp.dtype(jnp.float32)
     pick = max if which == "highest" else min
     return pick(dtypes, key=lambda d: jnp.finfo(d).bits)
+
+
+def metric_dtype(tree: PyTree) -> np.dtype:
+    """The dtype losses, metrics and histories are kept in for parameters
+    ``tree``: their highest real floating precision, at least float32 (float32
+    for bfloat16 or float32 parameters, float64 for float64 ones under x64)."""
+    return np.dtype(jnp.promote_types(real_float_dtype(tree), jnp.float32))

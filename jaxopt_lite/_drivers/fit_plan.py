@@ -18,6 +18,7 @@ import numpy as np
 import optax
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import metric_dtype
 from jaxopt_lite._drivers import checkpoint as _checkpoint
 from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import mesh as _mesh
@@ -182,7 +183,7 @@ def _chunk_capacity(chunk_size: int | None, total_steps: int, log_every: int) ->
 def _columns(
     optimizer: Any, params: PyTree, aux_names: Sequence[str], eval_names: Sequence[str]
 ) -> dict[str, np.dtype]:
-    int32, float32 = np.dtype(np.int32), np.dtype(np.float32)
+    int32, float32 = np.dtype(np.int32), metric_dtype(params)
     columns = {"step": int32, "loss": float32, "grad_norm": float32}
     columns["skipped"] = int32
     rate = jax.eval_shape(lambda p: current_learning_rate(optimizer.init(p)), params)
@@ -277,6 +278,7 @@ def plan_fit(
         eval=None if eval_every is None else _loop.EvalConfig(eval_every),
         stop=stop,
         batch_sharding=_mesh.batch_sharding(mesh),
+        metric_dtype=metric_dtype(params),
     )
     columns = _columns(optimizer, params, aux_names, eval_names)
     return FitPlan(

@@ -14,6 +14,7 @@ import optax
 
 from jaxopt_lite._core import recipe as _recipe
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import metric_dtype
 from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import fit_plan as _plan
 from jaxopt_lite._drivers import mesh as _mesh
@@ -371,6 +372,7 @@ def sweep(
         eval=None if eval_every is None else _loop.EvalConfig(eval_every),
         stop=stop,
         batch_sharding=_mesh.batch_sharding(mesh),
+        metric_dtype=metric_dtype(abstract),
     )
     spmd_axis = _mesh.RUNS if _mesh.run_sharding(mesh) is not None else None
     how, batched, shared = _optimizers(make_optimizer, optimizers, table)

@@ -15,7 +15,7 @@ PyTree = Any
 class Window(NamedTuple):
     """Sums of the history row being built."""
 
-    sums: dict[str, jax.Array]  # float32 sums over its finite steps
+    sums: dict[str, jax.Array]  # sums over its finite steps, in the metric dtype
     finite: jax.Array  # int32: finite steps
     skipped: jax.Array  # int32: non-finite steps
 
@@ -29,17 +29,18 @@ class ChunkRows(NamedTuple):
     evals_ran: jax.Array  # bool [evals]
 
 
-def empty_window(names: tuple[str, ...]) -> Window:
-    """A row with no step yet, summing the metrics ``names``."""
+def empty_window(names: tuple[str, ...], dtype: Any) -> Window:
+    """A row with no step yet, summing the metrics ``names`` in ``dtype``
+    (float32, or float64 for float64 parameters)."""
     zero = jnp.zeros([], jnp.int32)
-    return Window({k: jnp.zeros([], jnp.float32) for k in names}, zero, zero)
+    return Window({k: jnp.zeros([], dtype) for k in names}, zero, zero)
 
 
 def add_step(window: Window, metrics: dict[str, Any], finite: jax.Array) -> Window:
     """Add one step's metrics (counted only when ``finite``)."""
     return Window(
         sums={
-            k: s + jnp.where(finite, jnp.asarray(metrics[k], jnp.float32), 0.0)
+            k: s + jnp.where(finite, jnp.asarray(metrics[k], s.dtype), 0.0)
             for k, s in window.sums.items()
         },
         finite=window.finite + finite.astype(jnp.int32),
@@ -59,7 +60,7 @@ def row(window: Window, step: jax.Array, opt_state: PyTree) -> dict[str, jax.Arr
     out["step"] = step
     rate = current_learning_rate(opt_state)
     if rate is not None:
-        out["learning_rate"] = rate.astype(jnp.float32)
+        out["learning_rate"] = rate.astype(window.sums["loss"].dtype)
     return out
 
 

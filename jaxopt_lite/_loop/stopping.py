@@ -25,21 +25,23 @@ class StopConfig(NamedTuple):
 class StopState(NamedTuple):
     """What early stopping carries from check to check."""
 
-    loss_sum: jax.Array  # float32: finite training losses since the last check
+    loss_sum: jax.Array  # finite training losses since the last check
     loss_count: jax.Array  # int32
-    best_value: jax.Array  # float32, in "smaller is better" sign
+    best_value: jax.Array  # in "smaller is better" sign
     best_step: jax.Array  # int32, -1 before the first check
     bad_checks: jax.Array  # int32
     stopped: jax.Array  # bool
     best: PyTree  # (params, model_state) at best_step; None unless restore_best
 
 
-def init_stop_state(cfg: StopConfig, params: PyTree, model_state: PyTree) -> StopState:
-    """The state before the first check."""
+def init_stop_state(
+    cfg: StopConfig, params: PyTree, model_state: PyTree, dtype: Any
+) -> StopState:
+    """The state before the first check; values in the metric ``dtype``."""
     return StopState(
-        loss_sum=jnp.zeros([], jnp.float32),
+        loss_sum=jnp.zeros([], dtype),
         loss_count=jnp.zeros([], jnp.int32),
-        best_value=jnp.full([], jnp.inf, jnp.float32),
+        best_value=jnp.full([], jnp.inf, dtype),
         best_step=jnp.full([], -1, jnp.int32),
         bad_checks=jnp.zeros([], jnp.int32),
         stopped=jnp.zeros([], jnp.bool_),

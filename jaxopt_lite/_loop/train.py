@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxopt_lite._core import tree as _tree
@@ -53,6 +54,9 @@ class LoopConfig(NamedTuple):
     # where each batch lives (a `jax.sharding.Sharding` of its leading axis, set
     # by the drivers for data parallelism); None: wherever XLA puts it
     batch_sharding: Any = None
+    # the dtype of losses, metrics and history: the parameters' precision, at
+    # least float32 (float64 under x64 with float64 parameters)
+    metric_dtype: Any = np.dtype(np.float32)
 
 
 class TrainState(NamedTuple):
@@ -69,7 +73,9 @@ class TrainState(NamedTuple):
 
 
 def _empty_window(cfg: LoopConfig) -> _history.Window:
-    return _history.empty_window(("loss", "grad_norm", *cfg.aux_names))
+    return _history.empty_window(
+        ("loss", "grad_norm", *cfg.aux_names), cfg.metric_dtype
+    )
 
 
 def init_train_state(
@@ -82,7 +88,9 @@ def init_train_state(
     """The state of a run that has not taken a step yet."""
     stop = None
     if cfg.stop is not None:
-        stop = _stopping.init_stop_state(cfg.stop, params, model_state)
+        stop = _stopping.init_stop_state(
+            cfg.stop, params, model_state, cfg.metric_dtype
+        )
     return TrainState(
         params=params,
         opt_state=optimizer.init(params),
@@ -155,7 +163,7 @@ def train_step(
     if cfg.has_state and cfg.skip_nonfinite:  # a skipped step keeps its state too
         model_state = optax.tree.where(finite, model_state, state.model_state)
 
-    loss32 = loss.astype(jnp.float32)
+    loss32 = loss.astype(cfg.metric_dtype)
     metrics = {"loss": loss32, "grad_norm": grad_norm, **aux}
     window = _history.add_step(state.window, metrics, finite)
     stop = state.stop
@@ -175,7 +183,7 @@ def train_step(
 def _evaluate(eval_fn: Callable, cfg: LoopConfig, state: TrainState, eval_data):
     args = (state.model_state, eval_data) if cfg.has_state else (eval_data,)
     out = _history.eval_names(eval_fn(state.params, *args))
-    return {k: jnp.asarray(x, jnp.float32) for k, x in out.items()}
+    return {k: jnp.asarray(x, cfg.metric_dtype) for k, x in out.items()}
 
 
 def _next_boundary(cfg: LoopConfig, step: jax.Array, end: jax.Array) -> jax.Array:
@@ -212,7 +220,7 @@ def _maybe_evaluate(eval_fn, cfg: LoopConfig, state: TrainState, eval_data):
     results = jax.lax.cond(
         due,
         lambda s: _evaluate(eval_fn, cfg, s, eval_data),
-        lambda s: {k: jnp.full([], jnp.nan, jnp.float32) for k in shape},
+        lambda s: {k: jnp.full([], jnp.nan, cfg.metric_dtype) for k in shape},
         state,
     )
     return due, results

@@ -20,10 +20,14 @@ def assert_trees_close(
     atol: float = 1e-7,
     *,
     check_dtype: bool = False,
+    check_structure: bool = True,
 ) -> None:
-    """Same tree structure, and every pair of leaves close (``assert_allclose``);
-    with ``check_dtype`` the leaves' dtypes must match too."""
-    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    """Same tree structure (unless ``check_structure`` is off: then only the
+    leaves are compared, in order), and every pair of leaves close
+    (``assert_allclose``); with ``check_dtype`` the leaves' dtypes must match
+    too."""
+    if check_structure:
+        assert jax.tree.structure(actual) == jax.tree.structure(expected)
     for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
         if check_dtype:
             assert a.dtype == e.dtype, (a.dtype, e.dtype)

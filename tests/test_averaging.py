@@ -3,11 +3,13 @@ parity, scan, errors."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import pytest
+from helpers import assert_trees_close
 
 import jaxopt_lite as jol
 
@@ -19,10 +21,7 @@ def _grads(params):
     return jax.tree.map(lambda p: 2.0 * p - 0.4, params)
 
 
-def _close(a, b, rtol=RTOL):
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=1e-7)
+_close = functools.partial(assert_trees_close, rtol=RTOL)
 
 
 def _trajectory(opt, steps, params=PARAMS):

@@ -3,12 +3,14 @@ NaN flags, centralization, unit-wise clipping and argument validation."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import count_compiles
+from helpers import assert_trees_close, count_compiles
 
 import jaxopt_lite as jol
 
@@ -29,11 +31,7 @@ def _tree(scale=1.0, key=0):
     }
 
 
-def _close(actual, expected, rtol=1e-6, atol=1e-7):
-    assert jax.tree.structure(actual) == jax.tree.structure(expected)
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        assert a.dtype == e.dtype
-        np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol)
+_close = functools.partial(assert_trees_close, check_dtype=True)
 
 
 def _apply(t, updates, params=None):

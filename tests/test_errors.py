@@ -131,9 +131,9 @@ def test_fit_accepts_every_callable_of_two_arguments(loss):
 
 
 def test_minimize_names_a_wrong_arity_fun():
-    with pytest.raises(TypeError, match=r"fun is called as fun\(params\), .*\(x, y\)"):
+    with pytest.raises(TypeError, match=r"fun is called as fun\(x\), .*\(x, y\)"):
         jol.minimize(lambda x, y: quadratic(x), PARAMS, OPT)
-    with pytest.raises(TypeError, match=r"fun is called as fun\(params\), .*\(\)"):
+    with pytest.raises(TypeError, match=r"fun is called as fun\(x\), .*\(\)"):
         jol.minimize(lambda: 0.0, PARAMS, OPT)
     _minimized(lambda x, scale=1.0: scale * quadratic(x))
     _minimized(functools.partial(lambda s, x: s * quadratic(x), 2.0))
@@ -220,19 +220,19 @@ def test_numeric_data_of_every_kind_is_accepted():
 
 def test_check_eval_fn():
     with pytest.raises(TypeError, match=r"eval_data\['x'\] has dtype <U1"):
-        _checks.check_eval_fn(lambda p, d: 0.0, PARAMS, {"x": np.array(["a"])})
+        _checks.check_eval_fn(lambda p, d: 0.0, (PARAMS,), {"x": np.array(["a"])})
     with pytest.raises(TypeError, match=r"eval_fn is called as eval_fn\(params, "):
-        _checks.check_eval_fn(lambda p: 0.0, PARAMS, DATA)
+        _checks.check_eval_fn(lambda p: 0.0, (PARAMS,), DATA)
     with pytest.raises(TypeError, match="eval_fn must return a scalar or a dict"):
-        _checks.check_eval_fn(lambda p, d: p["w"], PARAMS, DATA)
+        _checks.check_eval_fn(lambda p, d: p["w"], (PARAMS,), DATA)
     eval_data, names = _checks.check_eval_fn(
         lambda p, d: {"mse": loss_fn(p, d), "n": jnp.float32(d["x"].shape[0])},
-        PARAMS,
+        (PARAMS,),
         {"x": np.asarray(X), "y": np.asarray(DATA["y"])},
     )
     assert names == ["eval_mse", "eval_n"]
     np.testing.assert_array_equal(eval_data["x"], X)
-    assert _checks.check_eval_fn(lambda p, d: quadratic(p), PARAMS, None) == (
+    assert _checks.check_eval_fn(lambda p, d: quadratic(p), (PARAMS,), None) == (
         None,
         ["eval_loss"],
     )

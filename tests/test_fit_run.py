@@ -228,7 +228,7 @@ def test_every_step_nonfinite_warns_and_counts():
     [
         (jol.EarlyStopping(min_delta=float("inf")), ValueError, "min_delta=inf"),
         (jol.EarlyStopping(restore_best="yes"), TypeError, "restore_best"),
-        (jol.EarlyStopping(monitor=None), TypeError, "monitor=None"),
+        (jol.EarlyStopping(monitor=None), TypeError, "monitor must be .* got None"),
     ],
 )
 def test_early_stopping_settings_are_checked(stop, error, match):

@@ -3,6 +3,7 @@ masks and schedules, validation, saturating counters, `current_learning_rate`.""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import assert_trees_close
 
 import jaxopt_lite as jol
 
@@ -45,10 +47,7 @@ def _updates(t, dtype, steps=STEPS):
     return out, state
 
 
-def _close(actual, expected, rtol=1e-5, atol=1e-7):
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        assert a.dtype == e.dtype
-        np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol)
+_close = functools.partial(assert_trees_close, rtol=1e-5, check_dtype=True)
 
 
 # (ours, optax's, complex parity checked). Hyper-parameters differ from the

@@ -10,14 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import assert_trees_close
 
 import jaxopt_lite as jol
 
-
-def _close(actual, expected, rtol=1e-6, atol=1e-7):
-    assert jax.tree.structure(actual) == jax.tree.structure(expected)
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol)
+_close = assert_trees_close
 
 
 def _grads_like(params, step):

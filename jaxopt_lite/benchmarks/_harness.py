@@ -299,14 +299,19 @@ def describe_machine() -> dict[str, Any]:
     }
 
 
+def peer_module(name: str) -> Any:
+    """``import name`` for a peer that may not be installed (so the type
+    checker does not need it). A peer's own deprecation notice on import
+    (jaxopt announces it is unmaintained) is not an error of the benchmark."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return importlib.import_module(name)
+
+
 def optional_module(name: str) -> Any | None:
-    """``import name`` or ``None`` when it is not installed. A peer's own
-    deprecation notice on import (jaxopt announces it is unmaintained) is not
-    an error of the benchmark."""
+    """`peer_module`, or ``None`` when ``name`` is not installed."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return importlib.import_module(name)
+        return peer_module(name)
     except ImportError:
         return None
 

@@ -78,7 +78,7 @@ def optimistix_solver(kind: str) -> Callable:
     """The runner of ``optimistix.LBFGS`` or ``optimistix.BFGS`` (``kind``)."""
 
     def runner(fun: Fun, x0: jax.Array, tol: float, max_iters: int, record):
-        import optimistix as optx
+        optx = _harness.peer_module("optimistix")
 
         solver = getattr(optx, kind)(rtol=OPTX_TOL, atol=OPTX_TOL)
 
@@ -103,7 +103,7 @@ def optimistix_solver(kind: str) -> Callable:
 
 
 def jaxopt_lbfgs(fun: Fun, x0: jax.Array, tol: float, max_iters: int, record):
-    import jaxopt
+    jaxopt = _harness.peer_module("jaxopt")
 
     solve = jax.jit(jaxopt.LBFGS(fun=fun, tol=tol, maxiter=max_iters).run)
 
@@ -159,35 +159,33 @@ def optax_lbfgs(fun: Fun, x0: jax.Array, tol: float, max_iters: int, record):
 
 
 def jaxopt_lite_lbfgs(fun: Fun, x0: jax.Array, tol: float, max_iters: int, record):
-    """``jaxopt_lite.minimize`` with ``jaxopt_lite.lbfgs()``; `available` runs it
-    only where the package has ``lbfgs`` (and its result the counts read here),
-    hence the attribute look-ups by name."""
+    """``jaxopt_lite.minimize`` with ``jaxopt_lite.lbfgs()``."""
     import jaxopt_lite as jol
 
-    optimizer = getattr(jol, "lbfgs")()  # noqa: B009
+    optimizer = jol.lbfgs()
 
     def run(_):
         result = jol.minimize(fun, x0, optimizer, steps=max_iters, tol=tol)
         record.update(
             x=result.params,
             iterations=int(result.steps),
-            fun_evals=int(getattr(result, "fun_evals")),  # noqa: B009
-            grad_evals=int(getattr(result, "grad_evals")),  # noqa: B009
-            status=str(getattr(result, "status")),  # noqa: B009
+            fun_evals=int(result.fun_evals),
+            grad_evals=int(result.grad_evals),
+            status=str(result.status),
         )
         return result.params
 
     return run
 
 
-# name -> (module that must import, extra attribute it must have, runner)
-SOLVERS: dict[str, tuple[str, str | None, Callable]] = {
-    "jaxopt_lite": ("jaxopt_lite", "lbfgs", jaxopt_lite_lbfgs),
-    "scipy L-BFGS-B": ("scipy.optimize", None, scipy_lbfgsb),
-    "optimistix LBFGS": ("optimistix", None, optimistix_solver("LBFGS")),
-    "optimistix BFGS": ("optimistix", None, optimistix_solver("BFGS")),
-    "jaxopt LBFGS": ("jaxopt", None, jaxopt_lbfgs),
-    "optax lbfgs loop": ("optax", None, optax_lbfgs),
+# name -> (module that must import, runner)
+SOLVERS: dict[str, tuple[str, Callable]] = {
+    "jaxopt_lite": ("jaxopt_lite", jaxopt_lite_lbfgs),
+    "scipy L-BFGS-B": ("scipy.optimize", scipy_lbfgsb),
+    "optimistix LBFGS": ("optimistix", optimistix_solver("LBFGS")),
+    "optimistix BFGS": ("optimistix", optimistix_solver("BFGS")),
+    "jaxopt LBFGS": ("jaxopt", jaxopt_lbfgs),
+    "optax lbfgs loop": ("optax", optax_lbfgs),
 }
 JAX_PEERS = ("optimistix LBFGS", "optimistix BFGS", "jaxopt LBFGS", "optax lbfgs loop")
 
@@ -195,12 +193,9 @@ JAX_PEERS = ("optimistix LBFGS", "optimistix BFGS", "jaxopt LBFGS", "optax lbfgs
 def available() -> tuple[list[str], dict[str, str]]:
     """The solvers that can run here, and why each of the others cannot."""
     ready, missing = [], {}
-    for name, (module, attribute, _) in SOLVERS.items():
-        mod = _harness.optional_module(module)
-        if mod is None:
+    for name, (module, _) in SOLVERS.items():
+        if _harness.optional_module(module) is None:
             missing[name] = f"{module} is not installed"
-        elif attribute is not None and not hasattr(mod, attribute):
-            missing[name] = f"not available: {module} has no {attribute}"
         else:
             ready.append(name)
     return ready, missing
@@ -252,7 +247,7 @@ def solve_all(
             Contestant(
                 name,
                 _guarded(
-                    SOLVERS[name][2](fun, x, tol, max_iters, records[name]),
+                    SOLVERS[name][1](fun, x, tol, max_iters, records[name]),
                     x,
                     records[name],
                 ),

@@ -189,7 +189,6 @@ def test_data_leaves_must_be_numeric(data, message):
     "data, outer",
     [
         ({"x": [[1.0, 2.0], [3.0]], "y": [1.0, 2.0]}, r"data\['x'\]"),
-        ([[1.0, 2.0], [3.0, 4.0]], "data"),
         ({"x": X, "y": [float(i) for i in range(16)]}, r"data\['y'\]"),
     ],
 )
@@ -197,6 +196,12 @@ def test_python_lists_in_data_are_explained(data, outer):
     message = outer + r" is a \(nested\) Python list or tuple of numbers"
     with pytest.raises(ValueError, match=message + r".*np\.asarray"):
         jol.fit(loss_fn, PARAMS, OPT, data, steps=2)
+
+
+def test_a_list_of_numbers_is_read_as_a_stream_and_explained():
+    # A list is a stream of batches; its first "batch" [1.0, 2.0] has no batch axis.
+    with pytest.raises(ValueError, match=r"list of numbers .* np\.asarray\(data\)"):
+        jol.fit(loss_fn, PARAMS, OPT, [[1.0, 2.0], [3.0, 4.0]], steps=2)
 
 
 def test_a_scalar_next_to_arrays_is_not_called_a_list():

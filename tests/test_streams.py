@@ -38,8 +38,13 @@ def make_batches(count: int, size: int = 4, dtype=np.float32) -> list[dict]:
     ]
 
 
-def stacked(batches: list[dict]) -> dict:
-    return jax.tree.map(lambda *leaves: np.stack(leaves), *batches)
+def stacked(batches: list[dict], rows: int | None = None) -> dict:
+    """The batches stacked, padded with zero rows to ``rows``."""
+    out = jax.tree.map(lambda *leaves: np.stack(leaves), *batches)
+    pad = (rows or len(batches)) - len(batches)
+    return jax.tree.map(
+        lambda a: np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]), out
+    )
 
 
 def assert_tree_equal(got, want) -> None:
@@ -70,7 +75,7 @@ def test_chunks_equal_np_stack_and_end_short():
         for start in (0, 4, 8):
             chunk, k = stream.next_chunk(4)
             sizes.append(k)
-            assert_tree_equal(chunk, stacked(batches[start : start + k]))
+            assert_tree_equal(chunk, stacked(batches[start : start + k], 4))
             assert isinstance(chunk["x"], jax.Array)
         assert sizes == [4, 4, 2]
         assert stream.next_chunk(4) == (None, 0)
@@ -92,7 +97,7 @@ def test_generator_with_prefetch_gives_the_same_chunks():
     stream.close()
     assert [k for k, _ in got] == [3, 3, 1]
     for i, (k, chunk) in enumerate(got):
-        assert_tree_equal(chunk, stacked(batches[3 * i : 3 * i + k]))
+        assert_tree_equal(chunk, stacked(batches[3 * i : 3 * i + k], 3))
 
 
 @pytest.mark.parametrize("x64", [False, True])
@@ -178,7 +183,7 @@ def test_short_last_batch(drop):
         if drop:
             chunk, k = stream.next_chunk(4)
             assert k == 1
-            np.testing.assert_array_equal(chunk["x"], [[4, 4, 4, 4]])
+            np.testing.assert_array_equal(chunk["x"], [[4] * 4] + [[0] * 4] * 3)
             assert stream.next_chunk(4) == (None, 0)
         else:
             with pytest.raises(ValueError, match=r"batch 5 of data, the last, has 3"):
@@ -210,7 +215,9 @@ def test_argument_errors():
         with pytest.raises(ValueError, match=r"next_chunk\(n=0\) is not allowed"):
             stream.next_chunk(0)
         stream.prefetch(2)
-        with pytest.raises(ValueError, match=r"next_chunk\(n=3\) after prefetch"):
+        with pytest.raises(
+            ValueError, match=r"next_chunk\(n=3, rows=3\) after prefetch"
+        ):
             stream.next_chunk(3)
         with pytest.raises(ValueError, match=r"prefetch\(n=3\) while a chunk of 2"):
             stream.prefetch(3)
@@ -222,6 +229,13 @@ def test_argument_errors():
     stream.close()  # idempotent
     with pytest.raises(TypeError, match="resume by counting batches with skip"):
         BatchStream([np.ones(2)]).restore({})
+    with BatchStream([np.ones(2)] * 4) as stream:
+        with pytest.raises(ValueError, match=r"next_chunk\(rows=1\) is not allowed"):
+            stream.next_chunk(2, rows=1)
+    with pytest.raises(ValueError, match=r"epochs=2 needs data that can be iterated"):
+        BatchStream(iter([np.ones(2)] * 4), epochs=2)
+    with pytest.raises(ValueError, match=r"epochs=0 is not allowed"):
+        BatchStream([np.ones(2)], epochs=0)
 
 
 class SlowLoader:
@@ -317,11 +331,11 @@ def test_grain_state_restore_continues_bit_identically(threads):
 
     first = BatchStream(iter(dataset()))
     assert first.resumable and first.len_hint is None
-    assert first.state() == {"next_index": 0}
+    assert first.state() == {"epoch": 0, "iterator": {"next_index": 0}}
     first.next_chunk(3)
     first.prefetch(3)  # six batches read, three consumed
     state = first.state()
-    assert state == {"next_index": 3}
+    assert state == {"epoch": 0, "iterator": {"next_index": 3}}
     rest = [first.next_chunk(3)[0] for _ in range(2)]
     first.close()
 
@@ -385,7 +399,7 @@ def test_sharded_chunks_on_eight_devices(tmp_path):
     assert r["devices"] == 8
     assert (r["k"], r["shape"], r["spec"]) == (4, [4, 16, 3], "P(None, 'data')")
     assert r["shards"] == [[4, 2, 3]] * 8 and r["max_diff"] == 0.0
-    assert r["rest_k"] == 1 and r["rest_shards"] == [[1, 2]] * 8
+    assert r["rest_k"] == 1 and r["rest_shards"] == [[4, 2]] * 8  # padded rows
     # ("runs", "data") = (2, 4): split 4 ways, copied over "runs".
     assert r["grid_spec"] == "P(None, 'data')" and r["grid_shards"] == [[2, 4, 3]] * 8
     assert r["global_spec"] == "P('data',)" and r["global_shards"] == [[2, 3]] * 8

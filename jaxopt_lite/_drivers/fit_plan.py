@@ -21,10 +21,12 @@ from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import metric_dtype
 from jaxopt_lite._drivers import checkpoint as _checkpoint
 from jaxopt_lite._drivers import checks as _checks
+from jaxopt_lite._drivers import fit_stream as _stream
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers import model_checks as _model
 from jaxopt_lite._drivers.loggers import Callback
 from jaxopt_lite._drivers.progress import Progress
+from jaxopt_lite._drivers.streams import is_stream
 from jaxopt_lite._loop import sampling as _sampling
 from jaxopt_lite._loop import train as _loop
 from jaxopt_lite._loop.stopping import StopConfig
@@ -82,7 +84,9 @@ class FitPlan(NamedTuple):
     eval_fn: Callable | None
     params: PyTree
     model_state: PyTree  # None without state=
-    data: PyTree
+    data: PyTree  # in-memory data (None for a stream)
+    stream: _stream.StreamLayout | None  # a stream of batches
+    steps_given: bool  # steps= (not epochs=) set the run's length
     eval_data: PyTree
     key: jax.Array
     cfg: _loop.LoopConfig
@@ -90,7 +94,7 @@ class FitPlan(NamedTuple):
     fixed_chunks: bool  # chunk_size was given; else chunks are paced by time
     show_progress: bool
     checkpoint_dir: str | os.PathLike | None
-    resume: bool
+    resume: bool | str  # True, False or "skip" (a stream, by counting)
     mesh: jax.sharding.Mesh | None
     callbacks: tuple[Callback, ...]
     columns: dict[str, np.dtype]  # every history column, in order
@@ -100,7 +104,7 @@ class FitPlan(NamedTuple):
 def check_early_stopping(
     early_stopping: Any,
     eval_names: Sequence[str],
-    steps_per_epoch: int,
+    steps_per_epoch: int | None,
     eval_every: int | None,
 ) -> StopConfig | None:
     """Validate ``early_stopping``; resolve its monitor and check period."""
@@ -113,6 +117,12 @@ def check_early_stopping(
     stop = early_stopping
     _checks.check_early_stopping(stop)
     if stop.monitor == "loss":
+        if steps_per_epoch is None:
+            raise ValueError(
+                "early_stopping.monitor='loss' checks once per epoch, and a stream "
+                "without a length has no epochs: monitor an eval_fn metric (with "
+                "eval_every=) instead."
+            )
         monitor, every = "loss", steps_per_epoch
     else:
         monitor = stop.monitor
@@ -136,7 +146,11 @@ def check_early_stopping(
 
 
 def check_eval(
-    eval_fn: Any, eval_data: Any, eval_every: Any, steps_per_epoch: int, args: tuple
+    eval_fn: Any,
+    eval_data: Any,
+    eval_every: Any,
+    steps_per_epoch: int | None,
+    args: tuple,
 ) -> tuple[PyTree, int | None, list[str]]:
     """Check ``eval_fn(*args, eval_data)`` abstractly: a scalar or a dict of
     scalars. Returns the eval data as arrays, the period (default: an epoch)
@@ -148,6 +162,11 @@ def check_eval(
         return None, None, []
     v.check_callable("eval_fn", eval_fn)
     v.check_int("eval_every", eval_every, optional=True)
+    if eval_every is None and steps_per_epoch is None:
+        raise ValueError(
+            "eval_fn needs eval_every= with a stream without a length: by default "
+            "it runs once per epoch, and such a stream has no epochs."
+        )
     argnames = (
         ("params", "state", "eval_data") if len(args) == 2 else ("params", "eval_data")
     )
@@ -210,6 +229,7 @@ def plan_fit(
     step_key: Any,
     shuffle: Any,
     replace: Any,
+    drop_remainder: Any,
     has_aux: Any,
     eval_fn: Any,
     eval_data: Any,
@@ -231,32 +251,61 @@ def plan_fit(
     _model.check_trainable(params)
     params = _checks.check_params("params", params)
     for name, flag in {
-        "shuffle": shuffle,
         "replace": replace,
+        "drop_remainder": drop_remainder,
         "has_aux": has_aux,
         "step_key": step_key,
         "skip_nonfinite": skip_nonfinite,
-        "resume": resume,
     }.items():
         v.check_bool(name, flag)
+    if shuffle is not None:
+        v.check_bool("shuffle", shuffle)
+    streaming = is_stream(data)
+    if resume != "skip":
+        v.check_bool("resume", resume)
+    elif not streaming:
+        raise ValueError(
+            "resume='skip' (skip ahead in a stream by reading its batches) needs "
+            "data to be a stream of batches; use resume=True."
+        )
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress must be True, False or None, got {progress!r}.")
     has_state = state is not None
     model_state = _model.check_state(state) if has_state else None
 
-    data, num_examples, batch_size, steps_per_epoch, total_steps = _checks.run_length(
-        data, batch_size, steps, epochs, log_every
-    )
-    mesh = _mesh.check_mesh(mesh, batch_size)
+    v.check_int("log_every", log_every)
     v.check_int("chunk_size", chunk_size, optional=True)
-    if chunk_size is not None and chunk_size % log_every:
+    stream = None
+    if streaming:
+        mesh = _mesh.check_mesh(mesh, None)
+        stream = _stream.plan_stream(
+            data, batch_size=batch_size, steps=steps, epochs=epochs, shuffle=shuffle,
+            replace=replace, drop_remainder=drop_remainder, chunk_size=chunk_size,
+            sharding=_mesh.batch_sharding(mesh),
+        )  # fmt: skip
+        data, sample = None, stream.stream.spec
+        batch_size = num_examples = stream.batch_size
+        steps_per_epoch, total_steps = stream.steps_per_epoch, stream.total_steps
+        _mesh.check_batch(mesh, batch_size)
+    else:
+        if not drop_remainder:
+            raise ValueError(
+                "drop_remainder=False is for streams of batches; with in-memory "
+                "data each epoch uses len(data) // batch_size full batches."
+            )
+        data, num_examples, batch_size, steps_per_epoch, total_steps = (
+            _checks.run_length(data, batch_size, steps, epochs, log_every)
+        )
+        mesh = _mesh.check_mesh(mesh, batch_size)
+        sample = data
+    if chunk_size is not None and chunk_size % log_every and stream is None:
         raise ValueError(
             f"chunk_size={chunk_size} must be a multiple of log_every={log_every}."
         )
     key = v.check_key("key", key)
 
     aux_names = _model.check_loss(
-        loss_fn, params, model_state, data, batch_size, key if step_key else None,
+        loss_fn, params, model_state, sample, batch_size, key if step_key else None,
         has_aux=has_aux,
     )  # fmt: skip
     args = (params, model_state) if has_state else (params,)
@@ -265,11 +314,17 @@ def plan_fit(
     )
     stop = check_early_stopping(early_stopping, eval_names, steps_per_epoch, eval_every)
 
-    _checkpoint.check_fresh(checkpoint_dir, resume=resume, overwrite=overwrite)
+    _checkpoint.check_fresh(checkpoint_dir, resume=bool(resume), overwrite=overwrite)
+    shuffle = stream is None if shuffle is None else shuffle
+    sampling = _sampling.Sampling(
+        num_examples, batch_size, shuffle, replace, stream=stream is not None
+    )
     cfg = _loop.LoopConfig(
-        sampling=_sampling.Sampling(num_examples, batch_size, shuffle, replace),
+        sampling=sampling,
         log_every=log_every,
-        chunk_size=_chunk_capacity(chunk_size, total_steps, log_every),
+        chunk_size=stream.rows
+        if stream is not None
+        else _chunk_capacity(chunk_size, total_steps, log_every),
         has_aux=has_aux,
         aux_names=tuple(aux_names),
         has_state=has_state,
@@ -288,6 +343,8 @@ def plan_fit(
         params=params,
         model_state=model_state,
         data=data,
+        stream=stream,
+        steps_given=steps is not None,
         eval_data=eval_data,
         key=key,
         cfg=cfg,
@@ -300,6 +357,7 @@ def plan_fit(
         callbacks=_check_callbacks(callbacks),
         columns=columns,
         metadata={
+            "stream": stream is not None,
             "num_examples": num_examples,
             "batch_size": batch_size,
             "shuffle": shuffle,

@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxopt_lite._drivers import checkpoint as _checkpoint
 from jaxopt_lite._drivers import checkpoint_format as _format
+from jaxopt_lite._drivers import fit_stream as _stream
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers.fit_plan import FitPlan
 from jaxopt_lite._drivers.progress import Progress
@@ -26,6 +27,7 @@ from jaxopt_lite._drivers.progress import Progress
 PyTree = Any
 TARGET_SECONDS = 1.0  # a paced chunk aims at about this much device time
 CHECKPOINT_SECONDS = 60.0  # paced chunks: a checkpoint at most this often
+_STREAM = "stream_at"  # checkpoint metadata: where a stream stood
 
 
 class FitResult(NamedTuple):
@@ -67,14 +69,21 @@ class FitResult(NamedTuple):
     error: str | None = None
 
 
-class _Pacer:
-    """Chunk sizes: fixed, or doubled/halved towards `TARGET_SECONDS`."""
+class _ArrayFeed:
+    """The chunks of a run on in-memory data: their sizes fixed, or
+    doubled/halved towards `TARGET_SECONDS` (the interface of
+    `fit_stream.StreamFeed`)."""
 
-    def __init__(self, plan: FitPlan):
+    def __init__(self, plan: FitPlan, data: PyTree):
+        self.data, self.total = data, plan.total_steps
         self.unit = plan.cfg.log_every
         self.cap = plan.cfg.chunk_size
         self.fixed = plan.fixed_chunks
         self.size = self.cap if self.fixed else min(self.unit, self.cap)
+
+    def next(self, planned: int, open_row: bool) -> tuple[PyTree, int, int] | None:
+        del open_row  # the run's length is known: its last chunk writes the row
+        return (self.data, self.size, self.total) if planned < self.total else None
 
     def observe(self, elapsed: float) -> None:
         if self.fixed:
@@ -83,6 +92,12 @@ class _Pacer:
             self.size = min(self.cap, 2 * self.size)
         elif elapsed > 2 * TARGET_SECONDS:
             self.size = max(self.unit, self.size // (2 * self.unit) * self.unit)
+
+    def state(self, step: int) -> None:
+        del step
+
+    def close(self) -> None:
+        pass
 
 
 def _saved_metadata(directory: Any) -> dict[str, Any]:
@@ -101,6 +116,7 @@ def _check_resumable(plan: FitPlan) -> None:
             "aux metrics) changed. Resume with the same eval_fn and loss_fn "
             "outputs, or start a new checkpoint_dir."
         )
+    saved.setdefault("stream", False)  # checkpoints from before streams
     for name, value in plan.metadata.items():
         if saved.get(name) != value:
             raise ValueError(
@@ -126,6 +142,10 @@ def start(plan: FitPlan, init) -> tuple[PyTree, list[dict[str, np.ndarray]]]:
                 f"least {reached} steps (steps= or epochs=) to resume it."
             )
         rows = [dict(saved.arrays)] if saved.arrays else []
+        if plan.stream is not None:
+            _stream.resume_stream(
+                plan.stream.stream, saved.metadata.get(_STREAM), reached, plan.resume
+            )
     if plan.mesh is not None:
         state = _mesh.place(plan.mesh, None, None, state)[2]
     return state, rows
@@ -166,37 +186,49 @@ def _call(callbacks, method: str, *args, **kwargs) -> str | None:
     return None
 
 
+def _feed(plan: FitPlan) -> _ArrayFeed | _stream.StreamFeed:
+    if plan.stream is not None:
+        return _stream.StreamFeed(plan.stream, plan.steps_given)
+    data = plan.data
+    if plan.mesh is not None:
+        data = _mesh.place(plan.mesh, data, None, None)[0]
+    return _ArrayFeed(plan, data)
+
+
 def drive(plan: FitPlan, chunk, state, rows) -> FitResult:
     """Dispatch chunks one ahead of the host, read each finished one, and stop
     on completion, early stopping, Ctrl-C or a callback's error."""
+    eval_data = plan.eval_data
     if plan.mesh is not None:
-        data, eval_data, _ = _mesh.place(plan.mesh, plan.data, plan.eval_data, None)
-    else:
-        data, eval_data = plan.data, plan.eval_data
-    total = plan.total_steps
-    bar = Progress(plan.show_progress, total, int(state.step), "fit")
-    pacer = _Pacer(plan)
+        eval_data = _mesh.place(plan.mesh, None, eval_data, None)[1]
+    feed = _feed(plan)
+    bar = Progress(plan.show_progress, feed.total, int(state.step), "fit")
     finished, saved_step = state, int(state.step)
     planned, stopped = int(state.step), _stopped(state)
-    interrupted, error, pending = False, None, None
+    interrupted, error, pending, at = False, None, None, feed.state(planned)
     last_ready = last_save = time.perf_counter()
     try:
         while True:
             launched = None
-            if planned < total and not stopped:
-                n = pacer.size
+            work = (
+                None
+                if stopped
+                else feed.next(planned, planned % plan.cfg.log_every > 0)
+            )
+            if work is not None:
+                data, n, total = work
                 out = chunk(state, data, eval_data, jnp.int32(n), jnp.int32(total))
-                launched = (out, time.perf_counter())
-                state, planned = out[0], planned + n
+                state, planned = out[0], min(planned + n, total)
+                launched = (out, time.perf_counter(), feed.state(planned))
             if pending is not None:
-                (out_state, out_rows), dispatched = pending
+                (out_state, out_rows), dispatched, at = pending
                 new = _host_rows(plan, out_rows)
                 now = time.perf_counter()
                 elapsed, last_ready = now - max(dispatched, last_ready), now
                 before, finished = int(finished.step), out_state
                 rows.append(new)
                 step, stopped = int(finished.step), _stopped(finished)
-                pacer.observe(elapsed)
+                feed.observe(elapsed)
                 if len(new["loss"]):
                     bar.update(step - before, {"loss": float(new["loss"][-1])})
                 error = _call(
@@ -205,9 +237,9 @@ def drive(plan: FitPlan, chunk, state, rows) -> FitResult:
                 if error is not None:
                     break
                 due = plan.fixed_chunks or now - last_save >= CHECKPOINT_SECONDS
-                due = due or step >= total or stopped
+                due = due or step >= feed.total or stopped
                 if plan.checkpoint_dir is not None and due:
-                    _save(plan, finished, rows)
+                    _save(plan, finished, rows, at)
                     saved_step, last_save = step, time.perf_counter()
                 if stopped:
                     break
@@ -216,10 +248,15 @@ def drive(plan: FitPlan, chunk, state, rows) -> FitResult:
             pending = launched
     except KeyboardInterrupt:
         interrupted = True
+    except BaseException:  # e.g. a bad batch of a stream: keep what was done
+        if plan.checkpoint_dir is not None and int(finished.step) > saved_step:
+            _save(plan, finished, rows, at)
+        raise
     finally:
         bar.close()
+        feed.close()
     if plan.checkpoint_dir is not None and int(finished.step) > saved_step:
-        _save(plan, finished, rows)  # what the result holds can be resumed
+        _save(plan, finished, rows, at)  # what the result holds can be resumed
     result = _result(plan, finished, rows, interrupted, error)
     _call(plan.callbacks, "on_end", result)
     for c in plan.callbacks:
@@ -229,13 +266,13 @@ def drive(plan: FitPlan, chunk, state, rows) -> FitResult:
     return result
 
 
-def _save(plan: FitPlan, state, rows) -> None:
+def _save(plan: FitPlan, state, rows, stream_at) -> None:
     assert plan.checkpoint_dir is not None
+    metadata = dict(plan.metadata)
+    if stream_at is not None:
+        metadata[_STREAM] = stream_at
     _checkpoint.save_checkpoint(
-        plan.checkpoint_dir,
-        state,
-        arrays=_history(plan, rows),
-        metadata=plan.metadata,
+        plan.checkpoint_dir, state, arrays=_history(plan, rows), metadata=metadata
     )
 
 

@@ -21,11 +21,16 @@ RUNS = "runs"
 
 
 def check_mesh(
-    mesh: Any, batch_size: int, *, axes: tuple[str, ...] = (DATA,), who: str = "fit"
+    mesh: Any,
+    batch_size: int | None,
+    *,
+    axes: tuple[str, ...] = (DATA,),
+    who: str = "fit",
 ) -> Mesh | None:
     """Validate ``mesh`` (``None`` passes) and return it with every axis in
     automatic (GSPMD) mode, so that arrays placed with it may be combined
-    freely inside the compiled loop."""
+    freely inside the compiled loop. ``batch_size=None``: not known yet (see
+    `check_batch`)."""
     if mesh is None:
         return None
     if not isinstance(mesh, Mesh):
@@ -40,15 +45,22 @@ def check_mesh(
             f"mesh has axes {names}; {who} needs an axis named {wanted} "
             "(e.g. jax.make_mesh((jax.device_count(),), ('data',)))."
         )
-    if DATA in names:
-        size = mesh.shape[DATA]
-        if batch_size % size:
-            raise ValueError(
-                f"batch_size={batch_size} must be divisible by the size of the "
-                f"mesh's 'data' axis ({size}), so that each device gets an equal "
-                "share of every batch."
-            )
+    if batch_size is not None:
+        check_batch(mesh, batch_size)
     return Mesh(mesh.devices, names, axis_types=(AxisType.Auto,) * len(names))
+
+
+def check_batch(mesh: Mesh | None, batch_size: int) -> None:
+    """A batch of ``batch_size`` examples must split evenly over ``"data"``."""
+    if mesh is None or DATA not in mesh.axis_names:
+        return
+    size = mesh.shape[DATA]
+    if batch_size % size:
+        raise ValueError(
+            f"batch_size={batch_size} must be divisible by the size of the "
+            f"mesh's 'data' axis ({size}), so that each device gets an equal "
+            "share of every batch."
+        )
 
 
 def batch_sharding(mesh: Mesh | None) -> NamedSharding | None:

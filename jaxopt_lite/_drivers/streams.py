@@ -49,8 +49,8 @@ def is_stream(data: Any) -> bool:
 class _Prefetch:
     """One chunk being assembled in a background thread."""
 
-    def __init__(self, n: int):
-        self.n = n
+    def __init__(self, n: int, rows: int):
+        self.n, self.rows = n, rows
         self.result: tuple[PyTree | None, int, Any] | None = None
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
@@ -67,7 +67,11 @@ class BatchStream:
 
     Args:
         iterable: the batches (see `is_stream`).
-        drop_remainder: drop a shorter last batch instead of raising.
+        drop_remainder: drop a shorter last batch (of each epoch) instead of
+            raising.
+        epochs: iterate ``iterable`` this many times, each time afresh (it must
+            be re-iterable: a list or a data loader, not an iterator);
+            ``None``: once.
         sharding: how one batch is laid out (e.g. ``NamedSharding(mesh,
             P("data"))``); chunks get the same layout with an unsplit leading
             step axis. ``None``: the default device. Over a multi-process mesh
@@ -79,7 +83,8 @@ class BatchStream:
             as the devices hold them).
         batch_size: examples per batch read by this process.
         len_hint: ``len(iterable)`` when it has one (counting a short last
-            batch that ``drop_remainder`` drops), else ``None``.
+            batch that ``drop_remainder`` drops), else ``None``: the batches of
+            one epoch.
         resumable: the iterator has ``get_state``/``set_state`` (grain's do).
 
     Example:
@@ -91,6 +96,10 @@ class BatchStream:
         ...     print(stream.next_chunk(4))
         4 (4, 2, 3) 1
         (None, 0)
+        >>> with BatchStream(batches, epochs=2) as stream:
+        ...     chunk, k = stream.next_chunk(8, rows=12)
+        ...     print(k, chunk["x"][:, 0, 0], stream.next_chunk(8)[1])
+        8 [0. 1. 2. 3. 4. 0. 1. 2. 0. 0. 0. 0.] 2
     """
 
     def __init__(
@@ -99,6 +108,7 @@ class BatchStream:
         *,
         drop_remainder: bool = True,
         sharding: Sharding | None = None,
+        epochs: int | None = None,
     ):
         if not is_stream(iterable):
             raise TypeError(
@@ -113,16 +123,18 @@ class BatchStream:
             raise TypeError(
                 f"sharding must be a jax.sharding.Sharding or None, got {sharding!r}."
             )
+        check_epochs(iterable, epochs)
         try:
             self.len_hint: int | None = len(iterable)
         except TypeError:
             self.len_hint = None
+        self._iterable, self._epochs, self._epoch = iterable, epochs or 1, 0
         self._it = iter(iterable)
         self._drop = drop_remainder
         self.resumable = callable(getattr(self._it, "get_state", None)) and callable(
             getattr(self._it, "set_state", None)
         )
-        self._state = self._it.get_state() if self.resumable else None
+        self._state = self._get_state()
         self._step = 0  # batches pulled from the iterator (and checked)
         self._position = 0  # batches handed out by next_chunk or skipped
         self._exhausted = False
@@ -182,9 +194,15 @@ class BatchStream:
                 f"{array.dtype}; batches may hold only numeric or boolean arrays."
             )
         if array.ndim == 0:
+            hint = ""
+            if isinstance(leaf, (int, float, complex)):
+                hint = (
+                    " (a list is a stream of batches: to pass a (nested) Python "
+                    "list of numbers as data, make it an array, np.asarray(data))"
+                )
             raise ValueError(
                 f"batch {step} of data: leaf {self._paths[i]} is a scalar; every "
-                "leaf needs a leading batch axis."
+                f"leaf needs a leading batch axis{hint}."
             )
         return array
 
@@ -224,41 +242,58 @@ class BatchStream:
             arrays, self._peeked = self._peeked, None
             self._step += 1
             return arrays
-        if self._exhausted:
-            return None
-        try:
-            batch = next(self._it)
-        except StopIteration:
+        while not self._exhausted:
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                self._next_epoch()
+                continue
+            arrays = self._checked(batch)
+            if arrays is not None:
+                self._step += 1
+                return arrays
+        return None
+
+    def _next_epoch(self) -> None:
+        """Start the next epoch's iterator, or mark the stream exhausted."""
+        if self._epoch + 1 >= self._epochs:
             self._exhausted = True
-            return None
+        else:
+            self._epoch += 1
+            self._it = iter(self._iterable)
+
+    def _checked(self, batch: Any) -> list[np.ndarray] | None:
+        """The batch's arrays, or ``None`` for a short last batch that is
+        dropped (its epoch is then over)."""
         step = self._step
         arrays, short = self._check(step, batch)
-        if short:
-            size = arrays[0].shape[0]
-            try:
-                next(self._it)
-            except StopIteration:
+        if not short:
+            return arrays
+        size = arrays[0].shape[0]
+        try:
+            next(self._it)
+        except StopIteration:
+            if not self._drop:
                 self._exhausted = True
-                if self._drop:
-                    return None
                 raise ValueError(
                     f"batch {step} of data, the last, has {size} examples where "
                     f"the others have {self.batch_size}; pass drop_remainder=True "
                     f"to drop it, or make the loader drop it ({_LOADERS})."
                 ) from None
-            raise ValueError(
-                f"batch {step} of data has {size} examples where batch 0 has "
-                f"{self.batch_size}; only the last batch of a stream may be shorter."
-            )
-        self._step += 1
-        return arrays
+            self._next_epoch()
+            return None
+        raise ValueError(
+            f"batch {step} of data has {size} examples where batch 0 has "
+            f"{self.batch_size}; only the last batch of a stream may be shorter."
+        )
 
-    def _assemble(self, n: int) -> tuple[PyTree | None, int, Any]:
-        """Read up to ``n`` batches into fresh host buffers and transfer them."""
+    def _assemble(self, n: int, rows: int) -> tuple[PyTree | None, int, Any]:
+        """Read up to ``n`` batches into fresh host buffers of ``rows`` rows
+        (zeros after the batches) and transfer them."""
         first = self._pull()
         if first is None:
             return None, 0, self._get_state()
-        buffers = [np.empty((n, *a.shape), a.dtype) for a in first]
+        buffers = [np.empty((rows, *a.shape), a.dtype) for a in first]
         for buffer, a in zip(buffers, first, strict=True):
             buffer[0] = a
         k = 1
@@ -272,33 +307,51 @@ class BatchStream:
         state = self._get_state()
         if self._stop.is_set():  # cancelled: the chunk would be dropped
             return None, k, state
-        tree = self._treedef.unflatten([b[:k] for b in buffers])
+        for buffer in buffers:
+            buffer[k:] = 0
+        return self._put(buffers), k, state
+
+    def _put(self, buffers: list[np.ndarray]) -> PyTree:
+        tree = self._treedef.unflatten(buffers)
         sharding = self._put_sharding
         if sharding is None:
-            return jax.device_put(tree), k, state
+            return jax.device_put(tree)
         if sharding.is_fully_addressable:
-            return jax.device_put(tree, sharding), k, state
-        return jax.make_array_from_process_local_data(sharding, tree), k, state
+            return jax.device_put(tree, sharding)
+        return jax.make_array_from_process_local_data(sharding, tree)
+
+    def zeros(self, rows: int) -> PyTree:
+        """A chunk of ``rows`` rows of zeros, laid out as `next_chunk`'s."""
+        return self._put(
+            [
+                np.zeros((rows, *s), d)
+                for s, d in zip(self._shapes, self._dtypes, strict=True)
+            ]
+        )
 
     def _get_state(self) -> Any:
-        return self._it.get_state() if self.resumable else None
+        if not self.resumable:
+            return None
+        return {"epoch": self._epoch, "iterator": self._it.get_state()}
 
     # ----------------------------------------------------------------- public
 
-    def next_chunk(self, n: int) -> tuple[PyTree | None, int]:
+    def next_chunk(self, n: int, rows: int | None = None) -> tuple[PyTree | None, int]:
         """The next ``n`` batches stacked on the devices, and how many there are.
 
-        Returns ``(chunk, k)``: leaves of shape ``(k, *batch_shape)``, ``k < n``
-        only when the stream ends; ``(None, 0)`` once it has ended. An error of
-        the iterator, also one met while prefetching, is raised here.
+        Returns ``(chunk, k)``: leaves of shape ``(rows, *batch_shape)``
+        (``rows`` defaults to ``n``) whose first ``k`` rows are the batches and
+        the rest zeros; ``k < n`` only when the stream ends; ``(None, 0)``
+        once it has ended. An error of the iterator, also one met while
+        prefetching, is raised here.
         """
-        self._check_n("next_chunk", n)
+        rows = self._check_n("next_chunk", n, rows)
         job = self._job
         if job is not None:
-            if job.n != n:
+            if (job.n, job.rows) != (n, rows):
                 raise ValueError(
-                    f"next_chunk(n={n}) after prefetch(n={job.n}): ask for the "
-                    "prefetched size."
+                    f"next_chunk(n={n}, rows={rows}) after prefetch(n={job.n}, "
+                    f"rows={job.rows}): ask for the prefetched chunk."
                 )
             self._join()
             if job.error is not None:
@@ -306,23 +359,24 @@ class BatchStream:
             assert job.result is not None
             chunk, k, state = job.result
         else:
-            chunk, k, state = self._assemble(n)
+            chunk, k, state = self._assemble(n, rows)
         self._state = state
         self._position += k
         return chunk, k
 
-    def prefetch(self, n: int) -> None:
-        """Start assembling and transferring the next chunk of ``n`` batches in a
-        background thread; the next `next_chunk` (with the same ``n``) returns
-        it. Does nothing when that chunk is already on its way."""
-        self._check_n("prefetch", n)
+    def prefetch(self, n: int, rows: int | None = None) -> None:
+        """Start assembling and transferring the next chunk of ``n`` batches
+        (in ``rows`` rows) in a background thread; the next `next_chunk` (with
+        the same arguments) returns it. Does nothing when that chunk is
+        already on its way."""
+        rows = self._check_n("prefetch", n, rows)
         if self._job is not None:
-            if self._job.n == n:
+            if (self._job.n, self._job.rows) == (n, rows):
                 return
             raise ValueError(
                 f"prefetch(n={n}) while a chunk of {self._job.n} is prefetched."
             )
-        job = _Prefetch(n)
+        job = _Prefetch(n, rows)
         # JAX's x64 and default-device settings are thread-local: carry them.
         x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
         device = jax.config.jax_default_device  # pyright: ignore[reportAttributeAccessIssue]
@@ -330,7 +384,7 @@ class BatchStream:
         def work() -> None:
             try:
                 with jax.enable_x64(x64), jax.default_device(device):
-                    job.result = self._assemble(n)
+                    job.result = self._assemble(n, rows)
             except BaseException as error:  # re-raised by next_chunk
                 job.error = error
 
@@ -346,8 +400,9 @@ class BatchStream:
         return self._position
 
     def state(self) -> Any:
-        """The iterator's ``get_state()`` after the batches returned so far (not
-        those prefetched), or ``None`` when it has no ``get_state``."""
+        """Where the batches returned so far (not those prefetched) end:
+        ``{"epoch": e, "iterator": it.get_state()}`` (JSON-able when the
+        iterator's state is), or ``None`` when it has no ``get_state``."""
         return self._state
 
     def restore(self, state: Any, *, step: int = 0) -> None:
@@ -361,7 +416,9 @@ class BatchStream:
                 "get_state/set_state; resume by counting batches with skip(k)."
             )
         self._cancel()
-        self._it.set_state(state)
+        if int(state["epoch"]) != self._epoch:  # only re-iterables have epochs
+            self._epoch, self._it = int(state["epoch"]), iter(self._iterable)
+        self._it.set_state(state["iterator"])
         self._state = state
         self._peeked = None
         self._exhausted = False
@@ -400,12 +457,20 @@ class BatchStream:
         if self._closed:
             raise RuntimeError("this BatchStream is closed.")
 
-    def _check_n(self, name: str, n: Any) -> None:
+    def _check_n(self, name: str, n: Any, rows: Any) -> int:
         self._check_open()
         if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
             raise ValueError(
                 f"{name}(n={n!r}) is not allowed: n must be an integer >= 1."
             )
+        if rows is None:
+            return n
+        if not (isinstance(rows, int) and not isinstance(rows, bool) and rows >= n):
+            raise ValueError(
+                f"{name}(rows={rows!r}) is not allowed: rows must be an integer "
+                f">= n={n}."
+            )
+        return rows
 
     def _join(self) -> None:
         job = self._job
@@ -419,6 +484,24 @@ class BatchStream:
             self._join()
         finally:
             self._stop.clear()
+
+
+def check_epochs(iterable: Any, epochs: Any) -> None:
+    """``epochs`` (``None`` or an int >= 1) of a stream; more than one needs an
+    iterable that starts afresh at every ``iter()``."""
+    if epochs is None:
+        return
+    if isinstance(epochs, bool) or not isinstance(epochs, int):
+        raise TypeError(f"epochs must be an int or None, got {epochs!r}.")
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs} is not allowed: it must be >= 1.")
+    if epochs > 1 and iter(iterable) is iterable:
+        raise ValueError(
+            f"epochs={epochs} needs data that can be iterated again for each "
+            f"epoch (a list, a data loader); data={_short(iterable)} is an "
+            "iterator, which is used up after one pass: give steps= instead, or "
+            "pass the loader itself rather than iter(loader)."
+        )
 
 
 def _short(value: Any) -> str:

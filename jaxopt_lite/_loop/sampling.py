@@ -78,12 +78,24 @@ def permute(
 
 
 class Sampling(NamedTuple):
-    """How a step draws its batch (static: changing one recompiles)."""
+    """How a step draws its batch (static: changing one recompiles).
+
+    With ``stream`` the data of a chunk is a `StreamChunk`: the chunk's batches
+    stacked, one per step, made by the host; nothing is sampled."""
 
     num_examples: int
     batch_size: int  # == num_examples without replacement: the whole data
     shuffle: bool
     replace: bool
+    stream: bool = False
+
+
+class StreamChunk(NamedTuple):
+    """The batches of one chunk of a streamed run: ``batches`` leaves are
+    ``(rows, *batch_shape)``, row ``i`` the batch of step ``first + i``."""
+
+    batches: Any
+    first: jax.Array  # int32: the step of row 0
 
 
 def _epoch_start(step: jax.Array, num_examples: int, batch_size: int):
@@ -120,9 +132,16 @@ def batch_indices(
 
 
 def sample_batch(sampling: Sampling, data: Any, step: jax.Array, key: jax.Array):
-    """The batch of ``step``: the whole ``data`` (full batch without
-    replacement), a slice of consecutive examples (in order), or the examples
-    `batch_indices` names, gathered (shuffled or with replacement)."""
+    """The batch of ``step``: its row of a `StreamChunk` (streams), the whole
+    ``data`` (full batch without replacement), a slice of consecutive examples
+    (in order), or the examples `batch_indices` names, gathered (shuffled or
+    with replacement)."""
+    if sampling.stream:
+        row = step - data.first
+        return jax.tree.map(
+            lambda x: jax.lax.dynamic_index_in_dim(x, row, keepdims=False),
+            data.batches,
+        )
     n, size = sampling.num_examples, sampling.batch_size
     if data is None or (size == n and not sampling.replace):
         return data

@@ -200,10 +200,9 @@ def _next_boundary(cfg: LoopConfig, step: jax.Array, end: jax.Array) -> jax.Arra
     return nxt
 
 
-def _close_row(cfg: LoopConfig, state: TrainState, train, n_train, total_steps):
-    """Write the row being built (kept when complete or at the run's end) and
-    start the next one; rows are written unconditionally, without a branch."""
-    done = (state.step % cfg.log_every == 0) | (state.step == total_steps)
+def _close_row(cfg: LoopConfig, state: TrainState, train, n_train, done):
+    """Write the row being built (kept when ``done``) and start the next one
+    if it was; rows are written unconditionally, without a branch."""
     train = _history.write(
         train, n_train, _history.row(state.window, state.step, state.opt_state)
     )
@@ -261,7 +260,10 @@ def run_chunk(
     """Up to ``steps`` (<= ``cfg.chunk_size``) more steps, ending early at
     ``total_steps`` or when early stopping stops the run; the last row of the
     run may hold fewer than ``log_every`` steps. Returns the state and the
-    rows written, with masks of the rows that ran."""
+    rows written, with masks of the rows that ran. For a stream, ``data``
+    holds the chunk's batches, stacked (`sampling.StreamChunk`)."""
+    if cfg.sampling.stream:
+        data = _sampling.StreamChunk(data, state.step)
     end = jnp.minimum(state.step + steps, total_steps)
     train = _history.buffers(
         jax.eval_shape(lambda s: _history.row(s.window, s.step, s.opt_state), state),
@@ -289,7 +291,8 @@ def run_chunk(
             lambda s: train_step(loss_fn, optimizer, cfg, s, data),
             state,
         )
-        state, train, n_train = _close_row(cfg, state, train, n_train, total_steps)
+        done = (state.step % cfg.log_every == 0) | (state.step == total_steps)
+        state, train, n_train = _close_row(cfg, state, train, n_train, done)
         results: dict[str, jax.Array] = {}
         if evals:
             due, results = _maybe_evaluate(eval_fn, cfg, state, eval_data)
@@ -303,6 +306,11 @@ def run_chunk(
     state, train, n_train, evals, n_evals = jax.lax.while_loop(
         running, segment, (state, train, zero, evals, zero)
     )
+    # A run whose end became known only after its last step (a stream that ran
+    # out at a chunk boundary) closes its open row in a chunk of no steps.
+    window = state.window
+    unwritten = (state.step == total_steps) & (window.finite + window.skipped > 0)
+    state, train, n_train = _close_row(cfg, state, train, n_train, unwritten)
     return state, _history.ChunkRows(
         train, _ran(train, n_train), evals, _ran(evals, n_evals)
     )

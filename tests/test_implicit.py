@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import jaxopt_lite as jol
 
@@ -91,3 +92,40 @@ def test_unrolled_gradient_through_lbfgs_approaches_the_solution_derivative():
 
     exact = jax.grad(lambda lam: v @ ridge_closed_form(x, y, lam))(0.2)
     np.testing.assert_allclose(jax.grad(solution)(0.2), exact, rtol=1e-3)
+
+
+# Optimizers whose numbers are program inputs (a custom_vjp must not close
+# over them), line searches of both kinds and the migration guide's gd with a
+# backtracking line search.
+OPTIMIZERS = {
+    "gd": lambda: jol.gd(0.5),
+    "adam": lambda: jol.adam(0.01),
+    "lbfgs_learning_rate": lambda: jol.lbfgs(learning_rate=0.5),
+    "lbfgs_zoom_slope_rtol": lambda: jol.lbfgs(
+        linesearch=jol.scale_by_zoom_linesearch(20, slope_rtol=1e-3)
+    ),
+    "sgd_backtracking": lambda: jol.chain(
+        jol.sgd(1.0), jol.scale_by_backtracking_linesearch(30)
+    ),
+    "sgd_backtracking_store_grad": lambda: jol.chain(
+        jol.sgd(1.0), jol.scale_by_backtracking_linesearch(30, store_grad=True)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_implicit_gradient_for_optimizers_with_numeric_hyperparameters(name):
+    optimizer = OPTIMIZERS[name]()
+    with jax.enable_x64(True):
+        x, y = (a.astype(jnp.float64) for a in _ridge_problem())
+        v = jnp.arange(1.0, 6.0, dtype=jnp.float64)
+
+        def solution(lam):
+            return v @ jol.minimize(
+                ridge, jnp.zeros(5, jnp.float64), optimizer, args=(x, y, lam),
+                steps=5000, tol=1e-10,
+            ).params  # fmt: skip
+
+        exact = jax.grad(lambda lam: v @ ridge_closed_form(x, y, lam))(0.3)
+        np.testing.assert_allclose(jax.grad(solution)(0.3), exact, rtol=1e-6)
+        np.testing.assert_allclose(jax.jit(jax.grad(solution))(0.3), exact, rtol=1e-6)

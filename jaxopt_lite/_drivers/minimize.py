@@ -6,7 +6,7 @@ import functools
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +14,7 @@ import numpy as np
 import optax
 from jax.core import Tracer
 
+from jaxopt_lite._core import recipe as _recipe
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import programs as _programs
@@ -67,27 +68,60 @@ class MinimizeResult(NamedTuple):
 
 
 def _compiled(
-    fun: Callable, optimizer: Any, cfg: _full_batch.Config, implicit: bool
+    fun: Callable,
+    optimizer: Any,
+    cfg: _full_batch.Config,
+    with_args: bool,
+    implicit: bool,
 ) -> Callable:
     """The compiled loop for ``fun`` and ``optimizer``, cached by structure
     (numbers and callables as inputs: see `programs`), with its inputs bound."""
-    key, inputs = _programs.split({"fun": fun}, optimizer)
+    fun_key, fun_inputs = _programs.split_callable(fun)
+    opt_key, opt_inputs = _recipe.split(optimizer)
     run = _programs.program(
-        ("minimize", key, cfg, implicit), lambda: _build(key, cfg, implicit)
+        ("minimize", fun_key, opt_key, cfg, with_args, implicit),
+        lambda: _build(fun_key, opt_key, cfg, with_args, implicit),
     )
-    return functools.partial(run, inputs)
+    return functools.partial(run, fun_inputs, opt_inputs)
 
 
-def _build(key: Any, cfg: _full_batch.Config, implicit: bool) -> Callable:
-    def run_and_pack(inputs, *args):
-        fns, optimizer = _programs.join(key, inputs)
-        fun = fns["fun"]
-        optimizer = optax.with_extra_args_support(optimizer)
-        run = functools.partial(_full_batch.full_batch_loop, fun, optimizer, cfg)
+def _build(
+    fun_key: tuple,
+    opt_key: tuple,
+    cfg: _full_batch.Config,
+    with_args: bool,
+    implicit: bool,
+) -> Callable:
+    def call(fun_inputs, x, args):
+        fun = cast(Callable, _programs.join_callable(fun_key, fun_inputs))
+        return fun(x, args) if with_args else fun(x)
+
+    def run_and_pack(fun_inputs, opt_inputs, x0, args, tols, lower, upper):
+        # The problem's data, theta, is what the solution is differentiated
+        # with respect to: args, the array leaves of a pytree-callable fun,
+        # and the tracers fun closes over (hoisted by closure conversion).
+        # Everything reaches the loop as an explicit input, never through a
+        # closure (see `with_implicit_gradient`).
+        converted, hoisted = jax.closure_convert(
+            lambda x, a, f: call(f, x, a), x0, args, fun_inputs
+        )
+        theta = (args, fun_inputs, hoisted)
+
+        def objective(x, t):
+            return converted(x, t[0], t[1], *t[2])
+
+        def loop(opt_inputs, theta, x0, tols, lower, upper):
+            optimizer = _recipe.rebuild(opt_key, opt_inputs)
+            return _full_batch.full_batch_loop(
+                objective, optax.with_extra_args_support(optimizer), cfg,
+                x0, theta, tols, lower, upper,
+            )  # fmt: skip
+
         if implicit:
-            run = _implicit.with_implicit_gradient(run, fun, cfg)
+            value = (lambda x, t: objective(x, t)[0]) if cfg.has_aux else objective
+            loop = _implicit.with_implicit_gradient(loop, value, cfg.bounded)
+        final = loop(opt_inputs, theta, x0, tols, lower, upper)
         # The scalars the host reads, packed so that they come back in one go.
-        final = run(*args)
         counts = jnp.stack(
             [final.step, final.status, final.fun_evals, final.grad_evals]
         )
@@ -277,12 +311,11 @@ def minimize(
         max_steps=steps,
         history_size=min(steps, history_size),
         has_aux=has_aux,
-        with_args=args is not None,
         cauchy=rtol is not None or atol is not None,
         bounded=lo is not None,
         unroll=diff == "unroll",
     )
-    run = _compiled(fun, optimizer, cfg, diff == "implicit" and args is not None)
+    run = _compiled(fun, optimizer, cfg, args is not None, diff == "implicit")
     tols = _full_batch.Tolerances(
         *(
             np.asarray(default if t is None else t, dtype)

@@ -41,7 +41,6 @@ class Config(NamedTuple):
     max_steps: int
     history_size: int  # rows kept: the first ``history_size`` steps
     has_aux: bool
-    with_args: bool  # fun(x, args) rather than fun(x)
     cauchy: bool  # the rtol/atol test is on
     bounded: bool
     unroll: bool  # lax.scan of max_steps (reverse-differentiable)
@@ -126,11 +125,12 @@ def full_batch_loop(
     lower: PyTree,
     upper: PyTree,
 ) -> FullBatchState:
-    """Minimize ``fun`` from ``x0`` until a stopping test fires (see
-    `minimize` for the tests); history rows past the last step are NaN."""
+    """Minimize ``fun(x, args)`` (``(value, aux)`` with ``cfg.has_aux``) from
+    ``x0`` until a stopping test fires (see `minimize` for the tests); history
+    rows past the last step are NaN."""
 
     def objective(x):
-        out = fun(x, args) if cfg.with_args else fun(x)
+        out = fun(x, args)
         return out if cfg.has_aux else (out, None)
 
     value_and_grad = jax.value_and_grad(objective, has_aux=True)
@@ -140,7 +140,7 @@ def full_batch_loop(
     frozen = jax.lax.stop_gradient(args)
 
     def value_fn(x):
-        out = fun(x, frozen) if cfg.with_args else fun(x)
+        out = fun(x, frozen)
         return out[0] if cfg.has_aux else out
 
     def bounded_value_fn(base, mask):

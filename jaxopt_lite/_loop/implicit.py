@@ -37,30 +37,32 @@ def _cg_tol(x: PyTree) -> float:
 
 
 def with_implicit_gradient(
-    run: Callable, fun: Callable, cfg: _full_batch.Config
+    run: Callable, objective: Callable, bounded: bool
 ) -> Callable:
-    """``run(x0, args, tols, lower, upper)`` whose reverse-mode derivative in
-    ``args`` (through the final ``params`` and ``value``) is the implicit one;
-    the derivative in ``x0``, the tolerances and the bounds is zero."""
+    """``run(consts, theta, x0, tols, lower, upper)`` whose reverse-mode
+    derivative in ``theta`` (through the final ``params`` and ``value``) is the
+    implicit one, for ``objective(x, theta)`` (the value alone); the derivative
+    in ``consts`` (what the loop needs besides the problem: the optimizer's
+    numbers), ``x0``, the tolerances and the bounds is zero.
 
-    def objective(x, args):
-        out = fun(x, args)
-        return out[0] if cfg.has_aux else out
-
+    Everything ``run`` and ``objective`` depend on must come in through these
+    arguments, not through a closure: a ``custom_vjp`` cannot differentiate
+    closed-over tracers, and its backward pass must not keep tracers of the
+    program being traced."""
     grad_x = jax.grad(objective)
 
     @jax.custom_vjp
-    def solve(x0, args, tols, lower, upper):
-        return run(x0, args, tols, lower, upper)
+    def solve(consts, theta, x0, tols, lower, upper):
+        return run(consts, theta, x0, tols, lower, upper)
 
-    def solve_fwd(x0, args, tols, lower, upper):
-        final = run(x0, args, tols, lower, upper)
-        return final, (final.params, final.grad, x0, args, tols, lower, upper)
+    def solve_fwd(consts, theta, x0, tols, lower, upper):
+        final = run(consts, theta, x0, tols, lower, upper)
+        return final, (final.params, final.grad, theta, lower, upper)
 
     def solve_bwd(res, cotangent):
-        x, g, x0, args, tols, lower, upper = res
+        x, g, theta, lower, upper = res
         x_bar, value_bar = cotangent.params, cotangent.value
-        if cfg.bounded:
+        if bounded:
             free = _full_batch.free_mask(x, g, lower, upper)
         else:
             free = jax.tree.map(lambda a: jnp.ones(jnp.shape(a), bool), x)
@@ -72,15 +74,15 @@ def with_implicit_gradient(
 
         def hvp(u):
             # On free coordinates the Hessian, elsewhere the identity.
-            hu = jax.jvp(lambda y: grad_x(y, args), (x,), (keep(u),))[1]
+            hu = jax.jvp(lambda y: grad_x(y, theta), (x,), (keep(u),))[1]
             held = jax.tree.map(lambda m, a: jnp.where(m, 0, a), free, u)
             return optax.tree.add(keep(hu), held)
 
         v, _ = jax.scipy.sparse.linalg.cg(hvp, keep(x_bar), tol=_cg_tol(x))
-        _, pullback = jax.vjp(lambda a: (grad_x(x, a), objective(x, a)), args)
-        (args_bar,) = pullback((optax.tree.scale(-1.0, keep(v)), value_bar))
-        zeros = jax.tree.map(jnp.zeros_like, (x0, tols, lower, upper))
-        return zeros[0], args_bar, zeros[1], zeros[2], zeros[3]
+        _, pullback = jax.vjp(lambda t: (grad_x(x, t), objective(x, t)), theta)
+        (theta_bar,) = pullback((optax.tree.scale(-1.0, keep(v)), value_bar))
+        # None: a zero cotangent for every leaf of that argument.
+        return None, theta_bar, None, None, None, None
 
     solve.defvjp(solve_fwd, solve_bwd)
     return solve

@@ -129,3 +129,44 @@ def test_implicit_gradient_for_optimizers_with_numeric_hyperparameters(name):
         exact = jax.grad(lambda lam: v @ ridge_closed_form(x, y, lam))(0.3)
         np.testing.assert_allclose(jax.grad(solution)(0.3), exact, rtol=1e-6)
         np.testing.assert_allclose(jax.jit(jax.grad(solution))(0.3), exact, rtol=1e-6)
+
+
+def test_derivatives_with_respect_to_values_closed_over_by_fun():
+    # Not passed through args: a closed-over tracer and the leaves of a
+    # pytree-callable. The results under grad are arrays, as under jit.
+    with jax.enable_x64(True):
+        x, y = (a.astype(jnp.float64) for a in _ridge_problem())
+        v = jnp.arange(1.0, 6.0, dtype=jnp.float64)
+        exact = jax.grad(lambda lam: v @ ridge_closed_form(x, y, lam))(0.3)
+        w0 = jnp.zeros(5, jnp.float64)
+
+        def closure(lam):
+            result = jol.minimize(lambda w: ridge(w, (x, y, lam)), w0, LBFGS, tol=1e-10)
+            return v @ result.params, result
+
+        implicit, result = jax.grad(closure, has_aux=True)(0.3)
+        np.testing.assert_allclose(implicit, exact, rtol=1e-6)
+        assert result.status.dtype == jnp.int32 and int(result.status) == 0
+        assert result.history["value"].shape == (1000,)
+
+        def partial(lam):
+            fun = jax.tree_util.Partial(lambda data, w: ridge(w, data), (x, y, lam))
+            return v @ jol.minimize(fun, w0, LBFGS, tol=1e-10).params
+
+        np.testing.assert_allclose(jax.grad(partial)(0.3), exact, rtol=1e-6)
+
+        # unrolled: 3 steps of gd, written out by hand
+        def unrolled(lam):
+            quad = lambda w: ridge(w, (x, y, lam))
+            result = jol.minimize(quad, w0, jol.gd(0.5), steps=3, diff="unroll")
+            return v @ result.params
+
+        def by_hand(lam):
+            w = w0
+            for _ in range(3):
+                w = w - 0.5 * jax.grad(ridge)(w, (x, y, lam))
+            return v @ w
+
+        expected = jax.grad(by_hand)(0.2)
+        np.testing.assert_allclose(jax.grad(unrolled)(0.2), expected, rtol=1e-12)
+        assert abs(float(expected)) > 0.1

@@ -29,8 +29,9 @@ class MinimizeResult(NamedTuple):
     """What `minimize` returns.
 
     Called with concrete inputs, the scalars are Python numbers and the history
-    NumPy arrays cut to the steps taken. Called under ``jax.jit`` or
-    ``jax.vmap`` (traced inputs) every field is an array instead: ``status`` is
+    NumPy arrays cut to the steps taken. When the results are traced (under
+    ``jax.jit``, ``jax.vmap`` or ``jax.grad``, through the inputs or values
+    ``fun`` closes over) every field is an array instead: ``status`` is
     then an int32 index into ``MinimizeResult.STATUSES`` and the history keeps
     all its rows (NaN past the last step).
 
@@ -245,13 +246,15 @@ def minimize(
     projected gradient's norm. Calling again with the same ``fun`` and ``optimizer``
     objects and inputs of the same shapes reuses the compiled loop.
 
-    Differentiating the result with respect to ``args`` (``jax.grad`` of
-    anything computed from ``params`` or ``value``) uses, with
-    ``diff="implicit"``, the implicit function theorem at the solution: one
-    conjugate-gradient solve with Hessian-vector products. ``diff="unroll"``
-    instead differentiates through every iteration (a ``lax.scan`` of
-    ``steps`` iterations; line-search step sizes count as constants), with
-    respect to anything, ``x0`` and closed-over values included.
+    Differentiating the result (``jax.grad`` of anything computed from
+    ``params`` or ``value``) with respect to the problem's data (``args``,
+    values ``fun`` closes over, the array leaves of a pytree-callable ``fun``)
+    uses, with ``diff="implicit"``, the implicit function theorem at the
+    solution: one conjugate-gradient solve with Hessian-vector products.
+    ``diff="unroll"`` instead differentiates through every iteration (a
+    ``lax.scan`` of ``steps`` iterations; line-search step sizes count as
+    constants), with respect to anything, ``x0`` included. Under ``jax.grad``, as under
+    ``jax.jit`` and ``jax.vmap``, the result's fields are arrays.
 
     Args:
         fun: the objective, ``fun(params) -> scalar``, or ``fun(params, args)``
@@ -298,12 +301,10 @@ def minimize(
     v.check_int("history_size", history_size, minimum=0)
     x0 = _checks.check_params("x0", x0)
     dtype = _value_dtype(fun, has_aux, x0, args)
-    traced = _is_traced(x0, args)
     lo = hi = None
     if lower is not None or upper is not None:
         lo = _bound("lower", lower, x0, -math.inf)
         hi = _bound("upper", upper, x0, math.inf)
-        traced = traced or _is_traced(lo, hi)
         _check_ordered(lo, hi)
         x0 = _full_batch.project(x0, lo, hi)
 
@@ -323,7 +324,9 @@ def minimize(
         )
     )
     final, counts, floats = run(x0, args, tols, lo, hi)
-    if traced:
+    # Traced results (under jit, vmap or grad, whether through the inputs or
+    # through values fun closes over) stay arrays.
+    if _is_traced(counts, floats, final.params):
         taken, status, value, grad_norm = (
             final.step,
             final.status,

@@ -2,7 +2,8 @@
 
 ``mesh OUT``: one process with 8 simulated CPU devices. ``distributed OUT PID
 PORT``: one of two processes (2 CPU devices each) joined by
-``jax.distributed`` over 127.0.0.1 with gloo collectives. Writes one JSON
+``jax.distributed`` over 127.0.0.1 with gloo collectives; ``fit OUT PID PORT
+DIR``: the same two processes training with `fit` (checkpoints in DIR). Writes one JSON
 object of measurements to OUT; the tests assert on them.
 """
 
@@ -118,9 +119,54 @@ def distributed_report(process: int, port: str) -> dict:
     return out
 
 
+def fit_data() -> dict:
+    """The global data set of the two-process fit (64 examples)."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    return {"x": x, "y": x @ np.array([1.0, -2.0, 0.5], np.float32) + 0.3}
+
+
+def fit_loss(p, batch):
+    return jax.numpy.mean((batch["x"] @ p["w"] + p["b"] - batch["y"]) ** 2)
+
+
+def fit_report(process: int, port: str, checkpoint: str) -> dict:
+    """`fit` over a mesh of two processes: in memory (each holds half of the
+    examples) and streamed (each yields half of every batch)."""
+    import jaxopt_lite as jol
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        f"127.0.0.1:{port}", num_processes=2, process_id=process,
+        initialization_timeout=40,
+    )  # fmt: skip
+    mesh = jax.make_mesh((jax.device_count(),), ("data",))
+    data = fit_data()
+    mine = jax.tree.map(lambda a: a[32 * process : 32 * process + 32], data)
+    params = {"w": np.zeros(3, np.float32), "b": np.zeros((), np.float32)}
+    opt = jol.adam(0.05)
+    memory = jol.fit(
+        fit_loss, params, opt, mine, steps=12, batch_size=16, mesh=mesh,
+        key=jax.random.key(4), log_every=4, checkpoint_dir=checkpoint,
+    )  # fmt: skip
+    starts = [16 * i + 8 * process for i in range(4)]
+    batches = [{k: a[s : s + 8] for k, a in data.items()} for s in starts]
+    streamed = jol.fit(fit_loss, params, opt, batches, epochs=2, mesh=mesh)
+    out = {
+        "memory_w": np.asarray(memory.params["w"]).tolist(),
+        "memory_loss": memory.history["loss"].tolist(),
+        "stream_w": np.asarray(streamed.params["w"]).tolist(),
+        "stream_loss": streamed.history["loss"].tolist(),
+    }
+    jax.distributed.shutdown()
+    return out
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "mesh":
         report = mesh_report()
+    elif sys.argv[1] == "fit":
+        report = fit_report(int(sys.argv[3]), sys.argv[4], sys.argv[5])
     else:
         report = distributed_report(int(sys.argv[3]), sys.argv[4])
     with open(sys.argv[2], "w") as f:

@@ -436,3 +436,39 @@ def test_two_processes_assemble_one_global_batch(tmp_path):
         assert r["chunk_spec"] == "P(None, 'data')"
         assert r["chunk_sum"] == want_sum
         np.testing.assert_array_equal(r["chunk_x"], np.stack(want_x))
+
+
+def test_two_processes_fit_like_one_process_on_the_same_global_batches(tmp_path):
+    from streams_helper import fit_data, fit_loss
+
+    import jaxopt_lite as jol
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    folder = str(tmp_path / "run")
+    both = reports(
+        tmp_path, [["fit", str(p), port, folder] for p in (0, 1)], timeout=120
+    )
+    data = fit_data()
+    params = {"w": np.zeros(3, np.float32), "b": np.zeros((), np.float32)}
+    memory = jol.fit(
+        fit_loss, params, jol.adam(0.05), data, steps=12, batch_size=16,
+        key=jax.random.key(4), log_every=4,
+    )  # fmt: skip
+    batches = [{k: a[16 * i : 16 * i + 16] for k, a in data.items()} for i in range(4)]
+    streamed = jol.fit(fit_loss, params, jol.adam(0.05), batches, epochs=2)
+    for r in both:  # the same numbers on both processes, as on one
+        np.testing.assert_allclose(r["memory_w"], memory.params["w"], rtol=1e-5)
+        np.testing.assert_allclose(r["memory_loss"], memory.history["loss"], rtol=1e-5)
+        np.testing.assert_allclose(r["stream_w"], streamed.params["w"], rtol=1e-5)
+        np.testing.assert_allclose(
+            r["stream_loss"], streamed.history["loss"], rtol=1e-5
+        )
+    like = {"w": np.zeros(3, np.float32), "b": np.zeros((), np.float32)}
+    saved = jol.fit(
+        fit_loss, like, jol.adam(0.05), data, steps=12, batch_size=16,
+        key=jax.random.key(4), log_every=4, checkpoint_dir=folder, resume=True,
+    )  # fmt: skip
+    assert saved.step == 12  # written once, by process 0, and complete
+    np.testing.assert_allclose(saved.params["w"], memory.params["w"], rtol=1e-5)

@@ -105,6 +105,8 @@ def leaf_to_numpy(where: str, leaf: Any) -> tuple[np.ndarray, dict[str, Any]]:
         except (OverflowError, TypeError) as e:
             raise ValueError(f"{where}={leaf!r} cannot be stored: {e}") from None
     if isinstance(leaf, jax.Array):
+        if not leaf.is_fully_addressable and leaf.is_fully_replicated:
+            leaf = leaf.addressable_shards[0].data  # this process's whole copy
         if not leaf.is_fully_addressable:
             raise ValueError(
                 f"{where} is sharded over devices this process cannot address; "

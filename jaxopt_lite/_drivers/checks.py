@@ -285,10 +285,17 @@ class RunLength(NamedTuple):
 
 
 def run_length(
-    data: PyTree, batch_size: Any, steps: Any, epochs: Any, log_every: Any
+    data: PyTree,
+    batch_size: Any,
+    steps: Any,
+    epochs: Any,
+    log_every: Any,
+    parts: Callable[[int], int] = lambda n: 1,
 ) -> RunLength:
     """Check ``data``, ``batch_size``, ``steps``/``epochs`` and ``log_every``
-    together, as `fit` and `sweep` take them."""
+    together, as `fit` and `sweep` take them. ``parts(n)``: how many equal
+    parts of ``n`` examples the data has (one per process of a multi-process
+    run, each holding its own)."""
     if data is None:
         num_examples = 1
         if batch_size not in (None, 1):
@@ -296,6 +303,7 @@ def run_length(
         batch_size = 1
     else:
         num_examples = leading_size("data", data)
+        num_examples *= parts(num_examples)
         data = check_data("data", data)
         v.check_int("batch_size", batch_size, optional=True)
         if batch_size is None:

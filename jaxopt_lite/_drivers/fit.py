@@ -16,6 +16,7 @@ import jax
 import optax
 
 from jaxopt_lite._drivers import fit_run as _run
+from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers import programs as _programs
 from jaxopt_lite._drivers.fit_plan import EarlyStopping as EarlyStopping
 from jaxopt_lite._drivers.fit_plan import plan_fit
@@ -33,6 +34,9 @@ def _compiled(loss_fn, optimizer, eval_fn, cfg: _loop.LoopConfig):
     program is reused for equal structure (`programs`), its inputs bound."""
     key, inputs = _programs.split({"loss": loss_fn, "eval": eval_fn}, optimizer)
     init, chunk = _programs.program(("fit", key, cfg), lambda: _build(key, cfg))
+    if cfg.batch_sharding is not None:  # with the run's other arrays, on its mesh
+        chunk_inputs = _mesh.put(inputs, _mesh.replicated(cfg.batch_sharding.mesh))
+        return functools.partial(init, inputs), functools.partial(chunk, chunk_inputs)
     return functools.partial(init, inputs), functools.partial(chunk, inputs)
 
 
@@ -46,8 +50,14 @@ def _build(key, cfg: _loop.LoopConfig):
 
     def chunk(inputs, state, data, eval_data, steps, total_steps):
         loss_fn, optimizer, eval_fn = parts(inputs)
-        return _guard.run_chunk(
+        out = _guard.run_chunk(
             loss_fn, optimizer, eval_fn, cfg, state, data, eval_data, steps, total_steps
+        )
+        if cfg.batch_sharding is None:
+            return out
+        # state and rows whole on every device, so every process can read them
+        return jax.lax.with_sharding_constraint(
+            out, _mesh.replicated(cfg.batch_sharding.mesh)
         )
 
     return jax.jit(init), jax.jit(chunk)

@@ -293,10 +293,14 @@ def plan_fit(
                 "drop_remainder=False is for streams of batches; with in-memory "
                 "data each epoch uses len(data) // batch_size full batches."
             )
+        mesh = _mesh.check_mesh(mesh, None)
         data, num_examples, batch_size, steps_per_epoch, total_steps = (
-            _checks.run_length(data, batch_size, steps, epochs, log_every)
-        )
-        mesh = _mesh.check_mesh(mesh, batch_size)
+            _checks.run_length(
+                data, batch_size, steps, epochs, log_every,
+                parts=lambda n: _mesh.data_parts(mesh, n),
+            )
+        )  # fmt: skip
+        _mesh.check_batch(mesh, batch_size)
         sample = data
     if chunk_size is not None and chunk_size % log_every and stream is None:
         raise ValueError(

@@ -202,7 +202,8 @@ def drive(plan: FitPlan, chunk, state, rows) -> FitResult:
     if plan.mesh is not None:
         eval_data = _mesh.place(plan.mesh, None, eval_data, None)[1]
     feed = _feed(plan)
-    bar = Progress(plan.show_progress, feed.total, int(state.step), "fit")
+    shown = plan.show_progress and jax.process_index() == 0
+    bar = Progress(shown, feed.total, int(state.step), "fit")
     finished, saved_step = state, int(state.step)
     planned, stopped = int(state.step), _stopped(state)
     interrupted, error, pending, at = False, None, None, feed.state(planned)
@@ -268,6 +269,8 @@ def drive(plan: FitPlan, chunk, state, rows) -> FitResult:
 
 def _save(plan: FitPlan, state, rows, stream_at) -> None:
     assert plan.checkpoint_dir is not None
+    if jax.process_index() != 0:  # several processes hold the same run
+        return
     metadata = dict(plan.metadata)
     if stream_at is not None:
         metadata[_STREAM] = stream_at

@@ -12,8 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+from jaxopt_lite._drivers.global_batch import check_split
 
 PyTree = Any
 DATA = "data"
@@ -89,20 +93,64 @@ def runs_size(mesh: Mesh | None) -> int:
     return mesh.shape[RUNS]
 
 
+def is_multiprocess(mesh: Mesh | None) -> bool:
+    """Whether ``mesh`` has devices of other processes (``jax.distributed``)."""
+    return mesh is not None and not all(
+        d.process_index == jax.process_index() for d in mesh.devices.flat
+    )
+
+
+def data_parts(mesh: Mesh | None, local_examples: int) -> int:
+    """How many processes each hold a part of the data (1 on one process);
+    every part must have the same number of examples."""
+    if not is_multiprocess(mesh):
+        return 1
+    counts = multihost_utils.process_allgather(np.asarray(local_examples, np.int64))
+    if len(set(counts.tolist())) > 1:
+        raise ValueError(
+            "data: over a mesh of several processes each process passes its own "
+            "part of the data, and every part must hold the same number of "
+            f"examples; the processes hold {counts.tolist()}."
+        )
+    return jax.process_count()
+
+
+def put(tree: PyTree, sharding: NamedSharding) -> PyTree:
+    """``jax.device_put`` that also works over several processes: there every
+    process passes its own part of an array split by ``sharding`` (the whole
+    array where it is replicated)."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def one(x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(
+            x.dtype, jax.dtypes.prng_key
+        ):
+            data = one(jax.random.key_data(x))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+
+    return jax.tree.map(one, tree)
+
+
 def place_data(mesh: Mesh, data: PyTree) -> PyTree:
     """Split the leading (examples) axis of ``data`` over ``"data"`` when it
     divides evenly; otherwise every device holds a copy (batches are split
-    either way)."""
+    either way). Over several processes each passes its part, which must
+    split evenly over its devices."""
     if data is None:
         return None
     split = batch_sharding(mesh)
 
-    def put(x):
+    def place(x):
+        if split is not None and is_multiprocess(mesh):
+            check_split(x.shape[0], mesh, (DATA,), "data")
+            return put(x, split)
         if split is not None and x.shape[0] % mesh.shape[DATA] == 0:
-            return jax.device_put(x, split)
-        return jax.device_put(x, replicated(mesh))
+            return put(x, split)
+        return put(x, replicated(mesh))
 
-    return jax.tree.map(put, data)
+    return jax.tree.map(place, data)
 
 
 def place(
@@ -110,8 +158,4 @@ def place(
 ) -> tuple[PyTree, PyTree, PyTree]:
     """Data split over ``"data"``; eval data and the run state replicated."""
     copy = replicated(mesh)
-    return (
-        place_data(mesh, data),
-        jax.device_put(eval_data, copy),
-        jax.device_put(state, copy),
-    )
+    return place_data(mesh, data), put(eval_data, copy), put(state, copy)

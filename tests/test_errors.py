@@ -324,3 +324,90 @@ def test_empty_params_are_named():
     for params in (None, {}, [], {"a": None}):
         with pytest.raises(ValueError, match=r"x0=.* has no array leaves"):
             jol.minimize(quadratic, params, OPT)
+
+
+@pytest.mark.parametrize(
+    ("aux", "evals", "error", "match"),
+    [
+        ({"loss": 1.0}, None, ValueError, r"aux metrics \['loss'\] would overwrite"),
+        ({"grad_norm": 1.0}, None, ValueError, r"aux metrics \['grad_norm'\]"),
+        ({"eval_acc": 1.0}, {"acc": 1.0}, ValueError, r"aux metrics \['eval_acc'\]"),
+        ({1: 1.0}, None, TypeError, r"aux metric names must be strings; got \[1\]"),
+        (None, {"step": 1.0}, ValueError, r"metrics \['step'\] would be recorded"),
+        (None, {2: 1.0}, TypeError, r"eval_fn's metric names must be strings"),
+    ],
+)
+def test_metric_names_never_overwrite_history_columns(aux, evals, error, match):
+    def loss(p, b):
+        if aux is None:
+            return loss_fn(p, b)
+        return loss_fn(p, b), {k: 0.0 * loss_fn(p, b) + v for k, v in aux.items()}
+
+    def eval_fn(p, d):
+        return {k: 0.0 * loss_fn(p, d) + v for k, v in evals.items()}
+
+    extra = {} if evals is None else {"eval_fn": eval_fn, "eval_data": DATA}
+    with pytest.raises(error, match=match):
+        jol.fit(loss, PARAMS, OPT, DATA, steps=2, has_aux=aux is not None, **extra)
+
+
+class _Slots:
+    __slots__ = ()
+
+    def __call__(self, p, b):
+        return loss_fn(p, b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"loss_fn": _Slots()}, TypeError, "does not support weak references"),
+        (
+            {"params": {"w": np.array([1, None], dtype=object)}},
+            TypeError,
+            r"params\['w'\] has dtype object",
+        ),
+        (
+            {"state": {"s": jnp.zeros(())}},
+            TypeError,
+            r"loss_fn is called as loss_fn\(params, state, batch\)",
+        ),
+        ({"steps": 2**31}, ValueError, r"steps=2147483648 is not allowed: .* int32"),
+        ({"log_every": 10**10}, ValueError, r"log_every=10000000000 is not allowed"),
+        ({"eval_every": 2**40}, ValueError, r"eval_every=1099511627776 is not"),
+        ({"checkpoint_dir": __file__}, ValueError, r"^checkpoint_dir='.*' is a file"),
+    ],
+)
+def test_fit_arguments_jax_cannot_take_are_named(kwargs, error, match):
+    call = {"loss_fn": loss_fn, "params": PARAMS, "steps": 2} | kwargs
+    if "eval_every" in kwargs:
+        call.update(eval_fn=lambda p, d: loss_fn(p, d), eval_data=DATA)
+    with pytest.raises(error, match=match):
+        jol.fit(optimizer=OPT, data=DATA, **call)
+
+
+def test_early_stopping_keeps_the_last_partial_row():
+    result = jol.fit(
+        loss_fn, PARAMS, jol.adam(0.01), DATA, steps=60, log_every=10, batch_size=4,
+        early_stopping=jol.EarlyStopping(patience=2, min_delta=1e9),
+    )  # fmt: skip
+    # 4 steps an epoch: the best check at step 4, two more without improvement
+    assert result.stopped_early and result.step == 12
+    assert result.history["step"].tolist() == [10, 12]
+    straight = jol.fit(
+        loss_fn, PARAMS, jol.adam(0.01), DATA, steps=12, log_every=10, batch_size=4
+    )
+    np.testing.assert_array_equal(result.history["loss"], straight.history["loss"])
+
+
+def test_unguarded_nonfinite_steps_are_applied_shown_and_not_called_skipped():
+    def bad(p, b):
+        return jnp.mean(jnp.sqrt(-1.0 - p["w"])) * loss_fn(p, b)
+
+    with pytest.warns(RuntimeWarning, match=r"was applied \(skip_nonfinite=False\)"):
+        result = jol.fit(bad, PARAMS, OPT, DATA, steps=3, skip_nonfinite=False)
+    assert result.skipped == 0 and result.history["skipped"].tolist() == [0, 0, 0]
+    assert np.isnan(result.history["loss"]).all()
+    with pytest.warns(RuntimeWarning, match="was skipped: the parameters are the"):
+        guarded = jol.fit(bad, PARAMS, OPT, DATA, steps=3)
+    assert guarded.skipped == 3 and guarded.history["skipped"].tolist() == [1, 1, 1]

@@ -266,7 +266,7 @@ def check_fresh(directory: Any, *, resume: Any, overwrite: Any) -> None:
             "the checkpoint in checkpoint_dir, overwrite starts over and replaces "
             "it."
         )
-    folder = fmt.checkpoint_dir(directory)
+    folder = fmt.checkpoint_dir(directory, "checkpoint_dir")
     if resume:
         if not has_checkpoint(folder):
             raise FileNotFoundError(

@@ -31,19 +31,20 @@ MANIFEST = "manifest"
 METADATA = "metadata"
 
 
-def checkpoint_dir(directory: Any) -> pathlib.Path:
+def checkpoint_dir(directory: Any, name: str = "directory") -> pathlib.Path:
+    """``directory`` (the argument ``name``) as a folder's path."""
     if isinstance(directory, (str, os.PathLike)):
         path = os.fspath(directory)
         if isinstance(path, str) and path:
             folder = pathlib.Path(path)
             if folder.exists() and not folder.is_dir():
                 raise ValueError(
-                    f"directory={path!r} is a file, not a folder: give the folder "
+                    f"{name}={path!r} is a file, not a folder: give the folder "
                     f"that holds (or will hold) {FILENAME}."
                 )
             return folder
     raise TypeError(
-        f"directory must be a non-empty str or os.PathLike naming a folder, "
+        f"{name} must be a non-empty str or os.PathLike naming a folder, "
         f"got {directory!r}."
     )
 

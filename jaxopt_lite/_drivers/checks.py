@@ -6,6 +6,7 @@ import inspect
 import math
 import numbers
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -85,6 +86,11 @@ def check_params(name: str, params: PyTree) -> PyTree:
                 f"{name} must be a floating-point array. "
                 f"{_SPLIT_HINT[_framework(params)]}"
             )
+        if isinstance(leaf, np.ndarray) and not np.issubdtype(leaf.dtype, np.number):
+            raise TypeError(
+                f"{where} has dtype {leaf.dtype}: every leaf of {name} must be a "
+                "floating-point array."
+            )
         dtype = jnp.result_type(leaf)
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise TypeError(
@@ -111,8 +117,17 @@ def _call(name: str, argnames: Sequence[str]) -> str:
 
 def check_arity(name: str, fun: Callable, argnames: Sequence[str]) -> bool:
     """Raise ``TypeError`` when ``fun`` cannot be called with ``len(argnames)``
-    positional arguments. Returns whether the signature could be read (builtins
-    and some C functions have none)."""
+    positional arguments, or cannot be traced by JAX (which keeps weak
+    references to the functions it traces). Returns whether the signature could
+    be read (builtins and some C functions have none)."""
+    try:
+        weakref.ref(fun)
+    except TypeError:
+        raise TypeError(
+            f"{name}={fun!r} does not support weak references, which JAX needs "
+            "to trace a function (jax.jit refuses it too): add '__weakref__' to "
+            "its class's __slots__, or pass a function that calls it."
+        ) from None
     try:
         signature = inspect.signature(fun)
     except (TypeError, ValueError):
@@ -319,10 +334,15 @@ def run_length(
             "give exactly one of steps and epochs "
             f"(got steps={steps!r}, epochs={epochs!r})."
         )
-    v.check_int("steps", steps, optional=True)
-    v.check_int("epochs", epochs, optional=True)
+    check_count("steps", steps, optional=True)
+    check_count("epochs", epochs, optional=True)
     total_steps = steps if steps is not None else epochs * steps_per_epoch
-    v.check_int("log_every", log_every)
+    if total_steps > INT32_MAX:
+        raise ValueError(
+            f"epochs={epochs} makes {total_steps} steps ({steps_per_epoch} per "
+            f"epoch), more than the {INT32_MAX} a run can count."
+        )
+    check_count("log_every", log_every)
     return RunLength(data, num_examples, batch_size, steps_per_epoch, total_steps)
 
 
@@ -339,7 +359,9 @@ def check_eval_fn(
     if eval_data is not None:
         eval_data = check_data("eval_data", eval_data)
     check_arity("eval_fn", eval_fn, argnames)
-    shapes = _history.eval_names(jax.eval_shape(eval_fn, *args, eval_data))
+    out = jax.eval_shape(eval_fn, *args, eval_data)
+    check_metric_keys("eval_fn's", out)
+    shapes = _history.eval_names(out)
     if not all(
         isinstance(s, jax.ShapeDtypeStruct) and s.shape == () for s in shapes.values()
     ):
@@ -371,3 +393,54 @@ def check_early_stopping(early_stopping: Any) -> None:
             f"early_stopping.mode={early_stopping.mode!r}: use 'min' or 'max'."
         )
     v.check_bool("early_stopping.restore_best", early_stopping.restore_best)
+
+
+INT32_MAX = 2**31 - 1  # steps are counted in int32 inside the loops
+
+
+def check_count(name: str, value: Any, *, optional: bool = False) -> None:
+    """An integer >= 1 that the compiled loops can count (int32)."""
+    v.check_int(name, value, optional=optional)
+    if value is not None and value > INT32_MAX:
+        raise ValueError(
+            f"{name}={value} is not allowed: it must be at most {INT32_MAX} (steps "
+            "are counted in int32)."
+        )
+
+
+BUILT_IN_COLUMNS = (
+    "step",
+    "loss",
+    "grad_norm",
+    "skipped",
+    "learning_rate",
+    "eval_step",
+)
+
+
+def check_metric_keys(name: str, metrics: Any) -> None:
+    """A dict of metrics (aux or eval) must have string keys: they name
+    history columns."""
+    if isinstance(metrics, dict):
+        bad = [k for k in metrics if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"{name} metric names must be strings; got {bad!r}.")
+
+
+def check_metric_names(aux_names: Sequence[str], eval_names: Sequence[str]) -> None:
+    """Aux metrics (``has_aux``) and eval metrics (recorded as
+    ``eval_<name>``) become history columns: no name may clash with another
+    column."""
+    clash = sorted(set(aux_names) & {*BUILT_IN_COLUMNS, *eval_names})
+    if clash:
+        raise ValueError(
+            f"loss_fn's aux metrics {clash} would overwrite history columns of "
+            f"the same names (fit records {', '.join(BUILT_IN_COLUMNS)} and the "
+            "eval_fn metrics as eval_<name>); rename them."
+        )
+    clash = sorted(set(eval_names) & set(BUILT_IN_COLUMNS))
+    if clash:
+        raise ValueError(
+            f"eval_fn's metrics {[c.removeprefix('eval_') for c in clash]} would "
+            f"be recorded as {clash}, a column fit records itself; rename them."
+        )

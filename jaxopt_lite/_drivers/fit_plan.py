@@ -161,7 +161,7 @@ def check_eval(
             raise ValueError(f"{given} was given without eval_fn.")
         return None, None, []
     v.check_callable("eval_fn", eval_fn)
-    v.check_int("eval_every", eval_every, optional=True)
+    _checks.check_count("eval_every", eval_every, optional=True)
     if eval_every is None and steps_per_epoch is None:
         raise ValueError(
             "eval_fn needs eval_every= with a stream without a length: by default "
@@ -273,8 +273,8 @@ def plan_fit(
     has_state = state is not None
     model_state = _model.check_state(state) if has_state else None
 
-    v.check_int("log_every", log_every)
-    v.check_int("chunk_size", chunk_size, optional=True)
+    _checks.check_count("log_every", log_every)
+    _checks.check_count("chunk_size", chunk_size, optional=True)
     stream = None
     if streaming:
         mesh = _mesh.check_mesh(mesh, None)
@@ -316,6 +316,7 @@ def plan_fit(
     eval_data, eval_every, eval_names = check_eval(
         eval_fn, eval_data, eval_every, steps_per_epoch, args
     )
+    _checks.check_metric_names(aux_names, eval_names)
     stop = check_early_stopping(early_stopping, eval_names, steps_per_epoch, eval_every)
 
     _checkpoint.check_fresh(checkpoint_dir, resume=bool(resume), overwrite=overwrite)

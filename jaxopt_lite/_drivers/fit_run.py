@@ -39,7 +39,8 @@ class FitResult(NamedTuple):
         opt_state: the final optimizer state.
         history: NumPy arrays, one row per ``log_every`` steps (the last row
             may hold fewer steps): ``step``, ``loss`` and ``grad_norm`` (means
-            over the row's finite steps), ``skipped`` (non-finite steps),
+            over the row's finite steps), ``skipped`` (non-finite steps
+            skipped),
             ``learning_rate`` (when the optimizer exposes it), aux metrics;
             and, one row per evaluation, ``eval_step`` and ``eval_<metric>``.
             Every column is present, empty when no row was finished.
@@ -51,7 +52,9 @@ class FitResult(NamedTuple):
             early stopping).
         state: the final model state (``None`` without ``state=``); the one
             of the best check when early stopping restores the parameters.
-        skipped: steps skipped because their loss or gradient was not finite.
+        skipped: steps skipped because their loss or gradient was not finite
+            (0 with ``skip_nonfinite=False``, which applies them: their history
+            rows then show the non-finite values).
         error: ``None``, or ``"<Callback>.<method> raised <Error>: <message>"``
             when a callback raised: the run stopped there, this result holds
             the work finished until then, and a ``RuntimeWarning`` said so.
@@ -287,20 +290,21 @@ def _result(plan: FitPlan, state, rows, interrupted, error) -> FitResult:
         best_step = int(state.stop.best_step)
         if stop.restore_best:
             params, model_state = state.stop.best
-    step, skipped = int(state.step), int(state.skipped)
-    if step and skipped == step:
+    step, nonfinite = int(state.step), int(state.skipped)
+    guarded = plan.cfg.skip_nonfinite
+    if step and nonfinite == step:
         what = (
-            "the parameters are the initial ones"
-            if plan.cfg.skip_nonfinite
-            else "the parameters are not finite"
+            "was skipped: the parameters are the initial ones"
+            if guarded
+            else "was applied (skip_nonfinite=False): the parameters are not finite"
         )
         warnings.warn(
             f"every one of the {step} steps had a non-finite loss or gradient "
-            f"and was skipped: {what}. Check loss_fn and the data, or lower the "
-            "learning rate (FitResult.skipped counts them).",
+            f"and {what}. Check loss_fn and the data, or lower the learning rate.",
             RuntimeWarning,
             stacklevel=3,
         )
+    skipped = nonfinite if guarded else 0
     return FitResult(
         params=params,
         opt_state=state.opt_state,

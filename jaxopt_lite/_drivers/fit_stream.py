@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from jaxopt_lite._drivers.checks import INT32_MAX, check_count
 from jaxopt_lite._drivers.streams import BatchStream
 
 PyTree = Any
@@ -68,6 +69,7 @@ def plan_stream(
             "give exactly one of steps and epochs "
             f"(got steps={steps!r}, epochs={epochs!r})."
         )
+    check_count("steps", steps, optional=True)
     stream = BatchStream(
         data, drop_remainder=drop_remainder, sharding=sharding, epochs=epochs
     )
@@ -80,6 +82,11 @@ def plan_stream(
                     f"{type(data).__name__} has none: give steps= instead."
                 )
             steps = epochs * per_epoch
+            if steps > INT32_MAX:
+                raise ValueError(
+                    f"epochs={epochs} of {per_epoch} batches make more steps than "
+                    f"the {INT32_MAX} a run can count."
+                )
         batch = jax.tree.leaves(stream.spec)[0].shape[0]
         return StreamLayout(
             stream, batch, per_epoch, steps, _rows(stream.spec, steps, chunk_size)

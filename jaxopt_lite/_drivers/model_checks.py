@@ -132,6 +132,7 @@ def check_loss(
         )
     else:
         shape = "(loss, (new_state, aux))" if has_aux else "(loss, new_state)"
+        _checks.check_arity("loss_fn", loss_fn, names)
         out = jax.eval_shape(loss_fn, *args)
         if not (isinstance(out, tuple) and len(out) == 2):
             raise TypeError(
@@ -157,6 +158,7 @@ def check_loss(
             )
     if not has_aux:
         return ()
+    _checks.check_metric_keys("loss_fn's aux", aux)
     if not (
         isinstance(aux, dict)
         and all(getattr(a, "shape", None) == () for a in aux.values())

@@ -15,9 +15,9 @@ PyTree = Any
 class Window(NamedTuple):
     """Sums of the history row being built."""
 
-    sums: dict[str, jax.Array]  # sums over its finite steps, in the metric dtype
-    finite: jax.Array  # int32: finite steps
-    skipped: jax.Array  # int32: non-finite steps
+    sums: dict[str, jax.Array]  # sums over its counted steps, in the metric dtype
+    finite: jax.Array  # int32: counted steps (the finite ones, when guarded)
+    skipped: jax.Array  # int32: skipped (non-finite) steps
 
 
 class ChunkRows(NamedTuple):
@@ -37,7 +37,8 @@ def empty_window(names: tuple[str, ...], dtype: Any) -> Window:
 
 
 def add_step(window: Window, metrics: dict[str, Any], finite: jax.Array) -> Window:
-    """Add one step's metrics (counted only when ``finite``)."""
+    """Add one step's metrics (counted only when ``finite``; otherwise the step
+    counts as skipped)."""
     return Window(
         sums={
             k: s + jnp.where(finite, jnp.asarray(metrics[k], s.dtype), 0.0)

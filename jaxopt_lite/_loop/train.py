@@ -67,7 +67,7 @@ class TrainState(NamedTuple):
     model_state: PyTree  # None unless cfg.has_state
     key: jax.Array
     step: jax.Array  # int32: updates attempted so far
-    skipped: jax.Array  # int32: non-finite steps skipped so far
+    skipped: jax.Array  # int32: non-finite steps so far (skipped if guarded)
     window: _history.Window
     stop: _stopping.StopState | None  # None unless cfg.stop
 
@@ -165,7 +165,9 @@ def train_step(
 
     loss32 = loss.astype(cfg.metric_dtype)
     metrics = {"loss": loss32, "grad_norm": grad_norm, **aux}
-    window = _history.add_step(state.window, metrics, finite)
+    # Unguarded, a non-finite step is applied, and its row shows it.
+    counted = finite if cfg.skip_nonfinite else jnp.ones_like(finite)
+    window = _history.add_step(state.window, metrics, counted)
     stop = state.stop
     if cfg.stop is not None and stop is not None:
         stop = _stopping.add_loss(cfg.stop, stop, loss32, finite)
@@ -306,10 +308,13 @@ def run_chunk(
     state, train, n_train, evals, n_evals = jax.lax.while_loop(
         running, segment, (state, train, zero, evals, zero)
     )
-    # A run whose end became known only after its last step (a stream that ran
-    # out at a chunk boundary) closes its open row in a chunk of no steps.
+    # A run that ended with its row open (early stopping mid-row; a stream that
+    # ran out at a chunk boundary, learned in a chunk of no steps) writes it.
     window = state.window
-    unwritten = (state.step == total_steps) & (window.finite + window.skipped > 0)
+    ended = state.step == total_steps
+    if state.stop is not None:  # early stopping ends the run mid-row too
+        ended = ended | state.stop.stopped
+    unwritten = ended & (window.finite + window.skipped > 0)
     state, train, n_train = _close_row(cfg, state, train, n_train, unwritten)
     return state, _history.ChunkRows(
         train, _ran(train, n_train), evals, _ran(evals, n_evals)

@@ -1,9 +1,9 @@
 """Host-side callbacks for `fit`: the protocol, and CSV and TensorBoard loggers.
 
 `fit` runs in compiled chunks; between two chunks, on the host, it hands every
-callback the chunk's new history rows. Nothing here runs on the device or
-imports JAX, and ``tensorboardX`` is imported only when a `TensorBoardLogger`
-is built.
+callback the chunk's new history rows. Nothing here runs on the device (JAX
+is asked only which process this is), and ``tensorboardX`` is imported only
+when a `TensorBoardLogger` is built.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pathlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import jax
 import numpy as np
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ class CSVLogger(Callback):
     different steps, so neither file has empty cells. Numbers are written in
     their shortest exact form, so reading a file back gives the history's
     values bit for bit. An interrupted run keeps every chunk written so far.
+    In a run over several processes only process 0 writes.
 
     Args:
         path: the training CSV file (created with its parent folders; an
@@ -221,6 +223,8 @@ class CSVLogger(Callback):
         self, rows: dict[str, np.ndarray], *, step: int, elapsed: float
     ) -> None:
         """Append the chunk's rows to the CSV files and flush them."""
+        if jax.process_index() != 0:  # one writer for a multi-process run
+            return
         for table, group in zip(self._tables, _split(rows), strict=True):
             table.write(group)
 
@@ -246,7 +250,8 @@ class TensorBoardLogger(Callback):
 
     (the first chunk holds the compilation, and on a resumed run its start is
     not known, so it has no rate). Built on ``tensorboardX.SummaryWriter``,
-    imported only here: ``pip install 'jaxopt-lite[tensorboard]'``.
+    imported only here: ``pip install 'jaxopt-lite[tensorboard]'``. In a run
+    over several processes only process 0 writes.
 
     Args:
         logdir: the folder for the event files (created if needed).
@@ -293,6 +298,8 @@ class TensorBoardLogger(Callback):
             raise TypeError(f"elapsed must be a number of seconds, got {elapsed!r}.")
         if not elapsed >= 0:
             raise ValueError(f"elapsed={elapsed!r} must be a number of seconds >= 0.")
+        if jax.process_index() != 0:  # one writer for a multi-process run
+            return
         groups = _split(rows)
         if self._writer is None:
             self._writer = self._make_writer(logdir=os.fspath(self.logdir))

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 import optax
 
+from jaxopt_lite._core import recipe as _recipe
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import metric_dtype
 from jaxopt_lite._drivers import checkpoint as _checkpoint
@@ -24,6 +25,7 @@ from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import fit_stream as _stream
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers import model_checks as _model
+from jaxopt_lite._drivers import programs as _programs
 from jaxopt_lite._drivers.loggers import Callback
 from jaxopt_lite._drivers.progress import Progress
 from jaxopt_lite._drivers.streams import is_stream
@@ -308,9 +310,16 @@ def plan_fit(
         )
     key = v.check_key("key", key)
 
-    aux_names = _model.check_loss(
-        loss_fn, params, model_state, sample, batch_size, key if step_key else None,
-        has_aux=has_aux,
+    # The abstract traces below depend only on callables and shapes: a repeated
+    # call finds their results in the cache of `programs.check_once`.
+    step_keys = key if step_key else None
+    aux_names = _programs.check_once(
+        ("fit loss", batch_size, has_aux), loss_fn,
+        (params, model_state, sample, step_keys),
+        lambda: _model.check_loss(
+            loss_fn, params, model_state, sample, batch_size, step_keys,
+            has_aux=has_aux,
+        ),
     )  # fmt: skip
     args = (params, model_state) if has_state else (params,)
     eval_data, eval_every, eval_names = check_eval(
@@ -340,7 +349,12 @@ def plan_fit(
         batch_sharding=_mesh.batch_sharding(mesh),
         metric_dtype=metric_dtype(params),
     )
-    columns = _columns(optimizer, params, aux_names, eval_names)
+    names = (tuple(aux_names), tuple(eval_names))
+    shapes = (_recipe.split(optimizer)[0], _programs.shapes(params))
+    columns = _programs.checked(
+        ("fit columns", *shapes, *names),
+        lambda: _columns(optimizer, params, aux_names, eval_names),
+    )
     return FitPlan(
         loss_fn=loss_fn,
         optimizer=optimizer,

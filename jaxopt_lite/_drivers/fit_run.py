@@ -14,7 +14,6 @@ import warnings
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lite._drivers import checkpoint as _checkpoint
@@ -73,28 +72,29 @@ class FitResult(NamedTuple):
 
 
 class _ArrayFeed:
-    """The chunks of a run on in-memory data: their sizes fixed, or
-    doubled/halved towards `TARGET_SECONDS` (the interface of
-    `fit_stream.StreamFeed`)."""
+    """The chunks of a run on in-memory data (the interface of
+    `fit_stream.StreamFeed`): fixed sizes, or paced by measured time. A paced
+    run measures its first chunk (one history row) before sending the next,
+    then sizes every chunk from the rate of the last one to take about
+    `TARGET_SECONDS`; until it has measured, it does not run ``ahead``."""
 
     def __init__(self, plan: FitPlan, data: PyTree):
         self.data, self.total = data, plan.total_steps
         self.unit = plan.cfg.log_every
         self.cap = plan.cfg.chunk_size
-        self.fixed = plan.fixed_chunks
+        self.fixed = self.ahead = plan.fixed_chunks
         self.size = self.cap if self.fixed else min(self.unit, self.cap)
 
     def next(self, planned: int, open_row: bool) -> tuple[PyTree, int, int] | None:
         del open_row  # the run's length is known: its last chunk writes the row
         return (self.data, self.size, self.total) if planned < self.total else None
 
-    def observe(self, elapsed: float) -> None:
-        if self.fixed:
-            return
-        if elapsed < TARGET_SECONDS / 2:
-            self.size = min(self.cap, 2 * self.size)
-        elif elapsed > 2 * TARGET_SECONDS:
-            self.size = max(self.unit, self.size // (2 * self.unit) * self.unit)
+    def observe(self, steps: int, elapsed: float) -> None:
+        """A chunk of ``steps`` steps took ``elapsed`` seconds."""
+        self.ahead = True
+        if not self.fixed and steps > 0:
+            fits = steps * TARGET_SECONDS / max(elapsed, 1e-6)
+            self.size = min(self.cap, max(1, int(fits) // self.unit) * self.unit)
 
     def state(self, step: int) -> None:
         del step
@@ -213,17 +213,19 @@ def drive(plan: FitPlan, chunk, state, rows) -> FitResult:
     last_ready = last_save = time.perf_counter()
     try:
         while True:
-            launched = None
-            work = (
-                None
-                if stopped
-                else feed.next(planned, planned % plan.cfg.log_every > 0)
-            )
-            if work is not None:
-                data, n, total = work
-                out = chunk(state, data, eval_data, jnp.int32(n), jnp.int32(total))
-                state, planned = out[0], min(planned + n, total)
-                launched = (out, time.perf_counter(), feed.state(planned))
+            launched, waited = None, False
+            if stopped:
+                pass
+            elif pending is None or feed.ahead:
+                open_row = planned % plan.cfg.log_every > 0
+                work = feed.next(planned, open_row)
+                if work is not None:
+                    data, n, total = work
+                    out = chunk(state, data, eval_data, np.int32(n), np.int32(total))
+                    state, planned = out[0], min(planned + n, total)
+                    launched = (out, time.perf_counter(), feed.state(planned))
+            else:  # measure this chunk before sizing the next one
+                waited = True
             if pending is not None:
                 (out_state, out_rows), dispatched, at = pending
                 new = _host_rows(plan, out_rows)
@@ -232,7 +234,7 @@ def drive(plan: FitPlan, chunk, state, rows) -> FitResult:
                 before, finished = int(finished.step), out_state
                 rows.append(new)
                 step, stopped = int(finished.step), _stopped(finished)
-                feed.observe(elapsed)
+                feed.observe(step - before, elapsed)
                 if len(new["loss"]):
                     bar.update(step - before, {"loss": float(new["loss"][-1])})
                 error = _call(
@@ -247,7 +249,7 @@ def drive(plan: FitPlan, chunk, state, rows) -> FitResult:
                     saved_step, last_save = step, time.perf_counter()
                 if stopped:
                     break
-            if launched is None:
+            if launched is None and not waited:
                 break
             pending = launched
     except KeyboardInterrupt:

@@ -151,8 +151,10 @@ class StreamFeed:
             )
         self.total = reached
 
-    def observe(self, elapsed: float) -> None:
-        del elapsed  # a chunk's size is its buffer's: fixed
+    ahead = True  # chunks are read and sent one ahead of the device
+
+    def observe(self, steps: int, elapsed: float) -> None:
+        del steps, elapsed  # a chunk's size is its buffer's: fixed
 
     def state(self, step: int) -> dict[str, Any]:
         """What a checkpoint at ``step`` records about the stream."""

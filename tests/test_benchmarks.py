@@ -92,6 +92,11 @@ def test_sections_have_their_key_numbers(report):
     assert "scipy L-BFGS-B" in solvers["solvers"]
     assert {r["problem"] for r in solvers["runs"]} == {"beale"}
     assert all(r["solved"] for r in solvers["runs"])
+    streams = s["streams"]["ratios"][0]
+    assert streams["stream_equals_in_memory"]  # the same batches, in order
+    assert {"fit", "scan", "python loop"} <= {
+        r["contestant"] for r in s["models"]["rows"]
+    } or s["models"].get("skipped")
 
 
 def test_split_tree_sizes():

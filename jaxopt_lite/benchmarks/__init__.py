@@ -1,6 +1,6 @@
 """The jaxopt_lite benchmark suite: speed as ratios measured side by side.
 
-Six sections, each timing its contestants in one process, interleaved within
+Nine sections, each timing its contestants in one process, interleaved within
 each repeat, reporting medians with compilation excluded (and reported apart):
 
 1. ``loop``: training steps/s of `jaxopt_lite.fit` against a hand-written optax
@@ -16,7 +16,13 @@ each repeat, reporting medians with compilation excluded (and reported apart):
    ``x0`` and ``10 x0`` in full mode, three small ones otherwise);
 7. ``compile``: compilations when only hyper-parameter values change (none),
    the NaN guard's cost, the fixed cost of a small `minimize` call, sweep
-   compile time against one fit's, and the persistent compilation cache.
+   compile time against one fit's, and the persistent compilation cache;
+8. ``streams``: `jaxopt_lite.fit` on a stream of NumPy batches against fit on
+   the same batches in memory, a Python loop over them and a slow loader
+   (overlap of loading and compute), and host-to-device throughput;
+9. ``models``: fit with model state and a step key (a flax.linen CNN with
+   BatchNorm and Dropout) against a hand-written scan and a Python loop, and
+   the cost of the CSV and TensorBoard loggers.
 
 Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two
 minutes on two CPU cores), ``jaxopt-lite bench --full``, or
@@ -48,6 +54,8 @@ SECTIONS = (
     "overhead",
     "solvers",
     "compile",
+    "streams",
+    "models",
 )
 
 _COLUMNS = {
@@ -114,6 +122,23 @@ _COLUMNS = {
     # the columns are the solvers that ran; each cell reads
     # "solved iterations/fun_evals time"
     "solvers": ("Full-batch solvers (float64, ||grad||_2 <= 1e-6)", ["problem", "n"]),
+    "streams": (
+        "fit on a stream of batches (MLP on digits, hidden 32, Adam, batch 128)",
+        [
+            "contestant",
+            "steps",
+            "steps_per_s",
+            "median_s",
+            "compile_s",
+            "time_vs_in_memory",
+            "mb_per_s",
+        ],
+    ),
+    "models": (
+        "fit with model state and a step key (flax.linen CNN with BatchNorm and "
+        "Dropout on digits, Adam, batch 64)",
+        ["contestant", "steps", "steps_per_s", "median_s", "compile_s", "fit_speedup"],
+    ),
 }
 
 
@@ -122,7 +147,9 @@ def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
         _compile,
         _fullbatch,
         _loops,
+        _models,
         _solver_section,
+        _streams,
         _sweeps,
         _updates,
     )
@@ -135,6 +162,8 @@ def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
         "overhead": lambda: _loops.overheads(mode, data),
         "solvers": lambda: _solver_section.solvers(mode, data),
         "compile": lambda: _compile.compile_once(mode, data),
+        "streams": lambda: _streams.streams(mode, data),
+        "models": lambda: _models.models(mode, data),
     }
 
 

@@ -51,6 +51,11 @@ class Mode(NamedTuple):
     # None: all of them; the fixed-cost pair ("fit, 10 steps", "scan, 10 steps")
     # is filtered too
     overhead_variants: tuple[str, ...] | None
+    stream_steps: int  # batches per timed call in the streams section
+    model_steps: int  # training steps per timed call in the models section
+    # the same on CPU, where XLA runs convolution gradients inside a compiled
+    # loop 10-40x slower than in a jitted step (jax-ml/jax#12868)
+    model_steps_cpu: int
 
 
 MODES = {
@@ -72,6 +77,9 @@ MODES = {
         update_optimizers=("adam",),
         update_repeats=2,
         overhead_variants=("default", "skip_nonfinite=False", "scan: optax.adam"),
+        stream_steps=40,
+        model_steps=20,
+        model_steps_cpu=10,
     ),
     "quick": Mode(
         name="quick",
@@ -105,6 +113,9 @@ MODES = {
             "fit, 10 steps",
             "scan, 10 steps",
         ),
+        stream_steps=2_000,
+        model_steps=1_000,
+        model_steps_cpu=100,
     ),
     "full": Mode(
         name="full",
@@ -124,6 +135,9 @@ MODES = {
         update_optimizers=("adam", "adamw", "lion"),
         update_repeats=7,
         overhead_variants=None,
+        stream_steps=8_000,
+        model_steps=4_000,
+        model_steps_cpu=400,
     ),
 }
 

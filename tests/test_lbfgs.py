@@ -128,6 +128,7 @@ def test_state_keeps_float64():
     [
         (lambda: jol.scale_by_lbfgs(memory_size=0), ValueError, "memory_size=0"),
         (lambda: jol.scale_by_lbfgs(memory_size=2.0), TypeError, "memory_size"),
+        (lambda: jol.lbfgs(memory_size=2**31), ValueError, "memory_size=2147483648"),
         (
             lambda: jol.scale_by_lbfgs(scale_init_precond=1),
             TypeError,

@@ -190,6 +190,14 @@ def test_extra_arguments_reach_value_fn():
         (lambda: jol.scale_by_zoom_linesearch(5, verbose=1), "verbose"),
         (lambda: jol.scale_by_backtracking_linesearch(-1), "max_backtracking_steps"),
         (
+            lambda: jol.scale_by_backtracking_linesearch(2**31),
+            r"max_backtracking_steps=2147483648 .* \[0, 2147483647\]",
+        ),
+        (
+            lambda: jol.scale_by_zoom_linesearch(2**31),
+            r"max_linesearch_steps=2147483648 .* \[1, 2147483647\]",
+        ),
+        (
             lambda: jol.scale_by_backtracking_linesearch(5, decrease_factor=1.0),
             "decrease_factor=1.0",
         ),

@@ -336,6 +336,33 @@ def test_validation_of_new_arguments(kwargs, error, match):
         jol.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), GD, **kwargs)
 
 
+@pytest.mark.parametrize("x64", [False, True])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("steps", 2**31),
+        ("steps", 10**10),
+        ("steps", 10**30),
+        ("steps", np.int64(2**31)),
+        ("history_size", 2**31),
+        ("history_size", np.array(2**40)),
+    ],
+)
+def test_counts_beyond_int32_are_refused(name, value, x64):
+    # They used to wrap silently under x64 (steps=2**31 ran 0 steps) and
+    # overflow, without naming the argument, otherwise.
+    with jax.enable_x64(x64), pytest.raises(ValueError, match=rf"{name}={int(value)}"):
+        jol.minimize(
+            lambda x: jnp.sum(x**2), jnp.ones(2), GD, tol=1e-3, **{name: value}
+        )
+
+
+def test_the_largest_int32_step_limit_runs():
+    f = lambda x: jnp.sum((x - 2.0) ** 2)
+    result = jol.minimize(f, jnp.zeros(3), GD, steps=2**31 - 1, tol=1e-3)
+    assert (result.status, result.steps) == ("converged", 40)
+
+
 def test_validation_under_jit_still_checks_concrete_arguments():
     with pytest.raises(ValueError, match=r"rtol=-1\.0"):
         jax.jit(lambda x0: jol.minimize(rosen, x0, LBFGS, rtol=-1.0).params)(X0)

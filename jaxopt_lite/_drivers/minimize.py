@@ -20,6 +20,7 @@ from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import programs as _programs
 from jaxopt_lite._loop import full_batch as _full_batch
 from jaxopt_lite._loop import implicit as _implicit
+from jaxopt_lite._transforms import linesearch as _ls
 
 PyTree = Any
 _DIFF = ("implicit", "unroll")
@@ -265,7 +266,7 @@ def minimize(
             ``jaxopt_lite.gd(0.1)``.
         args: data or hyper-parameters passed to ``fun`` (any pytree); the
             solution is differentiable with respect to it.
-        steps: the most iterations (>= 1).
+        steps: the most iterations, an integer in [1, 2**31 - 1].
         tol: stop once the gradient's global norm is at most ``tol`` (>= 0).
         rtol: relative tolerance $r$ of the value-change and step test (>= 0).
         atol: absolute tolerance $a$ of that test (>= 0); giving either turns
@@ -275,8 +276,8 @@ def minimize(
         has_aux: ``fun`` returns ``(value, aux)``.
         diff: ``"implicit"`` or ``"unroll"`` (how reverse-mode derivatives
             are computed).
-        history_size: record the first ``history_size`` iterations (>= 0);
-            memory does not grow with ``steps`` beyond that.
+        history_size: record the first ``history_size`` iterations (0 to
+            2**31 - 1); memory does not grow with ``steps`` beyond that.
 
     Returns:
         A `MinimizeResult`.
@@ -290,7 +291,7 @@ def minimize(
     """
     v.check_callable("fun", fun)
     v.check_transform("optimizer", optimizer)
-    v.check_int("steps", steps)
+    _ls.check_count("steps", steps)
     v.check_bool("has_aux", has_aux)
     for name, value in (("tol", tol), ("rtol", rtol), ("atol", atol)):
         _check_tolerance(name, value)
@@ -298,7 +299,7 @@ def minimize(
         raise ValueError(
             f"diff={diff!r} is not allowed: it must be 'implicit' or 'unroll'."
         )
-    v.check_int("history_size", history_size, minimum=0)
+    _ls.check_count("history_size", history_size, minimum=0)
     x0 = _checks.check_params("x0", x0)
     dtype = _value_dtype(fun, has_aux, x0, args)
     lo = hi = None

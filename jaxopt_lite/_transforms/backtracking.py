@@ -59,7 +59,8 @@ def scale_by_backtracking_linesearch(
     its gradient with ``store_grad``) is kept in the state for reuse.
 
     Args:
-        max_backtracking_steps: the most step-size reductions, an integer >= 0.
+        max_backtracking_steps: the most step-size reductions, an integer in
+            [0, 2**31 - 1].
         slope_rtol: $c$, the fraction of the linear decrease required.
         decrease_factor: $\beta$ in $(0, 1)$.
         increase_factor: $\gamma \ge 1$: the first trial is the previous step
@@ -89,7 +90,7 @@ def scale_by_backtracking_linesearch(
         L. Armijo, *Minimization of functions having Lipschitz continuous first
         partial derivatives*, Pacific J. Math., 1966.
     """
-    v.check_int("max_backtracking_steps", max_backtracking_steps, minimum=0)
+    _ls.check_count("max_backtracking_steps", max_backtracking_steps, minimum=0)
     v.check_range("slope_rtol", slope_rtol, 0.0, 1.0, low_closed=False)
     v.check_range(
         "decrease_factor", decrease_factor, 0.0, 1.0, low_closed=False,

@@ -114,7 +114,7 @@ def scale_by_zoom_linesearch(
     not evaluate them again.
 
     Args:
-        max_linesearch_steps: the most trials, an integer >= 1.
+        max_linesearch_steps: the most trials, an integer in [1, 2**31 - 1].
         max_learning_rate: the largest step tried, > 0 (``None``: no cap).
         tol: slack on both conditions (>= 0).
         increase_factor: growth of the trial step while bracketing (> 1).
@@ -150,7 +150,7 @@ def scale_by_zoom_linesearch(
 
         W. W. Hager and H. Zhang, *Algorithm 851: CG_DESCENT*, ACM TOMS, 2006.
     """
-    v.check_int("max_linesearch_steps", max_linesearch_steps)
+    _ls.check_count("max_linesearch_steps", max_linesearch_steps)
     if max_learning_rate is not None:
         v.check_range("max_learning_rate", max_learning_rate, 0.0, low_closed=False)
     v.check_range("increase_factor", increase_factor, 1.0, low_closed=False)

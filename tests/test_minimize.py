@@ -329,6 +329,19 @@ def test_vmap_over_datasets_and_jit():
         (dict(lower=[0.0, 0.0]), ValueError, "structure of x0"),
         (dict(lower=jnp.zeros(3)), ValueError, "structure of x0|shape"),
         (dict(upper=True), TypeError, "upper must be a number"),
+        (dict(atol=jnp.array([1e-3, 1e-3])), TypeError, r"atol must be a scalar"),
+        (dict(tol=np.ones((1,))), TypeError, r"tol must be a scalar .* \(1,\)"),
+        (dict(lower="0"), TypeError, "lower must be a number or an array, got '0'"),
+        (dict(lower=b"1"), TypeError, "lower must be a number or an array, got b'1'"),
+        (dict(upper=1 + 2j), TypeError, r"upper must be a number .* \(1\+2j\)"),
+        (
+            dict(upper=jnp.ones(2, jnp.complex64)),
+            TypeError,
+            "upper must be a real number .* complex64",
+        ),
+        (dict(lower=float("inf")), ValueError, r"lower=\[inf, inf\] is not allowed"),
+        (dict(upper=-float("inf")), ValueError, r"upper=\[-inf, -inf\] is not"),
+        (dict(upper=np.array([1.0, -np.inf])), ValueError, r"upper=\[1.0, -inf\]"),
     ],
 )
 def test_validation_of_new_arguments(kwargs, error, match):
@@ -361,6 +374,27 @@ def test_the_largest_int32_step_limit_runs():
     f = lambda x: jnp.sum((x - 2.0) ** 2)
     result = jol.minimize(f, jnp.zeros(3), GD, steps=2**31 - 1, tol=1e-3)
     assert (result.status, result.steps) == ("converged", 40)
+
+
+def test_validation_of_pytree_bounds_names_the_leaf():
+    f = lambda p: jnp.sum(p["a"] ** 2)
+    with pytest.raises(TypeError, match=r"lower\['a'\] must be a number .* '0'"):
+        jol.minimize(f, {"a": jnp.ones(2)}, GD, lower={"a": "0"})
+    with pytest.raises(ValueError, match=r"lower\['a'\]=\[0.0, inf\]"):
+        jol.minimize(f, {"a": jnp.ones(2)}, GD, lower={"a": jnp.array([0.0, jnp.inf])})
+
+
+def test_a_traced_tolerance_is_supported():
+    # |grad| = 2 * 0.8^k <= tol: k >= 10.3 for 0.2, 34.06 for 1e-3.
+    f = lambda x: jnp.sum(x**2)
+
+    def steps(tol):
+        return jol.minimize(f, jnp.array([1.0]), GD, steps=1000, tol=tol).steps
+
+    assert int(jax.jit(steps)(1e-3)) == steps(1e-3) == 35
+    np.testing.assert_array_equal(jax.vmap(steps)(jnp.array([0.2, 1e-3])), [11, 35])
+    with pytest.raises(TypeError, match=r"tol must be a scalar .* \(2,\)"):
+        jax.jit(steps)(jnp.ones(2))
 
 
 def test_validation_under_jit_still_checks_concrete_arguments():

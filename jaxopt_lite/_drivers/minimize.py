@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
@@ -133,19 +132,47 @@ def _build(
 
 
 def _check_tolerance(name: str, value: Any) -> None:
-    if value is not None:
-        v.check_nonnegative(name, value)
+    """``None`` or a finite scalar >= 0 (a tracer too: its shape is checked)."""
+    if value is None:
+        return
+    v.check_nonnegative(name, value)
+    if np.ndim(value) != 0:
+        raise TypeError(
+            f"{name} must be a scalar (a number or a 0-d array), got an array of "
+            f"shape {np.shape(value)}."
+        )
+
+
+def _tolerance(value: Any, default: float, dtype: Any) -> Any:
+    """The threshold as an array of ``dtype`` (a tracer stays one)."""
+    value = default if value is None else value
+    return (
+        jnp.asarray(value, dtype)
+        if isinstance(value, Tracer)
+        else np.asarray(value, dtype)
+    )
+
+
+def _check_bound_leaf(name: str, b: Any) -> None:
+    """A real number or array (``TypeError`` for strings, bytes, booleans,
+    complex numbers and other objects)."""
+    v.check_number(name, b)
+    if not (
+        jnp.issubdtype(jnp.result_type(b), jnp.floating)
+        or jnp.issubdtype(jnp.result_type(b), jnp.integer)
+    ):
+        raise TypeError(
+            f"{name} must be a real number or an array of them, got dtype "
+            f"{jnp.result_type(b)}: {b!r}."
+        )
 
 
 def _bound(name: str, bound: Any, x0: PyTree, fill: float) -> PyTree:
     """``bound`` as a tree like ``x0`` (a scalar applies to every element)."""
     if bound is None:
         return jax.tree.map(lambda x: jnp.full(x.shape, fill, x.dtype), x0)
-    if isinstance(bound, bool):
-        raise TypeError(f"{name} must be a number or a pytree like x0, got {bound!r}.")
-    if isinstance(bound, numbers.Real) or (
-        isinstance(bound, (jax.Array, np.ndarray)) and np.ndim(bound) == 0
-    ):
+    if jax.tree_util.treedef_is_leaf(jax.tree.structure(bound)) and not np.ndim(bound):
+        _check_bound_leaf(name, bound)
         return jax.tree.map(
             lambda x: jnp.broadcast_to(jnp.asarray(bound, x.dtype), x.shape), x0
         )
@@ -156,6 +183,7 @@ def _bound(name: str, bound: Any, x0: PyTree, fill: float) -> PyTree:
         )
 
     def leaf(path, b, x):
+        _check_bound_leaf(f"{name}{jax.tree_util.keystr(path)}", b)
         if np.ndim(b) and np.shape(b) != x.shape:
             raise ValueError(
                 f"{name}{jax.tree_util.keystr(path)} has shape {np.shape(b)}, but "
@@ -166,16 +194,25 @@ def _bound(name: str, bound: Any, x0: PyTree, fill: float) -> PyTree:
     return jax.tree_util.tree_map_with_path(leaf, bound, x0)
 
 
-def _check_ordered(lo: PyTree, hi: PyTree) -> None:
-    """Every concrete lower bound is <= its upper bound."""
+def _check_box(lo: PyTree, hi: PyTree) -> None:
+    """Every concrete lower bound is below +inf, every upper bound above -inf,
+    neither NaN, and lower <= upper."""
     for (path, a), b in zip(
         jax.tree_util.tree_flatten_with_path(lo)[0], jax.tree.leaves(hi), strict=True
     ):
         if _is_traced(a, b):
             continue
         a, b = np.asarray(a), np.asarray(b)
+        where = jax.tree_util.keystr(path)
+        for side, bound, wrong in (("lower", a, np.inf), ("upper", b, -np.inf)):
+            if np.any(bound == wrong):
+                raise ValueError(
+                    f"{side}{where}={bound.tolist()} is not allowed: a bound of "
+                    f"{wrong} leaves no feasible point; lower bounds must be "
+                    "< +inf and upper bounds > -inf (-inf and +inf respectively "
+                    "mean no bound)."
+                )
         if np.any(a > b) or np.any(np.isnan(a)) or np.any(np.isnan(b)):
-            where = jax.tree_util.keystr(path)
             raise ValueError(
                 f"lower{where} and upper{where} are not ordered (lower {a.tolist()}, "
                 f"upper {b.tolist()}): every lower bound must be <= its upper "
@@ -267,12 +304,14 @@ def minimize(
         args: data or hyper-parameters passed to ``fun`` (any pytree); the
             solution is differentiable with respect to it.
         steps: the most iterations, an integer in [1, 2**31 - 1].
-        tol: stop once the gradient's global norm is at most ``tol`` (>= 0).
+        tol: stop once the gradient's global norm is at most ``tol``: a scalar
+            >= 0 (it may be traced, e.g. under ``jax.vmap``).
         rtol: relative tolerance $r$ of the value-change and step test (>= 0).
         atol: absolute tolerance $a$ of that test (>= 0); giving either turns
             the test on, the other defaulting to 0.
-        lower: lower bounds: a number or a pytree like ``x0`` (``-inf`` allowed).
-        upper: upper bounds, likewise.
+        lower: lower bounds: a real number or a pytree like ``x0`` (``-inf``:
+            none; ``+inf`` is refused).
+        upper: upper bounds, likewise (``+inf``: none; ``-inf`` is refused).
         has_aux: ``fun`` returns ``(value, aux)``.
         diff: ``"implicit"`` or ``"unroll"`` (how reverse-mode derivatives
             are computed).
@@ -306,7 +345,7 @@ def minimize(
     if lower is not None or upper is not None:
         lo = _bound("lower", lower, x0, -math.inf)
         hi = _bound("upper", upper, x0, math.inf)
-        _check_ordered(lo, hi)
+        _check_box(lo, hi)
         x0 = _full_batch.project(x0, lo, hi)
 
     cfg = _full_batch.Config(
@@ -319,10 +358,9 @@ def minimize(
     )
     run = _compiled(fun, optimizer, cfg, args is not None, diff == "implicit")
     tols = _full_batch.Tolerances(
-        *(
-            np.asarray(default if t is None else t, dtype)
-            for t, default in ((tol, -1.0), (rtol, 0.0), (atol, 0.0))
-        )
+        _tolerance(tol, -1.0, dtype),
+        _tolerance(rtol, 0.0, dtype),
+        _tolerance(atol, 0.0, dtype),
     )
     final, counts, floats = run(x0, args, tols, lo, hi)
     # Traced results (under jit, vmap or grad, whether through the inputs or

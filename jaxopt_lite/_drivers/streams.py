@@ -153,6 +153,7 @@ class BatchStream:
         arrays = [self._array(0, i, leaf) for i, (_, leaf) in enumerate(flat)]
         self._shapes = [a.shape for a in arrays]
         self._dtypes = [a.dtype for a in arrays]
+        self._layout = [(a.shape, a.dtype) for a in arrays]
         sizes = {a.shape[0] for a in arrays}
         if len(sizes) > 1:
             found = dict(zip(self._paths, (a.shape for a in arrays), strict=True))
@@ -214,6 +215,9 @@ class BatchStream:
                 f"batch {step} of data has structure {treedef}, expected "
                 f"{self._treedef} (that of batch 0)."
             )
+        arrays = [np.asarray(leaf) for leaf in flat]
+        if [(a.shape, a.dtype) for a in arrays] == self._layout:
+            return arrays, False  # the usual case: exactly like batch 0
         arrays = [self._array(step, i, leaf) for i, leaf in enumerate(flat)]
         for path, a, dtype in zip(self._paths, arrays, self._dtypes, strict=True):
             if a.dtype != dtype:

@@ -107,8 +107,9 @@ def test_one_compile_whatever_the_number_of_configurations_and_blocks():
         whole = jol.sweep(
             make, {"learning_rate": rates}, quadratic, jnp.zeros(4), steps=5
         )
-    # 10 configurations, one compilation of the block program.
-    assert compiles["block"] == 1
+    # 10 configurations, one compilation of each block program (the first
+    # states, and the chunk that advances them, whatever its steps).
+    assert compiles["sweep_init"] == compiles["sweep_chunk"] == 1
     # At most 4 at once: blocks of 4, 4 and 2 padded to 4 reuse one compilation.
     with count_compiles() as compiles:
         blocks = jol.sweep(
@@ -119,7 +120,8 @@ def test_one_compile_whatever_the_number_of_configurations_and_blocks():
             steps=5,
             max_parallel=4,
         )
-    assert compiles["block"] == 1  # one more compilation, not three
+    # one more compilation of each, not three
+    assert compiles["sweep_init"] == compiles["sweep_chunk"] == 1
     np.testing.assert_allclose(blocks.params, whole.params, rtol=1e-6)
     np.testing.assert_allclose(blocks.final_loss, whole.final_loss, rtol=1e-6)
     assert blocks.params.shape == (10, 1, 4)
@@ -370,17 +372,17 @@ def test_lr_sweep_example_fast(tmp_path):
 
 
 def test_default_blocks_on_cpu_keep_the_stacked_parameters_small():
-    from jaxopt_lite._drivers import sweep as _sweep
+    from jaxopt_lite._drivers import sweep_run as _sweep
 
     megabyte = {"w": jax.ShapeDtypeStruct((2**18,), jnp.float32)}  # 1 MiB per run
     assert jax.default_backend() == "cpu"
-    assert _sweep._default_parallel(megabyte, 64, None) == 2
-    assert _sweep._default_parallel(PARAMS, 64, None) == 64
-    assert _sweep._default_parallel(megabyte, 64, mesh=object()) == 64
-    assert _sweep._even(64, 13) == 13  # 5 blocks: 65 runs, 1 padded
-    assert _sweep._even(10, 4) == 4
-    assert _sweep._even(12, 5) == 4  # 3 blocks of 4 rather than 5, 5, 2 (+3 padded)
-    assert _sweep._even(3, 7) == 3
+    assert _sweep.default_parallel(megabyte, 64, None) == 2
+    assert _sweep.default_parallel(PARAMS, 64, None) == 64
+    assert _sweep.default_parallel(megabyte, 64, mesh=object()) == 64
+    assert _sweep.even(64, 13) == 13  # 5 blocks: 65 runs, 1 padded
+    assert _sweep.even(10, 4) == 4
+    assert _sweep.even(12, 5) == 4  # 3 blocks of 4 rather than 5, 5, 2 (+3 padded)
+    assert _sweep.even(3, 7) == 3
 
 
 def test_swept_values_promote_like_python_numbers_bfloat16():

@@ -1,26 +1,29 @@
-"""`sweep`: many training runs (hyper-parameters x seeds) in one compiled loop."""
+"""`sweep`: many training runs (hyper-parameters x seeds) in one compiled loop.
+
+`sweep` checks its arguments and lays the runs out in blocks; the programs
+are built in `sweep_program`, run in paced rounds of chunks by `sweep_run`,
+and collected into a `SweepResult` by `sweep_result`.
+"""
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite._core import recipe as _recipe
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import metric_dtype
 from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import fit_plan as _plan
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers import model_checks as _model
-from jaxopt_lite._drivers import programs as _programs
+from jaxopt_lite._drivers import sweep_program as _program
 from jaxopt_lite._drivers import sweep_result as _sweep_result
+from jaxopt_lite._drivers import sweep_run as _run
 from jaxopt_lite._drivers import sweep_table as _table
 from jaxopt_lite._drivers.fit_plan import EarlyStopping
 from jaxopt_lite._drivers.sweep_result import SweepResult
@@ -30,184 +33,10 @@ from jaxopt_lite._loop import train as _loop
 PyTree = Any
 
 
-def _weak(values: np.ndarray) -> jax.Array:
-    """Swept values as a weakly typed array (stacked from Python scalars), so a
-    swept learning rate promotes like the Python float it stands for: a
-    bfloat16 model stays in bfloat16, bit for bit as with `fit`."""
-    return jnp.stack([jnp.asarray(x) for x in values.tolist()])
-
-
-# On CPU, vmapped runs are fastest while their stacked parameters stay in cache;
-# beyond that, batched matrix products with per-run weights lose to one run at
-# a time (measured on an MLP: 64 runs of 0.15 MB each ran 2x slower as one
-# block than as 64 sequential runs, and faster than them in blocks of 8-16).
-_CPU_BLOCK_BYTES = 2 * 2**20
-
-
-def _default_parallel(abstract: PyTree, runs: int, mesh: Any) -> int:
-    """How many runs to vmap together when ``max_parallel`` is not given: all
-    of them on accelerators (or over a mesh), about ``_CPU_BLOCK_BYTES`` of
-    parameters' worth on CPU."""
-    if mesh is not None or jax.default_backend() != "cpu":
-        return runs
-    size = sum(
-        math.prod(x.shape) * jnp.dtype(x.dtype).itemsize
-        for x in jax.tree.leaves(abstract)
-    )
-    return max(1, min(runs, _CPU_BLOCK_BYTES // max(size, 1)))
-
-
-def _even(total: int, cap: int) -> int:
-    """The smallest block size that splits ``total`` into as few blocks of at
-    most ``cap`` as possible (so that the last block needs little padding)."""
-    cap = max(1, min(cap, total))
-    return math.ceil(total / math.ceil(total / cap))
-
-
 def _is_init(params: Any) -> bool:
     """A callable that is itself a pytree leaf (a function, not a module
     holding arrays) initializes parameters from a key."""
     return callable(params) and jax.tree.leaves(params) == [params]
-
-
-def _compiled(
-    how: tuple,
-    loss_fn: Callable,
-    init: Callable | None,
-    eval_fn: Callable | None,
-    cfg: _loop.LoopConfig,
-    spmd_axis: str | None,
-):
-    """The block program for optimizers made as ``how`` says (see
-    `_optimizers`), cached by structure (`programs`), with the callables'
-    inputs bound."""
-    key, inputs = _programs.split(
-        {"loss": loss_fn, "init": init, "eval": eval_fn}, None
-    )
-    block = _programs.program(
-        ("sweep", key, how, cfg, spmd_axis),
-        lambda: _build(key, how, cfg, spmd_axis),
-    )
-    return functools.partial(block, inputs)
-
-
-def _optimizers(
-    make_optimizer: Callable,
-    optimizers: list[optax.GradientTransformation],
-    table: dict[str, np.ndarray],
-) -> tuple[tuple, Callable[[np.ndarray], Any], list[Any]]:
-    """How the block program makes each configuration's optimizer: ``(how,
-    batched(config_ids), shared)``.
-
-    When every configuration's optimizer has the same recipe structure, the
-    program rebuilds it from its numbers: those that differ between
-    configurations are stacked (``batched``), the others are passed once
-    (``shared``); a fresh but equivalent ``make_optimizer`` reuses the
-    program. Otherwise (foreign transforms built anew per call) the program
-    calls ``make_optimizer`` itself with the traced swept values.
-    """
-    splits = [_recipe.split(o) for o in optimizers]
-    structure = splits[0][0]
-    if all(k == structure for k, _ in splits[1:]):
-        columns = list(zip(*(numbers for _, numbers in splits), strict=True))
-        varying = tuple(not _all_same(c) for c in columns)
-        shared = [c[0] for c, vary in zip(columns, varying, strict=True) if not vary]
-
-        def batched(ids: np.ndarray) -> dict[str, Any]:
-            # "ids" gives the configuration axis even when no number varies.
-            stacked = [
-                jnp.stack([jnp.asarray(c[i]) for i in ids.tolist()])
-                for c, vary in zip(columns, varying, strict=True)
-                if vary
-            ]
-            return {"ids": jnp.asarray(ids, jnp.int32), "values": stacked}
-
-        return ("recipe", structure, varying), batched, shared
-
-    def swept(ids: np.ndarray) -> dict[str, jax.Array]:
-        return {n: _weak(np.asarray(vals[ids])) for n, vals in table.items()}
-
-    return ("factory", _recipe.Identity(make_optimizer)), swept, []
-
-
-def _all_same(values: tuple) -> bool:
-    first = values[0]
-    return all(
-        x is first or (type(x) is type(first) and bool(np.array_equal(x, first)))
-        for x in values[1:]
-    )
-
-
-def _build(
-    program_key: tuple, how: tuple, cfg: _loop.LoopConfig, spmd_axis: str | None
-):
-    """``(inputs, hp [c], shared, key, seeds [s], params, data, eval_data) ->
-    (state, rows)`` with leading axes ``[c, s]``: configurations vmapped inside
-    seeds, so that everything that depends only on the seed (initialization,
-    batch sampling) is computed once per seed and shared by the
-    configurations."""
-
-    def make(hp, shared):
-        if how[0] == "recipe":
-            _, structure, varying = how
-            batched, fixed = iter(hp["values"]), iter(shared)
-            numbers = [next(batched) if vary else next(fixed) for vary in varying]
-            return _recipe.rebuild(structure, numbers)
-        return how[1].get()(**hp)
-
-    def block(inputs, hp, shared, key, seed_ids, params, data, eval_data):
-        fns, _ = _programs.join(program_key, inputs)
-        return _block(fns["loss"], fns["init"], fns["eval"], make, cfg, spmd_axis)(
-            hp, shared, key, seed_ids, params, data, eval_data
-        )
-
-    return jax.jit(block)
-
-
-def _block(loss_fn, init, eval_fn, make, cfg, spmd_axis):
-    def optimizer_for(hp, shared):
-        return optax.with_extra_args_support(make(hp, shared))
-
-    def init_one(hp, shared, key, params):
-        if init is not None:
-            params = init(key)
-        return _loop.init_train_state(params, None, optimizer_for(hp, shared), key, cfg)
-
-    def run_one(hp, shared, state, data, eval_data):
-        steps = jnp.int32(cfg.chunk_size)
-        return _loop.run_chunk(
-            loss_fn, optimizer_for(hp, shared), eval_fn, cfg, state, data, eval_data,
-            steps, steps,
-        )  # fmt: skip
-
-    # Every leaf of the initial states is materialized per run except the key
-    # (per seed) and the step counter (shared), which never depend on the
-    # configuration: the loops then trace their bodies once instead of
-    # iterating until the batched carries settle.
-    fields = {f: 0 for f in _loop.TrainState._fields}
-    by_config = _loop.TrainState(**{**fields, "key": None, "step": None})
-    by_seed = _loop.TrainState(**{**fields, "step": None})
-    inits = jax.vmap(
-        jax.vmap(init_one, in_axes=(0, None, None, None)),
-        in_axes=(None, None, 0, None),
-    )
-    configs = jax.vmap(
-        run_one, in_axes=(0, None, by_config, None, None), spmd_axis_name=spmd_axis
-    )
-    runs = jax.vmap(configs, in_axes=(None, None, by_seed, None, None))
-
-    def block(hp, shared, key, seed_ids, params, data, eval_data):
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, seed_ids)
-        states = inits(hp, shared, keys, params)
-        states = states._replace(key=keys, step=jnp.zeros([], jnp.int32))
-        if len(seed_ids) == 1:  # a static shape: no seed axis to batch over
-            one = jax.tree.map(lambda x: x[0], states._replace(step=None))
-            out = configs(hp, shared, one._replace(step=states.step), data, eval_data)
-            return jax.tree.map(lambda x: x[:, None], out)
-        out = runs(hp, shared, states, data, eval_data)
-        return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), out)
-
-    return block
 
 
 def sweep(
@@ -260,7 +89,14 @@ def sweep(
     others go on), so `SweepResult.best` can rank on a validation metric: it
     ranks by ``score``, the early-stopping monitor's best value when there is
     early stopping, else the mean training loss of the last tenth of the
-    history rows (`SweepResult.ranked_by` says which).
+    history rows (`SweepResult.ranked_by` says which); a run whose score is
+    not finite is never the best, and a ``RuntimeWarning`` names the runs in
+    which every step was non-finite.
+
+    The runs advance in rounds of compiled chunks of about a second each, as
+    in `fit`: memory does not grow with ``steps`` (only with the history rows
+    that ran), the sweep ends when every run has ended, and Ctrl-C returns the
+    rounds finished so far (`SweepResult.interrupted`).
 
     Args:
         make_optimizer: ``make_optimizer(**configuration)`` returning an optax
@@ -363,7 +199,7 @@ def sweep(
     cfg = _loop.LoopConfig(
         sampling=_sampling.Sampling(num_examples, batch_size, shuffle, replace),
         log_every=log_every,
-        chunk_size=total_steps,
+        chunk_size=_plan._chunk_capacity(None, total_steps, log_every),
         has_aux=has_aux,
         aux_names=tuple(aux_names),
         has_state=False,
@@ -375,21 +211,19 @@ def sweep(
         metric_dtype=metric_dtype(abstract),
     )
     spmd_axis = _mesh.RUNS if _mesh.run_sharding(mesh) is not None else None
-    how, batched, shared = _optimizers(make_optimizer, optimizers, table)
-    run_block = _compiled(how, loss_fn, init, eval_fn, cfg, spmd_axis)
+    how, batched, shared = _program.optimizers(make_optimizer, optimizers, table)
+    init_block, chunk_block = _program.compiled(
+        how, loss_fn, init, eval_fn, cfg, spmd_axis
+    )
 
     # Blocks of [config_block, seed_block] runs, padded by repeating the last.
     num_configs = len(next(iter(table.values())))
-    limit = max_parallel or _default_parallel(abstract, num_configs * seeds, mesh)
-    seed_block = _even(seeds, limit)
-    config_block = _even(num_configs, max(1, limit // seed_block))
+    runs = num_configs * seeds
+    limit = max_parallel or _run.default_parallel(abstract, runs, mesh)
+    seed_block = _run.even(seeds, limit)
+    config_block = _run.even(num_configs, max(1, limit // seed_block))
     shards = _mesh.runs_size(mesh)
     config_block = math.ceil(config_block / shards) * shards
-
-    def blocks(total: int, size: int) -> list[np.ndarray]:
-        count = math.ceil(total / size)
-        padded = np.minimum(np.arange(count * size), total - 1)
-        return np.split(padded, count)
 
     params = None if init is not None else params
     key_at = runs_at = None
@@ -398,28 +232,38 @@ def sweep(
         key_at = _mesh.replicated(mesh)
         params, key, eval_data = jax.device_put((params, key, eval_data), key_at)
         runs_at = _mesh.run_sharding(mesh) or key_at
-    outputs = []  # dispatch every block before reading any
-    for seed_ids in blocks(seeds, seed_block):
+    layout = []  # [seed block][config block] of (hyper-parameters, seed ids)
+    for seed_ids in _run.blocks(seeds, seed_block):
         row = []
-        for config_ids in blocks(num_configs, config_block):
+        for config_ids in _run.blocks(num_configs, config_block):
             hp = batched(np.asarray(config_ids))
             ids = np.asarray(seed_ids, np.int32)
             if mesh is not None:
                 hp, ids = jax.device_put(hp, runs_at), jax.device_put(ids, key_at)
-            row.append(run_block(hp, shared, key, ids, params, data, eval_data))
-        outputs.append(row)
+            row.append((hp, ids))
+        layout.append(row)
 
-    def join(*xs):
-        return xs[0] if len(xs) == 1 else jnp.concatenate(xs, axis=0)
+    def start(block):
+        hp, ids = block
+        return init_block(hp, shared, key, ids, params)
 
-    columns = [jax.tree.map(join, *row) for row in outputs]
-    state, rows = jax.tree.map(
-        lambda *xs: xs[0] if len(xs) == 1 else jnp.concatenate(xs, axis=1), *columns
+    def advance(block, state, steps, total):
+        return chunk_block(block[0], shared, state, data, eval_data, steps, total)
+
+    outcome = _run.run_rounds(
+        layout, start, advance, total_steps, log_every, cfg.chunk_size
     )
 
-    def trim(x):
+    def per_run(state):  # every leaf [config_block, seed_block]
+        step = np.broadcast_to(np.asarray(state.step), state.skipped.shape)
+        return state._replace(key=None, step=step)
+
+    def trim(x):  # the padding runs dropped
         return x if x.shape[:2] == (num_configs, seeds) else x[:num_configs, :seeds]
 
-    state = jax.tree.map(trim, state._replace(key=None))
-    rows = jax.tree.map(trim, jax.device_get(rows))
-    return _sweep_result.assemble(table, seeds, total_steps, stop, state, rows)
+    state = _run.join([[per_run(s) for s in row] for row in outcome.finished.states])
+    state = jax.tree.map(trim, state)
+    return _sweep_result.assemble(
+        table, seeds, stop, skip_nonfinite, state, outcome.finished.rounds,
+        outcome.spec, outcome.interrupted,
+    )  # fmt: skip

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from jaxopt_lite._core.tree import PyTree
+from jaxopt_lite._loop.history import ChunkRows
 
 
 class SweepResult(NamedTuple):
@@ -30,8 +32,11 @@ class SweepResult(NamedTuple):
         params: the final parameters, each leaf with leading axes
             ``[configs, seeds]``.
         opt_state: the final optimizer states, leading axes ``[configs, seeds]``.
-        step: the steps of the run (runs stopped early took fewer).
-        score: ``[configs, seeds]``, what `best` ranks by (see ``ranked_by``).
+        step: the most steps a run took: the ``steps`` asked for, unless
+            every run stopped early or Ctrl-C interrupted the sweep (a run's
+            own steps: the last entry of its ``history["step"]``).
+        score: ``[configs, seeds]``, what `best` ranks by (see ``ranked_by``);
+            NaN where it is not finite.
         ranked_by: how ``score`` was computed: the best value of the
             early-stopping monitor at its checks (with ``early_stopping``),
             else the mean training loss of the last tenth of the history rows.
@@ -40,9 +45,15 @@ class SweepResult(NamedTuple):
             stopping).
         best_step: ``[configs, seeds]``, the step of each run's best check
             (``None`` without early stopping).
+        skipped: ``[configs, seeds]``, the steps each run skipped because their
+            loss or gradient was not finite (0 with ``skip_nonfinite=False``,
+            which applies them). A ``RuntimeWarning`` names the runs that
+            skipped every step.
+        interrupted: Ctrl-C ended the sweep; every run holds the work of the
+            chunks finished until then.
 
-    With early stopping, rows after a run stopped hold NaN (and ``-1`` in the
-    integer columns ``step``, ``skipped``, ``eval_step``).
+    Rows after a run stopped early hold NaN (and ``-1`` in the integer
+    columns ``step``, ``skipped``, ``eval_step``).
 
     Example:
         >>> import jax.numpy as jnp, jaxopt_lite as jol
@@ -68,6 +79,8 @@ class SweepResult(NamedTuple):
     score_mode: str = "min"
     stopped_early: np.ndarray | None = None
     best_step: np.ndarray | None = None
+    skipped: np.ndarray | None = None
+    interrupted: bool = False
 
     @property
     def num_configs(self) -> int:
@@ -85,17 +98,34 @@ class SweepResult(NamedTuple):
         Args:
             by: ``"score"`` ranks by `score` (see `ranked_by`; the default),
                 ``"final"`` by `final_loss`, ``"best"`` by `best_loss`.
-                A configuration with a non-finite value in any seed ranks last.
+                A configuration with a non-finite value in any seed ranks last,
+                and is never the best.
 
         Returns:
             ``(configuration, index)``: the configuration as a dict of Python
             numbers and its index along the configurations axis.
+
+        Raises:
+            ValueError: no configuration has a finite value in every seed.
         """
         mean = self._mean(by)
         if by == "score" and self.score_mode == "max":
             mean = -mean
-        index = int(np.argmin(np.where(np.isfinite(mean), mean, np.inf)))
+        finite = np.isfinite(mean)
+        if not finite.any():
+            what = {"final": "final_loss", "best": "best_loss"}.get(by, "score")
+            raise ValueError(
+                f"no configuration has a finite {what} ({self._ranked(by)}) in "
+                "every seed, so none can be ranked best: every one diverged or "
+                "skipped its steps as non-finite (see SweepResult.skipped)."
+            )
+        index = int(np.argmin(np.where(finite, mean, np.inf)))
         return self.config(index), index
+
+    def _ranked(self, by: str) -> str:
+        if by == "final":
+            return "the mean loss of the last history row"
+        return "the smallest history-row loss" if by == "best" else self.ranked_by
 
     def _mean(self, by: str) -> np.ndarray:
         if by == "final":
@@ -126,9 +156,18 @@ class SweepResult(NamedTuple):
 
     def table(self) -> str:
         """The configurations and their losses as an aligned text table; the
-        best configuration (by final loss) is marked with ``*``."""
+        best configuration (by `score`, as `best` ranks) is marked with ``*``
+        (none when no configuration has a finite score)."""
         rows = self.to_rows()
-        best = self.best()[1]
+        try:
+            best = self.best()[1]
+            footer = f"* best by {self.ranked_by}"
+        except ValueError:
+            best = -1
+            footer = (
+                f"no configuration has a finite score ({self.ranked_by}) in every "
+                "seed: none is best"
+            )
         names = list(self.hyperparams)
         header = [*names, "final_loss", "best_loss", ""]
 
@@ -157,39 +196,128 @@ class SweepResult(NamedTuple):
             f"sweep: {self.num_configs} configurations x {self.seeds} seeds, "
             f"{self.step} steps"
         )
-        return "\n".join([title, *lines, f"* best by {self.ranked_by}"])
+        if self.interrupted:
+            title += " (interrupted)"
+        return "\n".join([title, *lines, footer])
 
     def __str__(self) -> str:
         return self.table()
 
 
-def _prefix(columns: dict[str, np.ndarray], ran: np.ndarray) -> dict[str, np.ndarray]:
-    """The rows that ran (a prefix per run), NaN or -1 after a run's end."""
-    size = int(ran.sum(-1).max()) if ran.size else 0
-    ran = ran[..., :size]
+def _fill(dtype: np.dtype) -> Any:
+    return np.nan if np.issubdtype(dtype, np.floating) else -1
+
+
+def _compact(
+    columns: dict[str, np.ndarray], ran: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each run's rows that ran moved to the front, in order, NaN (or -1)
+    after them, trimmed to the longest run; and the count per run."""
+    count = ran.sum(-1)
+    size = int(count.max()) if count.size else 0
+    if ran.all():
+        return columns, count
+    # Row i of a run goes to its position among the rows that ran; the others
+    # to a spare last slot, dropped.
+    at = np.where(ran, np.cumsum(ran, -1) - 1, size)
     out = {}
     for name, values in columns.items():
-        values = values[..., :size]
-        fill = np.nan if np.issubdtype(values.dtype, np.floating) else -1
-        out[name] = np.where(ran, values, np.asarray(fill, values.dtype))
-    return out
+        moved = np.full(
+            (*values.shape[:-1], size + 1), _fill(values.dtype), values.dtype
+        )
+        np.put_along_axis(moved, at, values, -1)
+        out[name] = moved[..., :size]
+    return out, count
+
+
+def history(
+    rounds: list[ChunkRows], spec: ChunkRows, runs: tuple[int, int]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The history ``name -> [configs, seeds, rows]`` of the rounds read (host
+    rows joined over the blocks, padding runs included; ``spec`` gives the
+    columns when no round was read), and the training rows of each run."""
+    configs, seeds = runs
+
+    def part(name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        columns, ran = getattr(spec, name), getattr(spec, f"{name}_ran")
+        if not rounds:
+            empty = {
+                k: np.zeros((configs, seeds, 0), v.dtype) for k, v in columns.items()
+            }
+            return empty, np.zeros((configs, seeds, 0), bool)
+        columns = {
+            k: np.concatenate([getattr(r, name)[k] for r in rounds], -1)
+            for k in columns
+        }
+        ran = np.concatenate([getattr(r, f"{name}_ran") for r in rounds], -1)
+        trim = (slice(configs), slice(seeds))
+        return {k: v[trim] for k, v in columns.items()}, ran[trim]
+
+    train, count = _compact(*part("train"))
+    evals, _ = _compact(*part("evals"))
+    return {**train, **evals}, count
+
+
+def _warn_nonfinite(result: SweepResult, steps: np.ndarray, nonfinite: np.ndarray,
+                    guarded: bool) -> None:  # fmt: skip
+    """A ``RuntimeWarning`` naming the runs in which every step was non-finite."""
+    every = (steps > 0) & (nonfinite == steps)
+    if not every.any():
+        return
+    named = []
+    for i in np.flatnonzero(every.any(axis=1)):
+        seeds = np.flatnonzero(every[i])
+        which = (
+            "every seed"
+            if len(seeds) == result.seeds
+            else f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+        )
+        named.append(f"{result.config(int(i))} ({which})")
+    shown = "; ".join(named[:10])
+    if len(named) > 10:
+        shown += f"; and {len(named) - 10} more configurations"
+    what = (
+        "was skipped: their parameters are the initial ones"
+        if guarded
+        else "was applied (skip_nonfinite=False): their parameters are not finite"
+    )
+    warnings.warn(
+        f"sweep: in {int(every.sum())} of {every.size} runs every step had a "
+        f"non-finite loss or gradient and {what}. They rank last. Runs: {shown}. "
+        "Check loss_fn, the data and these hyper-parameters "
+        "(SweepResult.skipped counts the skipped steps of every run).",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def assemble(
-    table: dict[str, np.ndarray], seeds: int, steps: int, stop: Any, state, rows
+    table: dict[str, np.ndarray],
+    seeds: int,
+    stop: Any,
+    guarded: bool,
+    state: Any,
+    rounds: list[ChunkRows],
+    spec: ChunkRows,
+    interrupted: bool,
 ) -> SweepResult:
-    """The `SweepResult` of a sweep's final states and chunk rows (NumPy rows
-    and JAX states, leading axes ``[configs, seeds]``)."""
-    history = _prefix(rows.train, rows.train_ran)
-    history.update(_prefix(rows.evals, rows.evals_ran))
-    losses = history["loss"]
-    counts = rows.train_ran.sum(-1)
-    last = np.take_along_axis(losses, np.maximum(counts - 1, 0)[..., None], -1)
+    """The `SweepResult` of a sweep's final states (leading axes ``[configs,
+    seeds]``, padding runs dropped, ``step`` per run) and the rounds read."""
+    runs = (len(next(iter(table.values()))), seeds)
+    columns, count = history(rounds, spec, runs)
+    losses = columns["loss"]
+    if losses.shape[-1]:
+        at = np.maximum(count - 1, 0)[..., None]
+        final = np.take_along_axis(losses, at, -1)[..., 0]
+        final = np.where(count > 0, final, np.nan)
+        best = np.fmin.reduce(losses, axis=-1)
+    else:
+        final = best = np.full(runs, np.nan, losses.dtype)
     params = state.params
     stopped = best_step = None
     if stop is None:
         tail = max(1, -(-losses.shape[-1] // 10))
-        score = losses[..., -tail:].mean(axis=-1)
+        score = losses[..., -tail:].mean(axis=-1) if losses.shape[-1] else final
         ranked_by = f"the mean loss of the last {tail} history rows"
         mode = "min"
     else:
@@ -201,18 +329,23 @@ def assemble(
         best_step = np.asarray(state.stop.best_step)
         if stop.restore_best:
             params = state.stop.best[0]
-    return SweepResult(
+    steps, nonfinite = np.asarray(state.step), np.asarray(state.skipped)
+    result = SweepResult(
         hyperparams=table,
         seeds=seeds,
-        final_loss=last[..., 0],
-        best_loss=np.fmin.reduce(losses, axis=-1),
-        history=history,
+        final_loss=final,
+        best_loss=best,
+        history=columns,
         params=params,
         opt_state=state.opt_state,
-        step=steps,
+        step=int(steps.max()),
         score=np.where(np.isfinite(score), score, np.nan),
         ranked_by=ranked_by,
         score_mode=mode,
         stopped_early=stopped,
         best_step=best_step,
+        skipped=nonfinite if guarded else np.zeros_like(nonfinite),
+        interrupted=interrupted,
     )
+    _warn_nonfinite(result, steps, nonfinite, guarded)
+    return result

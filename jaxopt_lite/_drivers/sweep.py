@@ -102,7 +102,9 @@ def sweep(
         make_optimizer: ``make_optimizer(**configuration)`` returning an optax
             gradient transformation, e.g.
             ``lambda learning_rate, b1: jol.adam(learning_rate, b1=b1)``.
-            Never branch in Python on its arguments: they are traced.
+            Never branch in Python on its arguments: they are traced (a
+            branch that changes the optimizer raises a ``TypeError`` naming
+            the hyper-parameter).
         hyperparams: ``name -> 1-D list or array of values``; every name is a
             keyword argument of ``make_optimizer``.
         loss_fn: ``loss_fn(params, batch) -> scalar`` (``(scalar, aux)`` with
@@ -110,7 +112,8 @@ def sweep(
         params: initial parameters (a pytree of floating-point arrays shared by
             all runs), or a function ``init(key) -> params`` so that seeds also
             vary the initialization.
-        data: a pytree of arrays sharing a leading (examples) axis, or ``None``.
+        data: a pytree of arrays sharing a leading (examples) axis, or ``None``
+            (not a stream of batches, which `fit` accepts).
         seeds: runs per configuration (>= 1).
         grid: ``True``: every combination of the value lists (Cartesian
             product, last name varying fastest); ``False``: the lists are zipped
@@ -122,7 +125,8 @@ def sweep(
             ``jax.random.key(0)``).
         shuffle: permute each epoch, as in `fit`.
         replace: sample with replacement instead.
-        has_aux: ``loss_fn`` returns ``(loss, aux)`` (aux a dict of scalars).
+        has_aux: ``loss_fn`` returns ``(loss, aux)`` (aux a dict of scalars,
+            whose names must not clash with the history's own columns).
         eval_fn: ``eval_fn(params, eval_data)``, a scalar or a dict of scalars
             (recorded as ``eval_<name>``), run every ``eval_every`` steps.
         eval_data: the data for ``eval_fn``.
@@ -170,10 +174,11 @@ def sweep(
         "skip_nonfinite": skip_nonfinite,
     }.items():
         v.check_bool(name, flag)
-    v.check_int("seeds", seeds)
+    _checks.check_count("seeds", seeds)
     v.check_int("max_parallel", max_parallel, optional=True)
     table = _table.configurations(hyperparams, grid)
     optimizers = _table.check_make_optimizer(make_optimizer, table)
+    _table.check_data(data)
     data, num_examples, batch_size, steps_per_epoch, total_steps = _checks.run_length(
         data, batch_size, steps, epochs, log_every
     )
@@ -193,6 +198,7 @@ def sweep(
     eval_data, eval_every, eval_names = _plan.check_eval(
         eval_fn, eval_data, eval_every, steps_per_epoch, (abstract,)
     )
+    _checks.check_metric_names(aux_names, eval_names)
     stop = _plan.check_early_stopping(
         early_stopping, eval_names, steps_per_epoch, eval_every
     )
@@ -250,9 +256,15 @@ def sweep(
     def advance(block, state, steps, total):
         return chunk_block(block[0], shared, state, data, eval_data, steps, total)
 
-    outcome = _run.run_rounds(
-        layout, start, advance, total_steps, log_every, cfg.chunk_size
-    )
+    try:
+        outcome = _run.run_rounds(
+            layout, start, advance, total_steps, log_every, cfg.chunk_size
+        )
+    except _table.TRACE_ERRORS as error:
+        clear = _table.traced_value_error(make_optimizer, table, abstract, error)
+        if clear is error:
+            raise
+        raise clear from error
 
     def per_run(state):  # every leaf [config_block, seed_block]
         step = np.broadcast_to(np.asarray(state.step), state.skipped.shape)

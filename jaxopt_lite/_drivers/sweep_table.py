@@ -1,4 +1,5 @@
-"""`sweep`'s checks of its table of configurations, builder and initializer."""
+"""`sweep`'s checks of its table of configurations, builder, initializer and
+data, and the error for a builder that needs concrete values."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxopt_lite._drivers import checks as _checks
+from jaxopt_lite._drivers.streams import is_stream
+
 PyTree = Any
+
+# What JAX raises when Python asks a traced value for its concrete value.
+TRACE_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.TracerArrayConversionError,
+)
 
 
 def configurations(hyperparams: Any, grid: bool) -> dict[str, np.ndarray]:
@@ -43,6 +54,7 @@ def configurations(hyperparams: Any, grid: bool) -> dict[str, np.ndarray]:
                 f"hyperparams[{name!r}] must hold real numbers, "
                 f"got dtype {array.dtype}."
             )
+        _check_int32(name, array)
         values[name] = array
     if grid:
         product = list(itertools.product(*(range(len(v)) for v in values.values())))
@@ -55,6 +67,35 @@ def configurations(hyperparams: Any, grid: bool) -> dict[str, np.ndarray]:
             f"lengths; got {lengths}."
         )
     return values
+
+
+def _check_int32(name: str, array: np.ndarray) -> None:
+    """Swept integers are traced in JAX's default integer type (int32 unless
+    x64 is enabled): refuse values it cannot hold instead of overflowing."""
+    if not np.issubdtype(array.dtype, np.integer):
+        return
+    limits = np.iinfo(jax.dtypes.canonicalize_dtype(np.int64))
+    outside = array[(array < limits.min) | (array > limits.max)]
+    if outside.size:
+        raise ValueError(
+            f"hyperparams[{name!r}] holds {outside[0]}, outside the range of "
+            f"{limits.dtype} ([{limits.min}, {limits.max}]) in which swept integers "
+            "are traced; enable x64 (jax.config.update('jax_enable_x64', True)) "
+            "or sweep smaller values."
+        )
+
+
+def check_data(data: Any) -> None:
+    """``data`` must be held in memory: the runs of a sweep sample their
+    minibatches from the same arrays inside one compiled program."""
+    if is_stream(data):
+        raise TypeError(
+            f"sweep needs data in memory: a pytree of arrays sharing a leading "
+            f"(examples) axis, such as a dict or tuple of arrays; got a "
+            f"{type(data).__name__}, which is read as a stream of batches (as fit "
+            "accepts). Stack the batches into arrays (a list of arrays: pass "
+            "tuple(data)), or train with fit."
+        )
 
 
 def check_make_optimizer(
@@ -91,7 +132,9 @@ def check_make_optimizer(
 
 
 def check_init(init: Callable, key: jax.Array) -> PyTree:
-    """Abstract parameters of ``init(key)``; every leaf must be inexact."""
+    """Abstract parameters of ``init(key)``; it must take the key, and every
+    leaf must be inexact."""
+    _checks.check_arity("params", init, ("key",))
     shapes = jax.eval_shape(init, key)
     leaves = jax.tree_util.tree_flatten_with_path(shapes)[0]
     if not leaves:
@@ -105,3 +148,45 @@ def check_init(init: Callable, key: jax.Array) -> PyTree:
                 "only floating-point or complex arrays can be trained."
             )
     return shapes
+
+
+def traced_value_error(
+    make_optimizer: Callable,
+    table: dict[str, np.ndarray],
+    params: PyTree,
+    error: Exception,
+) -> Exception:
+    """The error to raise when tracing the sweep raised one of `TRACE_ERRORS`:
+    a ``TypeError`` naming ``make_optimizer`` and the hyper-parameter(s) it
+    needs the concrete value of, or ``error`` itself when no hyper-parameter
+    alone causes it."""
+    config = {name: values[0].item() for name, values in table.items()}
+
+    def needs_value(name: str) -> bool:
+        def trial(value, params):
+            optimizer = optax.with_extra_args_support(
+                make_optimizer(**{**config, name: value})
+            )
+            state = optimizer.init(params)
+            return optimizer.update(params, state, params, value=jnp.zeros(()))
+
+        try:
+            jax.eval_shape(trial, jnp.asarray(config[name]), params)
+        except TRACE_ERRORS:
+            return True
+        except Exception:  # another failure: not this hyper-parameter's doing
+            return False
+        return False
+
+    names = [name for name in table if needs_value(name)]
+    if not names:
+        return error
+    return TypeError(
+        f"make_optimizer needs the value of the hyper-parameter"
+        f"{'s' * (len(names) > 1)} {', '.join(map(repr, names))} in Python (it "
+        f"branches on it with if/and/or, or converts it with float()/int(); JAX "
+        f"raised {type(error).__name__}). sweep passes the hyper-parameters as "
+        "traced values so that every configuration runs in one compiled program: "
+        "write the choice with jnp.where (e.g. jnp.where(lr > 0.05, a, b)), or "
+        "run one sweep per branch (e.g. one per optimizer)."
+    )

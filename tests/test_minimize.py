@@ -205,6 +205,49 @@ def test_statuses():
     assert (done.status, done.steps, done.fun_evals) == ("converged", 0, 1)
 
 
+def test_a_zero_gradient_converges_without_a_tolerance():
+    # No tol given: a stationary point still meets "any tol >= 0" and stops.
+    quad = lambda x: jnp.sum((x - 1.0) ** 2)
+    for opt in (LBFGS, GD, jol.chain(jol.sgd(1.0), jol.scale_by_zoom_linesearch(9))):
+        done = jol.minimize(quad, jnp.ones(2), opt)
+        assert (done.status, done.steps, done.fun_evals) == ("converged", 0, 1)
+    # gd(0.5) on (x - 1)^2 lands exactly on 1 after one step
+    exact = jol.minimize(quad, jnp.zeros(2), jol.gd(0.5), steps=50)
+    assert (exact.status, exact.steps, exact.grad_norm) == ("converged", 1, 0.0)
+    np.testing.assert_array_equal(exact.params, [1.0, 1.0])
+
+
+@jax.custom_jvp
+def _wrong_sign(x):
+    return jnp.sum(jnp.arange(1.0, 4.0, dtype=x.dtype) * (x - 1.0) ** 2)
+
+
+@_wrong_sign.defjvp
+def _wrong_sign_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    g = 2 * jnp.arange(1.0, 4.0, dtype=x.dtype) * (x - 1.0)
+    return _wrong_sign(x), -jnp.sum(g * dx)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+@pytest.mark.parametrize("name", ["lbfgs", "sgd_zoom"])
+def test_no_progress_with_the_zoom_search_is_a_failed_line_search(name, x64):
+    # A gradient of the wrong sign: the zoom search only finds vanishing steps
+    # that do not decrease f (and violate the curvature condition). They used
+    # to be accepted until max_steps (300 iterations, f creeping up).
+    opt = {
+        "lbfgs": LBFGS,
+        "sgd_zoom": jol.chain(jol.sgd(1.0), jol.scale_by_zoom_linesearch(20)),
+    }
+    with jax.enable_x64(x64):
+        x0 = jnp.zeros(3, jnp.float64 if x64 else jnp.float32)
+        result = jol.minimize(_wrong_sign, x0, opt[name], steps=300, tol=1e-6)
+        assert (result.status, result.steps, result.value) == (
+            "linesearch_failed", 1, 6.0,
+        )  # fmt: skip
+        np.testing.assert_array_equal(result.params, x0)
+
+
 def test_value_and_step_tolerances_stop_as_documented():
     # x_k = 0.8^k, f_k = x_k^2. |f_k - f_{k-1}| = 0.36 * 0.64^(k-1) and
     # |x_k - x_{k-1}| = 0.2 * 0.8^(k-1); with atol=1e-3 the step test is the

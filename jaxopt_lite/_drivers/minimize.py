@@ -275,8 +275,10 @@ def minimize(
     value and gradient at the new point are taken from the line search's state when
     it holds them, else evaluated once. The stopping tests run inside the loop in
     the parameters' precision, in this order: a non-finite value or gradient
-    (``"nonfinite"``); ``tol`` on the gradient norm, or both ``rtol``/``atol`` tests
-    (element-wise on $x$) (``"converged"``); a line search that ended unsatisfied
+    (``"nonfinite"``); ``tol`` on the gradient norm (a gradient of exactly zero
+    when ``tol`` is not given), or both ``rtol``/``atol`` tests (element-wise on
+    $x$) (``"converged"``); a line search that ended with its conditions
+    unsatisfied (sufficient decrease; for the zoom search also curvature)
     without a decrease, or no move at all (``"linesearch_failed"``, the previous
     point is kept); ``steps`` iterations (``"max_steps"``). $P$ clips into ``[lower,
     upper]``: with bounds the gradient given to the optimizer is projected (zero
@@ -358,7 +360,7 @@ def minimize(
     )
     run = _compiled(fun, optimizer, cfg, args is not None, diff == "implicit")
     tols = _full_batch.Tolerances(
-        _tolerance(tol, -1.0, dtype),
+        _tolerance(tol, 0.0, dtype),  # a zero gradient always converges
         _tolerance(rtol, 0.0, dtype),
         _tolerance(atol, 0.0, dtype),
     )

@@ -49,7 +49,7 @@ class Config(NamedTuple):
 class Tolerances(NamedTuple):
     """Stopping thresholds, as arrays in the parameters' precision."""
 
-    tol: Any  # < 0: off
+    tol: Any  # 0 when not given: an exactly zero gradient
     rtol: Any
     atol: Any
 
@@ -88,6 +88,15 @@ def _linesearch_evals(states: list[Any]) -> tuple[jax.Array, jax.Array]:
         elif s.grad is not None:  # backtracking with store_grad: one gradient
             grad = grad + jnp.minimum(n, 1)
     return fun, grad
+
+
+def _unsatisfied(state: Any) -> jax.Array:
+    """The line search ended with its conditions violated: sufficient
+    decrease, and for the zoom search also curvature (strong Wolfe)."""
+    bad = jnp.asarray(state.info.decrease_error) > 0
+    if isinstance(state, _ZOOM):
+        bad |= jnp.asarray(state.info.curvature_error) > 0
+    return bad
 
 
 def project(x: PyTree, lower: PyTree, upper: PyTree) -> PyTree:
@@ -225,9 +234,7 @@ def full_batch_loop(
         )  # fmt: skip
         unsatisfied = None
         if searches:
-            unsatisfied = jnp.any(
-                jnp.stack([ls.info.decrease_error > 0 for ls in searches])
-            )
+            unsatisfied = jnp.any(jnp.stack([_unsatisfied(ls) for ls in searches]))
         status = _status(s, new, tols, cfg, first=False, unsatisfied=unsatisfied)
         failed = status == LINESEARCH_FAILED
         kept = optax.tree.where(

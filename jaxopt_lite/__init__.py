@@ -1,6 +1,8 @@
 """jaxopt_lite: optax-compatible first-order optimizers and compiled loops."""
 
-# --- transforms (_transforms.py) ---
+# --- primitive transforms: scaling, momentum, weight decay, Adam-family and
+# RMS-like moments, clipping, noise, factored moments, sign, layer-wise and
+# Polyak steps (_transforms/) ---
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule as ScalarOrSchedule
 from jaxopt_lite._transforms.weight_decay import (
     add_decayed_weights as add_decayed_weights,
@@ -24,8 +26,29 @@ from jaxopt_lite._transforms.rms import scale_by_adadelta as scale_by_adadelta
 from jaxopt_lite._transforms.rms import scale_by_rms as scale_by_rms
 from jaxopt_lite._transforms.rms import scale_by_rss as scale_by_rss
 from jaxopt_lite._transforms.rms import scale_by_stddev as scale_by_stddev
+from jaxopt_lite._transforms.clipping import adaptive_grad_clip as adaptive_grad_clip
+from jaxopt_lite._transforms.clipping import centralize as centralize
+from jaxopt_lite._transforms.clipping import clip as clip
+from jaxopt_lite._transforms.clipping import clip_by_block_rms as clip_by_block_rms
+from jaxopt_lite._transforms.clipping import clip_by_global_norm as clip_by_global_norm
+from jaxopt_lite._transforms.clipping import zero_nans as zero_nans
+from jaxopt_lite._transforms.factored import (
+    scale_by_factored_rms as scale_by_factored_rms,
+)
+from jaxopt_lite._transforms.factored import (
+    scale_by_param_block_rms as scale_by_param_block_rms,
+)
+from jaxopt_lite._transforms.noise import add_noise as add_noise
+from jaxopt_lite._transforms.polyak import scale_by_polyak as scale_by_polyak
+from jaxopt_lite._transforms.sign import scale_by_lion as scale_by_lion
+from jaxopt_lite._transforms.layerwise import scale_by_novograd as scale_by_novograd
+from jaxopt_lite._transforms.sign import scale_by_sign as scale_by_sign
+from jaxopt_lite._transforms.layerwise import (
+    scale_by_trust_ratio as scale_by_trust_ratio,
+)
 
-# --- combinators (_combine.py) ---
+# --- combinators: chain, masks, partitions, inject_hyperparams, skipping,
+# accumulation, averaging, plateaus (_combinators/) ---
 from jaxopt_lite._combinators.accumulate import (
     AccumulateGradientsState as AccumulateGradientsState,
 )
@@ -55,7 +78,8 @@ from jaxopt_lite._combinators.plateau import (
 )
 from jaxopt_lite._combinators.plateau import reduce_on_plateau as reduce_on_plateau
 
-# --- schedules (_schedules.py) ---
+# --- schedules: decays, warm-ups and joins, piecewise and one-cycle
+# (_schedules/) ---
 from jaxopt_lite._schedules.decay import constant_schedule as constant_schedule
 from jaxopt_lite._schedules.decay import cosine_decay_schedule as cosine_decay_schedule
 from jaxopt_lite._schedules.decay import exponential_decay as exponential_decay
@@ -87,7 +111,7 @@ from jaxopt_lite._schedules.piecewise import (
     piecewise_interpolate_schedule as piecewise_interpolate_schedule,
 )
 
-# --- optimizers (_optimizers*.py) ---
+# --- optimizers, each a chain of the primitives above (_optimizers/) ---
 from jaxopt_lite._optimizers.adam_variants import adabelief as adabelief
 from jaxopt_lite._optimizers.adam import adam as adam
 from jaxopt_lite._optimizers.adam_variants import adamax as adamax
@@ -102,21 +126,6 @@ from jaxopt_lite._optimizers.adaptive import adagrad as adagrad
 from jaxopt_lite._optimizers.sgd import gd as gd
 from jaxopt_lite._optimizers.adaptive import rmsprop as rmsprop
 from jaxopt_lite._optimizers.sgd import sgd as sgd
-
-# --- optimizers part B ---
-from jaxopt_lite._transforms.clipping import adaptive_grad_clip as adaptive_grad_clip
-from jaxopt_lite._transforms.clipping import centralize as centralize
-from jaxopt_lite._transforms.clipping import clip as clip
-from jaxopt_lite._transforms.clipping import clip_by_block_rms as clip_by_block_rms
-from jaxopt_lite._transforms.clipping import clip_by_global_norm as clip_by_global_norm
-from jaxopt_lite._transforms.clipping import zero_nans as zero_nans
-from jaxopt_lite._transforms.factored import (
-    scale_by_factored_rms as scale_by_factored_rms,
-)
-from jaxopt_lite._transforms.factored import (
-    scale_by_param_block_rms as scale_by_param_block_rms,
-)
-from jaxopt_lite._transforms.noise import add_noise as add_noise
 from jaxopt_lite._optimizers.layerwise import lamb as lamb
 from jaxopt_lite._optimizers.layerwise import lars as lars
 from jaxopt_lite._optimizers.sign import lion as lion
@@ -125,15 +134,8 @@ from jaxopt_lite._optimizers.sign import sign_sgd as sign_sgd
 from jaxopt_lite._optimizers.adafactor import adafactor as adafactor
 from jaxopt_lite._optimizers.sgd import noisy_sgd as noisy_sgd
 from jaxopt_lite._optimizers.sgd import polyak_sgd as polyak_sgd
-from jaxopt_lite._transforms.polyak import scale_by_polyak as scale_by_polyak
-from jaxopt_lite._transforms.sign import scale_by_lion as scale_by_lion
-from jaxopt_lite._transforms.layerwise import scale_by_novograd as scale_by_novograd
-from jaxopt_lite._transforms.sign import scale_by_sign as scale_by_sign
-from jaxopt_lite._transforms.layerwise import (
-    scale_by_trust_ratio as scale_by_trust_ratio,
-)
 
-# --- full-batch: L-BFGS and line searches (_lbfgs.py, _linesearch.py) ---
+# --- full-batch: L-BFGS and line searches (_transforms/, _optimizers/) ---
 from jaxopt_lite._transforms.lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
 from jaxopt_lite._optimizers.lbfgs import lbfgs as lbfgs
 from jaxopt_lite._transforms.lbfgs import scale_by_lbfgs as scale_by_lbfgs
@@ -154,13 +156,13 @@ from jaxopt_lite._transforms.zoom import (
     scale_by_zoom_linesearch as scale_by_zoom_linesearch,
 )
 
-# --- checkpoints (_checkpoint.py) ---
+# --- checkpoints (_drivers/) ---
 from jaxopt_lite._drivers.checkpoint import Checkpoint as Checkpoint
 from jaxopt_lite._drivers.checkpoint import has_checkpoint as has_checkpoint
 from jaxopt_lite._drivers.checkpoint import load_checkpoint as load_checkpoint
 from jaxopt_lite._drivers.checkpoint import save_checkpoint as save_checkpoint
 
-# --- loops and drivers ---
+# --- loops and drivers: fit, minimize, loggers (_drivers/) ---
 from jaxopt_lite._drivers.fit import EarlyStopping as EarlyStopping
 from jaxopt_lite._drivers.fit import FitResult as FitResult
 from jaxopt_lite._drivers.fit import fit as fit
@@ -170,14 +172,14 @@ from jaxopt_lite._drivers.loggers import Callback as Callback
 from jaxopt_lite._drivers.loggers import CSVLogger as CSVLogger
 from jaxopt_lite._drivers.loggers import TensorBoardLogger as TensorBoardLogger
 
-# --- sweeps and devices ---
+# --- sweeps (_drivers/) ---
 from jaxopt_lite._drivers.sweep_result import SweepResult as SweepResult
 from jaxopt_lite._drivers.sweep import sweep as sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
-    # transforms
+    # primitive transforms
     "ScalarOrSchedule",
     "current_learning_rate",
     "scale",
@@ -195,6 +197,20 @@ __all__ = [
     "scale_by_belief",
     "scale_by_radam",
     "scale_by_yogi",
+    "adaptive_grad_clip",
+    "centralize",
+    "clip",
+    "clip_by_block_rms",
+    "clip_by_global_norm",
+    "zero_nans",
+    "scale_by_factored_rms",
+    "scale_by_param_block_rms",
+    "add_noise",
+    "scale_by_polyak",
+    "scale_by_lion",
+    "scale_by_novograd",
+    "scale_by_sign",
+    "scale_by_trust_ratio",
     # combinators
     "chain",
     "named_chain",
@@ -248,21 +264,6 @@ __all__ = [
     "radam",
     "adabelief",
     "yogi",
-    # optimizers part B
-    "adaptive_grad_clip",
-    "centralize",
-    "clip",
-    "clip_by_block_rms",
-    "clip_by_global_norm",
-    "zero_nans",
-    "scale_by_factored_rms",
-    "scale_by_param_block_rms",
-    "add_noise",
-    "scale_by_polyak",
-    "scale_by_lion",
-    "scale_by_novograd",
-    "scale_by_sign",
-    "scale_by_trust_ratio",
     "adafactor",
     "lamb",
     "lars",
@@ -295,7 +296,7 @@ __all__ = [
     "Callback",
     "CSVLogger",
     "TensorBoardLogger",
-    # sweeps and devices
+    # sweeps
     "SweepResult",
     "sweep",
 ]

@@ -1,9 +1,43 @@
-"""Test settings: strict, deterministic, CPU."""
+"""Test settings: strict, deterministic, CPU.
+
+Rank promotion raises everywhere. Dtype promotion is strict
+(``jax_numpy_dtype_promotion="strict"``: no implicit mixing of integer and
+floating arrays, nor of floating dtypes) in the modules that test layer 1
+(`STRICT_PROMOTION`), which computes every dtype on purpose.
+"""
 
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax
+import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+STRICT_PROMOTION = frozenset(
+    {
+        "test_transforms",
+        "test_optimizers",
+        "test_optimizer_behaviour",
+        "test_schedules",
+        "test_combine",
+        "test_clipping",
+        "test_inject",
+        "test_plateau",
+        "test_averaging",
+        "test_finite_accumulate",
+        "test_float64",
+        "test_optax_fidelity",
+    }
+)
+
+
+@pytest.fixture(autouse=True)
+def _dtype_promotion(request):
+    """Strict dtype promotion for the tests of the modules in
+    `STRICT_PROMOTION`; the default ("standard") elsewhere."""
+    module = request.node.module
+    strict = module is not None and module.__name__ in STRICT_PROMOTION
+    with jax.numpy_dtype_promotion("strict" if strict else "standard"):
+        yield

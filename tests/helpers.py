@@ -1,16 +1,27 @@
-"""Helpers shared by the test modules: tree comparisons and a compile counter."""
+"""Helpers shared by the test modules: tree comparisons, a scanned optimizer
+run, a compile counter, and optax run under JAX's default dtype promotion."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+def _numeric(x: Any) -> np.ndarray:
+    """NumPy view of a leaf (typed PRNG keys as their key data)."""
+    x = jnp.asarray(x)
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    return np.asarray(x)
 
 
 def assert_trees_close(
@@ -20,18 +31,51 @@ def assert_trees_close(
     atol: float = 1e-7,
     *,
     check_dtype: bool = False,
-    check_structure: bool = True,
+    check_structure: bool | str = True,
 ) -> None:
-    """Same tree structure (unless ``check_structure`` is off: then only the
-    leaves are compared, in order), and every pair of leaves close
-    (``assert_allclose``); with ``check_dtype`` the leaves' dtypes must match
-    too."""
-    if check_structure:
+    """Same tree structure, and every pair of leaves close
+    (``assert_allclose``; typed PRNG keys by their key data); with
+    ``check_dtype`` the leaves' dtypes must match too.
+
+    ``check_structure="printed"`` compares the printed structures instead
+    (states of ours and optax's whose classes share their names);
+    ``False`` compares only the leaves, in order."""
+    if check_structure == "printed":
+        assert str(jax.tree.structure(actual)) == str(jax.tree.structure(expected))
+    elif check_structure:
         assert jax.tree.structure(actual) == jax.tree.structure(expected)
     for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
         if check_dtype:
             assert a.dtype == e.dtype, (a.dtype, e.dtype)
-        np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(_numeric(a), _numeric(e), rtol=rtol, atol=atol)
+
+
+def run_in_scan(
+    opt: optax.GradientTransformation,
+    params: Any,
+    grads: Sequence[Any] | Callable[[Any, jax.Array], Any],
+    steps: int | None = None,
+    **extra: Any,
+) -> tuple[Any, Any]:
+    """``(params, state)`` after updates inside one jitted ``lax.scan`` (so the
+    state must keep its type). ``grads`` is a list of gradient trees, one per
+    step, or a function ``(params, step) -> gradients`` run for ``steps``
+    steps (``step`` a float32 scalar counting from 0); ``extra`` goes to
+    every ``update``."""
+    if callable(grads):
+        assert steps is not None
+        xs, grad_at = jnp.arange(steps, dtype=jnp.float32), grads
+    else:
+        xs = jax.tree.map(lambda *g: jnp.stack(g), *grads)
+        grad_at = lambda params, g: g
+
+    def body(carry, x):
+        params, state = carry
+        updates, state = opt.update(grad_at(params, x), state, params, **extra)
+        return (optax.apply_updates(params, updates), state), None
+
+    run = jax.jit(lambda p: jax.lax.scan(body, (p, opt.init(p)), xs)[0])
+    return run(params)
 
 
 @contextlib.contextmanager
@@ -52,3 +96,29 @@ def count_compiles() -> Iterator[collections.Counter[str]]:
         yield counter
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def standard_promotion() -> contextlib.AbstractContextManager:
+    """JAX's default dtype promotion while the block runs: for optax, the
+    reference of the layer-1 tests, which conftest.py runs under strict
+    promotion but which optax is not written for."""
+    return jax.numpy_dtype_promotion("standard")
+
+
+def optax_reference(
+    transform: optax.GradientTransformation,
+) -> optax.GradientTransformation:
+    """An optax ``transform`` whose ``init`` and ``update`` run under
+    `standard_promotion` (the same type of transformation)."""
+
+    def init(params):
+        with standard_promotion():
+            return transform.init(params)
+
+    def update(updates, state, params=None, **extra):
+        with standard_promotion():
+            return transform.update(updates, state, params, **extra)
+
+    if isinstance(transform, optax.GradientTransformationExtraArgs):
+        return optax.GradientTransformationExtraArgs(init, update)
+    return optax.GradientTransformation(init, update)

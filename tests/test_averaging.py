@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 import pytest
-from helpers import assert_trees_close
+from helpers import assert_trees_close, optax_reference, run_in_scan
 
 import jaxopt_lite as jol
 
@@ -17,7 +17,8 @@ RTOL = 1e-5
 PARAMS = {"w": jnp.array([1.0, -2.0, 0.5]), "b": jnp.asarray(0.3, jnp.float32)}
 
 
-def _grads(params):
+def _grads(params, step=None):
+    del step  # the same function of the parameters at every step
     return jax.tree.map(lambda p: 2.0 * p - 0.4, params)
 
 
@@ -35,16 +36,6 @@ def _trajectory(opt, steps, params=PARAMS):
         path.append(params)
         states.append(state)
     return path, states
-
-
-def _scan(opt, steps, params=PARAMS):
-    def body(carry, _):
-        params, state = carry
-        updates, state = opt.update(_grads(params), state, params)
-        return (optax.apply_updates(params, updates), state), None
-
-    run = jax.jit(lambda p: jax.lax.scan(body, (p, opt.init(p)), None, length=steps)[0])
-    return run(params)
 
 
 # --- ema_params ----------------------------------------------------------
@@ -82,7 +73,7 @@ def test_ema_params_closed_form(debias):
 def test_ema_params_debiased_matches_optax_ema_of_the_parameters():
     opt = jol.ema_params(jol.adam(0.1), 0.9)
     path, states = _trajectory(opt, 5)
-    ema = optax.ema(0.9, debias=True)
+    ema = optax_reference(optax.ema(0.9, debias=True))
     ema_state = ema.init(PARAMS)
     for t in range(1, 6):
         expected, ema_state = ema.update(path[t], ema_state)
@@ -93,7 +84,7 @@ def test_ema_of_finds_a_nested_state_and_scan():
     opt = jol.apply_if_finite(
         jol.chain(jol.clip(1.0), jol.ema_params(jol.sgd(0.1), 0.5, debias=False)), 2
     )
-    params, state = _scan(opt, 3)
+    params, state = run_in_scan(opt, PARAMS, _grads, steps=3)
     path, states = _trajectory(opt, 3)
     _close(params, path[-1])
     _close(jol.ema_of(state), jol.ema_of(states[-1]))
@@ -142,7 +133,9 @@ def _optax_lookahead_trajectory(opt, steps):
 def test_lookahead_matches_optax(reset_state):
     steps = 7
     ours = jol.lookahead(jol.adam(0.1), 3, 0.5, reset_state=reset_state)
-    theirs = optax.lookahead(optax.adam(0.1), 3, 0.5, reset_state=reset_state)
+    theirs = optax_reference(
+        optax.lookahead(optax.adam(0.1), 3, 0.5, reset_state=reset_state)
+    )
     path, states = _trajectory(ours, steps)
     expected = _optax_lookahead_trajectory(theirs, steps)
     for t in range(steps):
@@ -166,7 +159,7 @@ def test_lookahead_closed_form():
 
 def test_lookahead_scan_and_traced_hyperparameters():
     def run(alpha):
-        return _scan(jol.lookahead(jol.sgd(0.1), 2, alpha), 5)
+        return run_in_scan(jol.lookahead(jol.sgd(0.1), 2, alpha), PARAMS, _grads, 5)
 
     params, state = run(0.5)
     path, states = _trajectory(jol.lookahead(jol.sgd(0.1), 2, 0.5), 5)

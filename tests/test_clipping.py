@@ -1,5 +1,7 @@
-"""Clipping and cleaning transforms: numbers against optax (to 1e-6), dtypes,
-NaN flags, centralization, unit-wise clipping and argument validation."""
+"""Clipping and cleaning transforms (the ``"clipping"`` rows of
+``transform_table.py``): numbers against optax (to 1e-6), dtypes, NaN flags,
+centralization, unit-wise clipping, norms of tiny gradients and argument
+validation."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import assert_trees_close, count_compiles
+from helpers import assert_trees_close, count_compiles, optax_reference
+from transform_table import rows
 
 import jaxopt_lite as jol
 
@@ -44,28 +47,15 @@ def _apply(t, updates, params=None):
     return jax.jit(one_update)(updates, params)
 
 
-@pytest.mark.parametrize(
-    ("ours", "theirs"),
-    [
-        (lambda: jol.clip(0.5), lambda: optax.clip(0.5)),
-        (lambda: jol.clip(0.0), lambda: optax.clip(0.0)),
-        (lambda: jol.clip_by_global_norm(1.0), lambda: optax.clip_by_global_norm(1.0)),
-        (lambda: jol.clip_by_global_norm(1e3), lambda: optax.clip_by_global_norm(1e3)),
-        (lambda: jol.clip_by_block_rms(0.3), lambda: optax.clip_by_block_rms(0.3)),
-        (lambda: jol.centralize(), lambda: optax.centralize()),
-    ],
-    ids=[
-        "clip",
-        "clip_zero",
-        "global_norm",
-        "global_norm_inactive",
-        "block_rms",
-        "centralize",
-    ],
-)
-def test_matches_optax(ours, theirs):
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.name) for r in rows("clipping")])
+def test_matches_optax(row):
     grads = _tree(3.0)
-    _close(_apply(ours(), grads)[0], _apply(theirs(), grads)[0])
+    assert row.optax_make is not None
+    _close(_apply(row.make(), grads)[0], _apply(row.optax_make(), grads)[0])
+
+
+def _optax_adaptive_grad_clip(clipping, axis):
+    return optax_reference(optax.adaptive_grad_clip(clipping, axis=axis))
 
 
 @pytest.mark.parametrize("axis", [None, 0, -1, (0, 1)])
@@ -81,7 +71,7 @@ def test_adaptive_grad_clip_matches_optax(axis):
     def both(clipping):
         return [
             make(clipping, axis=axis).update(grads, None, params)[0]
-            for make in (jol.adaptive_grad_clip, optax.adaptive_grad_clip)
+            for make in (jol.adaptive_grad_clip, _optax_adaptive_grad_clip)
         ]
 
     with count_compiles() as compiles:
@@ -122,6 +112,21 @@ def test_clip_by_global_norm_scales_to_the_limit():
     np.testing.assert_allclose(out["b"], [[2.0]], rtol=1e-6)
     norm = jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(out)))
     np.testing.assert_allclose(norm, 2.5, rtol=1e-6)
+
+
+def test_tiny_gradients_are_clipped():
+    """1e-25 per element: the squares (1e-50) flush to zero in float32, the
+    norms do not (scaled by the largest modulus first)."""
+    tiny = jnp.full(4, 1e-25, jnp.float32)
+    out = _apply(jol.clip_by_global_norm(1e-30), tiny)[0]
+    np.testing.assert_allclose(out, np.full(4, 5e-31), rtol=1e-6)
+    out = _apply(jol.clip_by_global_norm(1e-30), {"a": tiny, "b": -tiny[:2]})[0]
+    np.testing.assert_allclose(out["a"], np.full(4, 1e-30 / np.sqrt(6)), rtol=1e-6)
+    out = _apply(jol.clip_by_block_rms(1e-26), tiny)[0]
+    np.testing.assert_allclose(out, np.full(4, 1e-26), rtol=1e-6)
+    # Below the limit they pass unchanged.
+    out = _apply(jol.clip_by_global_norm(1e-24), tiny)[0]
+    np.testing.assert_array_equal(out, tiny)
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.complex64])
@@ -172,7 +177,8 @@ def test_zero_nans_flags_each_leaf():
     # The flags describe the last update only.
     _, state = t.update(jax.tree.map(jnp.zeros_like, grads), state)
     assert not any(jax.tree.leaves(jax.tree.map(bool, state.found_nan)))
-    ref_out, ref_state = optax.zero_nans().update(grads, optax.zero_nans().init(params))
+    reference = optax_reference(optax.zero_nans())
+    ref_out, ref_state = reference.update(grads, reference.init(params))
     _close(out, ref_out)
     assert jax.tree.map(bool, ref_state.found_nan) == {"a": True, "b": False, "c": True}
 
@@ -217,8 +223,8 @@ def test_traced_thresholds_do_not_recompile():
     with count_compiles() as compiles:
         for max_norm, delta in ((1.0, 0.1), (2.0, 0.05)):
             expected = _apply(
-                optax.clip(delta),
-                _apply(optax.clip_by_global_norm(max_norm), grads)[0],
+                optax_reference(optax.clip(delta)),
+                _apply(optax_reference(optax.clip_by_global_norm(max_norm)), grads)[0],
             )[0]
             _close(run(jnp.float32(max_norm), jnp.float32(delta)), expected)
     assert compiles["run"] == 1

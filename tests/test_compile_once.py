@@ -16,7 +16,7 @@ import numpy as np
 import optax
 import pytest
 from helpers import assert_trees_close, count_compiles
-from optimizer_table import ROWS
+from transform_table import rows
 
 import jaxopt_lite as jol
 from jaxopt_lite._core import recipe
@@ -61,7 +61,9 @@ def _fresh(run):
     return run()
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if r.traced], ids=lambda r: r.name)
+@pytest.mark.parametrize(
+    "row", [r for r in rows("optimizer") if r.traced], ids=lambda r: r.name
+)
 def test_minimize_new_hyperparameters_reuse_the_program(row):
     base, changed = _explicit(row)
 

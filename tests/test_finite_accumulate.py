@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 import pytest
-from helpers import assert_trees_close
+from helpers import assert_trees_close, optax_reference, run_in_scan
 
 import jaxopt_lite as jol
 
@@ -47,18 +47,6 @@ def _run(opt, grads, params=PARAMS, **extra):
 _close = functools.partial(assert_trees_close, rtol=RTOL, check_structure=False)
 
 
-def _scan(opt, grads, params=PARAMS):
-    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *grads)
-
-    def body(carry, g):
-        params, state = carry
-        updates, state = opt.update(g, state, params)
-        return (optax.apply_updates(params, updates), state), None
-
-    run = jax.jit(lambda p: jax.lax.scan(body, (p, opt.init(p)), stacked)[0])
-    return run(params)
-
-
 # --- apply_if_finite -----------------------------------------------------
 
 
@@ -67,7 +55,7 @@ def test_apply_if_finite_matches_optax(max_errors):
     # Steps 2..5 are bad: with max_errors=2 the 3rd and 4th bad ones get through.
     grads = _grad_sequence(bad_steps=(2, 3, 4, 5, 7))
     ours = jol.apply_if_finite(jol.adam(0.1), max_errors)
-    theirs = optax.apply_if_finite(optax.adam(0.1), max_errors)
+    theirs = optax_reference(optax.apply_if_finite(optax.adam(0.1), max_errors))
     p_ours, t_ours = _run(ours, grads)
     p_theirs, t_theirs = _run(theirs, grads)
     _close(p_ours, p_theirs)
@@ -102,7 +90,7 @@ def test_apply_if_finite_in_scan_with_traced_limit():
     grads = _grad_sequence(bad_steps=(1, 2))
 
     def run(limit):
-        return _scan(jol.apply_if_finite(jol.sgd(0.1), limit), grads)
+        return run_in_scan(jol.apply_if_finite(jol.sgd(0.1), limit), PARAMS, grads)
 
     p_scan, state = run(1)
     p_ref, _ = _run(jol.apply_if_finite(jol.sgd(0.1), 1), grads)
@@ -130,9 +118,11 @@ def test_apply_if_finite_errors(value, error):
 def test_accumulate_matches_optax_multisteps(k, use_grad_mean):
     grads = _grad_sequence()
     ours = jol.accumulate_gradients(jol.adam(0.1), k, use_grad_mean=use_grad_mean)
-    theirs = optax.MultiSteps(
-        optax.adam(0.1), k, use_grad_mean=use_grad_mean
-    ).gradient_transformation()
+    theirs = optax_reference(
+        optax.MultiSteps(
+            optax.adam(0.1), k, use_grad_mean=use_grad_mean
+        ).gradient_transformation()
+    )
     p_ours, t_ours = _run(ours, grads)
     p_theirs, t_theirs = _run(theirs, grads)
     _close(p_ours, p_theirs)
@@ -159,9 +149,11 @@ def test_accumulate_with_a_k_schedule_matches_optax():
     grads = _grad_sequence(n=9)
     schedule = lambda step: jnp.minimum(step + 1, 3)  # k = 1, 2, 3, 3
     ours = jol.accumulate_gradients(jol.sgd(0.1, momentum=0.9), schedule)
-    theirs = optax.MultiSteps(
-        optax.sgd(0.1, momentum=0.9), schedule
-    ).gradient_transformation()
+    theirs = optax_reference(
+        optax.MultiSteps(
+            optax.sgd(0.1, momentum=0.9), schedule
+        ).gradient_transformation()
+    )
     p_ours, t_ours = _run(ours, grads)
     p_theirs, _ = _run(theirs, grads)
     _close(p_ours, p_theirs)
@@ -171,9 +163,11 @@ def test_accumulate_with_a_k_schedule_matches_optax():
 def test_accumulate_skip_nonfinite_matches_optax():
     grads = _grad_sequence(bad_steps=(1, 5))
     ours = jol.accumulate_gradients(jol.adam(0.1), 2, skip_nonfinite=True)
-    theirs = optax.MultiSteps(
-        optax.adam(0.1), 2, should_skip_update_fn=optax.skip_not_finite
-    ).gradient_transformation()
+    theirs = optax_reference(
+        optax.MultiSteps(
+            optax.adam(0.1), 2, should_skip_update_fn=optax.skip_not_finite
+        ).gradient_transformation()
+    )
     p_ours, t_ours = _run(ours, grads)
     p_theirs, t_theirs = _run(theirs, grads)
     _close(p_ours, p_theirs)
@@ -211,7 +205,7 @@ def test_accumulate_dtypes_and_scan():
     grads = [
         jax.tree.map(lambda x: x.astype(jnp.bfloat16), g) for g in _grad_sequence()
     ]
-    params, state = _scan(opt, grads, bf16)
+    params, state = run_in_scan(opt, bf16, grads)
     assert all(p.dtype == jnp.bfloat16 for p in jax.tree.leaves(params))
     p_ref, _ = _run(opt, grads, bf16)
     _close(params, p_ref)

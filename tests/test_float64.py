@@ -1,5 +1,5 @@
 """float64 is float64: with x64 enabled, every optimizer of the shared table
-(``tests/optimizer_table.py``) computes and stores in float64 and matches
+(``tests/transform_table.py``) computes and stores in float64 and matches
 optax's float64 trajectory to ~1e-12; schedules and combinators keep float64
 too. With x64 off, float32 trajectories stay bit-identical to optax's where
 they were before (pinned here).
@@ -18,13 +18,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from optimizer_table import ROWS, Row
+from helpers import optax_reference, standard_promotion
+from table_row import Row
 from test_schedules import PARITY_CASES
+from transform_table import rows
 
 import jaxopt_lite as jol
 
 STEPS = 50
-ROWS_BY_NAME = {row.name: row for row in ROWS}
+ROWS_BY_NAME = {row.name: row for row in rows("optimizer")}
 
 
 def _rebuilt(kwargs, module):
@@ -85,7 +87,7 @@ def _float_dtypes(tree):
     }
 
 
-@pytest.mark.parametrize("row", [pytest.param(r, id=r.name) for r in ROWS])
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.name) for r in rows("optimizer")])
 def test_float64_parity_with_optax(row: Row, monkeypatch):
     if row.optax_factory is None:
         pytest.skip(f"optax has no equivalent of {row.name}")
@@ -95,7 +97,7 @@ def test_float64_parity_with_optax(row: Row, monkeypatch):
         params, loss = _problem()
         theirs_kwargs = row.kwargs if row.optax_kwargs is None else row.optax_kwargs
         ours = row.factory(**_rebuilt(row.kwargs, jol))
-        theirs = row.optax_factory(**_rebuilt(theirs_kwargs, optax))
+        theirs = optax_reference(row.optax_factory(**_rebuilt(theirs_kwargs, optax)))
         (p_ours, s_ours), (p_theirs, _) = jax.jit(
             lambda: (_run(ours, loss, params), _run(theirs, loss, params))
         )()
@@ -139,7 +141,10 @@ def test_schedules_in_float64(case):
     with jax.enable_x64(True):
         steps = jnp.arange(90)
         ours = PARITY_CASES[case](jol)(steps)
-        theirs = jax.vmap(lambda s: jnp.asarray(PARITY_CASES[case](optax)(s)))(steps)
+        with standard_promotion():  # (optax is not written for strict promotion)
+            theirs = jax.vmap(lambda s: jnp.asarray(PARITY_CASES[case](optax)(s)))(
+                steps
+            )
         assert ours.dtype == jnp.float64
         np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-14)
 
@@ -154,9 +159,11 @@ def test_combinators_keep_float64():
             jol.inject_hyperparams(jol.adam)(learning_rate=0.01, b2=0.99),
             jol.reduce_on_plateau(patience=2),
         )
-        theirs = optax.chain(
-            optax.inject_hyperparams(optax.adam)(learning_rate=0.01, b2=0.99),
-            optax.contrib.reduce_on_plateau(patience=2),
+        theirs = optax_reference(
+            optax.chain(
+                optax.inject_hyperparams(optax.adam)(learning_rate=0.01, b2=0.99),
+                optax.contrib.reduce_on_plateau(patience=2),
+            )
         )
         (p_ours, s_ours), (p_theirs, _) = jax.jit(
             lambda: (_run(ours, loss, params), _run(theirs, loss, params))

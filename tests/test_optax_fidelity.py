@@ -1,9 +1,9 @@
 """Fidelity to optax where we share a name, and no silent wrong results:
-overflow-safe norms, the effective learning rate under `reduce_on_plateau`,
-optax's own conventions that its test-suite relies on (negative weight decay,
-constant schedules, callable-pytree masks, ``optax.tree.map_params`` /
-``get`` / ``set``, abstract ``init``, stateful schedules, Python-number
-leaves) and a clear error for integer parameters."""
+overflow- and underflow-safe norms, the effective learning rate under
+`reduce_on_plateau`, optax's own conventions that its test-suite relies on
+(negative weight decay, constant schedules, callable-pytree masks,
+``optax.tree.map_params`` / ``get`` / ``set``, abstract ``init``, stateful
+schedules, Python-number leaves) and a clear error for integer parameters."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from optimizer_table import ROWS, Row
+from helpers import optax_reference
+from table_row import Row
+from transform_table import rows
 
 import jaxopt_lite as jol
 from jaxopt_lite._core import tree as _tree
 
 BIG = 1e19  # float32: BIG**2 overflows, BIG does not
+TINY = 1e-25  # float32: TINY**2 flushes to zero, TINY does not
 
 
 # --- overflow-safe norms ----------------------------------------------------
@@ -39,6 +42,31 @@ def test_global_norm_does_not_overflow():
     assert np.isnan(_tree.tree_global_norm({"a": jnp.array([1.0, jnp.nan])}))
     assert np.isinf(_tree.tree_global_norm({"a": jnp.array([1.0, jnp.inf])}))
     assert _tree.tree_global_norm({}) == 0.0
+
+
+def test_global_norm_does_not_underflow():
+    tiny = {"a": jnp.full((3,), TINY), "b": jnp.full((2, 2), -TINY)}
+    norm = _tree.tree_global_norm(tiny)
+    np.testing.assert_allclose(norm, TINY * np.sqrt(7.0), rtol=1e-6)
+    assert norm.dtype == jnp.float32
+    assert optax.tree.norm(tiny) == 0.0  # what the plain formula gives
+    # tiny leaves next to ordinary ones do not matter, as in the plain formula
+    mixed = {"a": jnp.full((3,), TINY), "b": jnp.array([3.0, 4.0])}
+    assert _tree.tree_global_norm(mixed) == optax.tree.norm(mixed) == 5.0
+    assert _tree.tree_global_norm({"z": jnp.zeros(3)}) == 0.0
+
+
+def test_l2_norm_per_unit_does_not_underflow():
+    x = jnp.array([[TINY, 1.0], [TINY, 2.0]])
+    np.testing.assert_allclose(
+        _tree.l2_norm(x, axis=0), [TINY * np.sqrt(2.0), np.sqrt(5.0)], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        _tree.l2_norm(jnp.full(4, TINY), mean=True), TINY, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        _tree.safe_norm(jnp.full(4, TINY), 0.0), 2 * TINY, rtol=1e-6
+    )
 
 
 def test_l2_norm_per_unit_does_not_overflow():
@@ -113,7 +141,10 @@ def test_learning_rate_includes_reduce_on_plateau():
             jol.inject_hyperparams(jol.sgd)(learning_rate=0.1),
             jol.masked(plateau, {"w": True}),
         ),
-        jol.chain(jol.chain(jol.sgd(0.1)), optax.contrib.reduce_on_plateau(0.5, 1)),
+        jol.chain(
+            jol.chain(jol.sgd(0.1)),
+            optax_reference(optax.contrib.reduce_on_plateau(0.5, 1)),
+        ),
     ):
         state = _plateaued(opt, params, [1.0] * 4)
         np.testing.assert_allclose(jol.current_learning_rate(state), 0.1 * 0.125)
@@ -219,7 +250,7 @@ def _abstract(tree):
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
 
 
-@pytest.mark.parametrize("row", [pytest.param(r, id=r.name) for r in ROWS])
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.name) for r in rows("optimizer")])
 def test_init_on_abstract_parameters(row: Row):
     """``init`` on ``jax.ShapeDtypeStruct`` leaves (directly and under
     ``jax.eval_shape``) gives the shapes and dtypes of the concrete state."""
@@ -260,7 +291,7 @@ def test_stateful_schedules_in_inject_hyperparams():
     np.testing.assert_allclose(updates[0], 0.3 * np.ones(3))
 
 
-@pytest.mark.parametrize("row", [pytest.param(r, id=r.name) for r in ROWS])
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.name) for r in rows("optimizer")])
 def test_python_number_leaves(row: Row):
     """Parameters and gradients given as Python floats give the numbers of
     float32 arrays."""

@@ -1,5 +1,5 @@
-"""Generic optimizer tests, parametrized over the shared table
-(``tests/optimizer_table.py``): parity with optax, convergence, scan-safe
+"""Generic optimizer tests, parametrized over the ``"optimizer"`` rows of the
+shared table (``tests/transform_table.py``): parity with optax, convergence, scan-safe
 state for float32 / bfloat16 / complex64, jit == no-jit, no recompilation,
 traced hyper-parameters, `current_learning_rate` and argument validation.
 
@@ -15,12 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import count_compiles
-from optimizer_table import ROW_IDS, ROWS, Row
+from helpers import assert_trees_close, count_compiles
+from table_row import Row
+from transform_table import TABLE, rows
 
 import jaxopt_lite as jol
 
 PARITY_STEPS = 100
+ROWS = rows("optimizer")
 ROWS_BY_NAME = {row.name: row for row in ROWS}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "complex64": jnp.complex64}
 
@@ -113,25 +115,12 @@ def _avals(tree):
     return jax.tree.map(lambda x: jax.typeof(jnp.asarray(x)), tree)
 
 
-def _numeric(x):
-    """NumPy view of a leaf (typed PRNG keys as their key data)."""
-    x = jnp.asarray(x)
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    return np.asarray(x)
-
-
-def _assert_close(actual, expected, rtol, atol=0.0):
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        np.testing.assert_allclose(_numeric(a), _numeric(e), rtol=rtol, atol=atol)
-
-
 def _assert_carry_close(actual, expected):
     """Params to 1e-5 relative; states to 1e-4, since bias corrections such as
     $1 - 0.999^t$ lose digits to cancellation and 1-ulp differences between
     compiled and eager ``pow`` show up at 1e-5 in the corrected moments."""
-    _assert_close(actual[0], expected[0], rtol=1e-5, atol=1e-6)
-    _assert_close(actual[1], expected[1], rtol=1e-4, atol=1e-6)
+    assert_trees_close(actual[0], expected[0], rtol=1e-5, atol=1e-6)
+    assert_trees_close(actual[1], expected[1], rtol=1e-4, atol=1e-6)
 
 
 def _rows(predicate=lambda row: True):
@@ -139,7 +128,8 @@ def _rows(predicate=lambda row: True):
 
 
 def test_table_names_are_unique():
-    assert len(set(ROW_IDS)) == len(ROW_IDS), ROW_IDS
+    names = [row.name for row in TABLE]
+    assert len(set(names)) == len(names), names
 
 
 # --- parity with optax ------------------------------------------------------

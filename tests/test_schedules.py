@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import count_compiles
+from helpers import count_compiles, standard_promotion
 
 import jaxopt_lite as jol
 
@@ -140,7 +140,8 @@ def _evaluate(schedule, steps=STEPS):
 def _evaluate_optax(schedule, steps=STEPS):
     # Eagerly: under jit, XLA turns optax's ``1 - t / T`` into ``1 - t * (1/T)``,
     # which is not 0 at the end (NaN for powers below 1).
-    out = jax.vmap(lambda s: jnp.asarray(schedule(s), jnp.float32))(steps)
+    with standard_promotion():  # (optax is not written for strict promotion)
+        out = jax.vmap(lambda s: jnp.asarray(schedule(s), jnp.float32))(steps)
     return np.broadcast_to(np.asarray(out), steps.shape)
 
 

@@ -1,5 +1,6 @@
-"""Primitive transforms: parity with optax (float32 and complex64), dtype care,
-masks and schedules, validation, saturating counters, `current_learning_rate`."""
+"""Primitive transforms (the ``"transform"`` rows of ``transform_table.py``):
+parity with optax (float32 and complex64), dtype care, masks and schedules,
+validation, saturating counters, `current_learning_rate`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import assert_trees_close
+from helpers import assert_trees_close, optax_reference
+from transform_table import rows
 
 import jaxopt_lite as jol
 
@@ -26,8 +28,8 @@ def _grads(dtype, steps=STEPS):
         w = jax.random.normal(keys[2 * i], (3,))
         b = jax.random.normal(keys[2 * i + 1], (2,))
         if jnp.issubdtype(dtype, jnp.complexfloating):
-            w = w + 1j * jnp.roll(w, 1)
-            b = b - 0.5j * b[::-1]
+            w = jax.lax.complex(w, jnp.roll(w, 1))  # w + 1j * roll(w)
+            b = jax.lax.complex(b, -0.5 * b[::-1])  # b - 0.5j * b[::-1]
         out.append({"w": w.astype(dtype), "b": b.astype(dtype)})
     return out
 
@@ -50,151 +52,41 @@ def _updates(t, dtype, steps=STEPS):
 _close = functools.partial(assert_trees_close, rtol=1e-5, check_dtype=True)
 
 
-# (ours, optax's, complex parity checked). Hyper-parameters differ from the
-# defaults so that every argument is exercised.
-PRIMITIVES = {
-    "trace": (
-        lambda: jol.trace(0.7),
-        lambda: optax.trace(0.7),
-        True,
-    ),
-    "trace_nesterov": (
-        lambda: jol.trace(0.7, nesterov=True),
-        lambda: optax.trace(0.7, nesterov=True),
-        True,
-    ),
-    "add_decayed_weights": (
-        lambda: jol.add_decayed_weights(0.1),
-        lambda: optax.add_decayed_weights(0.1),
-        True,
-    ),
-    "add_decayed_weights_schedule": (
-        lambda: jol.add_decayed_weights(lambda n: 0.1 * (n + 1)),
-        lambda: optax.add_decayed_weights(lambda n: 0.1 * (n + 1)),
-        True,
-    ),
-    "add_decayed_weights_mask": (
-        lambda: jol.add_decayed_weights(0.1, mask={"w": True, "b": False}),
-        lambda: optax.add_decayed_weights(0.1, mask={"w": True, "b": False}),
-        True,
-    ),
-    "add_decayed_weights_mask_fn": (
-        lambda: jol.add_decayed_weights(0.1, mask=lambda p: {"w": False, "b": True}),
-        lambda: optax.add_decayed_weights(0.1, mask=lambda p: {"w": False, "b": True}),
-        True,
-    ),
-    # optax compares a complex accumulator with 0; ours is real.
-    "scale_by_rss": (
-        lambda: jol.scale_by_rss(0.2, eps=1e-6),
-        lambda: optax.scale_by_rss(0.2, eps=1e-6),
-        False,
-    ),
-    "scale_by_rms": (
-        lambda: jol.scale_by_rms(0.8, eps=1e-6, initial_scale=0.1),
-        lambda: optax.scale_by_rms(0.8, eps=1e-6, initial_scale=0.1),
-        True,
-    ),
-    "scale_by_rms_corrected": (
-        lambda: jol.scale_by_rms(
-            0.8, eps=1e-3, eps_in_sqrt=False, bias_correction=True
-        ),
-        lambda: optax.scale_by_rms(
-            0.8, eps=1e-3, eps_in_sqrt=False, bias_correction=True
-        ),
-        True,
-    ),
-    "scale_by_stddev": (
-        lambda: jol.scale_by_stddev(0.8, eps=1e-3, initial_scale=0.5),
-        lambda: optax.scale_by_stddev(0.8, eps=1e-3, initial_scale=0.5),
-        True,
-    ),
-    # (eps inside the root: at step 1 the corrected variance is 0 up to rounding.)
-    "scale_by_stddev_corrected": (
-        lambda: jol.scale_by_stddev(0.8, eps=0.1, bias_correction=True),
-        lambda: optax.scale_by_stddev(0.8, eps=0.1, bias_correction=True),
-        True,
-    ),
-    # optax squares complex gradients without the modulus; ours uses |g|^2.
-    "scale_by_adadelta": (
-        lambda: jol.scale_by_adadelta(0.8, eps=1e-4),
-        lambda: optax.scale_by_adadelta(0.8, eps=1e-4),
-        False,
-    ),
-    "scale_by_adam": (
-        lambda: jol.scale_by_adam(0.8, 0.9, eps=1e-6, eps_root=1e-8),
-        lambda: optax.scale_by_adam(0.8, 0.9, eps=1e-6, eps_root=1e-8),
-        True,
-    ),
-    "scale_by_adam_nesterov": (
-        lambda: jol.scale_by_adam(0.8, 0.9, nesterov=True),
-        lambda: optax.scale_by_adam(0.8, 0.9, nesterov=True),
-        True,
-    ),
-    "scale_by_amsgrad": (
-        lambda: jol.scale_by_amsgrad(0.8, 0.9, eps=1e-6),
-        lambda: optax.scale_by_amsgrad(0.8, 0.9, eps=1e-6),
-        True,
-    ),
-    "scale_by_amsgrad_uncorrected": (
-        lambda: jol.scale_by_amsgrad(
-            0.8, 0.9, bias_correction_mu=False, bias_correction_nu=False
-        ),
-        lambda: optax.scale_by_amsgrad(
-            0.8, 0.9, bias_correction_mu=False, bias_correction_nu=False
-        ),
-        True,
-    ),
-    "scale_by_adamax": (
-        lambda: jol.scale_by_adamax(0.8, 0.9, eps=1e-6),
-        lambda: optax.scale_by_adamax(0.8, 0.9, eps=1e-6),
-        True,
-    ),
-    "scale_by_radam": (
-        lambda: jol.scale_by_radam(0.8, 0.5, threshold=3.0),
-        lambda: optax.scale_by_radam(0.8, 0.5, threshold=3.0),
-        True,
-    ),
-    "scale_by_radam_nesterov": (
-        lambda: jol.scale_by_radam(0.8, 0.5, threshold=3.0, nesterov=True),
-        lambda: optax.scale_by_radam(0.8, 0.5, threshold=3.0, nesterov=True),
-        True,
-    ),
-    "scale_by_belief": (
-        lambda: jol.scale_by_belief(0.8, 0.9, eps=1e-6, eps_root=1e-8),
-        lambda: optax.scale_by_belief(0.8, 0.9, eps=1e-6, eps_root=1e-8),
-        True,
-    ),
-    "scale_by_belief_nesterov": (
-        lambda: jol.scale_by_belief(0.8, 0.9, nesterov=True),
-        lambda: optax.scale_by_belief(0.8, 0.9, nesterov=True),
-        True,
-    ),
-    "scale_by_yogi": (
-        lambda: jol.scale_by_yogi(0.8, 0.9, eps=1e-4, initial_accumulator_value=0.01),
-        lambda: optax.scale_by_yogi(0.8, 0.9, eps=1e-4, initial_accumulator_value=0.01),
-        True,
-    ),
-}
+TRANSFORMS = {row.name: row for row in rows("transform")}
+COMPLEX_PARITY = [
+    name for name, row in TRANSFORMS.items() if not row.complex_parity_skip
+]
 
 
-@pytest.mark.parametrize("name", list(PRIMITIVES))
+def _reference(row):
+    make = row.optax_make
+    assert make is not None
+    return make()
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS))
 def test_primitive_parity_with_optax_float32(name):
-    ours, theirs, _ = PRIMITIVES[name]
-    _close(_updates(ours(), jnp.float32)[0], _updates(theirs(), jnp.float32)[0])
+    row = TRANSFORMS[name]
+    _close(
+        _updates(row.make(), jnp.float32)[0], _updates(_reference(row), jnp.float32)[0]
+    )
 
 
-@pytest.mark.parametrize("name", [n for n, (_, _, c) in PRIMITIVES.items() if c])
+@pytest.mark.parametrize("name", COMPLEX_PARITY)
 def test_primitive_parity_with_optax_complex64(name):
-    ours, theirs, _ = PRIMITIVES[name]
-    _close(_updates(ours(), jnp.complex64)[0], _updates(theirs(), jnp.complex64)[0])
+    row = TRANSFORMS[name]
+    _close(
+        _updates(row.make(), jnp.complex64)[0],
+        _updates(_reference(row), jnp.complex64)[0],
+    )
 
 
-@pytest.mark.parametrize("name", list(PRIMITIVES))
+@pytest.mark.parametrize("name", list(TRANSFORMS))
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.complex64])
 def test_primitive_keeps_dtypes(name, dtype):
     """Updates keep the gradients' dtype; the state keeps its avals; second
     moments of complex parameters are real."""
-    t = PRIMITIVES[name][0]()
+    t = TRANSFORMS[name].make()
     params = _params(dtype)
     state0 = t.init(params)
     updates, state = _updates(t, dtype, steps=2)
@@ -209,9 +101,9 @@ def test_primitive_keeps_dtypes(name, dtype):
             assert not jnp.iscomplexobj(leaf), f"{field} should be real"
 
 
-@pytest.mark.parametrize("name", list(PRIMITIVES))
+@pytest.mark.parametrize("name", list(TRANSFORMS))
 def test_primitive_in_jit_and_scan(name):
-    t = PRIMITIVES[name][0]()
+    t = TRANSFORMS[name].make()
     params = _params(jnp.float32)
     grads = jax.tree.map(lambda *xs: jnp.stack(xs), *_grads(jnp.float32))
 
@@ -281,7 +173,7 @@ def test_optimizer_with_bfloat16_moment(ours, theirs):
     numbers stay close to optax's (bfloat16 rounding happens at slightly
     different points, hence the loose tolerance)."""
     updates, state = _updates(ours(), jnp.float32)
-    expected, _ = _updates(theirs(), jnp.float32)
+    expected, _ = _updates(optax_reference(theirs()), jnp.float32)
     assert any(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(state))
     _close(updates, expected, rtol=2e-2, atol=1e-3)
 
@@ -317,7 +209,7 @@ def test_add_decayed_weights_needs_params():
 def test_add_decayed_weights_prefix_mask_and_schedule_count():
     params = {"layer": {"w": jnp.ones(2), "b": jnp.ones(1)}, "head": jnp.ones(3)}
     t = jol.add_decayed_weights(
-        lambda n: 0.5 * (n + 1), mask={"layer": True, "head": False}
+        lambda n: 0.5 * (n + 1).astype(jnp.float32), mask={"layer": True, "head": False}
     )
     grads = jax.tree.map(jnp.zeros_like, params)
     state = t.init(params)
@@ -339,7 +231,7 @@ def test_add_decayed_weights_bad_mask_raises():
 
 def test_gd_equals_sgd_without_momentum_and_optax():
     params = _params(jnp.float32)
-    for opt in (jol.gd(0.3), jol.sgd(0.3), optax.sgd(0.3)):
+    for opt in (jol.gd(0.3), jol.sgd(0.3), optax_reference(optax.sgd(0.3))):
         state = opt.init(params)
         updates, _ = opt.update(_grads(jnp.float32)[0], state, params)
         _close(updates, jax.tree.map(lambda g: -0.3 * g, _grads(jnp.float32)[0]))
@@ -366,14 +258,18 @@ def test_adadelta_without_learning_rate_descends():
 def test_adamw_mask_matches_optax():
     mask = {"w": True, "b": False}
     ours, _ = _updates(jol.adamw(0.1, weight_decay=0.5, mask=mask), jnp.float32)
-    theirs, _ = _updates(optax.adamw(0.1, weight_decay=0.5, mask=mask), jnp.float32)
+    theirs, _ = _updates(
+        optax_reference(optax.adamw(0.1, weight_decay=0.5, mask=mask)), jnp.float32
+    )
     _close(ours, theirs)
 
 
 def test_adamw_weight_decay_schedule_matches_optax():
-    decay = lambda n: 0.1 / (n + 1)
+    decay = lambda n: 0.1 / (n + 1).astype(jnp.float32)
     ours, _ = _updates(jol.adamw(0.1, weight_decay=decay), jnp.float32)
-    theirs, _ = _updates(optax.adamw(0.1, weight_decay=decay), jnp.float32)
+    theirs, _ = _updates(
+        optax_reference(optax.adamw(0.1, weight_decay=decay)), jnp.float32
+    )
     _close(ours, theirs)
 
 
@@ -399,7 +295,10 @@ def test_adamw_weight_decay_schedule_matches_optax():
     ],
 )
 def test_optimizer_variants_match_optax_on_complex(ours, theirs):
-    _close(_updates(ours(), jnp.complex64)[0], _updates(theirs(), jnp.complex64)[0])
+    _close(
+        _updates(ours(), jnp.complex64)[0],
+        _updates(optax_reference(theirs()), jnp.complex64)[0],
+    )
 
 
 # --- counters, learning rates ---------------------------------------------------
@@ -417,14 +316,14 @@ def test_counters_saturate():
 
 
 def test_current_learning_rate_reads_schedules_and_inject_hyperparams():
-    opt = jol.adam(lambda n: 0.5**n)
+    opt = jol.adam(lambda n: 0.5 ** n.astype(jnp.float32))
     params = _params(jnp.float32)
     state = opt.init(params)
     assert jol.current_learning_rate(state) == 1.0
     for expected in (1.0, 0.5, 0.25):
         _, state = opt.update(_grads(jnp.float32)[0], state, params)
         assert jol.current_learning_rate(state) == expected
-    injected = optax.inject_hyperparams(optax.sgd)(learning_rate=0.3)
+    injected = optax_reference(optax.inject_hyperparams(optax.sgd)(learning_rate=0.3))
     np.testing.assert_allclose(jol.current_learning_rate(injected.init(params)), 0.3)
     assert jol.current_learning_rate(jol.trace(0.9).init(params)) is None
 
@@ -461,7 +360,7 @@ NAN = math.nan
         (lambda: jol.gd(-0.1), "learning_rate"),
         (lambda: jol.gd(math.inf), "learning_rate"),
         (lambda: jol.gd(jnp.array([0.1, -0.1])), "learning_rate"),
-        (lambda: jol.sgd(0.1, momentum=1.0), "momentum"),
+        (lambda: jol.sgd(0.1, momentum=1.5), "momentum"),
         (lambda: jol.rmsprop(0.1, momentum=-0.5), "momentum"),
         (lambda: jol.adadelta(-1.0), "learning_rate"),
         (lambda: jol.adamw(0.1, weight_decay=-0.1), "weight_decay"),
@@ -510,3 +409,24 @@ def test_traced_hyperparameters_are_not_checked():
         return opt.update(_grads(jnp.float32)[0], opt.init(params), params)[0]
 
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(run(-0.1, 0.5)))
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (lambda: jol.sgd(0.1, momentum=1.0), lambda: optax.sgd(0.1, momentum=1.0)),
+        (
+            lambda: jol.rmsprop(0.1, momentum=1.0),
+            lambda: optax.rmsprop(0.1, momentum=1.0),
+        ),
+        (lambda: jol.lars(0.1, momentum=1.0), lambda: optax.lars(0.1, momentum=1.0)),
+    ],
+)
+def test_momentum_one_is_accepted_like_optax(ours, theirs):
+    """A momentum of 1 (a plain sum of the updates) is allowed, as by `trace`
+    and optax; the numbers are optax's."""
+    _close(
+        _updates(ours(), jnp.float32)[0],
+        _updates(optax_reference(theirs()), jnp.float32)[0],
+    )
+    jol.adafactor(0.1, momentum=1.0)  # its momentum shares the rule

@@ -1,7 +1,12 @@
-"""The shared table of optimizers fed to the generic tests.
+"""The shared table of transforms fed to the generic tests.
 
-Every optimizer of the package is one (or more) `Row` here. Generic tests in
-``tests/test_optimizers.py`` are parametrized over `ROWS`:
+Every optimizer and every primitive transform with an optax counterpart is
+one (or more) `Row` (``table_row.py``) of `TABLE`; its ``kind`` says which
+generic tests it feeds (`rows` selects them). The optimizer rows, the longest
+part, are in ``optimizer_rows.py``; the others are here.
+
+``"optimizer"`` (a whole optimizer, ending in a learning rate):
+``tests/test_optimizers.py`` runs
 
 * parity with optax (``optax_factory``), 100 steps on a random quadratic and
   on Rosenbrock, to ``parity_rtol`` relative;
@@ -14,491 +19,165 @@ Every optimizer of the package is one (or more) `Row` here. Generic tests in
 * `current_learning_rate` (``lr_arg``);
 * validation (``invalid``: pairs of argument name and a bad value; the factory
   is called with ``kwargs`` updated by that pair and must raise ``ValueError``
-  whose message names the argument).
+  whose message names the argument);
 
-Adding an optimizer adds a row. Hyper-parameters are given once in ``kwargs``
-and used for both our factory and optax's (unless ``optax_kwargs`` is given).
-The update is always called with ``value=loss`` (the loops do so too), so
-loss-aware rows just set ``needs_value=True`` for documentation.
+and ``test_float64.py``, ``test_optax_fidelity.py`` and
+``test_compile_once.py`` run their checks over these rows too.
 
-Parameters in the generic tests are dicts (``{"w": (3,), "b": (2,)}`` for the
-jit, float32-state and traced-hyper-parameter tests, ``{"q": (5,), "r": (2,)}``
-for parity) or single vectors (convergence, bfloat16/complex64 state); masks
-in ``kwargs`` should be callables that handle both.
+``"transform"`` (a primitive with state): ``tests/test_transforms.py`` runs
+parity with optax over four gradients with fixed parameters, in float32 and
+(unless ``complex_parity_skip`` says why not) complex64; updates and state
+keeping their dtypes for bfloat16 and complex64; jit + scan == eager.
+
+``"clipping"`` (a clipping or cleaning transform): ``tests/test_clipping.py``
+runs parity with optax on one update of a tree of rank-1 to rank-5 leaves.
+
+Adding an optimizer or a primitive adds a row. Hyper-parameters are given
+once in ``kwargs`` and used for both our factory and optax's (unless
+``optax_kwargs`` is given). Updates are always called with ``value=loss``
+(the loops do so too), so loss-aware rows just set ``needs_value=True`` for
+documentation. optax runs under JAX's default dtype promotion
+(`helpers.optax_reference`); ours under the strict promotion of conftest.py.
+
+Parameters in the generic optimizer tests are dicts (``{"w": (3,), "b":
+(2,)}`` for the jit, float32-state and traced-hyper-parameter tests,
+``{"q": (5,), "r": (2,)}`` for parity) or single vectors (convergence,
+bfloat16/complex64 state); masks in ``kwargs`` should be callables that
+handle both.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import math
-from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax.numpy as jnp
 import optax
+from optimizer_rows import OPTIMIZER_ROWS
+from table_row import KINDS, Row
 
 import jaxopt_lite as jol
 
-NAN = math.nan
 
-# Common invalid-argument cases.
-LR_INVALID = (("learning_rate", -1.0), ("learning_rate", NAN))
-B_INVALID = (("b1", 1.0), ("b1", -0.1), ("b2", 1.0), ("b2", NAN))
-EPS_INVALID = (("eps", -1.0),)
+def _growing(n: Any) -> Any:
+    """A weight-decay schedule ``0.1 (n + 1)``, for ours and optax's."""
+    return 0.1 * (n + 1).astype(jnp.float32)
 
 
-def ours(name: str) -> Callable[..., optax.GradientTransformation]:
-    """Our factory ``jol.<name>``, looked up when called (so a row may be added
-    before its optimizer lands)."""
-
-    def factory(**kwargs: Any) -> optax.GradientTransformation:
-        return getattr(jol, name)(**kwargs)
-
-    factory.__name__ = name
-    factory.jol_name = name  # type: ignore[attr-defined]
-    return factory
-
-
-def _schedule(init_value: float) -> Callable[[Any], Any]:
-    """Our exponential-decay schedule (compared with `_optax_schedule`)."""
-    return jol.exponential_decay(init_value, transition_steps=10, decay_rate=0.5)
+def _primitive(
+    fn: str, name: str = "", *, kind: str = "transform", skip: str = "", **kwargs: Any
+) -> Row:
+    """A row for ``jol.<fn>`` and ``optax.<fn>`` with hyper-parameters
+    ``kwargs``; ``skip``: why complex64 parity is not checked."""
+    return Row(
+        name or fn,
+        getattr(jol, fn),
+        kwargs,
+        getattr(optax, fn),
+        kind=kind,
+        complex_parity_skip=skip,
+    )
 
 
-def _optax_schedule(init_value: float) -> Callable[[Any], Any]:
-    return optax.exponential_decay(init_value, transition_steps=10, decay_rate=0.5)
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    """One optimizer configuration under test."""
-
-    name: str
-    """The test id."""
-    factory: Callable[..., optax.GradientTransformation]
-    """Our factory, e.g. ``jol.adam``."""
-    kwargs: Mapping[str, Any]
-    """Test hyper-parameters (learning rate a number or a schedule)."""
-    optax_factory: Callable[..., optax.GradientTransformation] | None = None
-    """optax's equivalent, or ``None`` when optax lacks it."""
-    optax_kwargs: Mapping[str, Any] | None = None
-    """Arguments for ``optax_factory``; ``None`` means the same as ``kwargs``."""
-    parity_rtol: float = 1e-5
-    needs_value: bool = False
-    """The update reads ``value=`` (Polyak-like step sizes)."""
-    complex_ok: bool = True
-    complex_reason: str = ""
-    bf16_ok: bool = True
-    bf16_reason: str = ""
-    converge_kwargs: Mapping[str, Any] | None = None
-    """Hyper-parameters for the convergence tests; ``None`` skips them."""
-    converge_skip: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Problem name (``"parabola"``, ``"rosenbrock"``) -> reason to skip."""
-    converge_steps: int = 10_000
-    traced: tuple[str, ...] = ("learning_rate",)
-    """Hyper-parameters that may be traced arrays (changing them must not
-    recompile)."""
-    invalid: tuple[tuple[str, Any], ...] = LR_INVALID
-    """(argument name, bad value) pairs that must raise ``ValueError``."""
-    lr_arg: str | None = "learning_rate"
-    """The argument whose value `current_learning_rate` reports; ``None``
-    when the rate is not a fixed number or schedule (skips that test)."""
-
-    def make(self) -> optax.GradientTransformation:
-        """Our optimizer with the test hyper-parameters."""
-        return self.factory(**self.kwargs)
-
-    @property
-    def optax_make(self) -> Callable[[], optax.GradientTransformation] | None:
-        """A zero-argument factory for optax's equivalent, or ``None``."""
-        if self.optax_factory is None:
-            return None
-        kwargs = self.kwargs if self.optax_kwargs is None else self.optax_kwargs
-        factory = self.optax_factory
-        return lambda: factory(**kwargs)
-
-    def target(self) -> Callable[..., optax.GradientTransformation]:
-        """The factory itself (``jol.<name>`` for rows made with `ours`)."""
-        name = getattr(self.factory, "jol_name", None)
-        return self.factory if name is None else getattr(jol, name)
-
-    def hyper_value(self, name: str) -> Any:
-        """The value of hyper-parameter ``name``: from ``kwargs``, else the
-        factory's default."""
-        if name in self.kwargs:
-            return self.kwargs[name]
-        return inspect.signature(self.target()).parameters[name].default
-
-    def make_converge(self) -> optax.GradientTransformation:
-        assert self.converge_kwargs is not None
-        return self.factory(**self.converge_kwargs)
-
-
-ADAM_INVALID = LR_INVALID + B_INVALID + EPS_INVALID
-
-ROWS: list[Row] = [
-    # --- part A rows ---
-    Row(
-        "gd",
-        ours("gd"),
-        {"learning_rate": 0.01},
-        optax.sgd,
-        converge_kwargs={"learning_rate": 1e-3},
-        converge_steps=20_000,
+# Hyper-parameters away from the defaults, so that every argument is exercised.
+_TRANSFORM_ROWS = [
+    _primitive("trace", decay=0.7),
+    _primitive("trace", "trace_nesterov", decay=0.7, nesterov=True),
+    _primitive("add_decayed_weights", weight_decay=0.1),
+    _primitive(
+        "add_decayed_weights", "add_decayed_weights_schedule", weight_decay=_growing
     ),
-    Row(
-        "gd_schedule",
-        ours("gd"),
-        {"learning_rate": _schedule(0.01)},
-        optax.sgd,
-        {"learning_rate": _optax_schedule(0.01)},
-        traced=(),
+    _primitive(
+        "add_decayed_weights",
+        "add_decayed_weights_mask",
+        weight_decay=0.1,
+        mask={"w": True, "b": False},
     ),
-    Row(
-        "sgd",
-        ours("sgd"),
-        {"learning_rate": 0.01},
-        optax.sgd,
-        converge_kwargs={"learning_rate": 1e-3, "momentum": 0.9},
+    _primitive(
+        "add_decayed_weights",
+        "add_decayed_weights_mask_fn",
+        weight_decay=0.1,
+        mask=lambda p: {"w": False, "b": True},
     ),
-    Row(
-        "sgd_momentum",
-        ours("sgd"),
-        {"learning_rate": 0.01, "momentum": 0.9},
-        optax.sgd,
-        converge_kwargs={"learning_rate": 1e-3, "momentum": 0.9},
-        traced=("learning_rate", "momentum"),
-        invalid=(*LR_INVALID, ("momentum", 1.0), ("momentum", -0.5)),
+    _primitive(
+        "scale_by_rss",
+        skip="optax compares a complex accumulator with 0; ours is real",
+        initial_accumulator_value=0.2,
+        eps=1e-6,
     ),
-    Row(
-        "sgd_nesterov",
-        ours("sgd"),
-        {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True},
-        optax.sgd,
-        # lr=1e-3 (optax's sgd setting) is at the edge of stability with
-        # Nesterov momentum on the complex Rosenbrock problem (optax's too).
-        converge_kwargs={"learning_rate": 5e-4, "momentum": 0.9, "nesterov": True},
-        traced=("learning_rate", "momentum"),
+    _primitive("scale_by_rms", decay=0.8, eps=1e-6, initial_scale=0.1),
+    _primitive(
+        "scale_by_rms",
+        "scale_by_rms_corrected",
+        decay=0.8,
+        eps=1e-3,
+        eps_in_sqrt=False,
+        bias_correction=True,
     ),
-    Row(
-        "adagrad",
-        ours("adagrad"),
-        {"learning_rate": 0.1},
-        optax.adagrad,
-        converge_kwargs={"learning_rate": 1.0},
-        traced=("learning_rate", "initial_accumulator_value", "eps"),
-        invalid=(*LR_INVALID, ("initial_accumulator_value", -1.0), ("eps", -1.0)),
+    _primitive("scale_by_stddev", decay=0.8, eps=1e-3, initial_scale=0.5),
+    # (eps inside the root: at step 1 the corrected variance is 0 up to rounding.)
+    _primitive(
+        "scale_by_stddev",
+        "scale_by_stddev_corrected",
+        decay=0.8,
+        eps=0.1,
+        bias_correction=True,
     ),
-    Row(
-        "rmsprop",
-        ours("rmsprop"),
-        {"learning_rate": 0.01},
-        optax.rmsprop,
-        converge_kwargs={"learning_rate": 5e-3},
-        traced=("learning_rate", "decay", "eps", "initial_scale"),
-        invalid=(*LR_INVALID, ("decay", 1.0), ("eps", -1.0)),
+    _primitive(
+        "scale_by_adadelta",
+        skip="optax squares complex gradients without the modulus; ours uses |g|^2",
+        rho=0.8,
+        eps=1e-4,
     ),
-    Row(
-        "rmsprop_centered_momentum",
-        ours("rmsprop"),
-        {
-            "learning_rate": 0.01,
-            "centered": True,
-            "momentum": 0.9,
-            "nesterov": True,
-            "eps": 1e-3,
-        },
-        optax.rmsprop,
-        converge_kwargs={"learning_rate": 5e-3, "momentum": 0.9},
-        traced=("learning_rate", "decay", "momentum"),
-        invalid=(*LR_INVALID, ("momentum", 1.5)),
+    _primitive("scale_by_adam", b1=0.8, b2=0.9, eps=1e-6, eps_root=1e-8),
+    _primitive(
+        "scale_by_adam", "scale_by_adam_nesterov", b1=0.8, b2=0.9, nesterov=True
     ),
-    Row(
-        "rmsprop_bias_correction",
-        ours("rmsprop"),
-        {"learning_rate": 0.01, "bias_correction": True, "eps_in_sqrt": False},
-        optax.rmsprop,
+    _primitive("scale_by_amsgrad", b1=0.8, b2=0.9, eps=1e-6),
+    _primitive(
+        "scale_by_amsgrad",
+        "scale_by_amsgrad_uncorrected",
+        b1=0.8,
+        b2=0.9,
+        bias_correction_mu=False,
+        bias_correction_nu=False,
     ),
-    Row(
-        "adadelta",
-        ours("adadelta"),
-        {"learning_rate": 0.1, "weight_decay": 1e-3},
-        optax.adadelta,
-        complex_ok=False,
-        complex_reason="adadelta is not run on complex64 here: optax's does not "
-        "support it, and ours (which uses |g|^2) converges too slowly on the "
-        "complex Rosenbrock problem; test_transforms checks its complex dtypes.",
-        converge_kwargs={"learning_rate": 0.1},
-        traced=("learning_rate", "rho", "eps", "weight_decay"),
-        invalid=(*LR_INVALID, ("rho", 1.0), ("eps", -1.0), ("weight_decay", -1.0)),
+    _primitive("scale_by_adamax", b1=0.8, b2=0.9, eps=1e-6),
+    _primitive("scale_by_radam", b1=0.8, b2=0.5, threshold=3.0),
+    _primitive(
+        "scale_by_radam",
+        "scale_by_radam_nesterov",
+        b1=0.8,
+        b2=0.5,
+        threshold=3.0,
+        nesterov=True,
     ),
-    Row(
-        "adam",
-        ours("adam"),
-        {"learning_rate": 0.01},
-        optax.adam,
-        converge_kwargs={"learning_rate": 0.1},
-        traced=("learning_rate", "b1", "b2", "eps", "eps_root"),
-        invalid=(*ADAM_INVALID, ("eps_root", -1.0)),
+    _primitive("scale_by_belief", b1=0.8, b2=0.9, eps=1e-6, eps_root=1e-8),
+    _primitive(
+        "scale_by_belief", "scale_by_belief_nesterov", b1=0.8, b2=0.9, nesterov=True
     ),
-    Row(
-        "adam_schedule",
-        ours("adam"),
-        {"learning_rate": _schedule(0.05), "eps_root": 1e-8},
-        optax.adam,
-        {"learning_rate": _optax_schedule(0.05), "eps_root": 1e-8},
-        traced=(),
-    ),
-    Row(
-        "adam_nesterov",
-        ours("adam"),
-        {"learning_rate": 0.01, "nesterov": True},
-        optax.adam,
-    ),
-    Row(
-        "adamw",
-        ours("adamw"),
-        {"learning_rate": 0.01, "weight_decay": 0.1},
-        optax.adamw,
-        converge_kwargs={"learning_rate": 0.1},
-        traced=("learning_rate", "b1", "b2", "weight_decay"),
-        invalid=(*ADAM_INVALID, ("weight_decay", -1.0)),
-    ),
-    Row(
-        "adamw_schedule",
-        ours("adamw"),
-        {"learning_rate": _schedule(0.05), "weight_decay": 0.1},
-        optax.adamw,
-        {"learning_rate": _optax_schedule(0.05), "weight_decay": 0.1},
-        traced=(),
-    ),
-    Row(
-        "nadam",
-        ours("nadam"),
-        {"learning_rate": 0.01},
-        optax.nadam,
-        converge_kwargs={"learning_rate": 1e-2},
-        invalid=ADAM_INVALID,
-    ),
-    Row(
-        "nadamw",
-        ours("nadamw"),
-        {"learning_rate": 0.01, "weight_decay": 0.1},
-        optax.nadamw,
-        converge_kwargs={"learning_rate": 1e-2},
-        invalid=(*ADAM_INVALID, ("weight_decay", -1.0)),
-    ),
-    Row(
-        "adamax",
-        ours("adamax"),
-        {"learning_rate": 0.01},
-        optax.adamax,
-        converge_kwargs={"learning_rate": 0.1},
-        traced=("learning_rate", "b1", "b2", "eps"),
-        invalid=ADAM_INVALID,
-    ),
-    Row(
-        "amsgrad",
-        ours("amsgrad"),
-        {"learning_rate": 0.01},
-        optax.amsgrad,
-        converge_kwargs={"learning_rate": 0.1},
-        traced=("learning_rate", "b1", "b2", "eps"),
-        invalid=ADAM_INVALID,
-    ),
-    Row(
-        "radam",
-        ours("radam"),
-        {"learning_rate": 0.01},
-        optax.radam,
-        converge_kwargs={"learning_rate": 5e-3},
-        traced=("learning_rate", "b1", "b2", "threshold"),
-        invalid=ADAM_INVALID,
-    ),
-    Row(
-        "adabelief",
-        ours("adabelief"),
-        {"learning_rate": 0.01},
-        optax.adabelief,
-        converge_kwargs={"learning_rate": 1e-2},
-        traced=("learning_rate", "b1", "b2", "eps"),
-        invalid=ADAM_INVALID,
-    ),
-    Row(
-        "yogi",
-        ours("yogi"),
-        {"learning_rate": 0.01},
-        optax.yogi,
-        converge_kwargs={"learning_rate": 1e-1},
-        traced=("learning_rate", "b1", "b2", "eps"),
-        invalid=ADAM_INVALID,
-    ),
-    # --- part B rows ---
-    # Part B appends its rows below this line (lion, lamb, lars, novograd,
-    # sign_sgd, noisy_sgd, polyak_sgd, adafactor, ...).
-    Row(
-        "sign_sgd",
-        ours("sign_sgd"),
-        {"learning_rate": 0.01},
-        optax.sign_sgd,
-        converge_kwargs={"learning_rate": 0.1},
-        converge_skip={
-            "rosenbrock": "sign_sgd needs a decaying learning rate to solve "
-            "Rosenbrock (as in optax's tests)."
-        },
-    ),
-    Row(
-        "sign_sgd_schedule",
-        ours("sign_sgd"),
-        {"learning_rate": _schedule(0.01)},
-        optax.sign_sgd,
-        {"learning_rate": _optax_schedule(0.01)},
-        traced=(),
-    ),
-    Row(
-        "lion",
-        ours("lion"),
-        {"learning_rate": 0.01, "weight_decay": 1e-3},
-        optax.lion,
-        converge_kwargs={"learning_rate": 1e-2, "weight_decay": 1e-4},
-        traced=("learning_rate", "b1", "b2", "weight_decay"),
-        invalid=(*LR_INVALID, *B_INVALID, ("weight_decay", -1.0)),
-    ),
-    Row(
-        "lamb",
-        ours("lamb"),
-        {"learning_rate": 0.01, "weight_decay": 1e-2},
-        optax.lamb,
-        converge_kwargs={"learning_rate": 1e-3},
-        traced=("learning_rate", "b1", "b2", "eps", "weight_decay"),
-        invalid=(*ADAM_INVALID, ("eps_root", -1.0), ("weight_decay", -1.0)),
-    ),
-    Row(
-        "lars",
-        ours("lars"),
-        {"learning_rate": 0.1, "weight_decay": 1e-3},
-        optax.lars,
-        converge_kwargs={"learning_rate": 1.0},
-        traced=("learning_rate", "weight_decay", "trust_coefficient", "momentum"),
-        invalid=(
-            *LR_INVALID,
-            ("weight_decay", -1.0),
-            ("trust_coefficient", -1.0),
-            ("eps", NAN),
-            ("momentum", 1.0),
-        ),
-    ),
-    Row(
-        "lars_nesterov_masked",
-        ours("lars"),
-        {
-            "learning_rate": 0.1,
-            "weight_decay": 1e-3,
-            "nesterov": True,
-            # Masks as callables, so they fit every test problem's params.
-            "trust_ratio_mask": lambda p: (
-                {k: k != "b" for k in p} if isinstance(p, dict) else False
-            ),
-            "weight_decay_mask": lambda p: (
-                {k: k == "b" for k in p} if isinstance(p, dict) else True
-            ),
-        },
-        optax.lars,
-    ),
-    Row(
-        "novograd",
-        ours("novograd"),
-        {"learning_rate": 0.01, "weight_decay": 1e-3},
-        optax.novograd,
-        converge_kwargs={"learning_rate": 1e-3},
-        traced=("learning_rate", "b1", "b2", "eps", "weight_decay"),
-        invalid=(*ADAM_INVALID, ("eps_root", -1.0), ("weight_decay", -1.0)),
-    ),
-    Row(
-        "noisy_sgd",
-        ours("noisy_sgd"),
-        {"learning_rate": 0.01, "eta": 1e-4, "key": 0},
-        optax.noisy_sgd,
-        converge_kwargs={"learning_rate": 1e-3, "eta": 1e-4, "key": 0},
-        converge_steps=20_000,  # complex Rosenbrock needs more (optax too)
-        traced=("learning_rate", "eta", "gamma"),
-        invalid=(*LR_INVALID, ("eta", -1.0), ("gamma", NAN)),
-    ),
-    Row(
-        "polyak_sgd",
-        ours("polyak_sgd"),
-        {"max_learning_rate": 0.1, "f_min": -20.0},
-        optax.polyak_sgd,
-        needs_value=True,
-        converge_kwargs={"max_learning_rate": 1.0},
-        traced=("max_learning_rate", "scaling", "f_min", "eps"),
-        invalid=(
-            ("max_learning_rate", -1.0),
-            ("scaling", -1.0),
-            ("f_min", NAN),
-            ("eps", -1.0),
-            ("variant", "sps++"),
-        ),
-        lr_arg="scaling",
-    ),
-    Row(
-        "polyak_sgd_plus",
-        ours("polyak_sgd"),
-        {"max_learning_rate": 0.1, "f_min": -20.0, "variant": "sps+", "scaling": 0.5},
-        optax.polyak_sgd,
-        needs_value=True,
-        lr_arg="scaling",
-        traced=("scaling",),
-        invalid=(),
-    ),
-    Row(
-        "adafactor",
-        ours("adafactor"),
-        {"learning_rate": 0.01},
-        optax.adafactor,
-        converge_kwargs={"learning_rate": 5e-3},
-        traced=("learning_rate", "decay_rate", "eps", "clipping_threshold"),
-        invalid=(
-            *LR_INVALID,
-            ("decay_rate", -1.0),
-            ("clipping_threshold", 0.0),
-            ("momentum", 1.0),
-            ("eps", -1.0),
-            ("weight_decay_rate", -1.0),
-            ("min_dim_size_to_factor", -1),
-        ),
-    ),
-    Row(
-        "adafactor_default",
-        ours("adafactor"),
-        {},
-        optax.adafactor,
-        complex_ok=False,
-        complex_reason="without a learning rate adafactor oscillates on the "
-        "complex parabola (optax's too); the adafactor row covers complex64.",
-        converge_kwargs={},
-        converge_skip={
-            "rosenbrock": "without a learning rate adafactor's relative steps "
-            "do not reach the Rosenbrock minimum in 10 000 steps (optax's "
-            "neither: same numbers)."
-        },
-        traced=(),
-        invalid=(),
-        lr_arg=None,
-    ),
-    Row(
-        "adafactor_momentum_decay",
-        ours("adafactor"),
-        {
-            "learning_rate": 0.01,
-            "momentum": 0.9,
-            "weight_decay_rate": 1e-3,
-            "multiply_by_parameter_scale": False,
-            "clipping_threshold": None,
-        },
-        optax.adafactor,
-        traced=("learning_rate", "momentum", "weight_decay_rate"),
-        invalid=(("momentum", -0.5), ("weight_decay_rate", NAN)),
+    _primitive(
+        "scale_by_yogi", b1=0.8, b2=0.9, eps=1e-4, initial_accumulator_value=0.01
     ),
 ]
 
-ROW_IDS = [row.name for row in ROWS]
+_CLIPPING_ROWS = [
+    _primitive("clip", kind="clipping", max_delta=0.5),
+    _primitive("clip", "clip_zero", kind="clipping", max_delta=0.0),
+    _primitive("clip_by_global_norm", kind="clipping", max_norm=1.0),
+    _primitive(
+        "clip_by_global_norm",
+        "clip_by_global_norm_inactive",
+        kind="clipping",
+        max_norm=1e3,
+    ),
+    _primitive("clip_by_block_rms", kind="clipping", threshold=0.3),
+    _primitive("centralize", kind="clipping"),
+]
+
+TABLE: list[Row] = [*OPTIMIZER_ROWS, *_TRANSFORM_ROWS, *_CLIPPING_ROWS]
+
+
+def rows(kind: str) -> list[Row]:
+    """The rows of one kind (see `table_row.KINDS`), in table order."""
+    assert kind in KINDS, kind
+    return [row for row in TABLE if row.kind == kind]

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core.dtypes import at_least_float32, div
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import (
     check_bool,
@@ -105,7 +106,7 @@ def accumulate_gradients(
     def acc_dtype(x):
         if accumulator_dtype is not None:
             return accumulator_dtype
-        return jnp.promote_types(jnp.result_type(x), jnp.float32)
+        return at_least_float32(x)
 
     def init_fn(params):
         return AccumulateGradientsState(
@@ -121,7 +122,7 @@ def accumulate_gradients(
         n = state.mini_step
         if use_grad_mean:
             acc = jax.tree.map(
-                lambda g, a: a + (g.astype(a.dtype) - a) / (n + 1),
+                lambda g, a: a + div(g.astype(a.dtype) - a, n + 1),
                 updates,
                 state.acc_grads,
             )

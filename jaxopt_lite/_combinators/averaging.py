@@ -12,6 +12,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import add, compute_dtype, div, mul, promote, sub
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import (
     check_bool,
@@ -98,10 +99,7 @@ def ema_params(
         return EmaParamsState(jnp.zeros([], jnp.int32), ema, inner.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        if params is None:
-            raise ValueError(
-                "ema_params needs the parameters: call update(updates, state, params)."
-            )
+        v.require_params("ema_params", params)
         updates, inner_state = inner.update(
             updates, state.inner_state, params, **extra_args
         )
@@ -110,12 +108,11 @@ def ema_params(
         def weight(m):  # in the average's precision (float64 for float64)
             if not debias:
                 return 1 - decay
-            return (1 - decay) / (
-                1 - decay ** jnp.asarray(count).astype(_tree.compute_dtype(m))
-            )
+            steps = jnp.asarray(count).astype(compute_dtype(m))
+            return div(1 - decay, 1 - jnp.power(*promote(decay, steps)))
 
         ema = jax.tree.map(
-            lambda m, p, u: (m + weight(m) * ((p + u).astype(m.dtype) - m)).astype(
+            lambda m, p, u: add(m, mul(weight(m), (p + u).astype(m.dtype) - m)).astype(
                 m.dtype
             ),
             state.ema,
@@ -218,10 +215,7 @@ def lookahead(
     fast = optax.with_extra_args_support(fast_optimizer)
 
     def check_params(params):
-        if params is None:
-            raise ValueError(
-                "lookahead needs the parameters: call update(updates, state, params)."
-            )
+        v.require_params("lookahead", params)
         if isinstance(params, optax.LookaheadParams):
             raise TypeError(
                 "jaxopt_lite.lookahead takes the ordinary (fast) parameters, not "
@@ -243,14 +237,16 @@ def lookahead(
             lambda p, u, s: p + u - s, params, updates, state.slow_params
         )
         slow = jax.tree.map(
-            lambda s, d: jnp.where(sync, s + slow_step_size * d, s).astype(s.dtype),
+            lambda s, d: jnp.where(
+                sync, *promote(add(s, mul(slow_step_size, d)), s)
+            ).astype(s.dtype),
             state.slow_params,
             gap,
         )
         updates = jax.tree.map(
-            lambda u, d: jnp.where(sync, u - (1 - slow_step_size) * d, u).astype(
-                u.dtype
-            ),
+            lambda u, d: jnp.where(
+                sync, *promote(sub(u, mul(1 - slow_step_size, d)), u)
+            ).astype(u.dtype),
             updates,
             gap,
         )

@@ -14,9 +14,9 @@ import numpy as np
 import optax
 
 from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core.dtypes import real_float_dtype
+from jaxopt_lite._core.dtypes import tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
-from jaxopt_lite._core.validate import check_dtype
+from jaxopt_lite._core.validate import check_callable, check_dtype
 
 
 class InjectHyperparamsState(NamedTuple):
@@ -99,8 +99,7 @@ def inject_hyperparams(
         >>> jol.current_learning_rate(state)
         Array(0.5, dtype=float32)
     """
-    if not callable(inner_factory):
-        raise TypeError(f"inner_factory must be callable, got {inner_factory!r}.")
+    check_callable("inner_factory", inner_factory)
     signature = inspect.signature(inner_factory)
     if isinstance(static_args, str):
         static_args = (static_args,)
@@ -172,7 +171,7 @@ def inject_hyperparams(
         def float_dtype(params):
             if hyperparam_dtype is not None:
                 return hyperparam_dtype
-            return jnp.promote_types(real_float_dtype(params), jnp.float32)
+            return tree_compute_dtype(params)
 
         def init_fn(params):
             count = jnp.zeros([], jnp.int32)

@@ -11,7 +11,7 @@ import optax
 from jax.core import Tracer
 
 from jaxopt_lite._core.recipe import recipe
-from jaxopt_lite._core.validate import check_prefix, check_transform
+from jaxopt_lite._core.validate import check_bool, check_prefix, check_transform
 
 PyTree = Any
 
@@ -64,11 +64,7 @@ def masked(
         (Array([10., 10.], dtype=float32), Array([1.], dtype=float32))
     """
     check_transform("inner", inner)
-    if not isinstance(mask_compatible_extra_args, bool):
-        raise TypeError(
-            "mask_compatible_extra_args must be a bool, got "
-            f"{mask_compatible_extra_args!r}."
-        )
+    check_bool("mask_compatible_extra_args", mask_compatible_extra_args)
     mask_is_function = is_mask_function(mask)
     if not mask_is_function:
         _check_mask_leaves(mask)

@@ -11,7 +11,14 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import real_float_dtype
+from jaxopt_lite._core.dtypes import (
+    add,
+    div,
+    mul,
+    promote,
+    sub,
+    tree_compute_dtype,
+)
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_int
 
@@ -115,7 +122,7 @@ def reduce_on_plateau(
         )
 
     def init_fn(params):
-        dtype = jnp.promote_types(real_float_dtype(params), jnp.float32)
+        dtype = tree_compute_dtype(params)
         return ReduceLROnPlateauState(
             scale=jnp.ones([], dtype),
             best_value=jnp.full([], math.inf, dtype),
@@ -129,15 +136,18 @@ def reduce_on_plateau(
         best, mean = state.best_value, state.avg_value
         # best - rtol * |best| - atol, written as optax writes it for best >= 0
         # so that positive losses give bit-identical decisions.
-        shrunk = jnp.where(best >= 0, (1 - rtol) * best, (1 + rtol) * best) - atol
+        shrunk = sub(
+            jnp.where(best >= 0, mul(1 - rtol, best), mul(1 + rtol, best)), atol
+        )
         threshold = jnp.where(jnp.isfinite(best), shrunk, best)
         improved = mean < threshold
         best = jnp.where(improved, mean, best)
         bad = jnp.where(improved, 0, _tree.safe_increment(state.plateau_count))
         cooling = state.cooldown_count > 0
         reduce = ~cooling & ~improved & (bad >= patience)
-        scale = jnp.where(reduce, state.scale * factor, state.scale)
-        scale = jnp.where(cooling, state.scale, jnp.maximum(scale, min_scale))
+        scale = jnp.where(reduce, *promote(mul(state.scale, factor), state.scale))
+        scale = jnp.maximum(*promote(scale, min_scale))
+        scale = jnp.where(cooling, *promote(state.scale, scale))
         plateau = jnp.where(cooling | reduce, 0, bad)
         cooldown_count = jnp.where(
             cooling, state.cooldown_count - 1, jnp.where(reduce, cooldown, 0)
@@ -153,11 +163,7 @@ def reduce_on_plateau(
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         del params, extra_args
-        if value is None:
-            raise TypeError(
-                "reduce_on_plateau reads the loss: call update(updates, state, "
-                "params, value=loss)."
-            )
+        value = v.require_value("reduce_on_plateau", value)
         if jnp.shape(value) != ():
             raise ValueError(
                 f"reduce_on_plateau: value must be a scalar loss, got shape "
@@ -168,7 +174,7 @@ def reduce_on_plateau(
             state = ReduceLROnPlateauState(*(jnp.asarray(x) for x in state))
         count = _tree.safe_increment(state.count)
         value = jnp.asarray(value).astype(state.avg_value.dtype)
-        mean = (state.count * state.avg_value + value) / count
+        mean = div(add(mul(state.count, state.avg_value), value), count)
         state = state._replace(
             count=count, avg_value=mean.astype(state.avg_value.dtype)
         )

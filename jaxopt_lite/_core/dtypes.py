@@ -1,5 +1,5 @@
-"""Dtype helpers shared by every layer: real parts of complex dtypes, filled and
-cast copies of trees."""
+"""Dtype helpers shared by every layer: real parts of complex dtypes, the
+precision arithmetic runs in, and filled and cast copies of trees."""
 
 from __future__ import annotations
 
@@ -9,17 +9,96 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core.tree import PyTree
+PyTree = Any
 
 
-def real_dtype(x: jax.Array) -> Any:
-    """The real dtype matching ``x`` (``float32`` for ``complex64``); ``x`` may
-    be abstract (a ``jax.ShapeDtypeStruct``)."""
-    dtype = jnp.result_type(x)
-    return (
-        jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
+def promoted_dtype(*xs: Any) -> np.dtype:
+    """The dtype JAX's standard promotion gives ``xs`` (values or dtypes;
+    Python numbers weakly typed), whatever ``jax_numpy_dtype_promotion``
+    says."""
+    with jax.numpy_dtype_promotion("standard"):
+        return np.dtype(jnp.result_type(*xs))
+
+
+def promote(*xs: Any) -> tuple[Any, ...]:
+    """``xs`` with every array cast to their `promoted_dtype`; Python numbers
+    are left as they are (weakly typed, they take that dtype by themselves).
+    Layer 1 mixes dtypes only through this (and `add`, `sub`, `mul`, `div`),
+    on purpose and visibly, so it computes the same numbers under
+    ``jax_numpy_dtype_promotion="strict"`` as under the default, which
+    promotes the same way implicitly."""
+    dtype = promoted_dtype(*xs)
+    return tuple(
+        x if isinstance(x, (int, float, complex)) else jnp.asarray(x).astype(dtype)
+        for x in xs
     )
+
+
+def add(a: Any, b: Any) -> Any:
+    """``a + b`` after `promote`."""
+    a, b = promote(a, b)
+    return a + b
+
+
+def sub(a: Any, b: Any) -> Any:
+    """``a - b`` after `promote`."""
+    a, b = promote(a, b)
+    return a - b
+
+
+def mul(a: Any, b: Any) -> Any:
+    """``a * b`` after `promote`."""
+    a, b = promote(a, b)
+    return a * b
+
+
+def div(a: Any, b: Any) -> Any:
+    """``a / b`` after `promote`."""
+    a, b = promote(a, b)
+    return a / b
+
+
+def real_dtype(x: Any) -> Any:
+    """The real dtype matching ``x`` (``float32`` for ``complex64``; other
+    dtypes are kept). ``x`` may be a value, a dtype or abstract (a
+    ``jax.ShapeDtypeStruct``)."""
+    dtype = jnp.result_type(x)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return jnp.finfo(dtype).dtype
+    return dtype
+
+
+def at_least_float32(x: Any) -> Any:
+    """The dtype of ``x`` (a value or a dtype) promoted with float32, as
+    arithmetic with a float32 array would promote it: float32 for bfloat16,
+    float16, integers and bools; floating and complex dtypes of 32 bits or
+    more are kept."""
+    dtype = jnp.result_type(x)
+    if not jnp.issubdtype(dtype, jnp.inexact) or jnp.finfo(dtype).bits < 32:
+        return jnp.dtype(jnp.float32)
+    return jnp.dtype(dtype)
+
+
+def compute_dtype(x: Any) -> Any:
+    """The real floating dtype arithmetic on ``x`` (a value or a dtype) runs
+    in: the `real_dtype` of `at_least_float32` (float32 for bfloat16, float16,
+    complex64 and non-floating ``x``, float64 for float64 and complex128)."""
+    return real_dtype(at_least_float32(x))
+
+
+def tree_compute_dtype(tree: PyTree) -> Any:
+    """The widest `compute_dtype` over the leaves of ``tree`` (float32 when it
+    has none): the precision of hyper-parameters, norms and counters derived
+    from parameters ``tree``."""
+    dtypes = [compute_dtype(x) for x in jax.tree.leaves(tree)]
+    return max(dtypes, key=lambda d: jnp.finfo(d).bits, default=jnp.dtype("float32"))
+
+
+def metric_dtype(tree: PyTree) -> np.dtype:
+    """The dtype losses, metrics and histories are kept in for parameters
+    ``tree``: their `tree_compute_dtype` (float32 for bfloat16 or float32
+    parameters, float64 for float64 ones under x64)."""
+    return np.dtype(tree_compute_dtype(tree))
 
 
 def state_dtype(x: Any, dtype: Any = None, *, real: bool = False) -> Any:
@@ -40,7 +119,7 @@ def state_dtype(x: Any, dtype: Any = None, *, real: bool = False) -> Any:
     return dtype
 
 
-def real_full_like(tree: _tree.PyTree, fill_value: Any) -> _tree.PyTree:
+def real_full_like(tree: PyTree, fill_value: Any) -> PyTree:
     """Arrays shaped like ``tree`` filled with ``fill_value``, in each leaf's real
     dtype (second moments of complex parameters are real); see `state_dtype`."""
     return jax.tree.map(
@@ -48,7 +127,7 @@ def real_full_like(tree: _tree.PyTree, fill_value: Any) -> _tree.PyTree:
     )
 
 
-def full_like(tree: _tree.PyTree, fill_value: Any, dtype: Any = None) -> _tree.PyTree:
+def full_like(tree: PyTree, fill_value: Any, dtype: Any = None) -> PyTree:
     """Arrays shaped like ``tree`` filled with ``fill_value`` (leaf dtypes kept
     unless ``dtype`` is given; see `state_dtype`)."""
     return jax.tree.map(
@@ -56,36 +135,13 @@ def full_like(tree: _tree.PyTree, fill_value: Any, dtype: Any = None) -> _tree.P
     )
 
 
-def zeros_like(tree: _tree.PyTree, dtype: Any = None) -> _tree.PyTree:
+def zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
     """``full_like(tree, 0, dtype)``: zero state buffers (see `state_dtype`)."""
     return full_like(tree, 0, dtype)
 
 
-def cast_like(tree: _tree.PyTree, like: _tree.PyTree) -> _tree.PyTree:
+def cast_like(tree: PyTree, like: PyTree) -> PyTree:
     """Cast every leaf of ``tree`` to the dtype of the matching leaf of ``like``."""
     return jax.tree.map(
         lambda x, y: jnp.asarray(x).astype(jnp.result_type(y)), tree, like
     )
-
-
-def real_float_dtype(tree: PyTree, which: str = "highest") -> Any:
-    """The highest (or lowest) real floating dtype among the leaves of ``tree``
-    (complex leaves count as their real part); float32 when there is none."""
-    dtypes = []
-    for leaf in jax.tree.leaves(tree):
-        dtype = jnp.result_type(leaf)
-        if jnp.issubdtype(dtype, jnp.complexfloating):
-            dtype = jnp.finfo(dtype).dtype
-        if jnp.issubdtype(dtype, jnp.floating):
-            dtypes.append(jnp.dtype(dtype))
-    if not dtypes:
-        return jnp.dtype(jnp.float32)
-    pick = max if which == "highest" else min
-    return pick(dtypes, key=lambda d: jnp.finfo(d).bits)
-
-
-def metric_dtype(tree: PyTree) -> np.dtype:
-    """The dtype losses, metrics and histories are kept in for parameters
-    ``tree``: their highest real floating precision, at least float32 (float32
-    for bfloat16 or float32 parameters, float64 for float64 ones under x64)."""
-    return np.dtype(jnp.promote_types(real_float_dtype(tree), jnp.float32))

@@ -5,16 +5,29 @@ Everything ``optax.tree`` offers with the semantics we need (``sub``, ``cast``,
 functions here differ on purpose: they keep each leaf's dtype (``tree_scale``,
 the moment updates, the bias correction), treat complex leaves by their modulus
 (``abs_sq``, moments of order 2), compute in the leaves' precision (at least
-float32, float64 for float64 leaves), or take norms that do not overflow.
+float32, float64 for float64 leaves: `compute_dtype`), or take norms that
+neither overflow nor underflow.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+
+from jaxopt_lite._core.dtypes import (
+    add,
+    compute_dtype,
+    div,
+    mul,
+    promote,
+    real_dtype,
+    tree_compute_dtype,
+)
 
 PyTree = Any
 
@@ -33,12 +46,18 @@ def as_arrays(tree: PyTree) -> PyTree:
 
 def tree_scale(scalar: jax.typing.ArrayLike, tree: PyTree) -> PyTree:
     """Multiply every leaf by ``scalar``, keeping the leaf's dtype."""
-    return jax.tree.map(lambda x: (scalar * x).astype(x.dtype), tree)
+    return jax.tree.map(lambda x: mul(scalar, x).astype(x.dtype), tree)
 
 
 def abs_sq(x: jax.Array) -> jax.Array:
     """``|x|**2`` that is real for complex ``x`` (``x * conj(x)``)."""
     return (x.conj() * x).real if jnp.iscomplexobj(x) else x * x
+
+
+def ema(decay: jax.typing.ArrayLike, average: Any, x: Any) -> jax.Array:
+    """``decay * average + (1 - decay) * x`` (each product in its factors'
+    promoted dtype, the sum in theirs), not cast back."""
+    return add(mul(decay, average), mul(1 - decay, x))
 
 
 def tree_update_moment(
@@ -51,7 +70,7 @@ def tree_update_moment(
         if g is None:
             return None
         g_pow = g if order == 1 else abs_sq(g) if order == 2 else g**order
-        return (decay * m + (1 - decay) * g_pow).astype(m.dtype)
+        return ema(decay, m, g_pow).astype(m.dtype)
 
     return jax.tree.map(one, updates, moments, is_leaf=lambda x: x is None)
 
@@ -61,7 +80,9 @@ def tree_update_infinity_moment(
 ) -> PyTree:
     """``max(decay * m, |g| + eps)`` leafwise (the Adamax norm)."""
     return jax.tree.map(
-        lambda g, m: jnp.maximum(decay * m, jnp.abs(g) + eps).astype(m.dtype),
+        lambda g, m: jnp.maximum(*promote(mul(decay, m), add(jnp.abs(g), eps))).astype(
+            m.dtype
+        ),
         updates,
         moments,
     )
@@ -78,27 +99,10 @@ def tree_bias_correction(
     def one(m):
         dtype = compute_dtype(m)
         if dtype not in corrections:
-            corrections[dtype] = 1 - decay ** count.astype(dtype)
-        return (m / corrections[dtype]).astype(m.dtype)
+            corrections[dtype] = 1 - jnp.power(*promote(decay, count.astype(dtype)))
+        return div(m, corrections[dtype]).astype(m.dtype)
 
     return jax.tree.map(one, moments)
-
-
-def compute_dtype(x: Any) -> Any:
-    """The real floating dtype arithmetic on ``x`` runs in: its real dtype,
-    but at least float32 (float32 for bfloat16 and float16)."""
-    dtype = jnp.result_type(x)
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        dtype = jnp.finfo(dtype).dtype
-    if not jnp.issubdtype(dtype, jnp.floating):
-        return jnp.dtype(jnp.float32)
-    return jnp.promote_types(dtype, jnp.float32)
-
-
-def tree_compute_dtype(tree: PyTree) -> Any:
-    """The widest `compute_dtype` over the leaves (float32 for no leaves)."""
-    dtypes = [compute_dtype(x) for x in jax.tree.leaves(tree)]
-    return max(dtypes, key=lambda d: jnp.finfo(d).bits, default=jnp.dtype("float32"))
 
 
 def tree_sum_squares(tree: PyTree) -> jax.Array:
@@ -106,11 +110,10 @@ def tree_sum_squares(tree: PyTree) -> jax.Array:
     widest `compute_dtype` of the leaves). It overflows for large leaves:
     norms should use `tree_global_norm`, which does not."""
     leaves = jax.tree.leaves(tree)
-    zero = jnp.zeros((), tree_compute_dtype(tree))
-    return sum(
-        (jnp.sum(abs_sq(x), dtype=compute_dtype(x)) for x in leaves),
-        zero,
-    )
+    total = jnp.zeros((), tree_compute_dtype(tree))
+    for x in leaves:
+        total = total + jnp.sum(abs_sq(x), dtype=compute_dtype(x)).astype(total.dtype)
+    return total
 
 
 def tree_max_abs(tree: PyTree) -> jax.Array:
@@ -123,54 +126,66 @@ def tree_max_abs(tree: PyTree) -> jax.Array:
     return jnp.max(jnp.stack([jnp.max(jnp.abs(x)).astype(dtype) for x in leaves]))
 
 
+def _flush_floor(squared: list[tuple[Any, int]], accumulate: Any) -> float:
+    """The norm below which a plain norm may have lost precision to squares
+    that flush to zero: ``squared`` lists (the dtype the squares are taken in,
+    how many of them), ``accumulate`` is the dtype they are summed in. Each
+    lost square is below its dtype's smallest normal number ``tiny``, so the
+    plain result is exact to rounding when its square exceeds
+    ``sum(count * tiny) / eps``."""
+    lost = 0.0
+    for dtype, count in squared:
+        dtype = real_dtype(dtype)
+        if jnp.issubdtype(dtype, jnp.floating):
+            lost += count * float(jnp.finfo(dtype).tiny)
+    return math.sqrt(lost / float(jnp.finfo(accumulate).eps))
+
+
 def tree_global_norm(tree: PyTree) -> jax.Array:
     """The L2 norm of all leaves taken together, as one vector.
 
-    Overflow-safe: when the plain sum of squares overflows although every
-    element is finite, the norm is recomputed from the leaves divided by their
-    largest modulus (so a float32 gradient of ``1e19`` per element has a
-    finite norm; that pass only runs then). Otherwise it is exactly
-    ``sqrt(tree_sum_squares(tree))``; NaN or infinite elements give a NaN or
-    infinite norm."""
+    Overflow- and underflow-safe: when the plain sum of squares overflows
+    although every element is finite, or is so small that squares flushed to
+    zero may have changed it (a float32 gradient of ``1e19``, or of
+    ``1e-25``, per element), the norm is recomputed from the leaves divided
+    by their largest modulus (that pass only runs then). Otherwise it is
+    exactly ``sqrt(tree_sum_squares(tree))``; NaN or infinite elements give a
+    NaN or infinite norm."""
+    leaves = jax.tree.leaves(tree)
     plain = jnp.sqrt(tree_sum_squares(tree))
+    floor = _flush_floor([(x, math.prod(jnp.shape(x))) for x in leaves], plain.dtype)
 
     def rescaled():
         top = tree_max_abs(tree)
         safe = jnp.where((top > 0) & jnp.isfinite(top), top, 1)
-        scaled = jax.tree.map(lambda x: x / safe.astype(compute_dtype(x)), tree)
+        scaled = jax.tree.map(lambda x: div(x, safe.astype(compute_dtype(x))), tree)
         norm = (jnp.sqrt(tree_sum_squares(scaled)) * safe).astype(plain.dtype)
         return jnp.where(jnp.isfinite(top), norm, plain)
 
-    return jax.lax.cond(jnp.isinf(plain), rescaled, lambda: plain)
+    unsafe = jnp.isinf(plain) | (plain < floor)
+    return jax.lax.cond(unsafe, rescaled, lambda: plain)
 
 
 def l2_norm(
     x: jax.Array, axis: Any = None, keepdims: bool = False, *, mean: bool = False
 ) -> jax.Array:
     """``sqrt(sum(|x|**2))`` over ``axis`` (``sqrt(mean(...))`` with ``mean``),
-    overflow-safe like `tree_global_norm`: where the plain result overflows
-    although the elements are finite, it is recomputed from ``x`` divided by
-    its largest modulus along ``axis``; elsewhere it is the plain result."""
+    overflow- and underflow-safe like `tree_global_norm`: where the plain
+    result overflows although the elements are finite, or is small enough
+    for flushed squares to matter, it is recomputed from ``x`` divided by its
+    largest modulus along ``axis``; elsewhere it is the plain result."""
     reduce = jnp.mean if mean else jnp.sum
     plain = jnp.sqrt(reduce(abs_sq(x), axis=axis, keepdims=keepdims))
     top = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
     safe = jnp.where((top > 0) & jnp.isfinite(top), top, 1)
-    norm = jnp.sqrt(reduce(abs_sq(x / safe), axis=axis, keepdims=True)) * safe
+    norm = jnp.sqrt(reduce(abs_sq(div(x, safe)), axis=axis, keepdims=True)) * safe
     finite = jnp.isfinite(top)
     if not keepdims:
         norm, finite = norm.reshape(plain.shape), finite.reshape(plain.shape)
-    return jnp.where(jnp.isinf(plain) & finite, norm.astype(plain.dtype), plain)
-
-
-def tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
-    """Real inner product ``sum(real(conj(a) * b))`` over all leaves."""
-    return sum(
-        (
-            jnp.vdot(x, y).real
-            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-        ),
-        jnp.zeros((), tree_compute_dtype(a)),
-    )
+    axes = range(jnp.ndim(x)) if axis is None else np.atleast_1d(axis)
+    count = 1 if mean else math.prod(jnp.shape(x)[a] for a in axes)
+    unsafe = jnp.isinf(plain) | (plain < _flush_floor([(x, count)], plain.dtype))
+    return jnp.where(unsafe & finite, norm.astype(plain.dtype), plain)
 
 
 def tree_all_finite(tree: PyTree) -> jax.Array:
@@ -183,10 +198,10 @@ def tree_all_finite(tree: PyTree) -> jax.Array:
 
 def safe_norm(x: jax.Array, min_norm: jax.typing.ArrayLike) -> jax.Array:
     """``max(||x||_2, min_norm)`` over all elements of ``x``, with a finite
-    gradient at ``x = 0`` (overflow-safe, see `l2_norm`)."""
-    small = l2_norm(x) <= min_norm
+    gradient at ``x = 0`` (overflow- and underflow-safe, see `l2_norm`)."""
+    small = jnp.less_equal(*promote(l2_norm(x), min_norm))
     x = jnp.where(small, jnp.ones_like(x), x)
-    return jnp.where(small, min_norm, l2_norm(x))
+    return jnp.where(small, *promote(min_norm, l2_norm(x)))
 
 
 def safe_increment(count: jax.Array) -> jax.Array:

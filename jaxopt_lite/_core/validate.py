@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -90,6 +91,11 @@ def check_range(
         )
 
 
+def check_positive(name: str, value: Any) -> None:
+    """A finite number > 0 (or an array of them)."""
+    check_range(name, value, 0.0, math.inf, low_closed=False, high_closed=False)
+
+
 def check_learning_rate(name: str, value: Any) -> None:
     """A learning rate: a finite number >= 0, an array of them, or a schedule."""
     check_range(name, value, 0.0, math.inf, high_closed=False, allow_schedule=True)
@@ -103,6 +109,28 @@ def check_nonnegative(name: str, value: Any) -> None:
 def check_decay(name: str, value: Any) -> None:
     """An exponential-average decay in [0, 1)."""
     check_range(name, value, 0.0, 1.0, high_closed=False)
+
+
+def check_momentum(name: str, value: Any) -> None:
+    """A momentum in [0, 1] (1: a plain sum of the updates, as optax allows)."""
+    check_range(name, value, 0.0, 1.0)
+
+
+def check_less(lo_name: str, lo: Any, hi_name: str, hi: Any, *, strict: bool) -> None:
+    """``ValueError`` unless ``lo < hi`` (``lo <= hi`` when not ``strict``)
+    where both are concrete."""
+    a, b = concrete_values(lo), concrete_values(hi)
+    if a is None or b is None or np.all(a < b if strict else a <= b):
+        return
+    relation = "larger than" if strict else "at least"
+    raise ValueError(
+        f"{hi_name}={_describe(hi)} is not allowed: it must be {relation} "
+        f"{lo_name}={_describe(lo)}."
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_int(
@@ -133,10 +161,41 @@ def check_int(
         )
 
 
+def check_axis(name: str, value: Any) -> None:
+    """``TypeError`` unless ``value`` is ``None``, an integer or a sequence of
+    integers (array axes, negative ones included)."""
+    if value is None or _is_int(value):
+        return
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if all(_is_int(a) for a in value):
+            return
+    raise TypeError(
+        f"{name} must be None, an integer or a tuple of integers, got {value!r}."
+    )
+
+
 def check_bool(name: str, value: Any) -> None:
     """``TypeError`` unless ``value`` is a Python bool (a static switch)."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}.")
+
+
+def check_flag(name: str, value: Any) -> None:
+    """``TypeError`` unless ``value`` is a bool, a bool array or a traced bool
+    (a switch that may be traced, unlike `check_bool`'s)."""
+    if isinstance(value, (bool, np.bool_)):
+        return
+    if isinstance(value, (np.ndarray, jax.Array)) and value.dtype == np.bool_:
+        return
+    raise TypeError(f"{name} must be True or False (or a bool array), got {value!r}.")
+
+
+def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    """``ValueError`` unless ``value`` is one of ``choices`` (a setting such as
+    a mode name)."""
+    if value not in choices:
+        allowed = " or ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}={value!r} is not allowed: it must be {allowed}.")
 
 
 def check_callable(name: str, value: Any) -> None:
@@ -162,6 +221,25 @@ def check_dtype(name: str, value: Any, *, kind: Any = jnp.inexact) -> Any:
             "such as jnp.float32."
         )
     return dtype
+
+
+def require_params(name: str, params: Any) -> None:
+    """``ValueError`` when the transform ``name`` is updated without the
+    parameters it reads (``params`` is ``None``), as optax does."""
+    if params is None:
+        raise ValueError(
+            f"{name} needs the parameters: call update(updates, state, params)."
+        )
+
+
+def require_value(name: str, value: Any) -> Any:
+    """The loss ``value`` that the transform ``name`` reads in ``update``;
+    ``TypeError`` (a missing argument) when it is ``None``."""
+    if value is None:
+        raise TypeError(
+            f"{name} needs the loss: call update(updates, state, params, value=loss)."
+        )
+    return value
 
 
 def check_transform(name: str, value: Any) -> None:

@@ -2,7 +2,6 @@ r"""`adafactor`: factored second moments for memory-frugal training."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
@@ -80,7 +79,7 @@ def adafactor(
         multiply_by_parameter_scale: scale steps by each leaf's parameter RMS.
         clipping_threshold: the largest RMS $d$ of a leaf's step, a number
             > 0 (1 is usual), or ``None``.
-        momentum: the momentum decay in [0, 1), or ``None``.
+        momentum: the momentum decay in [0, 1], or ``None``.
         dtype_momentum: dtype of the momentum buffer.
         weight_decay_rate: $\lambda$: ``None``, a number >= 0 or a schedule.
         eps: $\epsilon$ added to $g^2$, a finite number >= 0.
@@ -102,23 +101,20 @@ def adafactor(
         Shazeer and Stern, *Adafactor: adaptive learning rates with sublinear
         memory cost*, 2018.
     """
-    if learning_rate is not None:
-        v.check_learning_rate("learning_rate", learning_rate)
-    v.check_int("min_dim_size_to_factor", min_dim_size_to_factor, minimum=0)
-    v.check_nonnegative("decay_rate", decay_rate)
-    v.check_range("decay_offset", decay_offset)
+    # Checked here, under the user's names: the arguments the pieces know by
+    # other names (with the pieces' rules), those of the private momentum_ema,
+    # and weight_decay_rate (>= 0, where add_decayed_weights allows any sign).
+    # The pieces check the rest.
+    v.check_range("decay_offset", decay_offset)  # step_offset
     check_bool("multiply_by_parameter_scale", multiply_by_parameter_scale)
-    check_bool("factored", factored)
     if clipping_threshold is not None:
-        v.check_range("clipping_threshold", clipping_threshold, 0.0, low_closed=False)
+        v.check_positive("clipping_threshold", clipping_threshold)  # threshold
     if momentum is not None:
-        v.check_decay("momentum", momentum)
+        v.check_momentum("momentum", momentum)
     dtype_momentum = check_dtype("dtype_momentum", dtype_momentum)
     if weight_decay_rate is not None:
-        v.check_range(
-            "weight_decay_rate", weight_decay_rate, 0.0, math.inf, allow_schedule=True
-        )
-    v.check_nonnegative("eps", eps)
+        v.check_weight_decay("weight_decay_rate", weight_decay_rate)
+    v.check_nonnegative("eps", eps)  # epsilon
 
     parts = [
         scale_by_factored_rms(

@@ -102,7 +102,7 @@ def rmsprop(
         eps_in_sqrt: add $\epsilon$ inside the square root (default) or
             outside.
         centered: divide by the standard deviation instead of the RMS.
-        momentum: $\beta$ in $[0, 1)$, or ``None`` for no momentum.
+        momentum: $\beta$ in $[0, 1]$, or ``None`` for no momentum.
         nesterov: use Nesterov momentum.
         bias_correction: divide the moving averages by $1 - \rho^t$.
 
@@ -125,9 +125,10 @@ def rmsprop(
         Graves, *Generating Sequences With Recurrent Neural Networks*, 2013.
     """
     check_bool("centered", centered)
-    if momentum is not None:
-        v.check_decay("momentum", momentum)
-    check_bool("nesterov", nesterov)
+    if momentum is None:  # no trace to check it
+        check_bool("nesterov", nesterov)
+    else:
+        v.check_momentum("momentum", momentum)  # trace's decay, by the user's name
     rescale = scale_by_stddev if centered else scale_by_rms
     parts = [
         rescale(

@@ -117,7 +117,7 @@ def lars(
         eps: $\epsilon$ added to the update norm, >= 0.
         trust_ratio_mask: which leaves are rescaled (same forms as
             ``weight_decay_mask``).
-        momentum: $\mu$, in [0, 1).
+        momentum: $\mu$, in [0, 1].
         nesterov: use Nesterov momentum.
 
     Returns:
@@ -134,7 +134,7 @@ def lars(
         You, Gitman and Ginsburg, *Large batch training of convolutional
         networks*, 2017.
     """
-    v.check_decay("momentum", momentum)
+    v.check_momentum("momentum", momentum)  # trace's decay, by the user's name
     v.check_weight_decay("weight_decay", weight_decay)
     return chain(
         add_decayed_weights(weight_decay, mask=weight_decay_mask),

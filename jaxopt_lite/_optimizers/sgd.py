@@ -82,7 +82,7 @@ def sgd(
 
     Args:
         learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
-        momentum: $\beta$ in $[0, 1)$, or ``None`` for no momentum buffer.
+        momentum: $\beta$ in $[0, 1]$, or ``None`` for no momentum buffer.
         nesterov: use Nesterov momentum.
         accumulator_dtype: dtype of the momentum buffer; ``None`` keeps the
             parameters' dtype.
@@ -107,12 +107,11 @@ def sgd(
         Sutskever et al., *On the importance of initialization and momentum in
         deep learning*, 2013.
     """
-    if momentum is not None:
-        v.check_decay("momentum", momentum)
-    check_bool("nesterov", nesterov)
-    accumulator_dtype = check_dtype("accumulator_dtype", accumulator_dtype)
-    if momentum is None:
+    if momentum is None:  # no trace to check its settings
+        check_bool("nesterov", nesterov)
+        check_dtype("accumulator_dtype", accumulator_dtype)
         return chain(scale_by_learning_rate(learning_rate))
+    v.check_momentum("momentum", momentum)  # trace's decay, by the user's name
     return chain(
         trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
         scale_by_learning_rate(learning_rate),

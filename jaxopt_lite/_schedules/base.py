@@ -1,59 +1,29 @@
-"""What the schedules share: argument checks, dtype lifting and the unchecked
-curves (polynomial, exponential, cosine, joined) the public factories wrap."""
+"""What the schedules share: the checks of exponential decays, dtype lifting
+and the unchecked curves (polynomial, exponential, cosine, joined) the public
+factories wrap. Argument checks are `_core.validate`'s."""
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import (
+    add,
+    compute_dtype,
+    div,
+    mul,
+    promote,
+    promoted_dtype,
+    sub,
+)
 
 Schedule = Callable[[ArrayLike], jax.Array]
-
-
-def check_finite(name: str, value: Any) -> None:
-    v.check_range(name, value)
-
-
-def check_positive(name: str, value: Any) -> None:
-    v.check_range(name, value, 0.0, math.inf, low_closed=False, high_closed=False)
-
-
-def check_nonnegative(name: str, value: Any) -> None:
-    v.check_nonnegative(name, value)
-
-
-def check_fraction(name: str, value: Any) -> None:
-    v.check_range(name, value, 0.0, 1.0)
-
-
-def check_less(lo_name: str, lo: Any, hi_name: str, hi: Any, strict: bool) -> None:
-    """``lo < hi`` (or ``<=``) when both are concrete."""
-    a, b = v.concrete_values(lo), v.concrete_values(hi)
-    if a is None or b is None or np.all(a < b if strict else a <= b):
-        return
-    relation = "larger than" if strict else "at least"
-    raise ValueError(
-        f"{hi_name}={v._describe(hi)} is not allowed: it must be {relation} "
-        f"{lo_name}={v._describe(lo)}."
-    )
-
-
-def check_flag(name: str, value: Any) -> None:
-    """A bool, a bool array or a traced bool."""
-    if isinstance(value, (bool, np.bool_)):
-        return
-    dtype = getattr(value, "dtype", None)
-    if isinstance(value, (np.ndarray, jax.Array)) and dtype == np.bool_:
-        return
-    raise TypeError(f"{name} must be True or False (or a bool array), got {value!r}.")
 
 
 def check_exponential(
@@ -61,18 +31,18 @@ def check_exponential(
 ) -> None:
     """The checks of `exponential_decay`'s arguments after ``init_value`` (in
     the order of `exponential`'s), shared with its warmup variant."""
-    check_finite("transition_steps", steps)  # <= 0: constant, as in optax
-    check_nonnegative("decay_rate", rate)  # 0: constant, as in optax
-    check_nonnegative("transition_begin", begin)
-    check_flag("staircase", staircase)
+    v.check_range("transition_steps", steps)  # <= 0: constant, as in optax
+    v.check_nonnegative("decay_rate", rate)  # 0: constant, as in optax
+    v.check_nonnegative("transition_begin", begin)
+    v.check_flag("staircase", staircase)
     if end is not None:
-        check_finite("end_value", end)
+        v.check_range("end_value", end)
 
 
 def result_dtype(*values: Any) -> Any:
     """Output dtype: the promoted dtype of the float hyper-parameters (Python
     numbers are weak), at least the default float."""
-    return jnp.result_type(*(x for x in values if x is not None), 0.0)
+    return promoted_dtype(*(x for x in values if x is not None), 0.0)
 
 
 def lift(x: Any, dtype: Any) -> Any:
@@ -96,10 +66,6 @@ def is_integer(x: Any) -> bool:
     )
 
 
-def compute_dtype(dtype: Any) -> Any:
-    return jnp.promote_types(dtype, jnp.float32)
-
-
 def polynomial(init, end, power, steps, begin, dtype, empty="end") -> Schedule:
     """``steps <= 0`` gives ``end`` (a warmup of no steps) or, with
     ``empty="init"``, ``init`` at every step (optax's polynomial schedule)."""
@@ -113,11 +79,11 @@ def polynomial(init, end, power, steps, begin, dtype, empty="end") -> Schedule:
         # multiplication by 1 / T. steps <= 0 (a zero-length warmup, or a
         # traced value) jumps straight to end.
         span = jnp.maximum(steps, 0)
-        done = jnp.clip(jnp.asarray(step) - begin, 0, span)
-        frac = (span - done) / jnp.where(steps > 0, steps, 1)
-        value = (init - end) * frac**power + end
+        done = jnp.clip(*promote(sub(jnp.asarray(step), begin), 0, span))
+        frac = div(sub(span, done), jnp.where(steps > 0, steps, 1))
+        value = add(mul(sub(init, end), jnp.power(*promote(frac, power))), end)
         if empty == "init":
-            value = jnp.where(steps > 0, value, init)
+            value = jnp.where(steps > 0, *promote(value, init))
         return jnp.asarray(value).astype(dtype)
 
     return schedule
@@ -129,17 +95,21 @@ def exponential(init, steps, rate, begin, staircase, end, dtype) -> Schedule:
     steps, begin = lift_count(steps, ct), lift_count(begin, ct)
 
     def schedule(step):
-        elapsed = jnp.asarray(step) - begin
-        exponent = elapsed / steps
+        elapsed = sub(jnp.asarray(step), begin)
+        exponent = div(elapsed, steps)
         exponent = jnp.where(staircase, jnp.floor(exponent), exponent)
-        value = jnp.where(elapsed <= 0, init, init * jnp.power(rate, exponent))
+        not_started = elapsed <= 0
+        decayed = mul(init, jnp.power(*promote(rate, exponent)))
+        value = jnp.where(not_started, *promote(init, decayed))
         if end is not None:
             # A lower bound while decaying, an upper bound while growing.
             value = jnp.where(
-                rate < 1, jnp.maximum(value, end), jnp.minimum(value, end)
+                rate < 1,
+                jnp.maximum(*promote(value, end)),
+                jnp.minimum(*promote(value, end)),
             )
         # No transition or a zero rate: the constant init (as in optax).
-        value = jnp.where((steps > 0) & (rate != 0), value, init)
+        value = jnp.where((steps > 0) & (rate != 0), *promote(value, init))
         return jnp.asarray(value).astype(dtype)
 
     return schedule
@@ -152,9 +122,10 @@ def cosine(init, steps, alpha, exponent, dtype) -> Schedule:
     steps = float(steps) if isinstance(steps, int) else lift_count(steps, ct)
 
     def schedule(step):
-        t = jnp.minimum(jnp.asarray(step).astype(ct), steps)
-        cosine = 0.5 * (1 + jnp.cos(jnp.pi * t / steps))
-        return (init * ((1 - alpha) * cosine**exponent + alpha)).astype(dtype)
+        t = jnp.minimum(*promote(jnp.asarray(step).astype(ct), steps))
+        cosine = 0.5 * (1 + jnp.cos(div(jnp.pi * t, steps)))
+        shape = add(mul(1 - alpha, jnp.power(*promote(cosine, exponent))), alpha)
+        return mul(init, shape).astype(dtype)
 
     return schedule
 
@@ -164,8 +135,11 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[Any]) -> Schedule:
         step = jnp.asarray(step)
         out = jnp.asarray(schedules[0](step))
         for boundary, later in zip(boundaries, schedules[1:], strict=False):
-            out = jnp.where(step < boundary, out, later(step - boundary))
-        return out.astype(jnp.result_type(out, 0.0))
+            later_out = later(sub(step, boundary))
+            out = jnp.where(
+                jnp.less(*promote(step, boundary)), *promote(out, later_out)
+            )
+        return out.astype(promoted_dtype(out, 0.0))
 
     return schedule
 
@@ -174,4 +148,4 @@ def floor_div(step: jax.Array, size: Any, dtype: Any) -> jax.Array:
     """``floor(step / size)`` as ``dtype``; exact integer division for integers."""
     if is_integer(step) and is_integer(size):
         return jnp.floor_divide(step, size).astype(dtype)
-    return jnp.floor(step.astype(dtype) / size)
+    return jnp.floor(div(step.astype(dtype), size))

@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import compute_dtype, div
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
 
@@ -54,7 +56,7 @@ def constant_schedule(value: ArrayLike) -> base.Schedule:
         >>> jol.constant_schedule(0.1)(1000)
         Array(0.1, dtype=float32)
     """
-    base.check_finite("value", value)
+    v.check_range("value", value)
     dtype = base.result_dtype(value)
 
     def schedule(step):
@@ -100,11 +102,11 @@ def polynomial_schedule(
         >>> sched(jnp.arange(6))
         Array([1.    , 0.5625, 0.25  , 0.0625, 0.    , 0.    ], dtype=float32)
     """
-    base.check_finite("init_value", init_value)
-    base.check_finite("end_value", end_value)
-    base.check_positive("power", power)
-    base.check_finite("transition_steps", transition_steps)
-    base.check_nonnegative("transition_begin", transition_begin)
+    v.check_range("init_value", init_value)
+    v.check_range("end_value", end_value)
+    v.check_positive("power", power)
+    v.check_range("transition_steps", transition_steps)
+    v.check_nonnegative("transition_begin", transition_begin)
     dtype = base.result_dtype(init_value, end_value, power)
     return base.polynomial(
         init_value,
@@ -148,10 +150,10 @@ def linear_schedule(
         >>> sched(jnp.arange(5))
         Array([1.  , 1.  , 0.75, 0.5 , 0.5 ], dtype=float32)
     """
-    base.check_finite("init_value", init_value)
-    base.check_finite("end_value", end_value)
-    base.check_finite("transition_steps", transition_steps)
-    base.check_nonnegative("transition_begin", transition_begin)
+    v.check_range("init_value", init_value)
+    v.check_range("end_value", end_value)
+    v.check_range("transition_steps", transition_steps)
+    v.check_nonnegative("transition_begin", transition_begin)
     dtype = base.result_dtype(init_value, end_value)
     return base.polynomial(
         init_value, end_value, 1, transition_steps, transition_begin, dtype, "init"
@@ -213,7 +215,7 @@ def exponential_decay(
         >>> stairs(jnp.arange(7))
         Array([1. , 1. , 1. , 0.5, 0.5, 0.3, 0.3], dtype=float32)
     """
-    base.check_finite("init_value", init_value)
+    v.check_range("init_value", init_value)
     decay = (transition_steps, decay_rate, transition_begin, staircase, end_value)
     base.check_exponential(*decay)
     dtype = base.result_dtype(init_value, decay_rate, end_value)
@@ -253,10 +255,10 @@ def cosine_decay_schedule(
         Loshchilov and Hutter, *SGDR: Stochastic Gradient Descent with Warm
         Restarts*, 2017.
     """
-    base.check_finite("init_value", init_value)
-    base.check_positive("decay_steps", decay_steps)
-    base.check_finite("alpha", alpha)
-    base.check_positive("exponent", exponent)
+    v.check_range("init_value", init_value)
+    v.check_positive("decay_steps", decay_steps)
+    v.check_range("alpha", alpha)
+    v.check_positive("exponent", exponent)
     dtype = base.result_dtype(init_value, alpha, exponent)
     return base.cosine(init_value, decay_steps, alpha, exponent, dtype)
 
@@ -288,11 +290,11 @@ def step_decay(
         >>> jol.step_decay(1.0, step_size=2, gamma=0.5)(jnp.arange(6))
         Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
     """
-    base.check_finite("init_value", init_value)
-    base.check_positive("step_size", step_size)
-    base.check_positive("gamma", gamma)
+    v.check_range("init_value", init_value)
+    v.check_positive("step_size", step_size)
+    v.check_positive("gamma", gamma)
     dtype = base.result_dtype(init_value, gamma)
-    ct = base.compute_dtype(dtype)
+    ct = compute_dtype(dtype)
     init, gamma = base.lift(init_value, ct), base.lift(gamma, ct)
     size = base.lift_count(step_size, ct)
 
@@ -339,18 +341,18 @@ def inverse_time_decay(
     References:
         Robbins and Monro, *A Stochastic Approximation Method*, 1951.
     """
-    base.check_finite("init_value", init_value)
-    base.check_positive("decay_steps", decay_steps)
-    base.check_nonnegative("decay_rate", decay_rate)
-    base.check_flag("staircase", staircase)
+    v.check_range("init_value", init_value)
+    v.check_positive("decay_steps", decay_steps)
+    v.check_nonnegative("decay_rate", decay_rate)
+    v.check_flag("staircase", staircase)
     dtype = base.result_dtype(init_value, decay_rate)
-    ct = base.compute_dtype(dtype)
+    ct = compute_dtype(dtype)
     init, rate = base.lift(init_value, ct), base.lift(decay_rate, ct)
     steps = base.lift_count(decay_steps, ct)
 
     def schedule(step):
         step = jnp.asarray(step)
-        progress = step.astype(ct) / steps
+        progress = div(step.astype(ct), steps)
         progress = jnp.where(staircase, base.floor_div(step, steps, ct), progress)
         return (init / (1 + rate * progress)).astype(dtype)
 

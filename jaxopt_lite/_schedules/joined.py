@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import compute_dtype
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
 
@@ -63,17 +65,15 @@ def warmup_cosine_decay_schedule(
         1 Hour*, 2017. Loshchilov and Hutter, *SGDR: Stochastic Gradient
         Descent with Warm Restarts*, 2017.
     """
-    base.check_finite("init_value", init_value)
-    base.check_finite("peak_value", peak_value)
-    base.check_nonnegative("warmup_steps", warmup_steps)
-    base.check_positive("decay_steps", decay_steps)
-    base.check_less(
-        "warmup_steps", warmup_steps, "decay_steps", decay_steps, strict=True
-    )
-    base.check_finite("end_value", end_value)
-    base.check_positive("exponent", exponent)
+    v.check_range("init_value", init_value)
+    v.check_range("peak_value", peak_value)
+    v.check_nonnegative("warmup_steps", warmup_steps)
+    v.check_positive("decay_steps", decay_steps)
+    v.check_less("warmup_steps", warmup_steps, "decay_steps", decay_steps, strict=True)
+    v.check_range("end_value", end_value)
+    v.check_positive("exponent", exponent)
     dtype = base.result_dtype(init_value, peak_value, end_value, exponent)
-    ct = base.compute_dtype(dtype)
+    ct = compute_dtype(dtype)
     peak, end = base.lift(peak_value, ct), base.lift(end_value, ct)
     alpha = jnp.where(peak == 0, 0.0, end / jnp.where(peak == 0, 1.0, peak))
     warmup = base.polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
@@ -125,9 +125,9 @@ def warmup_exponential_decay_schedule(
         >>> sched(jnp.arange(6))
         Array([0.   , 0.5  , 1.   , 0.5  , 0.25 , 0.125], dtype=float32)
     """
-    base.check_finite("init_value", init_value)
-    base.check_finite("peak_value", peak_value)
-    base.check_nonnegative("warmup_steps", warmup_steps)
+    v.check_range("init_value", init_value)
+    v.check_range("peak_value", peak_value)
+    v.check_nonnegative("warmup_steps", warmup_steps)
     decay = (transition_steps, decay_rate, transition_begin, staircase, end_value)
     base.check_exponential(*decay)
     dtype = base.result_dtype(init_value, peak_value, decay_rate, end_value)
@@ -164,9 +164,9 @@ def warmup_constant_schedule(
         Goyal et al., *Accurate, Large Minibatch SGD: Training ImageNet in
         1 Hour*, 2017.
     """
-    base.check_finite("init_value", init_value)
-    base.check_finite("peak_value", peak_value)
-    base.check_positive("warmup_steps", warmup_steps)
+    v.check_range("init_value", init_value)
+    v.check_range("peak_value", peak_value)
+    v.check_positive("warmup_steps", warmup_steps)
     dtype = base.result_dtype(init_value, peak_value)
     return base.polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
 
@@ -256,17 +256,16 @@ def join_schedules(
     if not schedules:
         raise ValueError("schedules=[] is not allowed: give at least one schedule.")
     for i, schedule in enumerate(schedules):
-        if not callable(schedule):
-            raise TypeError(f"schedules[{i}] must be callable, got {schedule!r}.")
+        v.check_callable(f"schedules[{i}]", schedule)
     if not isinstance(boundaries, Sequence) or len(boundaries) != len(schedules) - 1:
         raise ValueError(
             f"boundaries={boundaries!r} is not allowed: it must be a list of "
             f"{len(schedules) - 1} steps (one fewer than the schedules)."
         )
     for i, boundary in enumerate(boundaries):
-        base.check_finite(f"boundaries[{i}]", boundary)
+        v.check_range(f"boundaries[{i}]", boundary)
     for i in range(len(boundaries) - 1):
-        base.check_less(
+        v.check_less(
             f"boundaries[{i}]",
             boundaries[i],
             f"boundaries[{i + 1}]",

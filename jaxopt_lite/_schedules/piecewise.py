@@ -16,6 +16,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import add, compute_dtype, div, mul, promote, sub
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
 
@@ -28,23 +29,23 @@ def _floor_product(a: Any, b: Any, dtype: Any) -> Any:
     ``int(a * b)``), else traced in ``dtype``."""
     ca, cb = v.concrete_values(a), v.concrete_values(b)
     if ca is None or cb is None:
-        return jnp.floor(jnp.asarray(a).astype(dtype) * b)
+        return jnp.floor(mul(jnp.asarray(a).astype(dtype), b))
     out = np.floor(ca.astype(np.float64) * cb.astype(np.float64))
     return int(out) if out.ndim == 0 else out.astype(np.int32)
 
 
 def _linear_between(a, b, x):
-    return (b - a) * x + a
+    return add(mul(b - a, x), a)
 
 
 def _cosine_between(a, b, x):
-    return b + (a - b) / 2.0 * (jnp.cos(jnp.pi * x) + 1)
+    return add(b, mul((a - b) / 2.0, jnp.cos(jnp.pi * x) + 1))
 
 
 def _interpolate(kind, init, knots, scales, dtype) -> base.Schedule:
     """Interpolate between ``init * prod(scales[:i])`` placed at ``knots[i-1]``
     (the first value at step 0); hold the last value after the last knot."""
-    ct = base.compute_dtype(dtype)
+    ct = compute_dtype(dtype)
     between = _linear_between if kind == "linear" else _cosine_between
     knots = [0, *(base.lift_count(k, ct) for k in knots)]
 
@@ -53,12 +54,15 @@ def _interpolate(kind, init, knots, scales, dtype) -> base.Schedule:
         values = [jnp.asarray(init).astype(ct)]
         for s in scales:
             values.append(values[-1] * jnp.asarray(s).astype(ct))
-        out = jnp.where(step >= knots[-1], values[-1], values[0])
+        last = jnp.greater_equal(*promote(step, knots[-1]))
+        out = jnp.where(last, values[-1], values[0])
         for i in range(len(knots) - 1):
             lo, hi = knots[i], knots[i + 1]
-            x = (step - lo) / jnp.maximum(hi - lo, 1)
-            inside = (step >= lo) & (step < hi)
-            out = jnp.where(inside, between(values[i], values[i + 1], x), out)
+            x = div(sub(step, lo), jnp.maximum(sub(hi, lo), 1))
+            inside = jnp.greater_equal(*promote(step, lo)) & jnp.less(
+                *promote(step, hi)
+            )
+            out = jnp.where(inside, *promote(between(values[i], values[i + 1], x), out))
         return out.astype(dtype)
 
     return schedule
@@ -81,7 +85,7 @@ def _check_boundaries(
         )
     for boundary, scale in boundaries_and_scales.items():
         v.check_range(f"a boundary (step) of {name}", boundary, minimum)
-        base.check_nonnegative(f"{name}[{boundary!r}]", scale)
+        v.check_nonnegative(f"{name}[{boundary!r}]", scale)
     return sorted(boundaries_and_scales.items(), key=lambda item: item[0])
 
 
@@ -110,16 +114,20 @@ def piecewise_constant_schedule(
         >>> sched(jnp.arange(6))
         Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
     """
-    base.check_finite("init_value", init_value)
+    v.check_range("init_value", init_value)
     items = _check_boundaries(boundaries_and_scales, -math.inf)
     dtype = base.result_dtype(init_value, *(scale for _, scale in items))
-    ct = base.compute_dtype(dtype)
+    ct = compute_dtype(dtype)
 
     def schedule(step):
         step = jnp.asarray(step)
         value = jnp.asarray(init_value).astype(ct)
         for boundary, scale in items:
-            value = jnp.where(step >= boundary, value * base.lift(scale, ct), value)
+            value = jnp.where(
+                jnp.greater_equal(*promote(step, boundary)),
+                value * base.lift(scale, ct),
+                value,
+            )
         shape = jnp.broadcast_shapes(value.shape, step.shape)
         return jnp.broadcast_to(value, shape).astype(dtype)
 
@@ -164,12 +172,8 @@ def piecewise_interpolate_schedule(
         >>> sched(jnp.arange(6))
         Array([1.   , 0.75 , 0.5  , 0.375, 0.25 , 0.25 ], dtype=float32)
     """
-    if interpolate_type not in ("linear", "cosine"):
-        raise ValueError(
-            f"interpolate_type={interpolate_type!r} is not allowed: it must be "
-            "'linear' or 'cosine'."
-        )
-    base.check_finite("init_value", init_value)
+    v.check_choice("interpolate_type", interpolate_type, ("linear", "cosine"))
+    v.check_range("init_value", init_value)
     items = _check_boundaries(boundaries_and_scales, 0.0)
     scales = [scale for _, scale in items]
     dtype = base.result_dtype(init_value, *scales)
@@ -180,13 +184,13 @@ def piecewise_interpolate_schedule(
 def _onecycle_args(transition_steps, peak_value, pct_start, div, final_div) -> Any:
     """Check the arguments both one-cycle schedules share; return the output
     dtype, the compute dtype, and the peak value and both factors lifted."""
-    base.check_positive("transition_steps", transition_steps)
-    base.check_finite("peak_value", peak_value)
-    base.check_fraction("pct_start", pct_start)
-    base.check_positive("div_factor", div)
-    base.check_positive("final_div_factor", final_div)
+    v.check_positive("transition_steps", transition_steps)
+    v.check_range("peak_value", peak_value)
+    v.check_range("pct_start", pct_start, 0.0, 1.0)
+    v.check_positive("div_factor", div)
+    v.check_positive("final_div_factor", final_div)
     dtype = base.result_dtype(peak_value, div, final_div)
-    ct = base.compute_dtype(dtype)
+    ct = compute_dtype(dtype)
     return dtype, ct, *(base.lift(x, ct) for x in (peak_value, div, final_div))
 
 
@@ -239,8 +243,8 @@ def linear_onecycle_schedule(
     dtype, ct, peak, div, final = _onecycle_args(
         transition_steps, peak_value, pct_start, div_factor, final_div_factor
     )
-    base.check_fraction("pct_final", pct_final)
-    base.check_less("pct_start", pct_start, "pct_final", pct_final, strict=False)
+    v.check_range("pct_final", pct_final, 0.0, 1.0)
+    v.check_less("pct_start", pct_start, "pct_final", pct_final, strict=False)
     knots = [
         _floor_product(pct_start, transition_steps, ct),
         _floor_product(pct_final, transition_steps, ct),

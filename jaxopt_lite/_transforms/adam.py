@@ -16,7 +16,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import real_full_like, zeros_like
+from jaxopt_lite._core.dtypes import add, div, real_full_like, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 
@@ -63,7 +63,7 @@ def _first_moment_hat(
         return _tree.tree_bias_correction(mu, b1, count)
     mu_next = _tree.tree_bias_correction(mu, b1, _tree.safe_increment(count))
     g_hat = _tree.tree_bias_correction(updates, b1, count)
-    return jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, mu_next, g_hat)
+    return jax.tree.map(lambda m, g: _tree.ema(b1, m, g), mu_next, g_hat)
 
 
 def _adam_ratio(
@@ -71,7 +71,7 @@ def _adam_ratio(
 ) -> _tree.PyTree:
     r"""$\hat\mu / (\sqrt{\hat\nu + \epsilon_r} + \epsilon)$ in the gradients' dtype."""
     return jax.tree.map(
-        lambda g, m, n: (m / (jnp.sqrt(n + eps_root) + eps)).astype(g.dtype),
+        lambda g, m, n: div(m, add(jnp.sqrt(add(n, eps_root)), eps)).astype(g.dtype),
         updates,
         mu_hat,
         nu_hat,
@@ -255,7 +255,7 @@ def scale_by_adamax(
         nu = _tree.tree_update_infinity_moment(updates, state.nu, b2, eps)  # pyright: ignore[reportArgumentType]
         mu_hat = _tree.tree_bias_correction(mu, b1, count)
         new_updates = jax.tree.map(
-            lambda g, m, n: (m / n).astype(g.dtype), updates, mu_hat, nu
+            lambda g, m, n: div(m, n).astype(g.dtype), updates, mu_hat, nu
         )
         return new_updates, ScaleByAdamState(count, mu, nu)
 

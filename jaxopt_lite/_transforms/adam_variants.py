@@ -9,7 +9,14 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import full_like, real_full_like
+from jaxopt_lite._core.dtypes import (
+    add,
+    full_like,
+    mul,
+    promote,
+    real_full_like,
+    sub,
+)
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
 from jaxopt_lite._transforms.adam import (
@@ -86,8 +93,9 @@ def scale_by_radam(
         mu_hat = _first_moment_hat(updates, mu, b1, count, nesterov)
         nu_hat = _tree.tree_bias_correction(nu, b2, count)
         rho_inf = 2.0 / (1.0 - b2) - 1.0
-        b2t = b2**count
-        rho = rho_inf - 2 * count * b2t / (1 - b2t)
+        b2t = jax.lax.pow(jnp.asarray(b2), count)  # b2**count, float ** int
+        twice = (2 * count).astype(b2t.dtype)  # 2t, in b2t's precision
+        rho = rho_inf - twice * b2t / (1 - b2t)
         rect = jnp.sqrt(
             (rho - 4.0)
             * (rho - 2.0)
@@ -97,7 +105,8 @@ def scale_by_radam(
         adam_step = _adam_ratio(updates, mu_hat, nu_hat, eps, eps_root)
         new_updates = jax.tree.map(
             lambda g, a, m: jnp.where(
-                rho >= threshold, rect.astype(a.dtype) * a, m
+                jnp.greater_equal(*promote(rho, threshold)),
+                *promote(rect.astype(a.dtype) * a, m),
             ).astype(g.dtype),
             updates,
             adam_step,
@@ -162,7 +171,7 @@ def scale_by_belief(
         mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
         error = optax.tree.sub(updates, mu)
         nu = _tree.tree_update_moment(error, state.nu, b2, 2)
-        nu = jax.tree.map(lambda n: (n + eps_root).astype(n.dtype), nu)
+        nu = jax.tree.map(lambda n: add(n, eps_root).astype(n.dtype), nu)
         mu_hat = _first_moment_hat(updates, mu, b1, count, nesterov)
         nu_hat = _tree.tree_bias_correction(nu, b2, count)
         new_updates = _adam_ratio(updates, mu_hat, nu_hat, eps, 0.0)
@@ -229,7 +238,7 @@ def scale_by_yogi(
 
         def second(g, n):
             g2 = _tree.abs_sq(g)
-            return (n - (1 - b2) * jnp.sign(n - g2) * g2).astype(n.dtype)
+            return sub(n, mul(mul(1 - b2, jnp.sign(n - g2)), g2)).astype(n.dtype)
 
         nu = jax.tree.map(second, updates, state.nu)
         mu_hat = _tree.tree_bias_correction(mu, b1, count)

@@ -7,8 +7,6 @@ modulus (the phase is kept). Norms do not overflow (``_core.tree.l2_norm``).
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -17,11 +15,8 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import div, mul, promote
 from jaxopt_lite._core.recipe import recipe
-
-NO_PARAMS_MSG = (
-    "{name} needs the current parameters: call update(updates, state, params)."
-)
 
 
 class ClipState(NamedTuple):
@@ -60,8 +55,8 @@ def clip(max_delta: float | jax.Array) -> optax.GradientTransformation:
             factor = jnp.where(
                 modulus > max_delta, max_delta / jnp.where(modulus > 0, modulus, 1), 1
             )
-            return (g * factor).astype(g.dtype)
-        return jnp.clip(g, -max_delta, max_delta).astype(g.dtype)
+            return mul(g, factor).astype(g.dtype)
+        return jnp.clip(*promote(g, -max_delta, max_delta)).astype(g.dtype)
 
     def init_fn(params):
         del params
@@ -110,7 +105,7 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
         Pascanu, Mikolov and Bengio, *On the difficulty of training recurrent
         neural networks*, 2013.
     """
-    v.check_range("max_norm", max_norm, 0.0, low_closed=False)
+    v.check_positive("max_norm", max_norm)
 
     def init_fn(params):
         del params
@@ -119,10 +114,11 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
     def update_fn(updates, state, params=None):
         del params
         norm = _tree.tree_global_norm(updates)
-        keep = norm < max_norm
+        keep = jnp.less(*promote(norm, max_norm))
 
         def one(g):
-            return jnp.where(keep, g, (g / norm) * max_norm).astype(g.dtype)
+            clipped = mul(div(g, norm), max_norm)
+            return jnp.where(keep, *promote(g, clipped)).astype(g.dtype)
 
         return jax.tree.map(one, updates), state
 
@@ -161,11 +157,11 @@ def clip_by_block_rms(threshold: float | jax.Array) -> optax.GradientTransformat
         Shazeer and Stern, *Adafactor: Adaptive learning rates with sublinear
         memory cost*, 2018.
     """
-    v.check_range("threshold", threshold, 0.0, low_closed=False)
+    v.check_positive("threshold", threshold)
 
     def one(g):
         rms = _tree.l2_norm(g, mean=True)
-        return (g / jnp.maximum(1.0, rms / threshold)).astype(g.dtype)
+        return div(g, jnp.maximum(1.0, div(rms, threshold))).astype(g.dtype)
 
     def init_fn(params):
         del params
@@ -246,41 +242,27 @@ def adaptive_grad_clip(
         Brock, De, Smith and Simonyan, *High-performance large-scale image
         recognition without normalization*, 2021.
     """
-    v.check_range("clipping", clipping, 0.0, low_closed=False)
+    v.check_positive("clipping", clipping)
     v.check_nonnegative("eps", eps)
-    _check_axis(axis)
+    v.check_axis("axis", axis)
 
     def one(g, p):
         axes = _unit_axes(g, axis)
         g_norm = _unit_norm(g, axes)
-        limit = clipping * jnp.maximum(_unit_norm(p, axes), eps)
-        clipped = g * (limit / jnp.maximum(g_norm, 1e-6))
-        return jnp.where(g_norm < limit, g, clipped).astype(g.dtype)
+        limit = mul(clipping, jnp.maximum(*promote(_unit_norm(p, axes), eps)))
+        clipped = mul(g, div(limit, jnp.maximum(g_norm, 1e-6)))
+        below = jnp.less(*promote(g_norm, limit))
+        return jnp.where(below, *promote(g, clipped)).astype(g.dtype)
 
     def init_fn(params):
         del params
         return AdaptiveGradClipState()
 
     def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError(NO_PARAMS_MSG.format(name="adaptive_grad_clip"))
+        v.require_params("adaptive_grad_clip", params)
         return jax.tree.map(one, updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)
-
-
-def _check_axis(axis: Any) -> None:
-    def is_int(a):
-        return isinstance(a, numbers.Integral) and not isinstance(a, bool)
-
-    if axis is None or is_int(axis):
-        return
-    if isinstance(axis, Sequence) and not isinstance(axis, str):
-        if all(is_int(a) for a in axis):
-            return
-    raise TypeError(
-        f"axis must be None, an integer or a tuple of integers, got {axis!r}."
-    )
 
 
 class ZeroNansState(NamedTuple):

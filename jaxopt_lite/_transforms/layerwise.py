@@ -11,7 +11,14 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import state_dtype, zeros_like
+from jaxopt_lite._core.dtypes import (
+    add,
+    div,
+    mul,
+    promote,
+    state_dtype,
+    zeros_like,
+)
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.tree import safe_norm
 from jaxopt_lite._core.validate import check_dtype
@@ -68,20 +75,16 @@ def scale_by_trust_ratio(
     def one(g, p):
         param_norm = safe_norm(p, min_norm)
         update_norm = safe_norm(g, min_norm)
-        ratio = trust_coefficient * param_norm / (update_norm + eps)
+        ratio = div(mul(trust_coefficient, param_norm), add(update_norm, eps))
         ratio = jnp.where((param_norm == 0.0) | (update_norm == 0.0), 1.0, ratio)
-        return (g * ratio).astype(g.dtype)
+        return mul(g, ratio).astype(g.dtype)
 
     def init_fn(params):
         del params
         return ScaleByTrustRatioState()
 
     def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError(
-                "scale_by_trust_ratio needs the current parameters: "
-                "call update(updates, state, params)."
-            )
+        v.require_params("scale_by_trust_ratio", params)
         return jax.tree.map(one, updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -154,21 +157,21 @@ def scale_by_novograd(
         return ScaleByNovogradState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
 
     def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError(
-                "scale_by_novograd needs the current parameters: "
-                "call update(updates, state, params)."
-            )
+        v.require_params("scale_by_novograd", params)
         count = _tree.safe_increment(state.count)
         first = count == 1
 
         def new_nu(g, n):
             sq = jnp.linalg.norm(g) ** 2  # (rounded as optax does)
-            return jnp.where(first, sq, b2 * n + (1 - b2) * sq).astype(n.dtype)
+            return jnp.where(first, *promote(sq, _tree.ema(b2, n, sq))).astype(n.dtype)
 
         def new_mu(g, p, m, n):
-            step = g / (jnp.sqrt(n + eps_root) + eps) + weight_decay * p
-            return jnp.where(first, step, b1 * m + step).astype(m.dtype)
+            step = add(
+                div(g, add(jnp.sqrt(add(n, eps_root)), eps)), mul(weight_decay, p)
+            )
+            return jnp.where(first, *promote(step, add(mul(b1, m), step))).astype(
+                m.dtype
+            )
 
         nu = jax.tree.map(new_nu, updates, state.nu)
         mu = jax.tree.map(new_mu, updates, params, state.mu, nu)

@@ -10,6 +10,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import add, compute_dtype, div, mul, promote
 from jaxopt_lite._core.recipe import recipe
 
 
@@ -94,10 +95,11 @@ def add_noise(
 
         def noisy_leaf(g, k):
             # sigma in the leaf's precision (float32, float64 for float64 leaves)
-            std = jnp.sqrt(
-                eta / jnp.asarray(count).astype(_tree.compute_dtype(g)) ** gamma
+            steps = jnp.asarray(count).astype(compute_dtype(g))
+            std = jnp.sqrt(div(eta, jnp.power(*promote(steps, gamma))))
+            return add(g, mul(std, jax.random.normal(k, g.shape, g.dtype))).astype(
+                g.dtype
             )
-            return (g + std * jax.random.normal(k, g.shape, g.dtype)).astype(g.dtype)
 
         noisy = [noisy_leaf(g, k) for g, k in zip(leaves, keys, strict=True)]
         new_state = AddNoiseState(count=count, rng_key=next_key)

@@ -11,6 +11,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import add, div, mul, promote, sub
 from jaxopt_lite._core.recipe import recipe
 
 _VARIANTS = ("sps", "sps+")
@@ -77,10 +78,7 @@ def scale_by_polyak(
     v.check_range("f_min", f_min)
     v.check_nonnegative("max_learning_rate", max_learning_rate)
     v.check_nonnegative("eps", eps)
-    if variant not in _VARIANTS:
-        raise ValueError(
-            f"variant={variant!r} is not allowed: it must be one of {_VARIANTS}."
-        )
+    v.check_choice("variant", variant, _VARIANTS)
 
     def init_fn(params):
         del params
@@ -88,20 +86,16 @@ def scale_by_polyak(
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         del params, extra_args
-        if value is None:
-            raise TypeError(
-                "scale_by_polyak needs the loss: call "
-                "update(updates, state, params, value=loss)."
-            )
+        value = v.require_value("scale_by_polyak", value)
         sq_norm = _tree.tree_sum_squares(updates)
-        gap = jnp.asarray(value - f_min).astype(sq_norm.dtype)
+        gap = jnp.asarray(sub(value, f_min)).astype(sq_norm.dtype)
         if variant == "sps+":
             gap = jnp.maximum(gap, 0.0)
-        denominator = sq_norm + eps
+        denominator = add(sq_norm, eps)
         step = jnp.where(
             denominator <= _TINY,
             0.0,
-            jnp.minimum(gap / denominator, max_learning_rate),
+            jnp.minimum(*promote(gap / denominator, max_learning_rate)),
         )
         scaled = _tree.tree_scale(step, updates)
         # Where the squared norm overflows (or is so large that gap / |g|^2 is
@@ -121,10 +115,11 @@ def _overflowed(updates, gap, max_learning_rate):
     overflows, from the overflow-safe norm (NaN or infinite updates stay so)."""
     norm = _tree.tree_global_norm(updates)
     step_times_norm = gap / norm
-    capped = step_times_norm / norm >= max_learning_rate
+    capped = jnp.greater_equal(*promote(step_times_norm / norm, max_learning_rate))
     return jax.tree.map(
         lambda g: jnp.where(
-            capped, max_learning_rate * g, step_times_norm * (g / norm)
+            capped,
+            *promote(mul(max_learning_rate, g), mul(step_times_norm, div(g, norm))),
         ).astype(g.dtype),
         updates,
     )

@@ -15,7 +15,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import real_full_like, zeros_like
+from jaxopt_lite._core.dtypes import add, mul, real_full_like, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
 
@@ -71,7 +71,7 @@ def scale_by_rss(
             state.sum_of_squares,
         )
         new_updates = jax.tree.map(
-            lambda g, s: (g * jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0)).astype(
+            lambda g, s: mul(g, jnp.where(s > 0, jax.lax.rsqrt(add(s, eps)), 0)).astype(
                 g.dtype
             ),
             updates,
@@ -89,10 +89,31 @@ class ScaleByRmsState(NamedTuple):
     nu: _tree.PyTree
 
 
-def _inverse_root(n: jax.Array, eps: Any, eps_in_sqrt: bool) -> jax.Array:
-    if eps_in_sqrt:
-        return jax.lax.rsqrt(n + eps)
-    return 1 / (jnp.sqrt(n) + eps)
+def _check_rms_args(
+    decay: Any, eps: Any, initial_scale: Any, eps_in_sqrt: Any, bias_correction: Any
+) -> None:
+    """The checks of the arguments `scale_by_rms` and `scale_by_stddev` share."""
+    v.check_decay("decay", decay)
+    v.check_nonnegative("eps", eps)
+    v.check_nonnegative("initial_scale", initial_scale)
+    check_bool("eps_in_sqrt", eps_in_sqrt)
+    check_bool("bias_correction", bias_correction)
+
+
+def _divide_by_root(
+    updates: _tree.PyTree, second: _tree.PyTree, eps: Any, eps_in_sqrt: bool
+) -> _tree.PyTree:
+    r"""Each update over $\sqrt{s + \epsilon}$ (or $\sqrt{s} + \epsilon$), with
+    $s$ the matching leaf of ``second``, in the updates' dtypes."""
+
+    def one(g, n):
+        if eps_in_sqrt:
+            factor = jax.lax.rsqrt(add(n, eps))
+        else:
+            factor = 1 / add(jnp.sqrt(n), eps)
+        return mul(g, factor).astype(g.dtype)
+
+    return jax.tree.map(one, updates, second)
 
 
 @recipe
@@ -135,11 +156,7 @@ def scale_by_rms(
         Tieleman and Hinton, *Lecture 6.5 -- RMSProp*, COURSERA: Neural
         Networks for Machine Learning, 2012.
     """
-    v.check_decay("decay", decay)
-    v.check_nonnegative("eps", eps)
-    v.check_nonnegative("initial_scale", initial_scale)
-    check_bool("eps_in_sqrt", eps_in_sqrt)
-    check_bool("bias_correction", bias_correction)
+    _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
 
     def init_fn(params):
         return ScaleByRmsState(
@@ -151,11 +168,7 @@ def scale_by_rms(
         count = _tree.safe_increment(state.count)
         nu = _tree.tree_update_moment(updates, state.nu, decay, 2)
         nu_hat = _tree.tree_bias_correction(nu, decay, count) if bias_correction else nu
-        new_updates = jax.tree.map(
-            lambda g, n: (g * _inverse_root(n, eps, eps_in_sqrt)).astype(g.dtype),
-            updates,
-            nu_hat,
-        )
+        new_updates = _divide_by_root(updates, nu_hat, eps, eps_in_sqrt)
         return new_updates, ScaleByRmsState(count, nu)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -210,11 +223,7 @@ def scale_by_stddev(
     References:
         Graves, *Generating Sequences With Recurrent Neural Networks*, 2013.
     """
-    v.check_decay("decay", decay)
-    v.check_nonnegative("eps", eps)
-    v.check_nonnegative("initial_scale", initial_scale)
-    check_bool("eps_in_sqrt", eps_in_sqrt)
-    check_bool("bias_correction", bias_correction)
+    _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
 
     def init_fn(params):
         return ScaleByStddevState(
@@ -233,14 +242,8 @@ def scale_by_stddev(
             nu_hat = _tree.tree_bias_correction(nu, decay, count)
         else:
             mu_hat, nu_hat = mu, nu
-        new_updates = jax.tree.map(
-            lambda g, m, n: (
-                g * _inverse_root(n - _tree.abs_sq(m), eps, eps_in_sqrt)
-            ).astype(g.dtype),
-            updates,
-            mu_hat,
-            nu_hat,
-        )
+        variance = jax.tree.map(lambda m, n: n - _tree.abs_sq(m), mu_hat, nu_hat)
+        new_updates = _divide_by_root(updates, variance, eps, eps_in_sqrt)
         return new_updates, ScaleByStddevState(count, mu, nu)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -297,9 +300,9 @@ def scale_by_adadelta(
         del params
         e_g = _tree.tree_update_moment(updates, state.e_g, rho, 2)
         new_updates = jax.tree.map(
-            lambda g, eg, ex: (g * (jnp.sqrt(ex + eps) / jnp.sqrt(eg + eps))).astype(
-                g.dtype
-            ),
+            lambda g, eg, ex: mul(
+                g, jnp.sqrt(add(ex, eps)) / jnp.sqrt(add(eg, eps))
+            ).astype(g.dtype),
             updates,
             e_g,
             state.e_x,

@@ -21,6 +21,7 @@ from jaxopt_lite._combinators.masking import PartitionState
 from jaxopt_lite._combinators.plateau import ReduceLROnPlateauState
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import mul, tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 
 ScalarOrSchedule = optax.ScalarOrSchedule
@@ -94,8 +95,7 @@ def scale_by_schedule(
         >>> t.update(jnp.array([2.0]), s)[0]
         Array([1.], dtype=float32)
     """
-    if not callable(step_size_fn):
-        raise TypeError(f"step_size_fn must be callable, got {step_size_fn!r}.")
+    v.check_callable("step_size_fn", step_size_fn)
 
     def init_fn(params):
         del params
@@ -165,7 +165,7 @@ def scale_by_learning_rate(
 
     def init_fn(params):
         count = jnp.zeros([], jnp.int32)
-        dtype = _tree.tree_compute_dtype(params)
+        dtype = tree_compute_dtype(params)
         return ScaleByLearningRateState(count, rate_at(count, dtype))
 
     def update_fn(updates, state, params=None):
@@ -225,7 +225,7 @@ def current_learning_rate(opt_state: Any) -> jax.Array | None:
     if rate is None:
         return None
     rate = jnp.asarray(rate)
-    return rate if after is None else (rate * after).astype(rate.dtype)
+    return rate if after is None else mul(rate, after).astype(rate.dtype)
 
 
 def _walk(node: Any) -> tuple[Any, Any, Any]:
@@ -296,4 +296,4 @@ def _is_scalar(x: Any) -> bool:
 def _times(a: Any, b: Any) -> Any:
     if a is None:
         return b
-    return a if b is None else a * b
+    return a if b is None else mul(a, b)

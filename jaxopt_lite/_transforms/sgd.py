@@ -11,7 +11,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import cast_like, zeros_like
+from jaxopt_lite._core.dtypes import add, cast_like, mul, promoted_dtype, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 
@@ -61,7 +61,7 @@ def trace(
         Sutskever et al., *On the importance of initialization and momentum in
         deep learning*, 2013.
     """
-    v.check_range("decay", decay, 0.0, 1.0)  # 1: a plain sum, as optax allows
+    v.check_momentum("decay", decay)
     check_bool("nesterov", nesterov)
     accumulator_dtype = check_dtype("accumulator_dtype", accumulator_dtype)
 
@@ -70,9 +70,13 @@ def trace(
 
     def update_fn(updates, state, params=None):
         del params
-        new_trace = jax.tree.map(lambda g, m: g + decay * m, updates, state.trace)
+
+        def plus_decayed(g, m):  # g + decay * m
+            return add(g, mul(decay, m))
+
+        new_trace = jax.tree.map(plus_decayed, updates, state.trace)
         if nesterov:
-            out = jax.tree.map(lambda g, m: g + decay * m, updates, new_trace)
+            out = jax.tree.map(plus_decayed, updates, new_trace)
         else:
             out = new_trace
         return cast_like(out, updates), TraceState(cast_like(new_trace, state.trace))
@@ -105,7 +109,7 @@ def momentum_ema(
     def zeros(p):
         dtype = p.dtype if accumulator_dtype is None else accumulator_dtype
         if jnp.iscomplexobj(p):  # keep the imaginary part of complex steps
-            dtype = jnp.promote_types(dtype, p.dtype)
+            dtype = promoted_dtype(dtype, p.dtype)
         return jnp.zeros(p.shape, dtype)
 
     def init_fn(params):
@@ -116,7 +120,7 @@ def momentum_ema(
         del params
         # The updates come from the average before it is rounded to the
         # buffer's dtype (as optax.ema does; the same for float32 buffers).
-        raw = jax.tree.map(lambda g, m: decay * m + (1 - decay) * g, updates, state.ema)
+        raw = jax.tree.map(lambda g, m: _tree.ema(decay, m, g), updates, state.ema)
         out = cast_like(raw, updates)
         ema = cast_like(raw, state.ema)
         return out, MomentumState(_tree.safe_increment(state.count), ema)

@@ -10,7 +10,7 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import zeros_like
+from jaxopt_lite._core.dtypes import add, mul, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_dtype
 
@@ -111,15 +111,12 @@ def scale_by_lion(
     v.check_decay("b2", b2)
     v.check_range("smooth_beta", smooth_beta)
     mu_dtype = check_dtype("mu_dtype", mu_dtype)
-    if mode not in _LION_MODES:
-        raise ValueError(
-            f"mode={mode!r} is not allowed: it must be one of {_LION_MODES}."
-        )
+    v.check_choice("mode", mode, _LION_MODES)
 
     def direction(g, m):
-        c = (1.0 - b1) * g + b1 * m
+        c = add(mul(1.0 - b1, g), mul(b1, m))
         if mode == "smooth":
-            out = jnp.tanh(smooth_beta * c)
+            out = jnp.tanh(mul(smooth_beta, c))
         elif mode == "refined":
             out = jnp.where(jnp.abs(c) < 1.0, c, jnp.sign(c))
         else:

@@ -11,6 +11,7 @@ import optax
 from jaxopt_lite._combinators.masking import masked
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import add, mul
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
 
@@ -67,14 +68,10 @@ def add_decayed_weights(
         return AddDecayedWeightsState(count=jnp.zeros([], jnp.int32))
 
     def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError(
-                "add_decayed_weights needs the parameters: call "
-                "update(updates, state, params)."
-            )
+        v.require_params("add_decayed_weights", params)
         rate = weight_decay(state.count) if callable(weight_decay) else weight_decay
         new_updates = jax.tree.map(  # None updates stay None, as in optax
-            lambda g, p: None if g is None else (g + rate * p).astype(g.dtype),
+            lambda g, p: None if g is None else add(g, mul(rate, p)).astype(g.dtype),
             updates,
             params,
             is_leaf=lambda x: x is None,

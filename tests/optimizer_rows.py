@@ -1,0 +1,383 @@
+"""The rows of kind ``"optimizer"`` of the shared table
+(``transform_table.py``): every optimizer of the package, one row per
+configuration under test."""
+
+from __future__ import annotations
+
+import optax
+from table_row import (
+    B_INVALID,
+    EPS_INVALID,
+    LR_INVALID,
+    NAN,
+    Row,
+    optax_schedule,
+    ours,
+    schedule,
+)
+
+ADAM_INVALID = LR_INVALID + B_INVALID + EPS_INVALID
+
+OPTIMIZER_ROWS: list[Row] = [
+    # --- optimizers: SGD, adaptive and the Adam family ---
+    Row(
+        "gd",
+        ours("gd"),
+        {"learning_rate": 0.01},
+        optax.sgd,
+        converge_kwargs={"learning_rate": 1e-3},
+        converge_steps=20_000,
+    ),
+    Row(
+        "gd_schedule",
+        ours("gd"),
+        {"learning_rate": schedule(0.01)},
+        optax.sgd,
+        {"learning_rate": optax_schedule(0.01)},
+        traced=(),
+    ),
+    Row(
+        "sgd",
+        ours("sgd"),
+        {"learning_rate": 0.01},
+        optax.sgd,
+        converge_kwargs={"learning_rate": 1e-3, "momentum": 0.9},
+    ),
+    Row(
+        "sgd_momentum",
+        ours("sgd"),
+        {"learning_rate": 0.01, "momentum": 0.9},
+        optax.sgd,
+        converge_kwargs={"learning_rate": 1e-3, "momentum": 0.9},
+        traced=("learning_rate", "momentum"),
+        invalid=(*LR_INVALID, ("momentum", 1.5), ("momentum", -0.5)),
+    ),
+    Row(
+        "sgd_nesterov",
+        ours("sgd"),
+        {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True},
+        optax.sgd,
+        # lr=1e-3 (optax's sgd setting) is at the edge of stability with
+        # Nesterov momentum on the complex Rosenbrock problem (optax's too).
+        converge_kwargs={"learning_rate": 5e-4, "momentum": 0.9, "nesterov": True},
+        traced=("learning_rate", "momentum"),
+    ),
+    Row(
+        "adagrad",
+        ours("adagrad"),
+        {"learning_rate": 0.1},
+        optax.adagrad,
+        converge_kwargs={"learning_rate": 1.0},
+        traced=("learning_rate", "initial_accumulator_value", "eps"),
+        invalid=(*LR_INVALID, ("initial_accumulator_value", -1.0), ("eps", -1.0)),
+    ),
+    Row(
+        "rmsprop",
+        ours("rmsprop"),
+        {"learning_rate": 0.01},
+        optax.rmsprop,
+        converge_kwargs={"learning_rate": 5e-3},
+        traced=("learning_rate", "decay", "eps", "initial_scale"),
+        invalid=(*LR_INVALID, ("decay", 1.0), ("eps", -1.0)),
+    ),
+    Row(
+        "rmsprop_centered_momentum",
+        ours("rmsprop"),
+        {
+            "learning_rate": 0.01,
+            "centered": True,
+            "momentum": 0.9,
+            "nesterov": True,
+            "eps": 1e-3,
+        },
+        optax.rmsprop,
+        converge_kwargs={"learning_rate": 5e-3, "momentum": 0.9},
+        traced=("learning_rate", "decay", "momentum"),
+        invalid=(*LR_INVALID, ("momentum", 1.5)),
+    ),
+    Row(
+        "rmsprop_bias_correction",
+        ours("rmsprop"),
+        {"learning_rate": 0.01, "bias_correction": True, "eps_in_sqrt": False},
+        optax.rmsprop,
+    ),
+    Row(
+        "adadelta",
+        ours("adadelta"),
+        {"learning_rate": 0.1, "weight_decay": 1e-3},
+        optax.adadelta,
+        complex_ok=False,
+        complex_reason="adadelta is not run on complex64 here: optax's does not "
+        "support it, and ours (which uses |g|^2) converges too slowly on the "
+        "complex Rosenbrock problem; test_transforms checks its complex dtypes.",
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "rho", "eps", "weight_decay"),
+        invalid=(*LR_INVALID, ("rho", 1.0), ("eps", -1.0), ("weight_decay", -1.0)),
+    ),
+    Row(
+        "adam",
+        ours("adam"),
+        {"learning_rate": 0.01},
+        optax.adam,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "eps", "eps_root"),
+        invalid=(*ADAM_INVALID, ("eps_root", -1.0)),
+    ),
+    Row(
+        "adam_schedule",
+        ours("adam"),
+        {"learning_rate": schedule(0.05), "eps_root": 1e-8},
+        optax.adam,
+        {"learning_rate": optax_schedule(0.05), "eps_root": 1e-8},
+        traced=(),
+    ),
+    Row(
+        "adam_nesterov",
+        ours("adam"),
+        {"learning_rate": 0.01, "nesterov": True},
+        optax.adam,
+    ),
+    Row(
+        "adamw",
+        ours("adamw"),
+        {"learning_rate": 0.01, "weight_decay": 0.1},
+        optax.adamw,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "weight_decay"),
+        invalid=(*ADAM_INVALID, ("weight_decay", -1.0)),
+    ),
+    Row(
+        "adamw_schedule",
+        ours("adamw"),
+        {"learning_rate": schedule(0.05), "weight_decay": 0.1},
+        optax.adamw,
+        {"learning_rate": optax_schedule(0.05), "weight_decay": 0.1},
+        traced=(),
+    ),
+    Row(
+        "nadam",
+        ours("nadam"),
+        {"learning_rate": 0.01},
+        optax.nadam,
+        converge_kwargs={"learning_rate": 1e-2},
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "nadamw",
+        ours("nadamw"),
+        {"learning_rate": 0.01, "weight_decay": 0.1},
+        optax.nadamw,
+        converge_kwargs={"learning_rate": 1e-2},
+        invalid=(*ADAM_INVALID, ("weight_decay", -1.0)),
+    ),
+    Row(
+        "adamax",
+        ours("adamax"),
+        {"learning_rate": 0.01},
+        optax.adamax,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "eps"),
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "amsgrad",
+        ours("amsgrad"),
+        {"learning_rate": 0.01},
+        optax.amsgrad,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "eps"),
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "radam",
+        ours("radam"),
+        {"learning_rate": 0.01},
+        optax.radam,
+        converge_kwargs={"learning_rate": 5e-3},
+        traced=("learning_rate", "b1", "b2", "threshold"),
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "adabelief",
+        ours("adabelief"),
+        {"learning_rate": 0.01},
+        optax.adabelief,
+        converge_kwargs={"learning_rate": 1e-2},
+        traced=("learning_rate", "b1", "b2", "eps"),
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "yogi",
+        ours("yogi"),
+        {"learning_rate": 0.01},
+        optax.yogi,
+        converge_kwargs={"learning_rate": 1e-1},
+        traced=("learning_rate", "b1", "b2", "eps"),
+        invalid=ADAM_INVALID,
+    ),
+    # --- optimizers: sign, layer-wise, noise, Polyak and Adafactor ---
+    Row(
+        "sign_sgd",
+        ours("sign_sgd"),
+        {"learning_rate": 0.01},
+        optax.sign_sgd,
+        converge_kwargs={"learning_rate": 0.1},
+        converge_skip={
+            "rosenbrock": "sign_sgd needs a decaying learning rate to solve "
+            "Rosenbrock (as in optax's tests)."
+        },
+    ),
+    Row(
+        "sign_sgd_schedule",
+        ours("sign_sgd"),
+        {"learning_rate": schedule(0.01)},
+        optax.sign_sgd,
+        {"learning_rate": optax_schedule(0.01)},
+        traced=(),
+    ),
+    Row(
+        "lion",
+        ours("lion"),
+        {"learning_rate": 0.01, "weight_decay": 1e-3},
+        optax.lion,
+        converge_kwargs={"learning_rate": 1e-2, "weight_decay": 1e-4},
+        traced=("learning_rate", "b1", "b2", "weight_decay"),
+        invalid=(*LR_INVALID, *B_INVALID, ("weight_decay", -1.0)),
+    ),
+    Row(
+        "lamb",
+        ours("lamb"),
+        {"learning_rate": 0.01, "weight_decay": 1e-2},
+        optax.lamb,
+        converge_kwargs={"learning_rate": 1e-3},
+        traced=("learning_rate", "b1", "b2", "eps", "weight_decay"),
+        invalid=(*ADAM_INVALID, ("eps_root", -1.0), ("weight_decay", -1.0)),
+    ),
+    Row(
+        "lars",
+        ours("lars"),
+        {"learning_rate": 0.1, "weight_decay": 1e-3},
+        optax.lars,
+        converge_kwargs={"learning_rate": 1.0},
+        traced=("learning_rate", "weight_decay", "trust_coefficient", "momentum"),
+        invalid=(
+            *LR_INVALID,
+            ("weight_decay", -1.0),
+            ("trust_coefficient", -1.0),
+            ("eps", NAN),
+            ("momentum", 1.5),
+        ),
+    ),
+    Row(
+        "lars_nesterov_masked",
+        ours("lars"),
+        {
+            "learning_rate": 0.1,
+            "weight_decay": 1e-3,
+            "nesterov": True,
+            # Masks as callables, so they fit every test problem's params.
+            "trust_ratio_mask": lambda p: (
+                {k: k != "b" for k in p} if isinstance(p, dict) else False
+            ),
+            "weight_decay_mask": lambda p: (
+                {k: k == "b" for k in p} if isinstance(p, dict) else True
+            ),
+        },
+        optax.lars,
+    ),
+    Row(
+        "novograd",
+        ours("novograd"),
+        {"learning_rate": 0.01, "weight_decay": 1e-3},
+        optax.novograd,
+        converge_kwargs={"learning_rate": 1e-3},
+        traced=("learning_rate", "b1", "b2", "eps", "weight_decay"),
+        invalid=(*ADAM_INVALID, ("eps_root", -1.0), ("weight_decay", -1.0)),
+    ),
+    Row(
+        "noisy_sgd",
+        ours("noisy_sgd"),
+        {"learning_rate": 0.01, "eta": 1e-4, "key": 0},
+        optax.noisy_sgd,
+        converge_kwargs={"learning_rate": 1e-3, "eta": 1e-4, "key": 0},
+        converge_steps=20_000,  # complex Rosenbrock needs more (optax too)
+        traced=("learning_rate", "eta", "gamma"),
+        invalid=(*LR_INVALID, ("eta", -1.0), ("gamma", NAN)),
+    ),
+    Row(
+        "polyak_sgd",
+        ours("polyak_sgd"),
+        {"max_learning_rate": 0.1, "f_min": -20.0},
+        optax.polyak_sgd,
+        needs_value=True,
+        converge_kwargs={"max_learning_rate": 1.0},
+        traced=("max_learning_rate", "scaling", "f_min", "eps"),
+        invalid=(
+            ("max_learning_rate", -1.0),
+            ("scaling", -1.0),
+            ("f_min", NAN),
+            ("eps", -1.0),
+            ("variant", "sps++"),
+        ),
+        lr_arg="scaling",
+    ),
+    Row(
+        "polyak_sgd_plus",
+        ours("polyak_sgd"),
+        {"max_learning_rate": 0.1, "f_min": -20.0, "variant": "sps+", "scaling": 0.5},
+        optax.polyak_sgd,
+        needs_value=True,
+        lr_arg="scaling",
+        traced=("scaling",),
+        invalid=(),
+    ),
+    Row(
+        "adafactor",
+        ours("adafactor"),
+        {"learning_rate": 0.01},
+        optax.adafactor,
+        converge_kwargs={"learning_rate": 5e-3},
+        traced=("learning_rate", "decay_rate", "eps", "clipping_threshold"),
+        invalid=(
+            *LR_INVALID,
+            ("decay_rate", -1.0),
+            ("clipping_threshold", 0.0),
+            ("momentum", 1.5),
+            ("eps", -1.0),
+            ("weight_decay_rate", -1.0),
+            ("min_dim_size_to_factor", -1),
+        ),
+    ),
+    Row(
+        "adafactor_default",
+        ours("adafactor"),
+        {},
+        optax.adafactor,
+        complex_ok=False,
+        complex_reason="without a learning rate adafactor oscillates on the "
+        "complex parabola (optax's too); the adafactor row covers complex64.",
+        converge_kwargs={},
+        converge_skip={
+            "rosenbrock": "without a learning rate adafactor's relative steps "
+            "do not reach the Rosenbrock minimum in 10 000 steps (optax's "
+            "neither: same numbers)."
+        },
+        traced=(),
+        invalid=(),
+        lr_arg=None,
+    ),
+    Row(
+        "adafactor_momentum_decay",
+        ours("adafactor"),
+        {
+            "learning_rate": 0.01,
+            "momentum": 0.9,
+            "weight_decay_rate": 1e-3,
+            "multiply_by_parameter_scale": False,
+            "clipping_threshold": None,
+        },
+        optax.adafactor,
+        traced=("learning_rate", "momentum", "weight_decay_rate"),
+        invalid=(("momentum", -0.5), ("weight_decay_rate", NAN)),
+    ),
+]

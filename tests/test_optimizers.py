@@ -91,15 +91,16 @@ CONVERGENCE_PROBLEMS = {"parabola": _parabola, "rosenbrock": _rosenbrock}
 
 
 def _step(opt, loss):
-    """One optimization step; complex gradients are conjugated (as in optax's
-    tests) so that ``params - lr * grad`` descends."""
+    """One optimization step ``carry -> (carry, updates)``, for ``lax.scan``;
+    complex gradients are conjugated (as in optax's tests) so that
+    ``params - lr * grad`` descends."""
 
     def step(carry, _=None):
         params, state = carry
         value, grads = jax.value_and_grad(loss)(params)
         grads = jax.tree.map(jnp.conj, grads)
         updates, state = opt.update(grads, state, params, value=value)
-        return (optax.apply_updates(params, updates), state), value
+        return (optax.apply_updates(params, updates), state), updates
 
     return step
 
@@ -218,23 +219,13 @@ def _scan_results(name: str):
         initial, _, loss = _parabola(DTYPES[dtype_name])
         problems[dtype_name] = (initial, loss)
 
-    def step_with_updates(opt, loss):
-        def step(carry, _):
-            params, state = carry
-            value, grads = jax.value_and_grad(loss)(params)
-            grads = jax.tree.map(jnp.conj, grads)
-            updates, state = opt.update(grads, state, params, value=value)
-            return (optax.apply_updates(params, updates), state), updates
-
-        return step
-
     @jax.jit
     def run():
         out = {}
         for dtype_name, (params, loss) in problems.items():
             state0 = opt.init(params)
             (params3, state3), updates = jax.lax.scan(
-                step_with_updates(opt, loss), (params, state0), None, 3
+                _step(opt, loss), (params, state0), None, 3
             )
             first_updates = jax.tree.map(lambda u: u[0], updates)
             out[dtype_name] = (params, state0, first_updates, params3, state3)

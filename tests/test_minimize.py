@@ -278,6 +278,34 @@ def test_huge_step_limits_do_not_allocate_their_history():
     assert {k: len(h) for k, h in empty.items()} == {"value": 0, "grad_norm": 0}
 
 
+@pytest.mark.parametrize("history_size", [7, 8, 9, 24, 1000])
+def test_history_rows_across_blocks_and_the_sink(history_size):
+    # Rows are written in blocks of 8; those past history_size go nowhere.
+    f = lambda x: jnp.sum((x - 2.0) ** 2)
+    result = jol.minimize(f, jnp.zeros(3), GD, steps=30, history_size=history_size)
+    kept = min(30, history_size)
+    assert {k: len(h) for k, h in result.history.items()} == {
+        "value": kept, "grad_norm": kept,
+    }  # fmt: skip
+    k = np.arange(kept)
+    # float32 iterates: the relative rounding grows as the values shrink
+    np.testing.assert_allclose(result.history["value"], 12 * 0.64**k, rtol=1e-4)
+    np.testing.assert_allclose(
+        result.history["grad_norm"], 4 * np.sqrt(3) * 0.8**k, rtol=1e-4
+    )
+
+
+def test_counts_stay_exact_in_a_low_precision():
+    # Counts travel with the bfloat16 values but bit for bit: 257 is not a
+    # bfloat16 number.
+    f = lambda x: jnp.sum((x - 2.0) ** 2)
+    x0 = jnp.zeros(3, jnp.bfloat16)
+    result = jol.minimize(f, x0, jol.gd(1e-3), steps=257, history_size=300)
+    assert (result.status, result.steps, result.fun_evals) == ("max_steps", 257, 258)
+    assert result.history["value"].dtype == jnp.bfloat16
+    assert len(result.history["value"]) == 257
+
+
 def test_float64_everywhere_under_x64():
     with jax.enable_x64(True):
         x0 = jnp.linspace(-1.2, 1.0, 6, dtype=jnp.float64)

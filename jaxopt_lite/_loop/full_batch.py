@@ -67,7 +67,15 @@ class FullBatchState(NamedTuple):
     status: jax.Array  # int32, RUNNING until a test fires
     fun_evals: jax.Array  # int32
     grad_evals: jax.Array  # int32
-    history: Any  # in the loop: one array [history_size + 1, columns]
+    history: Any  # None in the loop; at the end [history_size, columns] rows
+
+
+def history_columns(opt_state: PyTree) -> tuple[str, ...]:
+    """The names of the history's columns: ``value``, ``grad_norm`` and, when
+    the optimizer state holds one, ``learning_rate``."""
+    if current_learning_rate(opt_state) is None:
+        return ("value", "grad_norm")
+    return ("value", "grad_norm", "learning_rate")
 
 
 def linesearch_states(opt_state: PyTree) -> list[Any]:
@@ -135,8 +143,9 @@ def full_batch_loop(
     upper: PyTree,
 ) -> FullBatchState:
     """Minimize ``fun(x, args)`` (``(value, aux)`` with ``cfg.has_aux``) from
-    ``x0`` until a stopping test fires (see `minimize` for the tests); history
-    rows past the last step are NaN."""
+    ``x0`` until a stopping test fires (see `minimize` for the tests). The
+    history is one ``[history_size, columns]`` array (`history_columns`), NaN
+    past the last step."""
 
     def objective(x):
         out = fun(x, args)
@@ -174,22 +183,18 @@ def full_batch_loop(
     value, grad, aux = evaluate(x0)
     opt_state = optimizer.init(x0)
     dtype = jnp.result_type(value)
-    columns = ["value", "grad_norm"]
-    if current_learning_rate(opt_state) is not None:
-        columns.append("learning_rate")
-    # One buffer, one row per iteration; the extra last row is a sink for the
-    # iterations past history_size.
-    history = jnp.full([cfg.history_size + 1, len(columns)], jnp.nan, dtype)
+    columns = history_columns(opt_state)
     one = jnp.ones([], jnp.int32)
     init = FullBatchState(
         x0, opt_state, jnp.zeros([], jnp.int32), value, grad,
         _tree.tree_global_norm(search_direction_grad(x0, grad)[0]), aux,
-        jnp.full([], RUNNING, jnp.int32), one, one, history,
+        jnp.full([], RUNNING, jnp.int32), one, one, None,
     )  # fmt: skip
     init = init._replace(status=_status(init, init, tols, cfg, first=True))
     reuse = not (cfg.bounded or cfg.unroll or cfg.has_aux)
 
-    def body(s: FullBatchState) -> FullBatchState:
+    def body(s: FullBatchState) -> tuple[FullBatchState, jax.Array]:
+        """One iteration, and the history row of the point it started from."""
         g, mask = search_direction_grad(s.params, s.grad)
         updates, opt_state = optimizer.update(
             g,
@@ -221,16 +226,10 @@ def full_batch_loop(
         rate = current_learning_rate(opt_state)
         if rate is not None:
             row.append(rate)
-        history = jax.lax.dynamic_update_index_in_dim(
-            s.history,
-            jnp.stack([jnp.asarray(r, dtype) for r in row]),
-            jnp.minimum(s.step, cfg.history_size),
-            0,
-        )
         new = FullBatchState(
             params, opt_state, s.step + 1, jnp.asarray(value, dtype), grad,
             grad_norm, aux, s.status, s.fun_evals + fun_evals + extra,
-            s.grad_evals + grad_evals + extra, history,
+            s.grad_evals + grad_evals + extra, None,
         )  # fmt: skip
         unsatisfied = None
         if searches:
@@ -242,24 +241,72 @@ def full_batch_loop(
             (s.params, s.value, s.grad, s.grad_norm, s.aux),
             (new.params, new.value, new.grad, new.grad_norm, new.aux),
         )
-        return new._replace(
+        new = new._replace(
             params=kept[0], value=kept[1], grad=kept[2], grad_norm=kept[3],
             aux=kept[4], status=status,
         )  # fmt: skip
+        return new, jnp.stack([jnp.asarray(r, dtype) for r in row])
 
-    if cfg.unroll:
+    nan_row = jnp.full([len(columns)], jnp.nan, dtype)
+    final, rows = _run(body, init, nan_row, cfg)
+    return final._replace(history=rows)
 
-        def scan_step(s, _):
-            return jax.lax.cond(s.status == RUNNING, body, lambda s: s, s), None
 
-        final = jax.lax.scan(scan_step, init, length=cfg.max_steps)[0]
-    else:
-        final = jax.lax.while_loop(lambda s: s.status == RUNNING, body, init)
-    return final._replace(
-        history={
-            name: final.history[: cfg.history_size, i] for i, name in enumerate(columns)
-        }
+# Rows of history are first written into a block of this many rows, carried
+# by an inner loop, then copied into the whole buffer once per block: the
+# inner loop's carry stays small, and XLA:CPU runs a while loop whose carry
+# is under 1 KiB as one compiled kernel rather than op by op (a buffer of
+# ~20 rows or more in the carry doubled the time of a small solve).
+_BLOCK = 8
+
+
+def _run(
+    body: Callable, init: FullBatchState, nan_row: jax.Array, cfg: Config
+) -> tuple[FullBatchState, jax.Array]:
+    """Iterate ``body`` from ``init`` until the status leaves RUNNING; the
+    first ``cfg.history_size`` rows (NaN past the last step)."""
+
+    def step_if_running(s):
+        return jax.lax.cond(s.status == RUNNING, body, lambda s: (s, nan_row), s)
+
+    def block(s):  # at most _BLOCK iterations: (state, [_BLOCK, columns] rows)
+        if cfg.unroll:
+            return jax.lax.scan(lambda s, _: step_if_running(s), s, length=_BLOCK)
+
+        def one_row(c):
+            s, rows, j = c
+            s, row = body(s)
+            return s, jax.lax.dynamic_update_index_in_dim(rows, row, j, 0), j + 1
+
+        empty = jnp.broadcast_to(nan_row, (_BLOCK, *nan_row.shape))
+        s, rows, _ = jax.lax.while_loop(
+            lambda c: (c[0].status == RUNNING) & (c[2] < _BLOCK),
+            one_row,
+            (s, empty, jnp.zeros([], jnp.int32)),
+        )
+        return s, rows
+
+    if cfg.unroll:  # reverse-differentiable: scans of fixed length
+        blocks = -(-cfg.max_steps // _BLOCK)
+        final, rows = jax.lax.scan(lambda s, _: block(s), init, length=blocks)
+        return final, rows.reshape(-1, nan_row.shape[0])[: cfg.history_size]
+    # Blocks of rows copied into the buffer at the block's first step; those
+    # past history_size go to a sink block at the end. One copy of the loop
+    # body only: two loops of it (say, a plain loop once the history is full)
+    # cost more per call than the blocks do.
+    size = -(-cfg.history_size // _BLOCK) * _BLOCK
+    rows = jnp.broadcast_to(nan_row, (size + _BLOCK, *nan_row.shape))
+
+    def block_into(c):
+        s, rows = c
+        start = jnp.minimum(s.step, size)
+        s, new_rows = block(s)
+        return s, jax.lax.dynamic_update_slice_in_dim(rows, new_rows, start, 0)
+
+    final, rows = jax.lax.while_loop(
+        lambda c: c[0].status == RUNNING, block_into, (init, rows)
     )
+    return final, rows[: cfg.history_size]
 
 
 def _status(

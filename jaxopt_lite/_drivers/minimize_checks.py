@@ -47,10 +47,7 @@ def check_settings(
     v.check_bool("has_aux", has_aux)
     for name, value in (("tol", tol), ("rtol", rtol), ("atol", atol)):
         _check_tolerance(name, value)
-    if diff not in DIFF:
-        raise ValueError(
-            f"diff={diff!r} is not allowed: it must be 'implicit' or 'unroll'."
-        )
+    v.check_choice("diff", diff, DIFF)
     _ls.check_count("history_size", history_size, minimum=0)
     if key is not None:
         if len(_checked_settings) >= _MAX_REMEMBERED:

@@ -7,7 +7,6 @@ from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxopt_lite._core import validate as v
@@ -159,13 +158,7 @@ def scale_by_zoom_linesearch(
         "slope_rtol", slope_rtol, 0.0, 1.0, low_closed=False, high_closed=False
     )
     v.check_range("curv_rtol", curv_rtol, 0.0, 1.0, low_closed=False, high_closed=False)
-    c1, c2 = v.concrete_values(slope_rtol), v.concrete_values(curv_rtol)
-    if c1 is not None and c2 is not None and not np.all(c1 < c2):
-        raise ValueError(
-            f"curv_rtol={c2.tolist()!r} is not allowed with slope_rtol="
-            f"{c1.tolist()!r}: the strong Wolfe conditions need 0 < slope_rtol < "
-            "curv_rtol < 1."
-        )
+    v.check_less("slope_rtol", slope_rtol, "curv_rtol", curv_rtol, strict=True)
     v.check_nonnegative("tol", tol)
     v.check_nonnegative("stepsize_precision", stepsize_precision)
     if approx_dec_rtol is not None:

@@ -92,7 +92,9 @@ def unpack(
     histories cut to the steps taken, or arrays when the outputs are traced
     (under ``jit``, ``vmap`` or ``grad``)."""
     n = _COUNT_BYTES // packed.dtype.itemsize
-    if any(isinstance(x, Tracer) for x in jax.tree.leaves((packed, params))):
+    # The packed array depends on everything the loop depends on: traced
+    # inputs (or closed-over tracers) make it a tracer.
+    if isinstance(packed, Tracer):
         step, status, fun_evals, grad_evals = jnp.moveaxis(
             _counts(jax.lax.stop_gradient(packed[..., :n])), -1, 0
         )
@@ -104,11 +106,12 @@ def unpack(
             opt_state, aux, status, fun_evals, grad_evals,
         )  # fmt: skip
     host = np.asarray(packed)  # the one transfer
-    step, code, fun_evals, grad_evals = (int(c) for c in host[:n].view(np.int32))
+    step, code, fun_evals, grad_evals = host[:n].view(np.int32).tolist()
+    value, grad_norm = host[n : n + 2].tolist()
     rows = host[n + 2 :].reshape(-1, len(columns))[:step]
     status = _full_batch.STATUSES[code]
     return MinimizeResult(
-        params, float(host[n]), float(host[n + 1]), step, status == "converged",
+        params, value, grad_norm, step, status == "converged",
         {name: rows[:, i] for i, name in enumerate(columns)},
         opt_state, aux, status, fun_evals, grad_evals,
     )  # fmt: skip

@@ -252,11 +252,13 @@ def full_batch_loop(
     return final._replace(history=rows)
 
 
-# Rows of history are first written into a block of this many rows, carried
-# by an inner loop, then copied into the whole buffer once per block: the
-# inner loop's carry stays small, and XLA:CPU runs a while loop whose carry
-# is under 1 KiB as one compiled kernel rather than op by op (a buffer of
-# ~20 rows or more in the carry doubled the time of a small solve).
+# XLA:CPU runs the operations of a loop body one after another only when
+# every buffer they touch holds at most 512 bytes (or there are at most 8 of
+# them); otherwise it schedules them concurrently, which on a small problem
+# costs microseconds per iteration (a 1000-row history in the loop carry
+# doubled the time of a 35-iteration solve). So rows are first written into a
+# block of this many rows (192 bytes in float64), carried by an inner loop,
+# and copied into the whole buffer once per block.
 _BLOCK = 8
 
 

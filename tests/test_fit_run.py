@@ -286,3 +286,12 @@ def test_state_and_loss_fn_outputs_are_checked():
                 DATA, state=STATE, steps=1)  # fmt: skip
     with pytest.raises(TypeError, match="callbacks must be a list"):
         jol.fit(loss_fn, PARAMS, OPT, DATA, steps=1, callbacks=jol.Callback())
+
+
+def test_the_next_boundary_never_overflows_int32():
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(log_every=1000, eval=None, stop=None)
+    last = jnp.int32(2**31 - 1)
+    assert int(_loop._next_boundary(cfg, jnp.int32(2147483000), last)) == 2**31 - 1
+    assert int(_loop._next_boundary(cfg, jnp.int32(1500), jnp.int32(5000))) == 2000

@@ -403,8 +403,8 @@ def check_count(name: str, value: Any, *, optional: bool = False) -> None:
     v.check_int(name, value, optional=optional)
     if value is not None and value > INT32_MAX:
         raise ValueError(
-            f"{name}={value} is not allowed: it must be at most {INT32_MAX} (steps "
-            "are counted in int32)."
+            f"{name}={value} is not allowed: it must be at most {INT32_MAX} (the "
+            "compiled loops count in int32)."
         )
 
 
@@ -435,12 +435,13 @@ def check_metric_names(aux_names: Sequence[str], eval_names: Sequence[str]) -> N
     if clash:
         raise ValueError(
             f"loss_fn's aux metrics {clash} would overwrite history columns of "
-            f"the same names (fit records {', '.join(BUILT_IN_COLUMNS)} and the "
-            "eval_fn metrics as eval_<name>); rename them."
+            f"the same names (the history has {', '.join(BUILT_IN_COLUMNS)} and "
+            "the eval_fn metrics as eval_<name>); rename them."
         )
     clash = sorted(set(eval_names) & set(BUILT_IN_COLUMNS))
     if clash:
         raise ValueError(
             f"eval_fn's metrics {[c.removeprefix('eval_') for c in clash]} would "
-            f"be recorded as {clash}, a column fit records itself; rename them."
+            f"be recorded as {clash}, a column the history has already; rename "
+            "them."
         )

@@ -8,7 +8,6 @@ tracing (``jax.eval_shape``).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -25,6 +24,7 @@ from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import fit_stream as _stream
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers import model_checks as _model
+from jaxopt_lite._drivers import pacing as _pacing
 from jaxopt_lite._drivers import programs as _programs
 from jaxopt_lite._drivers.loggers import Callback
 from jaxopt_lite._drivers.progress import Progress
@@ -35,9 +35,6 @@ from jaxopt_lite._loop.stopping import StopConfig
 from jaxopt_lite._transforms.scaling import current_learning_rate
 
 PyTree = Any
-# Without chunk_size a chunk grows to about a second of work, up to this many
-# steps (the size of its row buffers).
-MAX_CHUNK_STEPS = 2**16
 
 
 class EarlyStopping(NamedTuple):
@@ -192,15 +189,6 @@ def _check_callbacks(callbacks: Any) -> tuple[Callback, ...]:
     return tuple(callbacks)
 
 
-def _chunk_capacity(chunk_size: int | None, total_steps: int, log_every: int) -> int:
-    """The most steps one chunk runs: ``chunk_size``, or a power of two of rows
-    (so that runs of similar lengths share a compilation)."""
-    if chunk_size is not None:
-        return min(chunk_size, total_steps)
-    rows = 1 << (math.ceil(total_steps / log_every) - 1).bit_length()
-    return min(rows, max(1, MAX_CHUNK_STEPS // log_every)) * log_every
-
-
 def _columns(
     optimizer: Any, params: PyTree, aux_names: Sequence[str], eval_names: Sequence[str]
 ) -> dict[str, np.dtype]:
@@ -338,7 +326,7 @@ def plan_fit(
         log_every=log_every,
         chunk_size=stream.rows
         if stream is not None
-        else _chunk_capacity(chunk_size, total_steps, log_every),
+        else _pacing.capacity(chunk_size, total_steps, log_every),
         has_aux=has_aux,
         aux_names=tuple(aux_names),
         has_state=has_state,

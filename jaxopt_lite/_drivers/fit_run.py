@@ -21,10 +21,10 @@ from jaxopt_lite._drivers import checkpoint_format as _format
 from jaxopt_lite._drivers import fit_stream as _stream
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers.fit_plan import FitPlan
+from jaxopt_lite._drivers.pacing import paced
 from jaxopt_lite._drivers.progress import Progress
 
 PyTree = Any
-TARGET_SECONDS = 1.0  # a paced chunk aims at about this much device time
 CHECKPOINT_SECONDS = 60.0  # paced chunks: a checkpoint at most this often
 _STREAM = "stream_at"  # checkpoint metadata: where a stream stood
 
@@ -76,7 +76,7 @@ class _ArrayFeed:
     `fit_stream.StreamFeed`): fixed sizes, or paced by measured time. A paced
     run measures its first chunk (one history row) before sending the next,
     then sizes every chunk from the rate of the last one to take about
-    `TARGET_SECONDS`; until it has measured, it does not run ``ahead``."""
+    `pacing.TARGET_SECONDS`; until it has measured, it does not run ``ahead``."""
 
     def __init__(self, plan: FitPlan, data: PyTree):
         self.data, self.total = data, plan.total_steps
@@ -87,14 +87,15 @@ class _ArrayFeed:
 
     def next(self, planned: int, open_row: bool) -> tuple[PyTree, int, int] | None:
         del open_row  # the run's length is known: its last chunk writes the row
-        return (self.data, self.size, self.total) if planned < self.total else None
+        if planned >= self.total:
+            return None
+        return self.data, min(self.size, self.total - planned), self.total
 
     def observe(self, steps: int, elapsed: float) -> None:
         """A chunk of ``steps`` steps took ``elapsed`` seconds."""
         self.ahead = True
         if not self.fixed and steps > 0:
-            fits = steps * TARGET_SECONDS / max(elapsed, 1e-6)
-            self.size = min(self.cap, max(1, int(fits) // self.unit) * self.unit)
+            self.size = paced(steps, elapsed, self.unit, self.cap)
 
     def state(self, step: int) -> None:
         del step

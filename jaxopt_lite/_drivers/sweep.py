@@ -21,6 +21,7 @@ from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import fit_plan as _plan
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers import model_checks as _model
+from jaxopt_lite._drivers import pacing as _pacing
 from jaxopt_lite._drivers import sweep_program as _program
 from jaxopt_lite._drivers import sweep_result as _sweep_result
 from jaxopt_lite._drivers import sweep_run as _run
@@ -205,7 +206,7 @@ def sweep(
     cfg = _loop.LoopConfig(
         sampling=_sampling.Sampling(num_examples, batch_size, shuffle, replace),
         log_every=log_every,
-        chunk_size=_plan._chunk_capacity(None, total_steps, log_every),
+        chunk_size=_pacing.capacity(None, total_steps, log_every),
         has_aux=has_aux,
         aux_names=tuple(aux_names),
         has_state=False,

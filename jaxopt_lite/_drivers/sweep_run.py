@@ -4,7 +4,7 @@ A round advances every block that still has a running run by the same number
 of steps: one compiled chunk per block, dispatched back to back. Rounds are
 paced as `fit` paces its chunks: the first (one history row) is measured
 alone, then every round is sized from the measured rate to take about
-`fit_run.TARGET_SECONDS`, and dispatched before the host reads the one
+`pacing.TARGET_SECONDS`, and dispatched before the host reads the one
 before. The compiled chunk takes its step count as an argument, so no size
 recompiles, its row buffers are fixed, and the host holds only the rows that
 ran. The sweep ends when every run has
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lite._drivers.fit_run import TARGET_SECONDS
+from jaxopt_lite._drivers.pacing import paced
 
 PyTree = Any
 
@@ -86,14 +86,6 @@ class Outcome(NamedTuple):
     finished: Finished
     spec: Any  # one block's rows, as jax.ShapeDtypeStruct (names and dtypes)
     interrupted: bool
-
-
-def _paced(steps: int, elapsed: float, unit: int, cap: int) -> int:
-    """The steps of the next round, when one of ``steps`` took ``elapsed``
-    seconds: about ``TARGET_SECONDS`` of work, in whole rows, at most
-    ``cap``."""
-    fits = steps * TARGET_SECONDS / max(elapsed, 1e-6)
-    return min(cap, max(1, int(fits) // unit) * unit)
 
 
 def _round_rows(outs: list[list[Any]]) -> Any:
@@ -177,7 +169,7 @@ def run_rounds(
                 elapsed, last_ready = now - max(dispatched, last_ready), now
                 done = _after(finished.states, outs)
                 finished = Finished(done, [*finished.rounds, rows])  # one store
-                size, measured = _paced(n, elapsed, unit, cap), True
+                size, measured = paced(n, elapsed, unit, cap), True
                 active = [[_running(s) for s in row] for row in done]
             elif launched is None:
                 break

@@ -196,10 +196,10 @@ def _next_boundary(cfg: LoopConfig, step: jax.Array, end: jax.Array) -> jax.Arra
         periods.add(cfg.eval.every)
     if cfg.stop is not None:
         periods.add(cfg.stop.every)
-    nxt = end
+    ahead = end - step  # never past the end; never beyond int32 either
     for p in sorted(periods):
-        nxt = jnp.minimum(nxt, (step // p + 1) * p)
-    return nxt
+        ahead = jnp.minimum(ahead, p - step % p)
+    return step + ahead
 
 
 def _close_row(cfg: LoopConfig, state: TrainState, train, n_train, done):
@@ -266,7 +266,7 @@ def run_chunk(
     holds the chunk's batches, stacked (`sampling.StreamChunk`)."""
     if cfg.sampling.stream:
         data = _sampling.StreamChunk(data, state.step)
-    end = jnp.minimum(state.step + steps, total_steps)
+    end = state.step + jnp.minimum(steps, total_steps - state.step)
     train = _history.buffers(
         jax.eval_shape(lambda s: _history.row(s.window, s.step, s.opt_state), state),
         cfg.chunk_size // cfg.log_every + 2,

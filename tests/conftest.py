@@ -15,6 +15,10 @@ import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+# Scripts the tests run in subprocesses: they set XLA flags and read argv when
+# run, so `--doctest-modules` must not import them.
+collect_ignore_glob = ["*_helper.py"]
+
 STRICT_PROMOTION = frozenset(
     {
         "test_transforms",

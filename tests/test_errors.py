@@ -17,6 +17,7 @@ from flax.core import FrozenDict
 
 import jaxopt_lite as jol
 from jaxopt_lite._drivers import checks as _checks
+from jaxopt_lite._drivers import run_checks as _settings
 
 X = jax.random.normal(jax.random.key(1), (16, 2))
 DATA = {"x": X, "y": X @ jnp.array([1.0, -2.0])}
@@ -225,19 +226,19 @@ def test_numeric_data_of_every_kind_is_accepted():
 
 def test_check_eval_fn():
     with pytest.raises(TypeError, match=r"eval_data\['x'\] has dtype <U1"):
-        _checks.check_eval_fn(lambda p, d: 0.0, (PARAMS,), {"x": np.array(["a"])})
+        _settings.check_eval_fn(lambda p, d: 0.0, (PARAMS,), {"x": np.array(["a"])})
     with pytest.raises(TypeError, match=r"eval_fn is called as eval_fn\(params, "):
-        _checks.check_eval_fn(lambda p: 0.0, (PARAMS,), DATA)
+        _settings.check_eval_fn(lambda p: 0.0, (PARAMS,), DATA)
     with pytest.raises(TypeError, match="eval_fn must return a scalar or a dict"):
-        _checks.check_eval_fn(lambda p, d: p["w"], (PARAMS,), DATA)
-    eval_data, names = _checks.check_eval_fn(
+        _settings.check_eval_fn(lambda p, d: p["w"], (PARAMS,), DATA)
+    eval_data, names = _settings.check_eval_fn(
         lambda p, d: {"mse": loss_fn(p, d), "n": jnp.float32(d["x"].shape[0])},
         (PARAMS,),
         {"x": np.asarray(X), "y": np.asarray(DATA["y"])},
     )
     assert names == ["eval_mse", "eval_n"]
     np.testing.assert_array_equal(eval_data["x"], X)
-    assert _checks.check_eval_fn(lambda p, d: quadratic(p), (PARAMS,), None) == (
+    assert _settings.check_eval_fn(lambda p, d: quadratic(p), (PARAMS,), None) == (
         None,
         ["eval_loss"],
     )
@@ -266,8 +267,8 @@ class _Stopping(NamedTuple):
 )
 def test_check_early_stopping(fields, error, message):
     with pytest.raises(error, match=message):
-        _checks.check_early_stopping(_Stopping(**fields))
-    _checks.check_early_stopping(jol.EarlyStopping(min_delta=1e-3, mode="max"))
+        _settings.check_early_stopping(_Stopping(**fields))
+    _settings.check_early_stopping(jol.EarlyStopping(min_delta=1e-3, mode="max"))
 
 
 # --------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def test_errors_for_bad_builders_params_and_losses():
         jol.sweep(sgd, hp, lambda p, b: b["x"] @ p["w"], PARAMS, DATA, steps=1)
 
 
-INT32 = r"at most 2147483647 \(the compiled loops count in int32\)"
+INT32 = r"an integer in \[1, 2147483647\] \(the compiled loops count in int32\)"
 
 
 @pytest.mark.parametrize(

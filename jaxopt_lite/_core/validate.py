@@ -161,6 +161,28 @@ def check_int(
         )
 
 
+INT32_MAX = 2**31 - 1
+
+
+def check_count(
+    name: str, value: Any, *, minimum: int = 1, optional: bool = False
+) -> None:
+    """An integer in ``[minimum, 2**31 - 1]``: a number of steps, trials,
+    pairs or rows that compiled code counts or indexes with in int32 (a larger
+    one would wrap or overflow there). Errors as `check_int`'s."""
+    if optional and value is None:
+        return
+    # A Python int may be too large for NumPy: compare it before converting.
+    python_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not (python_int and int(value) > INT32_MAX):
+        check_int(name, value, minimum=minimum)
+    if int(value if python_int else np.asarray(value)) > INT32_MAX:
+        raise ValueError(
+            f"{name}={int(value)!r} is not allowed: it must be an integer in "
+            f"[{minimum}, {INT32_MAX}] (the compiled loops count in int32)."
+        )
+
+
 def check_axis(name: str, value: Any) -> None:
     """``TypeError`` unless ``value`` is ``None``, an integer or a sequence of
     integers (array axes, negative ones included)."""

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import inspect
-import math
 import numbers
 import re
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from jaxopt_lite._core import validate as v
-from jaxopt_lite._loop import history as _history
 
 PyTree = Any
 
@@ -287,161 +283,3 @@ def leading_size(name: str, data: PyTree) -> int:
     if n == 0:
         raise ValueError(f"{name} is empty (0 examples).")
     return n
-
-
-class RunLength(NamedTuple):
-    """How a minibatch run is laid out, from `run_length`."""
-
-    data: PyTree  # as JAX arrays (None without data)
-    num_examples: int
-    batch_size: int
-    steps_per_epoch: int
-    total_steps: int
-
-
-def run_length(
-    data: PyTree,
-    batch_size: Any,
-    steps: Any,
-    epochs: Any,
-    log_every: Any,
-    parts: Callable[[int], int] = lambda n: 1,
-) -> RunLength:
-    """Check ``data``, ``batch_size``, ``steps``/``epochs`` and ``log_every``
-    together, as `fit` and `sweep` take them. ``parts(n)``: how many equal
-    parts of ``n`` examples the data has (one per process of a multi-process
-    run, each holding its own)."""
-    if data is None:
-        num_examples = 1
-        if batch_size not in (None, 1):
-            raise ValueError(f"batch_size={batch_size!r} needs data; data is None.")
-        batch_size = 1
-    else:
-        num_examples = leading_size("data", data)
-        num_examples *= parts(num_examples)
-        data = check_data("data", data)
-        v.check_int("batch_size", batch_size, optional=True)
-        if batch_size is None:
-            batch_size = num_examples
-        elif batch_size > num_examples:
-            raise ValueError(
-                f"batch_size={batch_size} is larger than the {num_examples} "
-                "examples in data."
-            )
-    steps_per_epoch = num_examples // batch_size
-    if (steps is None) == (epochs is None):
-        raise ValueError(
-            "give exactly one of steps and epochs "
-            f"(got steps={steps!r}, epochs={epochs!r})."
-        )
-    check_count("steps", steps, optional=True)
-    check_count("epochs", epochs, optional=True)
-    total_steps = steps if steps is not None else epochs * steps_per_epoch
-    if total_steps > INT32_MAX:
-        raise ValueError(
-            f"epochs={epochs} makes {total_steps} steps ({steps_per_epoch} per "
-            f"epoch), more than the {INT32_MAX} a run can count."
-        )
-    check_count("log_every", log_every)
-    return RunLength(data, num_examples, batch_size, steps_per_epoch, total_steps)
-
-
-def check_eval_fn(
-    eval_fn: Callable,
-    args: tuple,
-    eval_data: PyTree,
-    argnames: Sequence[str] = ("params", "eval_data"),
-) -> tuple[PyTree, list[str]]:
-    """Check ``eval_data`` (converted to JAX arrays) and trace
-    ``eval_fn(*args, eval_data)`` abstractly: it must take ``argnames`` and
-    return a scalar or a dict of scalars. Returns ``(eval_data, history names
-    of the metrics)``."""
-    if eval_data is not None:
-        eval_data = check_data("eval_data", eval_data)
-    check_arity("eval_fn", eval_fn, argnames)
-    out = jax.eval_shape(eval_fn, *args, eval_data)
-    check_metric_keys("eval_fn's", out)
-    shapes = _history.eval_names(out)
-    if not all(
-        isinstance(s, jax.ShapeDtypeStruct) and s.shape == () for s in shapes.values()
-    ):
-        raise TypeError(
-            f"eval_fn must return a scalar or a dict of scalars; it returned "
-            f"{shapes!r}."
-        )
-    return eval_data, list(shapes)
-
-
-def check_early_stopping(early_stopping: Any) -> None:
-    """Check the fields of an ``EarlyStopping`` (its type is checked by `fit`)."""
-    v.check_int("early_stopping.patience", early_stopping.patience)
-    delta = early_stopping.min_delta
-    if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
-        raise TypeError(f"early_stopping.min_delta must be a number, got {delta!r}.")
-    if not (math.isfinite(float(delta)) and float(delta) >= 0):
-        raise ValueError(
-            f"early_stopping.min_delta={delta!r} is not allowed: it must be a "
-            "finite number >= 0."
-        )
-    if not isinstance(early_stopping.monitor, str) or not early_stopping.monitor:
-        raise TypeError(
-            "early_stopping.monitor must be 'loss' or the name of an eval_fn "
-            f"metric (a str), got {early_stopping.monitor!r}."
-        )
-    if early_stopping.mode not in ("min", "max"):
-        raise ValueError(
-            f"early_stopping.mode={early_stopping.mode!r}: use 'min' or 'max'."
-        )
-    v.check_bool("early_stopping.restore_best", early_stopping.restore_best)
-
-
-INT32_MAX = 2**31 - 1  # steps are counted in int32 inside the loops
-
-
-def check_count(name: str, value: Any, *, optional: bool = False) -> None:
-    """An integer >= 1 that the compiled loops can count (int32)."""
-    v.check_int(name, value, optional=optional)
-    if value is not None and value > INT32_MAX:
-        raise ValueError(
-            f"{name}={value} is not allowed: it must be at most {INT32_MAX} (the "
-            "compiled loops count in int32)."
-        )
-
-
-BUILT_IN_COLUMNS = (
-    "step",
-    "loss",
-    "grad_norm",
-    "skipped",
-    "learning_rate",
-    "eval_step",
-)
-
-
-def check_metric_keys(name: str, metrics: Any) -> None:
-    """A dict of metrics (aux or eval) must have string keys: they name
-    history columns."""
-    if isinstance(metrics, dict):
-        bad = [k for k in metrics if not isinstance(k, str)]
-        if bad:
-            raise TypeError(f"{name} metric names must be strings; got {bad!r}.")
-
-
-def check_metric_names(aux_names: Sequence[str], eval_names: Sequence[str]) -> None:
-    """Aux metrics (``has_aux``) and eval metrics (recorded as
-    ``eval_<name>``) become history columns: no name may clash with another
-    column."""
-    clash = sorted(set(aux_names) & {*BUILT_IN_COLUMNS, *eval_names})
-    if clash:
-        raise ValueError(
-            f"loss_fn's aux metrics {clash} would overwrite history columns of "
-            f"the same names (the history has {', '.join(BUILT_IN_COLUMNS)} and "
-            "the eval_fn metrics as eval_<name>); rename them."
-        )
-    clash = sorted(set(eval_names) & set(BUILT_IN_COLUMNS))
-    if clash:
-        raise ValueError(
-            f"eval_fn's metrics {[c.removeprefix('eval_') for c in clash]} would "
-            f"be recorded as {clash}, a column the history has already; rename "
-            "them."
-        )

@@ -26,9 +26,10 @@ from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers import model_checks as _model
 from jaxopt_lite._drivers import pacing as _pacing
 from jaxopt_lite._drivers import programs as _programs
+from jaxopt_lite._drivers import run_checks as _settings
+from jaxopt_lite._drivers.batch_layout import is_stream
 from jaxopt_lite._drivers.loggers import Callback
 from jaxopt_lite._drivers.progress import Progress
-from jaxopt_lite._drivers.streams import is_stream
 from jaxopt_lite._loop import sampling as _sampling
 from jaxopt_lite._loop import train as _loop
 from jaxopt_lite._loop.stopping import StopConfig
@@ -114,7 +115,7 @@ def check_early_stopping(
             f"early_stopping must be an EarlyStopping, got {early_stopping!r}."
         )
     stop = early_stopping
-    _checks.check_early_stopping(stop)
+    _settings.check_early_stopping(stop)
     if stop.monitor == "loss":
         if steps_per_epoch is None:
             raise ValueError(
@@ -160,7 +161,7 @@ def check_eval(
             raise ValueError(f"{given} was given without eval_fn.")
         return None, None, []
     v.check_callable("eval_fn", eval_fn)
-    _checks.check_count("eval_every", eval_every, optional=True)
+    v.check_count("eval_every", eval_every, optional=True)
     if eval_every is None and steps_per_epoch is None:
         raise ValueError(
             "eval_fn needs eval_every= with a stream without a length: by default "
@@ -169,7 +170,7 @@ def check_eval(
     argnames = (
         ("params", "state", "eval_data") if len(args) == 2 else ("params", "eval_data")
     )
-    eval_data, names = _checks.check_eval_fn(eval_fn, args, eval_data, argnames)
+    eval_data, names = _settings.check_eval_fn(eval_fn, args, eval_data, argnames)
     return eval_data, eval_every or steps_per_epoch, names
 
 
@@ -263,8 +264,8 @@ def plan_fit(
     has_state = state is not None
     model_state = _model.check_state(state) if has_state else None
 
-    _checks.check_count("log_every", log_every)
-    _checks.check_count("chunk_size", chunk_size, optional=True)
+    v.check_count("log_every", log_every)
+    v.check_count("chunk_size", chunk_size, optional=True)
     stream = None
     if streaming:
         mesh = _mesh.check_mesh(mesh, None)
@@ -285,7 +286,7 @@ def plan_fit(
             )
         mesh = _mesh.check_mesh(mesh, None)
         data, num_examples, batch_size, steps_per_epoch, total_steps = (
-            _checks.run_length(
+            _settings.run_length(
                 data, batch_size, steps, epochs, log_every,
                 parts=lambda n: _mesh.data_parts(mesh, n),
             )
@@ -313,7 +314,7 @@ def plan_fit(
     eval_data, eval_every, eval_names = check_eval(
         eval_fn, eval_data, eval_every, steps_per_epoch, args
     )
-    _checks.check_metric_names(aux_names, eval_names)
+    _settings.check_metric_names(aux_names, eval_names)
     stop = check_early_stopping(early_stopping, eval_names, steps_per_epoch, eval_every)
 
     _checkpoint.check_fresh(checkpoint_dir, resume=bool(resume), overwrite=overwrite)

@@ -1,6 +1,6 @@
 """`fit` on a stream of batches: the plan's stream, the chunks it feeds, resume.
 
-A stream (`streams.is_stream`: a list of batches, a generator, a grain, torch
+A stream (`batch_layout.is_stream`: a list of batches, a generator, a grain, torch
 or tf.data loader) gives one ready batch per step. Each compiled chunk scans
 over a fixed number of batches stacked on the host and sent in one transfer
 (`streams.BatchStream`), and the next chunk is read and transferred in a
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jaxopt_lite._drivers.checks import INT32_MAX, check_count
+from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers.streams import BatchStream
 
 PyTree = Any
@@ -69,7 +69,7 @@ def plan_stream(
             "give exactly one of steps and epochs "
             f"(got steps={steps!r}, epochs={epochs!r})."
         )
-    check_count("steps", steps, optional=True)
+    v.check_count("steps", steps, optional=True)
     stream = BatchStream(
         data, drop_remainder=drop_remainder, sharding=sharding, epochs=epochs
     )
@@ -82,10 +82,10 @@ def plan_stream(
                     f"{type(data).__name__} has none: give steps= instead."
                 )
             steps = epochs * per_epoch
-            if steps > INT32_MAX:
+            if steps > v.INT32_MAX:
                 raise ValueError(
                     f"epochs={epochs} of {per_epoch} batches make more steps than "
-                    f"the {INT32_MAX} a run can count."
+                    f"the {v.INT32_MAX} a run can count."
                 )
         batch = jax.tree.leaves(stream.spec)[0].shape[0]
         return StreamLayout(

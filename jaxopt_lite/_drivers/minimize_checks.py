@@ -21,7 +21,6 @@ from jax.core import Tracer
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._drivers import checks as _checks
 from jaxopt_lite._drivers import programs as _programs
-from jaxopt_lite._transforms import linesearch as _ls
 
 PyTree = Any
 DIFF = ("implicit", "unroll")
@@ -43,12 +42,12 @@ def check_settings(
         key = None
     if key is not None and key in _checked_settings:
         return
-    _ls.check_count("steps", steps)
+    v.check_count("steps", steps)
     v.check_bool("has_aux", has_aux)
     for name, value in (("tol", tol), ("rtol", rtol), ("atol", atol)):
         _check_tolerance(name, value)
     v.check_choice("diff", diff, DIFF)
-    _ls.check_count("history_size", history_size, minimum=0)
+    v.check_count("history_size", history_size, minimum=0)
     if key is not None:
         if len(_checked_settings) >= _MAX_REMEMBERED:
             _checked_settings.clear()

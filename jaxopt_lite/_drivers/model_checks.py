@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lite._drivers import checks as _checks
+from jaxopt_lite._drivers import run_checks as _settings
 
 PyTree = Any
 
@@ -158,7 +159,7 @@ def check_loss(
             )
     if not has_aux:
         return ()
-    _checks.check_metric_keys("loss_fn's aux", aux)
+    _settings.check_metric_keys("loss_fn's aux", aux)
     if not (
         isinstance(aux, dict)
         and all(getattr(a, "shape", None) == () for a in aux.values())

@@ -12,38 +12,23 @@ mesh each process reads its own examples (see `_global_batch`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, Sharding
 from jax.sharding import PartitionSpec as P
 
+from jaxopt_lite._drivers.batch_layout import (
+    LOADERS,
+    BatchLayout,
+    check_epochs,
+    is_stream,
+    short_repr,
+)
 from jaxopt_lite._drivers.global_batch import batch_axes, check_split
 
 PyTree = Any
-_LOADERS = (
-    "grain: .batch(n, drop_remainder=True); torch: DataLoader(..., "
-    "drop_last=True); tf.data: .batch(n, drop_remainder=True)"
-)
-
-
-def is_stream(data: Any) -> bool:
-    """Whether ``data`` is an iterable of batches rather than in-memory data.
-
-    ``None``, arrays, mappings, tuples and strings are not streams (a dict or
-    tuple of arrays is a dataset held in memory); lists, generators, iterators
-    and data-loader objects are.
-    """
-    if data is None or isinstance(
-        data, (Mapping, tuple, str, bytes, np.ndarray, np.generic, jax.Array)
-    ):
-        return False
-    if hasattr(data, "__array__") or hasattr(data, "__dlpack__"):
-        return False  # a tensor of another framework: in-memory data
-    return hasattr(type(data), "__iter__")
 
 
 class _Prefetch:
@@ -112,7 +97,7 @@ class BatchStream:
     ):
         if not is_stream(iterable):
             raise TypeError(
-                f"data={_short(iterable)} is not a stream of batches: a stream is "
+                f"data={short_repr(iterable)} is not a stream of batches: a stream is "
                 "an iterable (list, generator, data loader) yielding pytrees of "
                 "arrays with a leading batch axis; a dict, tuple or array is "
                 "in-memory data."
@@ -145,23 +130,10 @@ class BatchStream:
         try:
             first = next(self._it)
         except StopIteration:
-            raise ValueError(f"data={_short(iterable)} yielded no batch.") from None
-        flat, self._treedef = jax.tree_util.tree_flatten_with_path(first)
-        if not flat:
-            raise ValueError("the first batch of data has no array leaves.")
-        self._paths = [jax.tree_util.keystr(path) for path, _ in flat]
-        arrays = [self._array(0, i, leaf) for i, (_, leaf) in enumerate(flat)]
-        self._shapes = [a.shape for a in arrays]
-        self._dtypes = [a.dtype for a in arrays]
-        self._layout = [(a.shape, a.dtype) for a in arrays]
-        sizes = {a.shape[0] for a in arrays}
-        if len(sizes) > 1:
-            found = dict(zip(self._paths, (a.shape for a in arrays), strict=True))
-            raise ValueError(
-                f"the leaves of the first batch disagree on the batch size: {found}."
-            )
-        self.batch_size = sizes.pop()
-        self._peeked: list[np.ndarray] | None = arrays
+            raise ValueError(f"data={short_repr(iterable)} yielded no batch.") from None
+        layout = self._batch = BatchLayout(first)
+        self.batch_size = layout.batch_size
+        self._peeked: list[np.ndarray] | None = layout.first
         self._put_sharding = sharding
         scale = 1
         if isinstance(sharding, NamedSharding):
@@ -173,70 +145,14 @@ class BatchStream:
             )
             if axes:
                 scale = check_split(self.batch_size, mesh, axes, "data")
-        self.spec: PyTree = self._treedef.unflatten(
+        self.spec: PyTree = layout.treedef.unflatten(
             [
                 jax.ShapeDtypeStruct(
                     (s[0] * scale, *s[1:]), jax.dtypes.canonicalize_dtype(d)
                 )
-                for s, d in zip(self._shapes, self._dtypes, strict=True)
+                for s, d in zip(layout.shapes, layout.dtypes, strict=True)
             ]
         )
-
-    # ----------------------------------------------------------------- checks
-
-    def _array(self, step: int, i: int, leaf: Any) -> np.ndarray:
-        array = np.asarray(leaf)
-        if not (
-            jnp.issubdtype(array.dtype, jnp.number)
-            or jnp.issubdtype(array.dtype, jnp.bool_)
-        ):
-            raise TypeError(
-                f"batch {step} of data: leaf {self._paths[i]} has dtype "
-                f"{array.dtype}; batches may hold only numeric or boolean arrays."
-            )
-        if array.ndim == 0:
-            hint = ""
-            if isinstance(leaf, (int, float, complex)):
-                hint = (
-                    " (a list is a stream of batches: to pass a (nested) Python "
-                    "list of numbers as data, make it an array, np.asarray(data))"
-                )
-            raise ValueError(
-                f"batch {step} of data: leaf {self._paths[i]} is a scalar; every "
-                f"leaf needs a leading batch axis{hint}."
-            )
-        return array
-
-    def _check(self, step: int, batch: Any) -> tuple[list[np.ndarray], bool]:
-        """The batch's leaves, and whether it is a shorter (last) batch."""
-        flat, treedef = jax.tree_util.tree_flatten(batch)
-        if treedef != self._treedef:
-            raise ValueError(
-                f"batch {step} of data has structure {treedef}, expected "
-                f"{self._treedef} (that of batch 0)."
-            )
-        arrays = [np.asarray(leaf) for leaf in flat]
-        if [(a.shape, a.dtype) for a in arrays] == self._layout:
-            return arrays, False  # the usual case: exactly like batch 0
-        arrays = [self._array(step, i, leaf) for i, leaf in enumerate(flat)]
-        for path, a, dtype in zip(self._paths, arrays, self._dtypes, strict=True):
-            if a.dtype != dtype:
-                raise ValueError(
-                    f"batch {step} of data: leaf {path} has dtype {a.dtype}, "
-                    f"expected {dtype} (as in batch 0)."
-                )
-        sizes = {a.shape[0] for a in arrays}
-        trailing = [a.shape[1:] for a in arrays] == [s[1:] for s in self._shapes]
-        if trailing and len(sizes) == 1 and sizes.pop() < self.batch_size:
-            return arrays, True
-        for path, a, shape in zip(self._paths, arrays, self._shapes, strict=True):
-            if a.shape != shape:
-                raise ValueError(
-                    f"batch {step} of data: leaf {path} has shape {a.shape}, "
-                    f"expected {shape} (as in batch 0); every batch must have "
-                    "the same shapes."
-                )
-        return arrays, False
 
     # ---------------------------------------------------------------- reading
 
@@ -270,7 +186,7 @@ class BatchStream:
         """The batch's arrays, or ``None`` for a short last batch that is
         dropped (its epoch is then over)."""
         step = self._step
-        arrays, short = self._check(step, batch)
+        arrays, short = self._batch.check(step, batch)
         if not short:
             return arrays
         size = arrays[0].shape[0]
@@ -282,7 +198,7 @@ class BatchStream:
                 raise ValueError(
                     f"batch {step} of data, the last, has {size} examples where "
                     f"the others have {self.batch_size}; pass drop_remainder=True "
-                    f"to drop it, or make the loader drop it ({_LOADERS})."
+                    f"to drop it, or make the loader drop it ({LOADERS})."
                 ) from None
             self._next_epoch()
             return None
@@ -316,7 +232,7 @@ class BatchStream:
         return self._put(buffers), k, state
 
     def _put(self, buffers: list[np.ndarray]) -> PyTree:
-        tree = self._treedef.unflatten(buffers)
+        tree = self._batch.treedef.unflatten(buffers)
         sharding = self._put_sharding
         if sharding is None:
             return jax.device_put(tree)
@@ -329,7 +245,7 @@ class BatchStream:
         return self._put(
             [
                 np.zeros((rows, *s), d)
-                for s, d in zip(self._shapes, self._dtypes, strict=True)
+                for s, d in zip(self._batch.shapes, self._batch.dtypes, strict=True)
             ]
         )
 
@@ -488,26 +404,3 @@ class BatchStream:
             self._join()
         finally:
             self._stop.clear()
-
-
-def check_epochs(iterable: Any, epochs: Any) -> None:
-    """``epochs`` (``None`` or an int >= 1) of a stream; more than one needs an
-    iterable that starts afresh at every ``iter()``."""
-    if epochs is None:
-        return
-    if isinstance(epochs, bool) or not isinstance(epochs, int):
-        raise TypeError(f"epochs must be an int or None, got {epochs!r}.")
-    if epochs < 1:
-        raise ValueError(f"epochs={epochs} is not allowed: it must be >= 1.")
-    if epochs > 1 and iter(iterable) is iterable:
-        raise ValueError(
-            f"epochs={epochs} needs data that can be iterated again for each "
-            f"epoch (a list, a data loader); data={_short(iterable)} is an "
-            "iterator, which is used up after one pass: give steps= instead, or "
-            "pass the loader itself rather than iter(loader)."
-        )
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else f"{type(value).__name__}(...)"

@@ -22,6 +22,7 @@ from jaxopt_lite._drivers import fit_plan as _plan
 from jaxopt_lite._drivers import mesh as _mesh
 from jaxopt_lite._drivers import model_checks as _model
 from jaxopt_lite._drivers import pacing as _pacing
+from jaxopt_lite._drivers import run_checks as _settings
 from jaxopt_lite._drivers import sweep_program as _program
 from jaxopt_lite._drivers import sweep_result as _sweep_result
 from jaxopt_lite._drivers import sweep_run as _run
@@ -175,12 +176,12 @@ def sweep(
         "skip_nonfinite": skip_nonfinite,
     }.items():
         v.check_bool(name, flag)
-    _checks.check_count("seeds", seeds)
+    v.check_count("seeds", seeds)
     v.check_int("max_parallel", max_parallel, optional=True)
     table = _table.configurations(hyperparams, grid)
     optimizers = _table.check_make_optimizer(make_optimizer, table)
     _table.check_data(data)
-    data, num_examples, batch_size, steps_per_epoch, total_steps = _checks.run_length(
+    data, num_examples, batch_size, steps_per_epoch, total_steps = _settings.run_length(
         data, batch_size, steps, epochs, log_every
     )
     mesh = _mesh.check_mesh(
@@ -199,7 +200,7 @@ def sweep(
     eval_data, eval_every, eval_names = _plan.check_eval(
         eval_fn, eval_data, eval_every, steps_per_epoch, (abstract,)
     )
-    _checks.check_metric_names(aux_names, eval_names)
+    _settings.check_metric_names(aux_names, eval_names)
     stop = _plan.check_early_stopping(
         early_stopping, eval_names, steps_per_epoch, eval_every
     )

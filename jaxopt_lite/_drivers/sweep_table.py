@@ -14,7 +14,7 @@ import numpy as np
 import optax
 
 from jaxopt_lite._drivers import checks as _checks
-from jaxopt_lite._drivers.streams import is_stream
+from jaxopt_lite._drivers.batch_layout import is_stream
 
 PyTree = Any
 

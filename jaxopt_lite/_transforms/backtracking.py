@@ -90,7 +90,7 @@ def scale_by_backtracking_linesearch(
         L. Armijo, *Minimization of functions having Lipschitz continuous first
         partial derivatives*, Pacific J. Math., 1966.
     """
-    _ls.check_count("max_backtracking_steps", max_backtracking_steps, minimum=0)
+    v.check_count("max_backtracking_steps", max_backtracking_steps, minimum=0)
     v.check_range("slope_rtol", slope_rtol, 0.0, 1.0, low_closed=False)
     v.check_range(
         "decrease_factor", decrease_factor, 0.0, 1.0, low_closed=False,

@@ -10,7 +10,6 @@ import optax
 
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.recipe import recipe
-from jaxopt_lite._transforms import linesearch as _ls
 
 PyTree = Any
 
@@ -102,7 +101,7 @@ def scale_by_lbfgs(
         J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed.,
         Springer, 2006, Algorithms 7.4 and 7.5.
     """
-    _ls.check_count("memory_size", memory_size)
+    v.check_count("memory_size", memory_size)
     v.check_bool("scale_init_precond", scale_init_precond)
 
     def init_fn(params):

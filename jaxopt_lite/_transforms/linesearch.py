@@ -9,35 +9,12 @@ of ``value_fn``. Names, arguments and numbers follow optax's.
 from __future__ import annotations
 
 import inspect
-import numbers
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-
-from jaxopt_lite._core import validate as v
 
 PyTree = Any
-
-INT32_MAX = int(np.iinfo(np.int32).max)
-
-
-def check_count(name: str, value: Any, *, minimum: int = 1) -> None:
-    """An integer in ``[minimum, 2**31 - 1]``: a number of steps, trials or
-    pairs that the compiled code counts, or indexes with, in int32 (a larger
-    one would wrap or overflow there). ``TypeError`` for a non-integer,
-    ``ValueError`` outside the range; the message names the argument. Shared
-    by the line searches, L-BFGS and ``minimize``."""
-    # A Python int may be too large for NumPy: compare it before converting.
-    python_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not (python_int and int(value) > INT32_MAX):
-        v.check_int(name, value, minimum=minimum)
-    if int(np.asarray(value) if not python_int else value) > INT32_MAX:
-        raise ValueError(
-            f"{name}={int(value)!r} is not allowed: it must be an integer in "
-            f"[{minimum}, {INT32_MAX}] (2**31 - 1: it is counted in int32)."
-        )
 
 
 def fn_kwargs(value_fn: Any, extra_args: dict[str, Any]) -> dict[str, Any]:

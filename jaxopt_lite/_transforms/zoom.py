@@ -150,7 +150,7 @@ def scale_by_zoom_linesearch(
 
         W. W. Hager and H. Zhang, *Algorithm 851: CG_DESCENT*, ACM TOMS, 2006.
     """
-    _ls.check_count("max_linesearch_steps", max_linesearch_steps)
+    v.check_count("max_linesearch_steps", max_linesearch_steps)
     if max_learning_rate is not None:
         v.check_range("max_learning_rate", max_learning_rate, 0.0, low_closed=False)
     v.check_range("increase_factor", increase_factor, 1.0, low_closed=False)

@@ -250,3 +250,26 @@ def test_wrong_types():
         jol.clip_by_global_norm("1.0")
     with pytest.raises(TypeError, match="max_delta"):
         jol.clip(None)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda lib: lib.clip_by_global_norm(1.0),
+        lambda lib: lib.clip_by_block_rms(1.0),
+        lambda lib: lib.adaptive_grad_clip(1.0),
+        lambda lib: lib.scale_by_trust_ratio(),
+        lambda lib: lib.novograd(0.1),
+    ],
+)
+def test_zero_size_leaves_are_empty_parts_of_the_norms(make):
+    # A leaf with no elements used to break the overflow-safe norms (the
+    # maximum of an empty array has no identity).
+    params = {"a": jnp.array([3.0, -4.0]), "b": jnp.zeros((0, 2))}
+    grads = {"a": jnp.array([30.0, 40.0]), "b": jnp.zeros((0, 2))}
+    ours, theirs = (
+        make(lib).update(grads, make(lib).init(params), params)[0]
+        for lib in (jol, optax)
+    )
+    assert_trees_close(ours, theirs, rtol=1e-6)
+    assert np.abs(ours["a"]).max() > 0 and ours["b"].shape == (0, 2)

@@ -179,7 +179,7 @@ def test_extra_arguments_reach_value_fn():
         (lambda: jol.scale_by_zoom_linesearch(0), "max_linesearch_steps=0"),
         (lambda: jol.scale_by_zoom_linesearch(2.5), "max_linesearch_steps must be"),
         (lambda: jol.scale_by_zoom_linesearch(5, curv_rtol=1.5), "curv_rtol=1.5"),
-        (lambda: jol.scale_by_zoom_linesearch(5, slope_rtol=0.0), "slope_rtol=0.0"),
+        (lambda: jol.scale_by_zoom_linesearch(5, slope_rtol=-0.1), "slope_rtol=-0.1"),
         (
             lambda: jol.scale_by_zoom_linesearch(10, slope_rtol=0.5, curv_rtol=0.1),
             r"curv_rtol=0.1 is not allowed: it must be larger than slope_rtol=0.5",
@@ -228,3 +228,87 @@ def test_verbose_reports_a_failed_search(capfd):
     f = lambda x: jnp.sum(x**2)
     jax.block_until_ready(_one_search(ls, f, x, jnp.array([1.0])))  # ascent
     assert "no step size gave a sufficient decrease" in capfd.readouterr().out
+
+
+def test_unused_extra_arguments_are_refused_as_optax_refuses_them():
+    f = lambda x: jnp.sum(x**2)
+    x = jnp.array([1.0, -1.0])
+    value, grad = jax.value_and_grad(f)(x)
+    for lib in (jol, optax):  # both raise: the argument reaches no function
+        for ls in (
+            lib.scale_by_zoom_linesearch(5),
+            lib.scale_by_backtracking_linesearch(5),
+        ):
+            with pytest.raises(TypeError, match="unused"):
+                ls.update(
+                    -grad, ls.init(x), x, value=value, grad=grad, value_fn=f,
+                    unused=1.0,
+                )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["zoom", "backtracking"])
+def test_slope_rtol_zero_asks_for_any_decrease_as_in_optax(kind):
+    kwargs = {"zoom": dict(max_linesearch_steps=20, slope_rtol=0.0)}.get(
+        kind, dict(max_backtracking_steps=80, slope_rtol=0.0)
+    )
+    x = _points(1)[0]
+    value, grad = jax.value_and_grad(rosenbrock)(x)
+    ours, theirs = (
+        _make(lib, kind, kwargs).update(
+            -grad, _make(lib, kind, kwargs).init(x), x, value=value, grad=grad,
+            value_fn=rosenbrock,
+        )[0]
+        for lib in (jol, optax)
+    )  # fmt: skip
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    assert rosenbrock(x + ours) < value
+
+
+@pytest.mark.parametrize("kind", ["zoom", "backtracking"])
+def test_the_rate_set_with_optax_tree_set_is_used_as_optax_uses_it(kind):
+    # optax.tree.set(state, learning_rate=...) also reaches the line search's
+    # own `learning_rate` field, as a Python float: the next update must run.
+    def run(lib):
+        if kind == "zoom":
+            opt = lib.inject_hyperparams(lib.lbfgs)(learning_rate=0.5)
+        else:
+            opt = lib.inject_hyperparams(
+                lambda learning_rate: lib.chain(
+                    lib.sgd(learning_rate),
+                    lib.scale_by_backtracking_linesearch(10, increase_factor=2.0),
+                )
+            )(learning_rate=0.5)
+        x = _points(1)[0]
+        state = optax.tree.set(opt.init(x), learning_rate=0.25)
+        value, grad = jax.value_and_grad(rosenbrock)(x)
+        return opt.update(grad, state, x, value=value, grad=grad, value_fn=rosenbrock)[
+            0
+        ]
+
+    np.testing.assert_allclose(run(jol), run(optax), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["zoom", "backtracking"])
+def test_bfloat16_params_with_float32_hyper_parameters(kind):
+    # Array hyper-parameters of a wider dtype must not change the dtypes the
+    # search loop carries; the step is the one found in float32 (optax's
+    # updates come back in float32).
+    f = lambda x: jnp.sum((x - 1.0) ** 2)
+    half = jnp.float32(0.5)
+    if kind == "zoom":
+        opt = lambda lib: lib.lbfgs(learning_rate=jnp.float32(1.0))
+    else:
+        opt = lambda lib: lib.chain(
+            lib.sgd(jnp.float32(1.0)),
+            lib.scale_by_backtracking_linesearch(10, decrease_factor=half),
+        )
+    x = jnp.array([0.0, 0.5, 3.0], jnp.bfloat16)
+    value, grad = jax.value_and_grad(f)(x)
+    ours, theirs = (
+        opt(lib).update(
+            grad, opt(lib).init(x), x, value=value, grad=grad, value_fn=f
+        )[0]
+        for lib in (jol, optax)
+    )  # fmt: skip
+    assert ours.dtype == jnp.bfloat16 and theirs.dtype == jnp.float32
+    np.testing.assert_array_equal(ours, theirs.astype(jnp.bfloat16))

@@ -123,7 +123,8 @@ def tree_max_abs(tree: PyTree) -> jax.Array:
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros((), dtype)
-    return jnp.max(jnp.stack([jnp.max(jnp.abs(x)).astype(dtype) for x in leaves]))
+    maxima = [jnp.max(jnp.abs(x), initial=0).astype(dtype) for x in leaves]
+    return jnp.max(jnp.stack(maxima))
 
 
 def _flush_floor(squared: list[tuple[Any, int]], accumulate: Any) -> float:
@@ -176,7 +177,7 @@ def l2_norm(
     largest modulus along ``axis``; elsewhere it is the plain result."""
     reduce = jnp.mean if mean else jnp.sum
     plain = jnp.sqrt(reduce(abs_sq(x), axis=axis, keepdims=keepdims))
-    top = jnp.max(jnp.abs(x), axis=axis, keepdims=True)
+    top = jnp.max(jnp.abs(x), axis=axis, keepdims=True, initial=0)
     safe = jnp.where((top > 0) & jnp.isfinite(top), top, 1)
     norm = jnp.sqrt(reduce(abs_sq(div(x, safe)), axis=axis, keepdims=True)) * safe
     finite = jnp.isfinite(top)

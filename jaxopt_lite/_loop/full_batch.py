@@ -128,10 +128,6 @@ def _masked(mask: PyTree, tree: PyTree) -> PyTree:
     return jax.tree.map(lambda m, t: jnp.where(m, t, jnp.zeros_like(t)), mask, tree)
 
 
-def _max_abs(tree: PyTree) -> jax.Array:
-    return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(tree)]))
-
-
 def full_batch_loop(
     fun: Callable,
     optimizer: optax.GradientTransformationExtraArgs,
@@ -328,7 +324,10 @@ def _status(
     failed = jnp.asarray(False)
     if not first:
         if unsatisfied is not None:
-            moved = _max_abs(jax.tree.map(jnp.subtract, new.params, old.params)) > 0
+            moved = (
+                _tree.tree_max_abs(jax.tree.map(jnp.subtract, new.params, old.params))
+                > 0
+            )
             failed = ~moved | (unsatisfied & ~(new.value < old.value))
         if cfg.cauchy:
             small_steps = jax.tree.map(

@@ -61,7 +61,8 @@ def scale_by_backtracking_linesearch(
     Args:
         max_backtracking_steps: the most step-size reductions, an integer in
             [0, 2**31 - 1].
-        slope_rtol: $c$, the fraction of the linear decrease required.
+        slope_rtol: $c \in [0, 1]$, the fraction of the linear decrease
+            required (0: any decrease will do).
         decrease_factor: $\beta$ in $(0, 1)$.
         increase_factor: $\gamma \ge 1$: the first trial is the previous step
             size times this (``math.inf``: start at $\eta_{\max}$ every time).
@@ -91,7 +92,7 @@ def scale_by_backtracking_linesearch(
         partial derivatives*, Pacific J. Math., 1966.
     """
     v.check_count("max_backtracking_steps", max_backtracking_steps, minimum=0)
-    v.check_range("slope_rtol", slope_rtol, 0.0, 1.0, low_closed=False)
+    v.check_range("slope_rtol", slope_rtol, 0.0, 1.0)
     v.check_range(
         "decrease_factor", decrease_factor, 0.0, 1.0, low_closed=False,
         high_closed=False,
@@ -122,8 +123,11 @@ def scale_by_backtracking_linesearch(
         _ls.check_update_inputs(
             "scale_by_backtracking_linesearch", params, value, grad, value_fn
         )
-        dtype = state.learning_rate.dtype
-        fn = jax.tree_util.Partial(value_fn, **_ls.fn_kwargs(value_fn, extra_args))
+        dtype = _ls.real_dtype(params)
+        fn = jax.tree_util.Partial(
+            value_fn,
+            **_ls.fn_kwargs("scale_by_backtracking_linesearch", value_fn, extra_args),
+        )
         p, d, f0, g0 = jax.lax.stop_gradient((params, updates, value, cast(Any, grad)))
         f0 = jnp.asarray(f0, dtype)
         slope = optax.tree.real(optax.tree.vdot(d, optax.tree.conj(g0)))
@@ -137,7 +141,7 @@ def scale_by_backtracking_linesearch(
 
         def body(c):
             rate, _, new_grad, _, i = c
-            rate = jnp.where(i > 0, decrease_factor * rate, rate)
+            rate = jnp.where(i > 0, decrease_factor * rate, rate).astype(dtype)
             trial = optax.tree.add_scale(p, rate, d)
             if store_grad:
                 new_value, pullback = jax.vjp(fn, trial)
@@ -155,7 +159,9 @@ def scale_by_backtracking_linesearch(
             new_value = jnp.asarray(new_value, dtype)
             return rate, new_value, new_grad, err.astype(dtype), i + 1
 
-        rate0 = jnp.minimum(increase_factor * state.learning_rate, max_learning_rate)
+        rate0 = jnp.minimum(
+            increase_factor * jnp.asarray(state.learning_rate, dtype), max_learning_rate
+        )
         init = (
             rate0.astype(dtype),
             f0,

@@ -14,15 +14,29 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxopt_lite._core import dtypes
+
 PyTree = Any
 
 
-def fn_kwargs(value_fn: Any, extra_args: dict[str, Any]) -> dict[str, Any]:
-    """The extra keyword arguments that ``value_fn`` accepts."""
-    params = inspect.signature(value_fn).parameters
+def fn_kwargs(name: str, value_fn: Any, extra_args: dict[str, Any]) -> dict[str, Any]:
+    """The extra keyword arguments of ``update``, all of which ``value_fn``
+    must accept (as optax's line searches require: an argument that reaches
+    no function is a mistake, not something to drop silently)."""
+    try:
+        params = inspect.signature(value_fn).parameters
+    except (TypeError, ValueError):  # no signature to read: pass them all
+        return dict(extra_args)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return dict(extra_args)
-    return {k: a for k, a in extra_args.items() if k in params}
+    unused = [k for k in extra_args if k not in params]
+    if unused:
+        raise TypeError(
+            f"{name}.update got the keyword arguments {unused}, which value_fn "
+            f"does not take (its parameters: {list(params)}); pass only "
+            "arguments value_fn accepts, by name."
+        )
+    return dict(extra_args)
 
 
 def check_update_inputs(
@@ -43,7 +57,9 @@ def check_update_inputs(
 
 
 def real_dtype(params: PyTree) -> Any:
-    return jnp.real(jnp.empty((), jax.tree.leaves(params)[0].dtype)).dtype
+    """The real dtype of the parameters' first leaf: the line search's
+    values, slopes and step sizes are computed in it."""
+    return dtypes.real_dtype(jax.tree.leaves(params)[0])
 
 
 def nan_to_inf(x: jax.Array) -> jax.Array:

@@ -118,7 +118,7 @@ def scale_by_zoom_linesearch(
         max_learning_rate: the largest step tried, > 0 (``None``: no cap).
         tol: slack on both conditions (>= 0).
         increase_factor: growth of the trial step while bracketing (> 1).
-        slope_rtol: $c_1$ in $(0, 1)$.
+        slope_rtol: $c_1$ in $[0, 1)$ (0: any decrease will do).
         curv_rtol: $c_2$ in $(c_1, 1)$.
         approx_dec_rtol: $\epsilon \ge 0$ of the approximate condition, or
             ``None`` for the Armijo condition alone.
@@ -154,9 +154,7 @@ def scale_by_zoom_linesearch(
     if max_learning_rate is not None:
         v.check_range("max_learning_rate", max_learning_rate, 0.0, low_closed=False)
     v.check_range("increase_factor", increase_factor, 1.0, low_closed=False)
-    v.check_range(
-        "slope_rtol", slope_rtol, 0.0, 1.0, low_closed=False, high_closed=False
-    )
+    v.check_range("slope_rtol", slope_rtol, 0.0, 1.0, high_closed=False)
     v.check_range("curv_rtol", curv_rtol, 0.0, 1.0, low_closed=False, high_closed=False)
     v.check_less("slope_rtol", slope_rtol, "curv_rtol", curv_rtol, strict=True)
     v.check_nonnegative("tol", tol)
@@ -201,8 +199,10 @@ def scale_by_zoom_linesearch(
         _ls.check_update_inputs(
             "scale_by_zoom_linesearch", params, value, grad, value_fn
         )
-        dtype = state.learning_rate.dtype
-        fn = jax.tree_util.Partial(value_fn, **_ls.fn_kwargs(value_fn, extra_args))
+        dtype = _ls.real_dtype(params)
+        fn = jax.tree_util.Partial(
+            value_fn, **_ls.fn_kwargs("scale_by_zoom_linesearch", value_fn, extra_args)
+        )
         value_and_grad = jax.value_and_grad(fn)
         p, d, f0, g0 = jax.lax.stop_gradient((params, updates, value, cast(Any, grad)))
         f0 = jnp.asarray(f0, dtype)
@@ -211,7 +211,7 @@ def scale_by_zoom_linesearch(
         if initial_guess_strategy == "one":
             guess = jnp.ones([], dtype)
         else:
-            guess = jax.lax.stop_gradient(state.learning_rate)
+            guess = jax.lax.stop_gradient(jnp.asarray(state.learning_rate, dtype))
 
         def trial(step, c: _Zoom):
             new_value, new_grad = value_and_grad(optax.tree.add_scale(p, step, d))

@@ -49,14 +49,19 @@ def add_step(window: Window, metrics: dict[str, Any], finite: jax.Array) -> Wind
     )
 
 
+def finite_mean(total: jax.Array, count: jax.Array) -> jax.Array:
+    """``total / count``, the mean over ``count`` finite steps; NaN when
+    ``count`` is 0."""
+    return jnp.where(
+        count > 0, total / jnp.maximum(count, 1).astype(total.dtype), jnp.nan
+    )
+
+
 def row(window: Window, step: jax.Array, opt_state: PyTree) -> dict[str, jax.Array]:
     """The history row of ``window``: means over its finite steps (NaN when
     there was none), ``skipped``, ``step`` and the last ``learning_rate``."""
     count = window.finite
-    out = {
-        k: jnp.where(count > 0, s / jnp.maximum(count, 1), jnp.nan)
-        for k, s in window.sums.items()
-    }
+    out = {k: finite_mean(s, count) for k, s in window.sums.items()}
     out["skipped"] = window.skipped
     out["step"] = step
     rate = current_learning_rate(opt_state)

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxopt_lite._loop.history import finite_mean
+
 PyTree = Any
 
 
@@ -63,8 +65,7 @@ def monitored(cfg: StopConfig, stop: StopState, evals: dict[str, jax.Array]):
     """The monitored value of this check, in "smaller is better" sign (NaN when
     no finite step was seen since the last check)."""
     if cfg.monitor == "loss":
-        count = stop.loss_count
-        value = jnp.where(count > 0, stop.loss_sum / jnp.maximum(count, 1), jnp.nan)
+        value = finite_mean(stop.loss_sum, stop.loss_count)
     else:
         value = evals[cfg.monitor]
     return value if cfg.mode == "min" else -value

@@ -13,10 +13,12 @@ import json
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + (
-    " --xla_force_host_platform_device_count=" + ("8" if sys.argv[1] == "mesh" else "2")
-)
-os.environ["JAX_PLATFORMS"] = "cpu"
+if __name__ == "__main__":  # before JAX starts; importing this file sets nothing
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + (
+        " --xla_force_host_platform_device_count="
+        + ("8" if sys.argv[1] == "mesh" else "2")
+    )
+    os.environ["JAX_PLATFORMS"] = "cpu"
 
 import jax
 import numpy as np

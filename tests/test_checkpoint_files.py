@@ -335,7 +335,8 @@ def test_check_fresh_on_a_damaged_checkpoint(saved):
          "no checkpoint in"),
         ("d", {"resume": 1, "overwrite": False}, TypeError, "resume must be"),
         ("d", {"resume": False, "overwrite": "yes"}, TypeError, "overwrite must be"),
-        (3, {"resume": False, "overwrite": False}, TypeError, "directory must be"),
+        (3, {"resume": False, "overwrite": False}, TypeError,
+         "checkpoint_dir must be"),
     ],
 )  # fmt: skip
 def test_check_fresh_arguments(tmp_path, directory, kwargs, error, message):

@@ -312,3 +312,21 @@ def test_integer_parameters_raise_a_clear_error(make):
     # left out by a mask, an integer leaf is fine
     opt = jol.masked(make(), {"w": True, "n": False})
     opt.init({"w": jnp.ones(3), "n": jnp.arange(3)})
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "lion", "rmsprop", "adamw"])
+def test_updates_keep_the_parameters_dtype_with_float32_array_rates(name):
+    # optax's updates become float32 (so would the parameters after
+    # apply_updates); ours are the same numbers in the parameters' dtype.
+    params = jnp.array([1.0, -2.0, 0.5], jnp.bfloat16)
+    grads = jnp.array([0.3, -1.5, 2.0], jnp.bfloat16)
+
+    def update(lib):
+        opt = getattr(lib, name)(jnp.float32(0.1))
+        return opt.update(grads, opt.init(params), params)[0]
+
+    ours = update(jol)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = update(optax)
+    assert ours.dtype == jnp.bfloat16 and theirs.dtype == jnp.float32
+    np.testing.assert_array_equal(ours, theirs.astype(jnp.bfloat16))

@@ -239,7 +239,9 @@ def test_unused_extra_arguments_are_refused_as_optax_refuses_them():
             lib.scale_by_zoom_linesearch(5),
             lib.scale_by_backtracking_linesearch(5),
         ):
-            with pytest.raises(TypeError, match="unused"):
+            with pytest.raises(
+                TypeError, match=r"Unexpected keyword arguments.*unused"
+            ):
                 ls.update(
                     -grad, ls.init(x), x, value=value, grad=grad, value_fn=f,
                     unused=1.0,

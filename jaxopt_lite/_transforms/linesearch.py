@@ -32,9 +32,10 @@ def fn_kwargs(name: str, value_fn: Any, extra_args: dict[str, Any]) -> dict[str,
     unused = [k for k in extra_args if k not in params]
     if unused:
         raise TypeError(
-            f"{name}.update got the keyword arguments {unused}, which value_fn "
-            f"does not take (its parameters: {list(params)}); pass only "
-            "arguments value_fn accepts, by name."
+            f"Unexpected keyword arguments passed to {name}.update: {unused}; "
+            f"value_fn does not take them (its parameters: {list(params)}). Pass "
+            "only arguments value_fn accepts, by name (optax's line searches "
+            "refuse them too, with this message's first words)."
         )
     return dict(extra_args)
 

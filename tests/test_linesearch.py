@@ -266,8 +266,9 @@ def test_slope_rtol_zero_asks_for_any_decrease_as_in_optax(kind):
     assert rosenbrock(x + ours) < value
 
 
+@pytest.mark.parametrize("x64", [False, True])
 @pytest.mark.parametrize("kind", ["zoom", "backtracking"])
-def test_the_rate_set_with_optax_tree_set_is_used_as_optax_uses_it(kind):
+def test_the_rate_set_with_optax_tree_set_is_used_as_optax_uses_it(kind, x64):
     # optax.tree.set(state, learning_rate=...) also reaches the line search's
     # own `learning_rate` field, as a Python float: the next update must run.
     def run(lib):
@@ -287,7 +288,10 @@ def test_the_rate_set_with_optax_tree_set_is_used_as_optax_uses_it(kind):
             0
         ]
 
-    np.testing.assert_allclose(run(jol), run(optax), rtol=1e-6)
+    with jax.enable_x64(x64):
+        ours, theirs = run(jol), run(optax)
+    assert ours.dtype == (jnp.float64 if x64 else jnp.float32)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12 if x64 else 1e-6)
 
 
 @pytest.mark.parametrize("kind", ["zoom", "backtracking"])

@@ -473,10 +473,13 @@ def test_validation_under_jit_still_checks_concrete_arguments():
         jax.jit(lambda x0: jol.minimize(rosen, x0, LBFGS, rtol=-1.0).params)(X0)
 
 
+@pytest.mark.parametrize("x64", [False, True])
 @pytest.mark.parametrize("opt", [GD, jol.lbfgs()], ids=["gd", "lbfgs"])
-def test_zero_size_leaves_in_x0_take_no_part(opt):
-    x0 = {"a": jnp.ones(2), "empty": jnp.zeros((0, 3))}
-    f = lambda x: jnp.sum((x["a"] - 3.0) ** 2) + jnp.sum(x["empty"])
-    result = jol.minimize(f, x0, opt, steps=500, tol=1e-4)
+def test_zero_size_leaves_in_x0_take_no_part(opt, x64):
+    with jax.enable_x64(x64):
+        x0 = {"a": jnp.ones(2), "empty": jnp.zeros((0, 3))}
+        f = lambda x: jnp.sum((x["a"] - 3.0) ** 2) + jnp.sum(x["empty"])
+        result = jol.minimize(f, x0, opt, steps=500, tol=1e-4)
     assert result.status == "converged" and result.params["empty"].shape == (0, 3)
+    assert result.params["a"].dtype == (jnp.float64 if x64 else jnp.float32)
     np.testing.assert_allclose(result.params["a"], [3.0, 3.0], atol=1e-4)

@@ -35,6 +35,8 @@ RANKS = {
 }
 ON_TOP = len(RANKS)
 PUBLIC_ONLY = ("examples", "benchmarks", "_cli.py", "__main__.py")
+# public modules beside __init__.py that re-export names of the layers
+PUBLIC_MODULES = {"contrib.py"}
 
 
 def _folder(module: str) -> str | None:
@@ -93,7 +95,7 @@ def test_the_package_is_made_of_the_layer_folders():
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name[0] == "_"}
     assert folders - {"__pycache__"} == set(RANKS)
     loose = {p.name for p in PACKAGE.glob("*.py")}
-    assert loose == {"__init__.py", "__main__.py", "_cli.py"}
+    assert loose == {"__init__.py", "__main__.py", "_cli.py", *PUBLIC_MODULES}
 
 
 def test_the_checker_finds_upward_imports(tmp_path: pathlib.Path):

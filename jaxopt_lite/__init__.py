@@ -156,27 +156,32 @@ from jaxopt_lite._transforms.zoom import (
     scale_by_zoom_linesearch as scale_by_zoom_linesearch,
 )
 
-# --- checkpoints (_drivers/) ---
-from jaxopt_lite._drivers.checkpoint import Checkpoint as Checkpoint
-from jaxopt_lite._drivers.checkpoint import has_checkpoint as has_checkpoint
-from jaxopt_lite._drivers.checkpoint import load_checkpoint as load_checkpoint
-from jaxopt_lite._drivers.checkpoint import save_checkpoint as save_checkpoint
+# --- checkpoints (_host/) ---
+from jaxopt_lite._host.checkpoint import Checkpoint as Checkpoint
+from jaxopt_lite._host.checkpoint import has_checkpoint as has_checkpoint
+from jaxopt_lite._host.checkpoint import load_checkpoint as load_checkpoint
+from jaxopt_lite._host.checkpoint import save_checkpoint as save_checkpoint
 
-# --- loops and drivers: fit, minimize, loggers (_drivers/) ---
-from jaxopt_lite._drivers.fit import EarlyStopping as EarlyStopping
-from jaxopt_lite._drivers.fit import FitResult as FitResult
-from jaxopt_lite._drivers.fit import fit as fit
-from jaxopt_lite._drivers.minimize import MinimizeResult as MinimizeResult
-from jaxopt_lite._drivers.minimize import minimize as minimize
-from jaxopt_lite._drivers.loggers import Callback as Callback
-from jaxopt_lite._drivers.loggers import CSVLogger as CSVLogger
-from jaxopt_lite._drivers.loggers import TensorBoardLogger as TensorBoardLogger
+# --- loops and drivers: fit (_fit/), minimize (_minimize/), options and loggers (_host/) ---
+from jaxopt_lite._host.options import EarlyStopping as EarlyStopping
+from jaxopt_lite._fit.result import FitResult as FitResult
+from jaxopt_lite._fit.fit import fit as fit
+from jaxopt_lite._minimize.result import MinimizeResult as MinimizeResult
+from jaxopt_lite._minimize.minimize import minimize as minimize
+from jaxopt_lite._host.loggers import Callback as Callback
+from jaxopt_lite._host.loggers import CSVLogger as CSVLogger
+from jaxopt_lite._host.loggers import TensorBoardLogger as TensorBoardLogger
 
-# --- sweeps (_drivers/) ---
-from jaxopt_lite._drivers.sweep_result import SweepResult as SweepResult
-from jaxopt_lite._drivers.sweep import sweep as sweep
+# --- sweeps (_sweep/) ---
+from jaxopt_lite._sweep.result import SweepResult as SweepResult
+from jaxopt_lite._sweep.sweep import sweep as sweep
 
 __version__ = "0.1.0"
+
+# --- public submodules: optax.contrib's names, and the loop core for people
+# who write their own loop ---
+from jaxopt_lite import contrib as contrib
+from jaxopt_lite import loop as loop
 
 __all__ = [
     # primitive transforms

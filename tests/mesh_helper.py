@@ -22,7 +22,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 import jaxopt_lite as jol
-from jaxopt_lite._drivers import mesh as _mesh
+from jaxopt_lite._host import placement as _mesh
 from jaxopt_lite._loop import train as _loop
 from jaxopt_lite._loop.sampling import Sampling
 

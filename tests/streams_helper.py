@@ -25,8 +25,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxopt_lite._drivers.global_batch import global_batch
-from jaxopt_lite._drivers.streams import BatchStream
+from jaxopt_lite._host.global_batch import global_batch
+from jaxopt_lite._host.streams import BatchStream
 
 
 def local_batches(process: int, count: int, size: int) -> list[dict]:

@@ -15,8 +15,8 @@ import optax
 import pytest
 
 import jaxopt_lite as jol
-from jaxopt_lite._drivers import checkpoint as _checkpoint
-from jaxopt_lite._drivers import checkpoint_format as _format
+from jaxopt_lite._host import checkpoint as _checkpoint
+from jaxopt_lite._host import checkpoint_format as _format
 
 
 class Pair(NamedTuple):

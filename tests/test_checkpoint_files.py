@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import jaxopt_lite as jol
-from jaxopt_lite._drivers import checkpoint as _checkpoint
+from jaxopt_lite._host import checkpoint as _checkpoint
 
 UNREADABLE = "is not a readable jaxopt_lite checkpoint"
 TREE = {"w": jnp.arange(3.0), "b": jnp.int32(7)}

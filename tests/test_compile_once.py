@@ -19,8 +19,7 @@ from helpers import assert_trees_close, count_compiles
 from transform_table import rows
 
 import jaxopt_lite as jol
-from jaxopt_lite._core import recipe
-from jaxopt_lite._drivers import programs
+from jaxopt_lite._host import programs
 
 X = jax.random.normal(jax.random.key(0), (32, 3))
 DATA = {"x": X, "y": X @ jnp.array([1.0, -2.0, 0.5])}
@@ -57,7 +56,7 @@ def _explicit(row):
 
 def _fresh(run):
     """``run()`` with an empty program cache: a fresh compile."""
-    programs._programs.clear()
+    jax.clear_caches()
     return run()
 
 
@@ -144,19 +143,19 @@ def test_a_structural_change_compiles_once_per_structure():
     assert _compiles(compiles) == 1
 
 
-def test_split_and_rebuild_round_trip():
+def test_split_and_join_round_trip():
     sched = jol.piecewise_constant_schedule(0.1, {5: 0.5, 10: 0.1})
     opt = jol.chain(jol.clip_by_global_norm(2.0), jol.adamw(sched, mask=None))
-    key, numbers = recipe.split(opt)
+    key, numbers = programs.split_optimizer(opt)
     assert numbers == [2.0, 0.1, 0.5, 0.1]
-    again_key, _ = recipe.split(
+    again_key, _ = programs.split_optimizer(
         jol.chain(
             jol.clip_by_global_norm(3.0),
             jol.adamw(jol.piecewise_constant_schedule(0.2, {5: 0.4, 10: 0.3})),
         )
     )
     assert again_key != key  # mask=None given explicitly is part of the structure
-    same_key, _ = recipe.split(
+    same_key, _ = programs.split_optimizer(
         jol.chain(
             jol.clip_by_global_norm(3.0),
             jol.adamw(
@@ -165,12 +164,22 @@ def test_split_and_rebuild_round_trip():
         )
     )
     assert same_key == key and hash(same_key) == hash(key)
-    rebuilt = recipe.rebuild(key, [1.0, 0.3, 0.5, 0.1])
-    assert recipe.split(rebuilt) == (key, [1.0, 0.3, 0.5, 0.1])
+    rebuilt = programs.join_optimizer(key, [1.0, 0.3, 0.5, 0.1])
+    assert programs.split_optimizer(rebuilt) == (key, [1.0, 0.3, 0.5, 0.1])
     assert (
-        recipe.split(jol.sgd(0.1, nesterov=True))[0]
-        != recipe.split(jol.sgd(0.1, nesterov=False))[0]
+        programs.split_optimizer(jol.sgd(0.1, nesterov=True))[0]
+        != programs.split_optimizer(jol.sgd(0.1, nesterov=False))[0]
     )
+    # other boundaries are another structure (the dict's keys are static)
+    other, _ = programs.split_optimizer(
+        jol.chain(
+            jol.clip_by_global_norm(3.0),
+            jol.adamw(
+                jol.piecewise_constant_schedule(0.2, {6: 0.4, 10: 0.3}), mask=None
+            ),
+        )
+    )
+    assert other != key
 
 
 def test_sweep_with_a_fresh_equivalent_make_optimizer_reuses_its_program():
@@ -377,11 +386,10 @@ def test_reused_program_keeps_bfloat16_and_matches_a_baked_compile():
 
 def _always_guarded(monkeypatch):
     """The guard as it was: the guarded step in every chunk."""
-    from jaxopt_lite._drivers import fit as fit_module
-    from jaxopt_lite._loop import train
+    from jaxopt_lite._loop import guard, train
 
-    monkeypatch.setattr(fit_module._guard, "run_chunk", train.run_chunk)
-    programs._programs.clear()
+    monkeypatch.setattr(guard, "run_chunk", train.run_chunk)
+    jax.clear_caches()
 
 
 def _nan_data():
@@ -421,7 +429,7 @@ def test_guard_skips_and_counts_and_equals_the_always_guarded_run(
             strict=True,
         ):
             np.testing.assert_array_equal(a, b)
-    programs._programs.clear()
+    jax.clear_caches()
 
 
 # --- the persistent compilation cache -------------------------------------------

@@ -16,8 +16,9 @@ from flax import nnx
 from flax.core import FrozenDict
 
 import jaxopt_lite as jol
-from jaxopt_lite._drivers import checks as _checks
-from jaxopt_lite._drivers import run_checks as _settings
+from jaxopt_lite._host import checks as _checks
+from jaxopt_lite._host import options
+from jaxopt_lite._host import run_checks as _settings
 
 X = jax.random.normal(jax.random.key(1), (16, 2))
 DATA = {"x": X, "y": X @ jnp.array([1.0, -2.0])}
@@ -252,6 +253,11 @@ class _Stopping(NamedTuple):
     restore_best: object = True
 
 
+def _check_fields(stop):
+    # the field checks, through an EarlyStopping whose fields are anything
+    options._check_fields(jol.EarlyStopping(*stop))
+
+
 @pytest.mark.parametrize(
     "fields, error, message",
     [
@@ -267,8 +273,8 @@ class _Stopping(NamedTuple):
 )
 def test_check_early_stopping(fields, error, message):
     with pytest.raises(error, match=message):
-        _settings.check_early_stopping(_Stopping(**fields))
-    _settings.check_early_stopping(jol.EarlyStopping(min_delta=1e-3, mode="max"))
+        _check_fields(_Stopping(**fields))
+    _check_fields(jol.EarlyStopping(min_delta=1e-3, mode="max"))
 
 
 # --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import jaxopt_lite as jol
-from jaxopt_lite._drivers import fit as _fit
+from jaxopt_lite._host import pipeline as _fit
 
 KEY = jax.random.key(0)
 X = jax.random.normal(jax.random.key(1), (96, 3))

@@ -130,13 +130,9 @@ def test_evaluation_at_every_multiple_of_eval_every(eval_every, log_every, expec
 
 
 def test_the_pacer_measures_one_row_then_sizes_chunks_by_rate():
-    from types import SimpleNamespace
+    from jaxopt_lite._host.feeds import ArrayFeed
 
-    from jaxopt_lite._drivers.fit_run import _ArrayFeed
-
-    cfg = SimpleNamespace(log_every=3, chunk_size=3000)
-    plan = SimpleNamespace(total_steps=9000, cfg=cfg, fixed_chunks=False, data=None)
-    feed = _ArrayFeed(plan, None)
+    feed = ArrayFeed(None, total=9000, unit=3, cap=3000, fixed=False)
     assert (feed.size, feed.ahead) == (3, False)  # one row, measured alone
     feed.observe(3, 0.002)  # 1,500 steps/s: 1,500 steps in a second
     assert (feed.size, feed.ahead) == (1500, True)
@@ -146,7 +142,7 @@ def test_the_pacer_measures_one_row_then_sizes_chunks_by_rate():
     assert feed.size == 750
     feed.observe(750, 1000.0)  # never below one row
     assert feed.size == 3
-    fixed = _ArrayFeed(SimpleNamespace(**{**vars(plan), "fixed_chunks": True}), None)
+    fixed = ArrayFeed(None, total=9000, unit=3, cap=3000, fixed=True)
     fixed.observe(3000, 100.0)
     assert (fixed.size, fixed.ahead) == (3000, True)
 

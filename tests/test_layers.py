@@ -8,12 +8,14 @@ Read from the source with ``ast`` (imports inside functions included):
     _transforms  primitive gradient transformations          (layer 1)
     _optimizers  optimizers chained from primitives          (layer 1)
     _loop        pure, jittable loop core                    (layer 2)
-    _drivers     fit, minimize, sweep and their host side    (layer 3)
+    _host        the drivers' shared host services           (layer 3)
+    _fit _sweep _minimize   the entry points                 (layer 3, on _host)
     the public API, the CLI, examples and benchmarks         (on top)
 
 Inside layer 1 the order above is the direction too (a primitive may wrap
-itself in `masked`; an optimizer chains primitives). Examples, benchmarks and
-the CLI use only the public ``jaxopt_lite`` namespace.
+itself in `masked`; an optimizer chains primitives). The three entry points
+share the host services and never import each other. Examples, benchmarks
+and the CLI use only the public ``jaxopt_lite`` namespace.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ RANKS = {
     "_transforms": 3,
     "_optimizers": 4,
     "_loop": 5,
-    "_drivers": 6,
+    "_host": 6,
+    "_fit": 7,
+    "_sweep": 7,
+    "_minimize": 7,
 }
 ON_TOP = len(RANKS)
 PUBLIC_ONLY = ("examples", "benchmarks", "_cli.py", "__main__.py")
 # public modules beside __init__.py that re-export names of the layers
-PUBLIC_MODULES = {"contrib.py"}
+PUBLIC_MODULES = {"contrib.py", "loop.py"}
 
 
 def _folder(module: str) -> str | None:
@@ -80,6 +85,8 @@ def _violations(relative: pathlib.PurePath, modules: list[str]) -> list[str]:
                 bad.append(f"{relative} (in {folder}) imports {module}")
         elif RANKS[target] > rank:
             bad.append(f"{relative} ({folder}) imports the higher layer {module}")
+        elif RANKS[target] == rank == RANKS["_fit"] and target != folder:
+            bad.append(f"{relative} ({folder}) imports another entry point {module}")
     return bad
 
 
@@ -102,17 +109,18 @@ def test_the_checker_finds_upward_imports(tmp_path: pathlib.Path):
     bad = tmp_path / "bad.py"
     bad.write_text(
         "from jaxopt_lite._core import tree\n"
-        "from jaxopt_lite._drivers import fit\n"
+        "from jaxopt_lite._fit import fit\n"
         "def f():\n    import jaxopt_lite._loop.train\n"
     )
     modules = _imports(bad)
     assert modules == [
         "jaxopt_lite._core",
-        "jaxopt_lite._drivers",
+        "jaxopt_lite._fit",
         "jaxopt_lite._loop.train",
     ]
     found = _violations(pathlib.PurePath("_transforms/bad.py"), modules)
-    assert len(found) == 2 and "_drivers" in found[0] and "_loop" in found[1]
-    assert _violations(pathlib.PurePath("_drivers/bad.py"), modules) == []
+    assert len(found) == 2 and "_fit" in found[0] and "_loop" in found[1]
+    assert _violations(pathlib.PurePath("_fit/bad.py"), modules) == []
+    assert len(_violations(pathlib.PurePath("_sweep/bad.py"), modules)) == 1
     assert _violations(pathlib.PurePath("examples/bad.py"), ["jaxopt_lite"]) == []
     assert len(_violations(pathlib.PurePath("examples/bad.py"), modules)) == 3

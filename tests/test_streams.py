@@ -21,9 +21,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxopt_lite._drivers.batch_layout import is_stream
-from jaxopt_lite._drivers.global_batch import global_batch
-from jaxopt_lite._drivers.streams import BatchStream
+from jaxopt_lite._host.batch_layout import is_stream
+from jaxopt_lite._host.global_batch import global_batch
+from jaxopt_lite._host.streams import BatchStream
 
 HELPER = pathlib.Path(__file__).with_name("streams_helper.py")
 

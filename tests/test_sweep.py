@@ -270,7 +270,7 @@ def test_lr_sweep_example_fast(tmp_path):
 
 
 def test_default_blocks_on_cpu_keep_the_stacked_parameters_small():
-    from jaxopt_lite._drivers import sweep_run as _sweep
+    from jaxopt_lite._sweep import engine as _sweep
 
     megabyte = {"w": jax.ShapeDtypeStruct((2**18,), jnp.float32)}  # 1 MiB per run
     assert jax.default_backend() == "cpu"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import jaxopt_lite as jol
-from jaxopt_lite._drivers import sweep_run
+from jaxopt_lite._sweep.engine import SweepEngine
 
 KEY = jax.random.key(0)
 _X = jax.random.normal(jax.random.key(0), (48, 3))
@@ -98,14 +98,14 @@ def test_rounds_and_blocks_of_runs_that_stop_at_different_steps_match_fit():
 
 def test_ctrl_c_while_a_round_runs_returns_the_rounds_read(monkeypatch):
     reads = itertools.count()
-    read = sweep_run._round_rows
+    read = SweepEngine.rows
 
-    def interrupted_at_the_fourth_read(outs):
+    def interrupted_at_the_fourth_read(engine, outs):
         if next(reads) == 3:
             raise KeyboardInterrupt
-        return read(outs)
+        return read(engine, outs)
 
-    monkeypatch.setattr(sweep_run, "_round_rows", interrupted_at_the_fourth_read)
+    monkeypatch.setattr(SweepEngine, "rows", interrupted_at_the_fourth_read)
     result = jol.sweep(make, RATES, loss_fn, PARAMS, DATA, steps=10**6, batch_size=8)
     assert result.interrupted
     assert 3 <= result.step < 10**6  # three rounds of at least one step each
@@ -116,10 +116,10 @@ def test_ctrl_c_while_a_round_runs_returns_the_rounds_read(monkeypatch):
 
 
 def test_ctrl_c_before_any_round_finished_returns_the_initial_state(monkeypatch):
-    def interrupted(outs):
+    def interrupted(engine, outs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_run, "_round_rows", interrupted)
+    monkeypatch.setattr(SweepEngine, "rows", interrupted)
     result = jol.sweep(make, RATES, loss_fn, PARAMS, DATA, steps=100, batch_size=8,
                        eval_fn=lambda p, d: loss_fn(p, d), eval_data=DATA)  # fmt: skip
     assert result.interrupted and result.step == 0
@@ -136,15 +136,15 @@ def test_a_real_sigint_during_the_sweep_returns_the_finished_work(monkeypatch):
     # SIGINT from another thread once three rounds were read: it lands wherever
     # the host is then (waiting for a round, dispatching one), as Ctrl-C would.
     reads = itertools.count()
-    read = sweep_run._round_rows
+    read = SweepEngine.rows
 
-    def signalled_after_the_third_read(outs):
+    def signalled_after_the_third_read(engine, outs):
         if next(reads) == 3:
             kill = lambda: os.kill(os.getpid(), signal.SIGINT)
             threading.Thread(target=kill, daemon=True).start()
-        return read(outs)
+        return read(engine, outs)
 
-    monkeypatch.setattr(sweep_run, "_round_rows", signalled_after_the_third_read)
+    monkeypatch.setattr(SweepEngine, "rows", signalled_after_the_third_read)
     result = jol.sweep(make, RATES, loss_fn, PARAMS, DATA, steps=10**6, batch_size=8)
     assert result.interrupted and 3 <= result.step < 10**6
     assert result.history["loss"].shape == (2, 1, result.step)

@@ -2,13 +2,13 @@
 
 Every public factory of layer 1 is decorated with `recipe`, which records on
 the object it returns (on a transform's ``update`` function, or on a schedule
-itself) the factory and the arguments it was called with. `split` turns such
-an object into a hashable *structure key* (the factories, their non-numeric
-settings, callables by identity, and the kinds of the numbers) and the list
-of its *numbers* (Python numbers, NumPy and JAX scalars and arrays), and
-`rebuild` calls the factories again with other numbers, e.g. tracers inside
-``jax.jit``. The drivers key compiled programs on the structure and pass the
-numbers as arguments, so a new learning rate reuses the program.
+itself) the factory and the arguments it was called with. `as_tree` turns
+such an object into a pytree of `Built` nodes whose leaves are its arguments
+(numbers, and whatever else was passed), and `build` calls the factories
+again, on other leaves if need be: tracers inside ``jax.jit``. The drivers
+split that pytree with JAX's own flattening into its structure (the program
+key) and its numbers (the program's inputs), so a new learning rate reuses
+the program.
 
 Python numbers are passed to ``jax.jit`` as they are and become weakly typed
 tracers, so they promote exactly like the numbers they stand for (a bfloat16
@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-import numbers
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import jax
-import numpy as np
 import optax
 
 _ATTR = "_jol_recipe"
@@ -133,110 +131,93 @@ def recipe_of(obj: Any) -> Recipe | None:
     return rec if isinstance(rec, Recipe) else None
 
 
-def _static(x: Any) -> tuple:
+def hashable(x: Any) -> Any:
+    """``x`` when it can be hashed and compared by value (and is not a
+    callable, which is compared by identity), else an `Identity` of it."""
+    if callable(x):
+        return Identity(x)
     try:
         hash(x)
     except TypeError:
-        return ("id", Identity(x))
-    return ("s", type(x), x)
+        return Identity(x)
+    return x
 
 
-def _kind(x: Any) -> tuple:
-    if isinstance(x, jax.Array):
-        return (x.shape, x.dtype, jax.typeof(x).weak_type)
-    if isinstance(x, (np.ndarray, np.generic)):
-        return (x.shape, x.dtype)
-    return (type(x),)
+def _value(x: Any) -> Any:
+    return x.get() if isinstance(x, Identity) else x
 
 
-def _node(x: Any, out: list[Any]) -> tuple:
-    """The structure of ``x``; its numbers are appended to ``out``."""
-    if x is None or isinstance(x, (bool, np.bool_, str, bytes, type, np.dtype)):
-        return ("s", type(x), x)
-    if isinstance(x, (numbers.Number, np.generic)):
-        out.append(x)
-        return ("n", *_kind(x))
-    if isinstance(x, (np.ndarray, jax.Array)):
-        if x.dtype == np.bool_:  # masks and flags: settings, by value
-            value = np.asarray(x)
-            return ("s", "bool-array", value.shape, value.tobytes())
-        out.append(x)
-        return ("n", *_kind(x))
-    rec = recipe_of(x)
-    if rec is not None:
-        return _recipe_node(rec, out)
-    if isinstance(x, optax.GradientTransformation):  # foreign: by identity
-        return ("gt", type(x), Identity(x.init), Identity(x.update))
-    if callable(x):
-        return ("id", Identity(x))
-    if isinstance(x, tuple):
-        children = tuple(_node(c, out) for c in x)
-        return ("nt", type(x), children) if hasattr(x, "_fields") else ("t", children)
-    if isinstance(x, list):
-        return ("l", tuple(_node(c, out) for c in x))
-    if isinstance(x, dict):
-        return ("d", type(x), tuple((k, _node(c, out)) for k, c in x.items()))
-    return ("id", Identity(x))
+@jax.tree_util.register_pytree_node_class
+class Built:
+    """``factory(*args, **kwargs)`` as a pytree node: the arguments are its
+    children, the factory and the ``static`` arguments (``(position or name,
+    value)`` pairs, kept out of the leaves) its static data."""
+
+    __slots__ = ("args", "factory", "kwargs", "static")
+
+    def __init__(
+        self,
+        factory: Callable[..., Any],
+        args: tuple,
+        kwargs: dict[str, Any],
+        static: tuple[tuple[int | str, Any], ...],
+    ):
+        self.factory, self.args, self.kwargs = factory, args, kwargs
+        self.static = static
+
+    def build(self) -> Any:
+        """Call the factory again with these arguments."""
+        args, kwargs = list(build(self.args)), build(self.kwargs)
+        for where, value in self.static:
+            if isinstance(where, int):
+                args[where] = _value(value)
+            else:
+                kwargs[where] = _value(value)
+        return self.factory(*args, **kwargs)
+
+    def tree_flatten(self):
+        return (self.args, self.kwargs), (self.factory, self.static)
+
+    @classmethod
+    def tree_unflatten(cls, aux: tuple, children: tuple) -> Built:
+        return cls(aux[0], children[0], children[1], aux[1])
 
 
-def _recipe_node(rec: Recipe, out: list[Any]) -> tuple:
-    args = tuple(
-        _static(a) if i in rec.static_positions else _node(a, out)
-        for i, a in enumerate(rec.args)
+def _has_recipe(x: Any) -> bool:
+    return recipe_of(x) is not None
+
+
+def _node(obj: Any) -> Any:
+    rec = recipe_of(obj)
+    if rec is None:
+        return obj
+    args, static = [], []
+    for i, a in enumerate(rec.args):
+        static_arg = i in rec.static_positions
+        args.append(None if static_arg else as_tree(a))
+        if static_arg:
+            static.append((i, hashable(a)))
+    kwargs = {}
+    for k, a in rec.kwargs.items():
+        if k in rec.static_names:
+            static.append((k, hashable(a)))
+        else:
+            kwargs[k] = as_tree(a)
+    return Built(rec.factory, tuple(args), kwargs, tuple(static))
+
+
+def as_tree(obj: Any) -> Any:
+    """``obj`` (a transform, schedule, or any pytree holding them) with every
+    object built by a `recipe` factory replaced by its `Built` node; other
+    objects are left as they are (leaves: compared by identity or value by
+    whoever keys on them)."""
+    return jax.tree.map(_node, obj, is_leaf=_has_recipe)
+
+
+def build(tree: Any) -> Any:
+    """The inverse of `as_tree`: every `Built` node called."""
+    return jax.tree.map(
+        lambda x: x.build() if isinstance(x, Built) else x,
+        tree,
+        is_leaf=lambda x: isinstance(x, Built),
     )
-    kwargs = tuple(
-        (k, _static(a) if k in rec.static_names else _node(a, out))
-        for k, a in rec.kwargs.items()
-    )
-    return ("r", _node(rec.factory, out), args, kwargs)
-
-
-def split(obj: Any) -> tuple[tuple, list[Any]]:
-    """``(structure_key, numbers)`` of a recipe-carrying object (or of any
-    value: objects without a recipe are keyed by identity and have no
-    numbers). The key is hashable; equal keys rebuild equal programs."""
-    out: list[Any] = []
-    return _node(obj, out), out
-
-
-def rebuild(key: tuple, values: list[Any]) -> Any:
-    """The object of structure ``key`` with ``values`` (tracers, or other
-    numbers of the same kinds) in place of its numbers."""
-    return _build(key, iter(values))
-
-
-def _build(key: tuple, values: Iterator[Any]) -> Any:
-    tag = key[0]
-    if tag == "s":
-        if key[1] == "bool-array":
-            return np.frombuffer(key[3], np.bool_).reshape(key[2])
-        return key[2]
-    if tag == "n":
-        return next(values)
-    if tag == "id":
-        return key[1].get()
-    if tag == "gt":
-        return key[1](key[2].get(), key[3].get())
-    if tag == "r":
-        factory = _build(key[1], values)
-        args = [_build(a, values) for a in key[2]]
-        kwargs = {k: _build(a, values) for k, a in key[3]}
-        return factory(*args, **kwargs)
-    if tag == "t":
-        return tuple(_build(c, values) for c in key[1])
-    if tag == "nt":
-        return key[1](*(_build(c, values) for c in key[2]))
-    if tag == "l":
-        return [_build(c, values) for c in key[1]]
-    if tag == "d":
-        return key[1]((k, _build(c, values)) for k, c in key[2])
-    raise ValueError(f"not a structure key: {key!r}")
-
-
-def alive(key: Any) -> bool:
-    """Whether every object ``key`` refers to by identity is still alive."""
-    if isinstance(key, Identity):
-        return key.alive
-    if isinstance(key, tuple):
-        return all(alive(k) for k in key)
-    return True

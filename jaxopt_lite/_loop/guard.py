@@ -16,31 +16,31 @@ passes, so batched drivers (`sweep`) use `train.run_chunk` directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import optax
 
 from jaxopt_lite._loop import train as _train
+from jaxopt_lite._loop.loss import Loss
 
 PyTree = Any
 
 
 def run_chunk(
-    loss_fn: Callable,
+    loss_fn: Loss,
     optimizer: optax.GradientTransformationExtraArgs,
-    eval_fn: Callable | None,
     cfg: _train.LoopConfig,
     state: _train.TrainState,
     *args: Any,
+    **kwargs: Any,
 ) -> tuple[_train.TrainState, Any]:
     """`train.run_chunk` (the same arguments), guarded as
     ``cfg.skip_nonfinite`` asks, with the guard paid only by chunks that hold a
     non-finite step."""
 
     def run(config: _train.LoopConfig):
-        return _train.run_chunk(loss_fn, optimizer, eval_fn, config, state, *args)
+        return _train.run_chunk(loss_fn, optimizer, config, state, *args, **kwargs)
 
     if not cfg.skip_nonfinite:
         return run(cfg)

@@ -70,13 +70,6 @@ def row(window: Window, step: jax.Array, opt_state: PyTree) -> dict[str, jax.Arr
     return out
 
 
-def eval_names(evals: Any) -> dict[str, Any]:
-    """Name ``eval_fn``'s output: ``eval_<key>`` for a dict, else ``eval_loss``."""
-    if isinstance(evals, dict):
-        return {f"eval_{k}": v for k, v in evals.items()}
-    return {"eval_loss": evals}
-
-
 def buffers(fields: dict[str, Any], size: int) -> dict[str, jax.Array]:
     """Zeroed ``[size]`` buffers for rows with the given fields."""
     return {k: jnp.zeros((size, *x.shape), x.dtype) for k, x in fields.items()}

@@ -15,7 +15,6 @@ results do not depend on where the chunks end.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -27,6 +26,7 @@ from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._loop import history as _history
 from jaxopt_lite._loop import sampling as _sampling
 from jaxopt_lite._loop import stopping as _stopping
+from jaxopt_lite._loop.loss import Eval, Loss
 
 PyTree = Any
 _STEP_KEY_STREAM = 0x5EED  # step keys: fold_in(fold_in(key, this), step)
@@ -42,14 +42,11 @@ class LoopConfig(NamedTuple):
     """Static (hashable) settings of a training loop; changing one recompiles."""
 
     sampling: _sampling.Sampling
-    log_every: int  # steps per history row
-    chunk_size: int  # the most steps one chunk runs (sizes its row buffers)
-    has_aux: bool
-    aux_names: tuple[str, ...]  # the aux metrics' names (with has_aux)
-    has_state: bool  # loss_fn takes and returns a model state
-    step_key: bool  # loss_fn takes a fresh key every step
-    skip_nonfinite: bool  # skip steps whose loss or gradient is not finite
-    eval: EvalConfig | None = None  # None: no eval_fn
+    log_every: int = 1  # steps per history row
+    chunk_size: int = 1  # the most steps one chunk runs (sizes its row buffers)
+    aux_names: tuple[str, ...] = ()  # the loss's aux metrics, as it returns them
+    skip_nonfinite: bool = True  # skip steps whose loss or gradient is not finite
+    eval: EvalConfig | None = None  # None: no evaluation
     stop: _stopping.StopConfig | None = None  # None: no early stopping
     # where each batch lives (a `jax.sharding.Sharding` of its leading axis, set
     # by the drivers for data parallelism); None: wherever XLA puts it
@@ -64,7 +61,7 @@ class TrainState(NamedTuple):
 
     params: PyTree
     opt_state: PyTree
-    model_state: PyTree  # None unless cfg.has_state
+    model_state: PyTree  # the model's non-trainable state (None: none)
     key: jax.Array
     step: jax.Array  # int32: updates attempted so far
     skipped: jax.Array  # int32: non-finite steps so far (skipped if guarded)
@@ -94,7 +91,7 @@ def init_train_state(
     return TrainState(
         params=params,
         opt_state=optimizer.init(params),
-        model_state=model_state if cfg.has_state else None,
+        model_state=model_state,
         key=key,
         step=jnp.zeros([], jnp.int32),
         skipped=jnp.zeros([], jnp.int32),
@@ -108,24 +105,8 @@ def step_key(key: jax.Array, step: jax.Array) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(key, _STEP_KEY_STREAM), step)
 
 
-def _value_and_grad(loss_fn: Callable, cfg: LoopConfig):
-    """``loss_fn`` as ``(loss, (model_state, aux))``, differentiated."""
-
-    def normalized(params, *args):
-        out = loss_fn(params, *args)
-        if cfg.has_state:
-            loss, rest = out
-            model_state, aux = rest if cfg.has_aux else (rest, {})
-        else:
-            loss, aux = out if cfg.has_aux else (out, {})
-            model_state = None
-        return loss, (model_state, aux)
-
-    return jax.value_and_grad(normalized, has_aux=True)
-
-
 def train_step(
-    loss_fn: Callable,
+    loss_fn: Loss,
     optimizer: optax.GradientTransformationExtraArgs,
     cfg: LoopConfig,
     state: TrainState,
@@ -135,12 +116,8 @@ def train_step(
     batch = _sampling.sample_batch(cfg.sampling, data, state.step, state.key)
     if cfg.batch_sharding is not None:
         batch = jax.lax.with_sharding_constraint(batch, cfg.batch_sharding)
-    args = (state.model_state, batch) if cfg.has_state else (batch,)
-    if cfg.step_key:
-        args = (*args, step_key(state.key, state.step))
-
-    (loss, (model_state, aux)), grads = _value_and_grad(loss_fn, cfg)(
-        state.params, *args
+    (loss, (model_state, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, state.model_state, batch, step_key(state.key, state.step)
     )
     grad_norm = _tree.tree_global_norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
@@ -160,7 +137,7 @@ def train_step(
         )
     else:
         params, opt_state = apply(None)
-    if cfg.has_state and cfg.skip_nonfinite:  # a skipped step keeps its state too
+    if cfg.skip_nonfinite:  # a skipped step keeps the model state too
         model_state = optax.tree.where(finite, model_state, state.model_state)
 
     loss32 = loss.astype(cfg.metric_dtype)
@@ -182,9 +159,8 @@ def train_step(
     )
 
 
-def _evaluate(eval_fn: Callable, cfg: LoopConfig, state: TrainState, eval_data):
-    args = (state.model_state, eval_data) if cfg.has_state else (eval_data,)
-    out = _history.eval_names(eval_fn(state.params, *args))
+def _evaluate(eval_fn: Eval, cfg: LoopConfig, state: TrainState, eval_data):
+    out = eval_fn(state.params, state.model_state, eval_data)
     return {k: jnp.asarray(x, cfg.metric_dtype) for k, x in out.items()}
 
 
@@ -249,21 +225,41 @@ def _ran(buffer: dict[str, jax.Array], count: jax.Array) -> jax.Array:
 
 
 def run_chunk(
-    loss_fn: Callable,
+    loss_fn: Loss,
     optimizer: optax.GradientTransformationExtraArgs,
-    eval_fn: Callable | None,
     cfg: LoopConfig,
     state: TrainState,
     data: PyTree,
-    eval_data: PyTree,
     steps: jax.Array,
     total_steps: jax.Array,
+    eval_fn: Eval | None = None,
+    eval_data: PyTree = None,
 ) -> tuple[TrainState, _history.ChunkRows]:
     """Up to ``steps`` (<= ``cfg.chunk_size``) more steps, ending early at
-    ``total_steps`` or when early stopping stops the run; the last row of the
-    run may hold fewer than ``log_every`` steps. Returns the state and the
-    rows written, with masks of the rows that ran. For a stream, ``data``
-    holds the chunk's batches, stacked (`sampling.StreamChunk`)."""
+    ``total_steps`` or when early stopping stops the run.
+
+    History rows close at every multiple of ``cfg.log_every`` steps (the
+    last row of the run may hold fewer steps), ``eval_fn`` runs at every
+    multiple of ``cfg.eval.every``, early stopping checks at its period: all
+    at their exact steps, however the run is cut into chunks.
+
+    Args:
+        loss_fn: the loss in canonical form (a `Loss`).
+        optimizer: an ``optax.GradientTransformationExtraArgs`` (it is given
+            ``value=loss``).
+        cfg: the loop's static settings.
+        state: the run's state (`init_train_state`, or a previous chunk's).
+        data: the data every step samples its batch from, as ``cfg.sampling``
+            says; for a stream, the chunk's batches stacked, one per step.
+        steps: the most steps to run (an int32 scalar, traced or not).
+        total_steps: the run's length.
+        eval_fn: the evaluation in canonical form (an `Eval`), or ``None``.
+        eval_data: its data.
+
+    Returns:
+        ``(state, rows)``: the state after the chunk, and the rows written
+        (`ChunkRows`: fixed-size buffers with masks of the rows that ran).
+    """
     if cfg.sampling.stream:
         data = _sampling.StreamChunk(data, state.step)
     end = state.step + jnp.minimum(steps, total_steps - state.step)

@@ -19,14 +19,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, Sharding
 from jax.sharding import PartitionSpec as P
 
-from jaxopt_lite._drivers.batch_layout import (
+from jaxopt_lite._host.batch_layout import (
     LOADERS,
     BatchLayout,
     check_epochs,
     is_stream,
     short_repr,
 )
-from jaxopt_lite._drivers.global_batch import batch_axes, check_split
+from jaxopt_lite._host.global_batch import batch_axes, check_split
 
 PyTree = Any
 

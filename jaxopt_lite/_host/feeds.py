@@ -1,6 +1,9 @@
-"""`fit` on a stream of batches: the plan's stream, the chunks it feeds, resume.
+"""Feeds: what each compiled chunk of a training run gets, from in-memory
+data or from a stream of batches.
 
-A stream (`batch_layout.is_stream`: a list of batches, a generator, a grain, torch
+In-memory data (`ArrayFeed`) is on the devices already: a chunk gets the
+whole data and the number of steps to run, fixed (``chunk_size``) or paced by
+measured time (`pacing`). A stream (`batch_layout.is_stream`: a list of batches, a generator, a grain, torch
 or tf.data loader) gives one ready batch per step. Each compiled chunk scans
 over a fixed number of batches stacked on the host and sent in one transfer
 (`streams.BatchStream`), and the next chunk is read and transferred in a
@@ -18,8 +21,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jaxopt_lite._core import validate as v
-from jaxopt_lite._drivers.streams import BatchStream
+from jaxopt_lite._core import validate
+from jaxopt_lite._host.pacing import paced
+from jaxopt_lite._host.streams import BatchStream
 
 PyTree = Any
 # A chunk holds at most this many batches, and at most this many bytes of them.
@@ -69,7 +73,7 @@ def plan_stream(
             "give exactly one of steps and epochs "
             f"(got steps={steps!r}, epochs={epochs!r})."
         )
-    v.check_count("steps", steps, optional=True)
+    validate.check_count("steps", steps, optional=True)
     stream = BatchStream(
         data, drop_remainder=drop_remainder, sharding=sharding, epochs=epochs
     )
@@ -82,10 +86,10 @@ def plan_stream(
                     f"{type(data).__name__} has none: give steps= instead."
                 )
             steps = epochs * per_epoch
-            if steps > v.INT32_MAX:
+            if steps > validate.INT32_MAX:
                 raise ValueError(
                     f"epochs={epochs} of {per_epoch} batches make more steps than "
-                    f"the {v.INT32_MAX} a run can count."
+                    f"the {validate.INT32_MAX} a run can count."
                 )
         batch = jax.tree.leaves(stream.spec)[0].shape[0]
         return StreamLayout(
@@ -106,6 +110,38 @@ def _rows(spec: PyTree, total_steps: int, chunk_size: int | None) -> int:
     )
     fits = max(1, MAX_BYTES // max(size, 1))
     return max(1, min(total_steps, MAX_ROWS, fits))
+
+
+class ArrayFeed:
+    """The chunks of a run on in-memory data: fixed sizes, or paced by
+    measured time. A paced run measures its first chunk (one history row)
+    before sending the next, then sizes every chunk from the rate of the last
+    one to take about `pacing.TARGET_SECONDS`; until it has measured, it does
+    not run ``ahead``. (The interface of `StreamFeed`.)"""
+
+    def __init__(self, data: PyTree, total: int, unit: int, cap: int, fixed: bool):
+        self.data, self.total, self.unit, self.cap = data, total, unit, cap
+        self.fixed = self.ahead = fixed
+        self.size = cap if fixed else min(unit, cap)
+
+    def next(self, planned: int, open_row: bool) -> tuple[PyTree, int, int] | None:
+        """The chunk after ``planned`` steps: ``(data, steps, total)``."""
+        del open_row  # the run's length is known: its last chunk writes the row
+        if planned >= self.total:
+            return None
+        return self.data, min(self.size, self.total - planned), self.total
+
+    def observe(self, steps: int, elapsed: float) -> None:
+        """A chunk of ``steps`` steps took ``elapsed`` seconds."""
+        self.ahead = True
+        if not self.fixed and steps > 0:
+            self.size = paced(steps, elapsed, self.unit, self.cap)
+
+    def state(self, step: int) -> None:
+        del step
+
+    def close(self) -> None:
+        pass
 
 
 class StreamFeed:

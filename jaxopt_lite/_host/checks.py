@@ -20,47 +20,60 @@ def _is_array(x: Any) -> bool:
     return isinstance(x, (jax.Array, np.ndarray, np.generic, float, complex))
 
 
-def _framework(tree: PyTree) -> str | None:
-    """Which model library built ``tree``, judged from the classes of its nodes
-    and leaves (found by module name, so neither library has to be installed):
-    ``"nnx"``, ``"equinox"``, ``"linen"`` or ``None``."""
-    modules: set[str] = set()
+_ADVICE = {
+    "flax.nnx": (
+        "split the model with `graphdef, params, state = nnx.split(model, "
+        "nnx.Param, ...)`, train `params` and pass the rest as "
+        "fit(..., state=state); rebuild it with nnx.merge(graphdef, params, "
+        "state) inside loss_fn"
+    ),
+    "equinox": (
+        "split the model with `params, static = eqx.partition(model, "
+        "eqx.is_inexact_array)` and rebuild it with eqx.combine(params, static) "
+        "inside loss_fn; a model with state (eqx.nn.make_with_state) passes it "
+        "as fit(..., state=state)"
+    ),
+    "flax.linen": (
+        "pass variables['params'] as params and the other collections (e.g. "
+        "{'batch_stats': ...}) as fit(..., state=...)"
+    ),
+    None: (
+        "keep non-trainable values out of it: pass a model state as "
+        "fit(..., state=...), or close over constants in the loss"
+    ),
+}
+
+
+def framework(tree: PyTree) -> str | None:
+    """``"flax.nnx"``, ``"equinox"`` or ``"flax.linen"`` when ``tree`` (or a
+    node inside it) comes from that library, else ``None``. Recognised from
+    the classes' modules, so neither library has to be installed."""
+    found: list[str] = []
 
     def visit(node: Any) -> bool:
-        modules.update(c.__module__ for c in type(node).__mro__)
+        for cls in type(node).__mro__:
+            module = cls.__module__ or ""
+            if module.startswith("flax.nnx"):
+                found.append("flax.nnx")
+            elif module.startswith("equinox"):
+                found.append("equinox")
         return False
 
-    jax.tree_util.tree_leaves(tree, is_leaf=visit)
-    if any(m.startswith("flax.nnx") for m in modules):
-        return "nnx"
-    if any(m == "equinox" or m.startswith("equinox.") for m in modules):
-        return "equinox"
-    if any(m.startswith("flax.core") for m in modules):
-        return "linen"
+    jax.tree_util.tree_flatten(tree, is_leaf=visit)
+    if found:
+        return found[0]
+    if isinstance(tree, dict) and "params" in tree:
+        return "flax.linen"
     return None
 
 
-_SPLIT_HINT = {
-    "nnx": (
-        "This looks like a flax.nnx model or state: pass only its parameters, "
-        "e.g. graphdef, params, rest = nnx.split(model, nnx.Param, ...), and "
-        "rebuild the model inside the loss with nnx.merge(graphdef, params, rest)."
-    ),
-    "equinox": (
-        "This looks like an equinox Module: pass only its arrays, e.g. "
-        "params, static = eqx.partition(model, eqx.is_inexact_array), and "
-        "rebuild it inside the loss with eqx.combine(params, static)."
-    ),
-    "linen": (
-        "This looks like flax linen variables: pass variables['params'] and "
-        "close over the other collections (batch_stats, ...) in the loss."
-    ),
-    None: (
-        "Keep non-trainable state out of it: close over it in the loss, or "
-        "split it off (nnx.split(model, nnx.Param, ...) for flax.nnx, "
-        "eqx.partition(model, eqx.is_inexact_array) for equinox)."
-    ),
-}
+def advice(tree: PyTree) -> str:
+    """How to split ``tree`` into what is trained and what is not, for the
+    model library that built it."""
+    name = framework(tree)
+    if name is None:
+        return f"To fix it, {_ADVICE[None]}."
+    return f"This looks like a {name} model: {_ADVICE[name]}."
 
 
 def check_params(name: str, params: PyTree) -> PyTree:
@@ -79,8 +92,7 @@ def check_params(name: str, params: PyTree) -> PyTree:
         ):
             raise TypeError(
                 f"{where} is a {type(leaf).__name__}, not an array: every leaf of "
-                f"{name} must be a floating-point array. "
-                f"{_SPLIT_HINT[_framework(params)]}"
+                f"{name} must be a floating-point array. {advice(params)}"
             )
         if isinstance(leaf, np.ndarray) and not np.issubdtype(leaf.dtype, np.number):
             raise TypeError(
@@ -91,7 +103,7 @@ def check_params(name: str, params: PyTree) -> PyTree:
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise TypeError(
                 f"{where} has dtype {dtype}: only floating-point or complex arrays "
-                f"can be differentiated. {_SPLIT_HINT[_framework(params)]}"
+                f"can be differentiated. {advice(params)}"
             )
     # Strongly typed, so the optimizer state keeps one dtype from step to step.
     return jax.tree.map(_strong, params)

@@ -1,13 +1,13 @@
 """`fit`: minibatch training in compiled chunks of one loop program.
 
-`fit` plans the run (`plan_fit`: every argument checked, the loop laid out),
-compiles it once, and drives it (`fit_run`: resume, chunks, callbacks,
-checkpoints, Ctrl-C).
+`fit` checks its arguments into a plan (`plan.plan_run`, shared with
+`sweep`), builds its engine (`engine.FitEngine`: the compiled programs) and
+hands both to the host pipeline (`pipeline.drive`: resume, chunks, progress,
+callbacks, checkpoints, Ctrl-C).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,52 +15,15 @@ from typing import Any
 import jax
 import optax
 
-from jaxopt_lite._drivers import fit_run as _run
-from jaxopt_lite._drivers import mesh as _mesh
-from jaxopt_lite._drivers import programs as _programs
-from jaxopt_lite._drivers.fit_plan import EarlyStopping as EarlyStopping
-from jaxopt_lite._drivers.fit_plan import plan_fit
-from jaxopt_lite._drivers.fit_run import FitResult as FitResult
-from jaxopt_lite._drivers.loggers import Callback
-from jaxopt_lite._drivers.progress import Progress as Progress
-from jaxopt_lite._loop import guard as _guard
-from jaxopt_lite._loop import train as _loop
+from jaxopt_lite._core import validate
+from jaxopt_lite._fit.engine import FitEngine
+from jaxopt_lite._fit.result import FitResult, fit_result
+from jaxopt_lite._host import checks, pipeline
+from jaxopt_lite._host.loggers import Callback
+from jaxopt_lite._host.options import EarlyStopping, RunOptions
+from jaxopt_lite._host.plan import plan_run
 
 PyTree = Any
-
-
-def _compiled(loss_fn, optimizer, eval_fn, cfg: _loop.LoopConfig):
-    """``(init, chunk)`` for these callables and this optimizer; a cached
-    program is reused for equal structure (`programs`), its inputs bound."""
-    key, inputs = _programs.split({"loss": loss_fn, "eval": eval_fn}, optimizer)
-    init, chunk = _programs.program(("fit", key, cfg), lambda: _build(key, cfg))
-    if cfg.batch_sharding is not None:  # with the run's other arrays, on its mesh
-        chunk_inputs = _mesh.put(inputs, _mesh.replicated(cfg.batch_sharding.mesh))
-        return functools.partial(init, inputs), functools.partial(chunk, chunk_inputs)
-    return functools.partial(init, inputs), functools.partial(chunk, inputs)
-
-
-def _build(key, cfg: _loop.LoopConfig):
-    def parts(inputs):
-        fns, optimizer = _programs.join(key, inputs)
-        return fns["loss"], optax.with_extra_args_support(optimizer), fns["eval"]
-
-    def init(inputs, params, model_state, rng):
-        return _loop.init_train_state(params, model_state, parts(inputs)[1], rng, cfg)
-
-    def chunk(inputs, state, data, eval_data, steps, total_steps):
-        loss_fn, optimizer, eval_fn = parts(inputs)
-        out = _guard.run_chunk(
-            loss_fn, optimizer, eval_fn, cfg, state, data, eval_data, steps, total_steps
-        )
-        if cfg.batch_sharding is None:
-            return out
-        # state and rows whole on every device, so every process can read them
-        return jax.lax.with_sharding_constraint(
-            out, _mesh.replicated(cfg.batch_sharding.mesh)
-        )
-
-    return jax.jit(init), jax.jit(chunk)
 
 
 def fit(
@@ -144,6 +107,9 @@ def fit(
             none.
         shuffle: permute each epoch (see above).
         replace: sample with replacement instead.
+        drop_remainder: a stream's shorter last batch (of each epoch) is
+            dropped; ``False`` raises on it instead. In-memory data always
+            uses ``len(data) // batch_size`` full batches an epoch.
         has_aux: ``loss_fn`` returns aux metrics (see ``loss_fn``).
         eval_fn: ``eval_fn(params, eval_data)`` (``eval_fn(params, state,
             eval_data)`` with ``state``), run on the device at every multiple
@@ -202,16 +168,13 @@ def fit(
         >>> round(float(result.params["w"]), 3), round(float(result.params["b"]), 3)
         (3.0, 1.0)
     """
-    plan = plan_fit(
-        loss_fn, params, optimizer, data, state=state, steps=steps, epochs=epochs,
-        batch_size=batch_size, key=key, step_key=step_key, shuffle=shuffle,
-        replace=replace, drop_remainder=drop_remainder, has_aux=has_aux,
-        eval_fn=eval_fn, eval_data=eval_data, eval_every=eval_every,
-        early_stopping=early_stopping,
-        skip_nonfinite=skip_nonfinite, log_every=log_every, chunk_size=chunk_size,
-        progress=progress, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
-        resume=resume, overwrite=overwrite, mesh=mesh,
-    )  # fmt: skip
-    init, chunk = _compiled(loss_fn, optimizer, eval_fn, plan.cfg)
-    start_state, rows = _run.start(plan, init)
-    return _run.drive(plan, chunk, start_state, rows)
+    options = RunOptions.of(locals())
+    validate.check_callable("loss_fn", loss_fn)
+    validate.check_transform("optimizer", optimizer)
+    params = checks.check_params("params", params)
+    plan = plan_run(loss_fn, params, data, options)
+    engine = FitEngine(plan, optimizer)
+    state, rows = pipeline.start(plan, engine)
+    return pipeline.drive(
+        plan, engine, state, rows, lambda outcome: fit_result(plan, outcome), "fit"
+    )

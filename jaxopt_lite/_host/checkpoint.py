@@ -31,7 +31,7 @@ import numpy as np
 from jax.core import Tracer
 
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._drivers import checkpoint_format as fmt
+from jaxopt_lite._host import checkpoint_format
 
 PyTree = Any
 
@@ -126,7 +126,7 @@ def save_checkpoint(
         ...     print(path.name, jol.has_checkpoint(d))
         checkpoint.npz True
     """
-    directory = fmt.checkpoint_dir(directory)
+    directory = checkpoint_format.checkpoint_dir(directory)
     if arrays is None:
         arrays = {}
     if not isinstance(arrays, Mapping):
@@ -140,14 +140,16 @@ def save_checkpoint(
             f"metadata must be a dict of JSON-able values, got {metadata!r}."
         )
     metadata = dict(metadata)
-    fmt.check_metadata(metadata, "metadata")
+    checkpoint_format.check_metadata(metadata, "metadata")
 
     entries: dict[str, np.ndarray] = {}
     leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
     leaf_fields = []
     for i, (key_path, leaf) in enumerate(leaves_with_path):
         path = jax.tree_util.keystr(key_path)
-        stored, fields = fmt.leaf_to_numpy(fmt.path_name(path), leaf)
+        stored, fields = checkpoint_format.leaf_to_numpy(
+            checkpoint_format.path_name(path), leaf
+        )
         entries[f"leaf_{i}"] = stored
         leaf_fields.append({"path": path, **fields})
     array_fields = []
@@ -155,7 +157,7 @@ def save_checkpoint(
         where = f"arrays[{name!r}]"
         if not isinstance(name, str):
             raise TypeError(f"arrays has the key {name!r}; names must be str.")
-        if isinstance(value, jax.Array) and fmt.is_key(value.dtype):
+        if isinstance(value, jax.Array) and checkpoint_format.is_key(value.dtype):
             raise TypeError(f"{where} is a PRNG key; put keys in the tree instead.")
         if isinstance(value, Tracer):
             raise TypeError(f"{where} is a traced value; save outside jit/vmap/grad.")
@@ -163,21 +165,21 @@ def save_checkpoint(
             array = np.asarray(jax.device_get(value))
         except Exception as e:
             raise TypeError(f"{where} is not an array: {e}") from None
-        stored, fields = fmt.encode(array, where)
+        stored, fields = checkpoint_format.encode(array, where)
         entries[f"array_{i}"] = stored
         array_fields.append({"name": name, **fields})
     manifest = {
-        "format": fmt.FORMAT,
-        "version": fmt.VERSION,
+        "format": checkpoint_format.FORMAT,
+        "version": checkpoint_format.VERSION,
         "treedef": str(treedef),
         "leaves": leaf_fields,
         "arrays": array_fields,
     }
-    entries[fmt.MANIFEST] = fmt.json_entry(manifest)
-    entries[fmt.METADATA] = fmt.json_entry(metadata)
+    entries[checkpoint_format.MANIFEST] = checkpoint_format.json_entry(manifest)
+    entries[checkpoint_format.METADATA] = checkpoint_format.json_entry(metadata)
 
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / fmt.FILENAME
+    target = directory / checkpoint_format.FILENAME
     if target.exists() and not target.is_file():
         raise ValueError(f"{target} exists and is not a file; cannot save there.")
     with _WRITING_LOCK:  # so that a concurrent cleanup never sees it unregistered
@@ -189,7 +191,7 @@ def save_checkpoint(
     try:
         remove_stale_temporaries(directory)
         with os.fdopen(fd, "wb") as f:
-            fmt.write_npz(f, entries)
+            checkpoint_format.write_npz(f, entries)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -200,7 +202,7 @@ def save_checkpoint(
     finally:
         with _WRITING_LOCK:
             _WRITING.discard(registered)
-    fmt.fsync_directory(directory)
+    checkpoint_format.fsync_directory(directory)
     return target
 
 
@@ -229,10 +231,12 @@ def has_checkpoint(directory: str | os.PathLike) -> bool:
         ...     print(jol.has_checkpoint(d))
         False
     """
-    path = fmt.checkpoint_dir(directory) / fmt.FILENAME
+    path = checkpoint_format.checkpoint_dir(directory) / checkpoint_format.FILENAME
     if not path.exists():
         return False
-    fmt.read_manifest(fmt.read(path, (fmt.MANIFEST,)), path)
+    checkpoint_format.read_manifest(
+        checkpoint_format.read(path, (checkpoint_format.MANIFEST,)), path
+    )
     return True
 
 
@@ -266,15 +270,15 @@ def check_fresh(directory: Any, *, resume: Any, overwrite: Any) -> None:
             "the checkpoint in checkpoint_dir, overwrite starts over and replaces "
             "it."
         )
-    folder = fmt.checkpoint_dir(directory, "checkpoint_dir")
+    folder = checkpoint_format.checkpoint_dir(directory, "checkpoint_dir")
     if resume:
         if not has_checkpoint(folder):
             raise FileNotFoundError(
                 f"resume=True but there is no checkpoint in {folder} "
-                f"({folder / fmt.FILENAME} does not exist)."
+                f"({folder / checkpoint_format.FILENAME} does not exist)."
             )
         return
-    path = folder / fmt.FILENAME
+    path = folder / checkpoint_format.FILENAME
     if path.exists() and not overwrite:
         raise ValueError(
             f"checkpoint_dir={os.fspath(directory)!r} already holds a checkpoint "
@@ -318,21 +322,21 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
         >>> ckpt.tree["w"], ckpt.metadata
         (Array([ 1.5, -0. ], dtype=float32), {'step': 3})
     """
-    directory = fmt.checkpoint_dir(directory)
-    path = directory / fmt.FILENAME
+    directory = checkpoint_format.checkpoint_dir(directory)
+    path = directory / checkpoint_format.FILENAME
     like_leaves, like_def = jax.tree_util.tree_flatten_with_path(like)
     like_paths = [jax.tree_util.keystr(p) for p, _ in like_leaves]
     expected = [
-        fmt.expected(fmt.path_name(p), leaf)
+        checkpoint_format.expected(checkpoint_format.path_name(p), leaf)
         for p, (_, leaf) in zip(like_paths, like_leaves, strict=True)
     ]
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint found: {path} does not exist.")
     remove_stale_temporaries(directory)
 
-    entries = fmt.read(path)
-    manifest = fmt.read_manifest(entries, path)
-    metadata = fmt.read_json(entries, fmt.METADATA, path)
+    entries = checkpoint_format.read(path)
+    manifest = checkpoint_format.read_manifest(entries, path)
+    metadata = checkpoint_format.read_json(entries, checkpoint_format.METADATA, path)
     if not isinstance(metadata, dict):
         raise ValueError(f"{path} has a corrupt metadata entry.")
 
@@ -340,13 +344,15 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
     stored_fields = manifest["leaves"]
     stored_paths = [f["path"] for f in stored_fields]
     if stored_paths != like_paths:
-        raise ValueError(mismatch + fmt.structure_mismatch(stored_paths, like_paths))
+        raise ValueError(
+            mismatch + checkpoint_format.structure_mismatch(stored_paths, like_paths)
+        )
 
     leaves = []
     for i, (p, fields, (shape, dtype, sharding)) in enumerate(
         zip(like_paths, stored_fields, expected, strict=True)
     ):
-        where = fmt.path_name(p)
+        where = checkpoint_format.path_name(p)
         stored_dtype = fields["dtype"]
         if stored_dtype != str(dtype):
             raise ValueError(
@@ -359,8 +365,8 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
                 f"{mismatch}{where} has shape {stored_shape} in the checkpoint "
                 f"but {shape} here"
             )
-        value = fmt.decode(entries, f"leaf_{i}", fields, path)
-        if fmt.is_key(dtype):
+        value = checkpoint_format.decode(entries, f"leaf_{i}", fields, path)
+        if checkpoint_format.is_key(dtype):
             try:
                 leaf = jax.random.wrap_key_data(
                     jnp.asarray(value), impl=str(fields["impl"])
@@ -377,5 +383,7 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
 
     arrays = {}
     for i, fields in enumerate(manifest["arrays"]):
-        arrays[fields["name"]] = fmt.decode(entries, f"array_{i}", fields, path)
+        arrays[fields["name"]] = checkpoint_format.decode(
+            entries, f"array_{i}", fields, path
+        )
     return Checkpoint(jax.tree_util.tree_unflatten(like_def, leaves), arrays, metadata)

@@ -1,19 +1,17 @@
-"""Checks of a run's settings for `fit` and `sweep` (layer 3): its length
-(data, batch size, steps or epochs, log windows), evaluation, early stopping,
-and the names of its history columns."""
+"""Checks of a run's settings for `fit` and `sweep`: its length (data, batch
+size, steps or epochs, log windows), evaluation, and the names of its history
+columns."""
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 
-from jaxopt_lite._core import validate as v
-from jaxopt_lite._drivers import checks as _checks
-from jaxopt_lite._loop import history as _history
+from jaxopt_lite._core import validate
+from jaxopt_lite._host import checks
+from jaxopt_lite._loop.loss import eval_names
 
 PyTree = Any
 
@@ -46,10 +44,10 @@ def run_length(
             raise ValueError(f"batch_size={batch_size!r} needs data; data is None.")
         batch_size = 1
     else:
-        num_examples = _checks.leading_size("data", data)
+        num_examples = checks.leading_size("data", data)
         num_examples *= parts(num_examples)
-        data = _checks.check_data("data", data)
-        v.check_int("batch_size", batch_size, optional=True)
+        data = checks.check_data("data", data)
+        validate.check_int("batch_size", batch_size, optional=True)
         if batch_size is None:
             batch_size = num_examples
         elif batch_size > num_examples:
@@ -63,15 +61,15 @@ def run_length(
             "give exactly one of steps and epochs "
             f"(got steps={steps!r}, epochs={epochs!r})."
         )
-    v.check_count("steps", steps, optional=True)
-    v.check_count("epochs", epochs, optional=True)
+    validate.check_count("steps", steps, optional=True)
+    validate.check_count("epochs", epochs, optional=True)
     total_steps = steps if steps is not None else epochs * steps_per_epoch
-    if total_steps > v.INT32_MAX:
+    if total_steps > validate.INT32_MAX:
         raise ValueError(
             f"epochs={epochs} makes {total_steps} steps ({steps_per_epoch} per "
-            f"epoch), more than the {v.INT32_MAX} a run can count."
+            f"epoch), more than the {validate.INT32_MAX} a run can count."
         )
-    v.check_count("log_every", log_every)
+    validate.check_count("log_every", log_every)
     return RunLength(data, num_examples, batch_size, steps_per_epoch, total_steps)
 
 
@@ -86,11 +84,11 @@ def check_eval_fn(
     return a scalar or a dict of scalars. Returns ``(eval_data, history names
     of the metrics)``."""
     if eval_data is not None:
-        eval_data = _checks.check_data("eval_data", eval_data)
-    _checks.check_arity("eval_fn", eval_fn, argnames)
+        eval_data = checks.check_data("eval_data", eval_data)
+    checks.check_arity("eval_fn", eval_fn, argnames)
     out = jax.eval_shape(eval_fn, *args, eval_data)
     check_metric_keys("eval_fn's", out)
-    shapes = _history.eval_names(out)
+    shapes = eval_names(out)
     if not all(
         isinstance(s, jax.ShapeDtypeStruct) and s.shape == () for s in shapes.values()
     ):
@@ -99,29 +97,6 @@ def check_eval_fn(
             f"{shapes!r}."
         )
     return eval_data, list(shapes)
-
-
-def check_early_stopping(early_stopping: Any) -> None:
-    """Check the fields of an ``EarlyStopping`` (its type is checked by `fit`)."""
-    v.check_int("early_stopping.patience", early_stopping.patience)
-    delta = early_stopping.min_delta
-    if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
-        raise TypeError(f"early_stopping.min_delta must be a number, got {delta!r}.")
-    if not (math.isfinite(float(delta)) and float(delta) >= 0):
-        raise ValueError(
-            f"early_stopping.min_delta={delta!r} is not allowed: it must be a "
-            "finite number >= 0."
-        )
-    if not isinstance(early_stopping.monitor, str) or not early_stopping.monitor:
-        raise TypeError(
-            "early_stopping.monitor must be 'loss' or the name of an eval_fn "
-            f"metric (a str), got {early_stopping.monitor!r}."
-        )
-    if early_stopping.mode not in ("min", "max"):
-        raise ValueError(
-            f"early_stopping.mode={early_stopping.mode!r}: use 'min' or 'max'."
-        )
-    v.check_bool("early_stopping.restore_best", early_stopping.restore_best)
 
 
 BUILT_IN_COLUMNS = (

@@ -13,13 +13,10 @@ import numbers
 import os
 import pathlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import numpy as np
-
-if TYPE_CHECKING:
-    from jaxopt_lite._drivers.fit import FitResult
 
 _TENSORBOARD_INSTALL = "pip install 'jaxopt-lite[tensorboard]'"
 
@@ -60,8 +57,9 @@ class Callback:
             elapsed: wall-clock seconds the chunk took.
         """
 
-    def on_end(self, result: FitResult) -> None:
-        """Receive the `FitResult` once, when the run ends for any reason."""
+    def on_end(self, result: Any) -> None:
+        """Receive the result (a `FitResult` or `SweepResult`) once, when the run
+        ends for any reason."""
 
     def close(self) -> None:
         """Release files or other resources; called once after ``on_end``."""

@@ -13,8 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite._drivers import checks as _checks
-from jaxopt_lite._drivers.batch_layout import is_stream
+from jaxopt_lite._host import checks
 
 PyTree = Any
 
@@ -85,19 +84,6 @@ def _check_int32(name: str, array: np.ndarray) -> None:
         )
 
 
-def check_data(data: Any) -> None:
-    """``data`` must be held in memory: the runs of a sweep sample their
-    minibatches from the same arrays inside one compiled program."""
-    if is_stream(data):
-        raise TypeError(
-            f"sweep needs data in memory: a pytree of arrays sharing a leading "
-            f"(examples) axis, such as a dict or tuple of arrays; got a "
-            f"{type(data).__name__}, which is read as a stream of batches (as fit "
-            "accepts). Stack the batches into arrays (a list of arrays: pass "
-            "tuple(data)), or train with fit."
-        )
-
-
 def check_make_optimizer(
     make_optimizer: Callable, table: dict[str, np.ndarray]
 ) -> list[optax.GradientTransformation]:
@@ -134,7 +120,7 @@ def check_make_optimizer(
 def check_init(init: Callable, key: jax.Array) -> PyTree:
     """Abstract parameters of ``init(key)``; it must take the key, and every
     leaf must be inexact."""
-    _checks.check_arity("params", init, ("key",))
+    checks.check_arity("params", init, ("key",))
     shapes = jax.eval_shape(init, key)
     leaves = jax.tree_util.tree_flatten_with_path(shapes)[0]
     if not leaves:

@@ -17,7 +17,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxopt_lite._drivers.global_batch import check_split
+from jaxopt_lite._host.global_batch import check_split
 
 PyTree = Any
 DATA = "data"

@@ -2,70 +2,69 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import jax
 import optax
 
-from jaxopt_lite._core import recipe as _recipe
-from jaxopt_lite._core import validate as v
-from jaxopt_lite._drivers import minimize_checks as _mc
-from jaxopt_lite._drivers import minimize_result as _result
-from jaxopt_lite._drivers import programs as _programs
-from jaxopt_lite._drivers.minimize_result import MinimizeResult as MinimizeResult
-from jaxopt_lite._loop import full_batch as _full_batch
-from jaxopt_lite._loop import implicit as _implicit
+from jaxopt_lite._core import validate
+from jaxopt_lite._host import programs
+from jaxopt_lite._loop import full_batch, implicit
+from jaxopt_lite._minimize import checks, result
+from jaxopt_lite._minimize.result import MinimizeResult
 
 PyTree = Any
 
 
-def _build(
-    fun_key: tuple,
-    opt_key: tuple,
-    cfg: _full_batch.Config,
-    with_args: bool,
-    implicit: bool,
-) -> tuple[Callable, list]:
-    """The compiled loop (cached by `programs.program` under these
-    arguments: numbers and callables are its inputs), and a one-element list
-    that holds the history's column names once the loop is traced."""
-    columns: list = []  # filled when traced: the names are static
+class Program(NamedTuple):
+    """The static part of `minimize`'s program."""
+
+    fun: programs.Static  # the objective, its array leaves as inputs
+    optimizer: programs.Static  # the optimizer's recipe tree, numbers as inputs
+    cfg: full_batch.Config
+    with_args: bool
+    implicit: bool
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def minimize_loop(
+    program: Program, fun_inputs, opt_inputs, x0, args, tols, lower, upper
+):
+    """The compiled loop: params, opt_state, aux and the packed rest."""
+    cfg = program.cfg
 
     def call(fun_inputs, x, args):
-        fun = cast(Callable, _programs.join_callable(fun_key, fun_inputs))
-        return fun(x, args) if with_args else fun(x)
+        fun = cast(Callable, programs.combine(program.fun, fun_inputs))
+        return fun(x, args) if program.with_args else fun(x)
 
-    def run_and_pack(fun_inputs, opt_inputs, x0, args, tols, lower, upper):
-        # The problem's data, theta, is what the solution is differentiated
-        # with respect to: args, the array leaves of a pytree-callable fun,
-        # and the tracers fun closes over (hoisted by closure conversion).
-        # Everything reaches the loop as an explicit input, never through a
-        # closure (see `with_implicit_gradient`).
-        converted, hoisted = jax.closure_convert(
-            lambda x, a, f: call(f, x, a), x0, args, fun_inputs
-        )
-        theta = (args, fun_inputs, hoisted)
+    # The problem's data, theta, is what the solution is differentiated with
+    # respect to: args, the array leaves of a pytree-callable fun, and the
+    # tracers fun closes over (hoisted by closure conversion). Everything
+    # reaches the loop as an explicit input, never through a closure (see
+    # `implicit.with_implicit_gradient`).
+    converted, hoisted = jax.closure_convert(
+        lambda x, a, f: call(f, x, a), x0, args, fun_inputs
+    )
+    theta = (args, fun_inputs, hoisted)
 
-        def objective(x, t):
-            return converted(x, t[0], t[1], *t[2])
+    def objective(x, t):
+        return converted(x, t[0], t[1], *t[2])
 
-        def loop(opt_inputs, theta, x0, tols, lower, upper):
-            optimizer = _recipe.rebuild(opt_key, opt_inputs)
-            return _full_batch.full_batch_loop(
-                objective, optax.with_extra_args_support(optimizer), cfg,
-                x0, theta, tols, lower, upper,
-            )  # fmt: skip
+    def loop(opt_inputs, theta, x0, tols, lower, upper):
+        optimizer = programs.join_optimizer(program.optimizer, opt_inputs)
+        return full_batch.full_batch_loop(
+            objective, optax.with_extra_args_support(optimizer), cfg,
+            x0, theta, tols, lower, upper,
+        )  # fmt: skip
 
-        if implicit:
-            value = (lambda x, t: objective(x, t)[0]) if cfg.has_aux else objective
-            loop = _implicit.with_implicit_gradient(loop, value, cfg.bounded)
-        final = loop(opt_inputs, theta, x0, tols, lower, upper)
-        columns[:] = [_full_batch.history_columns(final.opt_state)]
-        # Only what the result holds: every output costs time on each call.
-        return final.params, final.opt_state, final.aux, _result.pack(final)
-
-    return jax.jit(run_and_pack), columns
+    if program.implicit:
+        value = (lambda x, t: objective(x, t)[0]) if cfg.has_aux else objective
+        loop = implicit.with_implicit_gradient(loop, value, cfg.bounded)
+    final = loop(opt_inputs, theta, x0, tols, lower, upper)
+    # Only what the result holds: every output costs time on each call.
+    return final.params, final.opt_state, final.aux, result.pack(final)
 
 
 def minimize(
@@ -155,17 +154,17 @@ def minimize(
         >>> result.status, result.steps, result.params.round(4)
         ('converged', 62, Array([3., 3.], dtype=float32))
     """
-    v.check_callable("fun", fun)
-    v.check_transform("optimizer", optimizer)
-    _mc.check_settings(steps, tol, rtol, atol, has_aux, diff, history_size)
-    x0 = _mc.check_x0(x0)
-    fun_key, fun_inputs = _programs.split_callable(fun)
-    dtype = _mc.value_dtype(fun, fun_key, fun_inputs, has_aux, x0, args)
+    validate.check_callable("fun", fun)
+    validate.check_transform("optimizer", optimizer)
+    checks.check_settings(steps, tol, rtol, atol, has_aux, diff, history_size)
+    x0 = checks.check_x0(x0)
+    fun_static, fun_inputs = programs.partition(fun, programs.array_inputs)
+    dtype = checks.value_dtype(fun, has_aux, x0, args)
     lo = hi = None
     if lower is not None or upper is not None:
-        lo, hi = _mc.bounds(lower, upper, x0)
-        x0 = _full_batch.project(x0, lo, hi)
-    cfg = _full_batch.Config(
+        lo, hi = checks.bounds(lower, upper, x0)
+        x0 = full_batch.project(x0, lo, hi)
+    cfg = full_batch.Config(
         max_steps=steps,
         history_size=min(steps, history_size),
         has_aux=has_aux,
@@ -173,9 +172,11 @@ def minimize(
         bounded=lo is not None,
         unroll=diff == "unroll",
     )
-    opt_key, opt_inputs = _recipe.split(optimizer)
-    key = (fun_key, opt_key, cfg, args is not None, diff == "implicit")
-    run, columns = _programs.program(("minimize", *key), lambda: _build(*key))
-    tols = _full_batch.Tolerances(*_mc.tolerances(tol, rtol, atol, dtype))
-    params, opt_state, aux, packed = run(fun_inputs, opt_inputs, x0, args, tols, lo, hi)
-    return _result.unpack(params, opt_state, aux, packed, columns[0])
+    opt_static, opt_inputs = programs.split_optimizer(optimizer)
+    program = Program(fun_static, opt_static, cfg, args is not None, diff == "implicit")
+    tols = full_batch.Tolerances(*checks.tolerances(tol, rtol, atol, dtype))
+    params, opt_state, aux, packed = minimize_loop(
+        program, fun_inputs, opt_inputs, x0, args, tols, lo, hi
+    )
+    columns = full_batch.history_columns(opt_state)
+    return result.unpack(params, opt_state, aux, packed, columns)

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxopt_lite._core.tree import PyTree
-from jaxopt_lite._loop.history import ChunkRows
+from jaxopt_lite._host.pipeline import Outcome
 
 
 class SweepResult(NamedTuple):
@@ -51,6 +51,11 @@ class SweepResult(NamedTuple):
             skipped every step.
         interrupted: Ctrl-C ended the sweep; every run holds the work of the
             chunks finished until then.
+        error: ``None``, or ``"<Callback>.<method> raised <Error>: <message>"``
+            when a callback raised: the sweep stopped there (as `fit` does).
+        state: the final model states (``None`` without ``state=``), leading
+            axes ``[configs, seeds]``; those of the best check when early
+            stopping restores the parameters.
 
     Rows after a run stopped early hold NaN (and ``-1`` in the integer
     columns ``step``, ``skipped``, ``eval_step``).
@@ -81,6 +86,8 @@ class SweepResult(NamedTuple):
     best_step: np.ndarray | None = None
     skipped: np.ndarray | None = None
     interrupted: bool = False
+    error: str | None = None
+    state: PyTree = None
 
     @property
     def num_configs(self) -> int:
@@ -204,60 +211,6 @@ class SweepResult(NamedTuple):
         return self.table()
 
 
-def _fill(dtype: np.dtype) -> Any:
-    return np.nan if np.issubdtype(dtype, np.floating) else -1
-
-
-def _compact(
-    columns: dict[str, np.ndarray], ran: np.ndarray
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Each run's rows that ran moved to the front, in order, NaN (or -1)
-    after them, trimmed to the longest run; and the count per run."""
-    count = ran.sum(-1)
-    size = int(count.max()) if count.size else 0
-    if ran.all():
-        return columns, count
-    # Row i of a run goes to its position among the rows that ran; the others
-    # to a spare last slot, dropped.
-    at = np.where(ran, np.cumsum(ran, -1) - 1, size)
-    out = {}
-    for name, values in columns.items():
-        moved = np.full(
-            (*values.shape[:-1], size + 1), _fill(values.dtype), values.dtype
-        )
-        np.put_along_axis(moved, at, values, -1)
-        out[name] = moved[..., :size]
-    return out, count
-
-
-def history(
-    rounds: list[ChunkRows], spec: ChunkRows, runs: tuple[int, int]
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The history ``name -> [configs, seeds, rows]`` of the rounds read (host
-    rows joined over the blocks, padding runs included; ``spec`` gives the
-    columns when no round was read), and the training rows of each run."""
-    configs, seeds = runs
-
-    def part(name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        columns, ran = getattr(spec, name), getattr(spec, f"{name}_ran")
-        if not rounds:
-            empty = {
-                k: np.zeros((configs, seeds, 0), v.dtype) for k, v in columns.items()
-            }
-            return empty, np.zeros((configs, seeds, 0), bool)
-        columns = {
-            k: np.concatenate([getattr(r, name)[k] for r in rounds], -1)
-            for k in columns
-        }
-        ran = np.concatenate([getattr(r, f"{name}_ran") for r in rounds], -1)
-        trim = (slice(configs), slice(seeds))
-        return {k: v[trim] for k, v in columns.items()}, ran[trim]
-
-    train, count = _compact(*part("train"))
-    evals, _ = _compact(*part("evals"))
-    return {**train, **evals}, count
-
-
 def _warn_nonfinite(result: SweepResult, steps: np.ndarray, nonfinite: np.ndarray,
                     guarded: bool) -> None:  # fmt: skip
     """A ``RuntimeWarning`` naming the runs in which every step was non-finite."""
@@ -297,14 +250,15 @@ def assemble(
     stop: Any,
     guarded: bool,
     state: Any,
-    rounds: list[ChunkRows],
-    spec: ChunkRows,
-    interrupted: bool,
+    outcome: Outcome,
 ) -> SweepResult:
     """The `SweepResult` of a sweep's final states (leading axes ``[configs,
-    seeds]``, padding runs dropped, ``step`` per run) and the rounds read."""
+    seeds]``, padding runs dropped, ``step`` per run) and the pipeline's
+    outcome (its history ``[configs, seeds, rows]``)."""
     runs = (len(next(iter(table.values()))), seeds)
-    columns, count = history(rounds, spec, runs)
+    columns = outcome.history
+    count = (columns["step"] >= 0).sum(-1)
+    interrupted = outcome.interrupted
     losses = columns["loss"]
     if losses.shape[-1]:
         at = np.maximum(count - 1, 0)[..., None]
@@ -313,7 +267,7 @@ def assemble(
         best = np.fmin.reduce(losses, axis=-1)
     else:
         final = best = np.full(runs, np.nan, losses.dtype)
-    params = state.params
+    params, model_state = state.params, state.model_state
     stopped = best_step = None
     if stop is None:
         tail = max(1, -(-losses.shape[-1] // 10))
@@ -328,7 +282,7 @@ def assemble(
         stopped = np.asarray(state.stop.stopped)
         best_step = np.asarray(state.stop.best_step)
         if stop.restore_best:
-            params = state.stop.best[0]
+            params, model_state = state.stop.best
     steps, nonfinite = np.asarray(state.step), np.asarray(state.skipped)
     result = SweepResult(
         hyperparams=table,
@@ -346,6 +300,8 @@ def assemble(
         best_step=best_step,
         skipped=nonfinite if guarded else np.zeros_like(nonfinite),
         interrupted=interrupted,
+        error=outcome.error,
+        state=model_state,
     )
     _warn_nonfinite(result, steps, nonfinite, guarded)
     return result

@@ -1,10 +1,10 @@
-"""The checks of `minimize`'s arguments, made cheap for repeated calls.
+"""The checks of `minimize`'s arguments, cheap for repeated calls.
 
 A solver is often called many times with the same settings (a loop over data
-sets, an outer optimization): the settings that are hashable are checked
-once per combination, ``x0`` skips its full check when it is already a tree
-of strongly typed floating-point JAX arrays, and the output check of ``fun``
-runs once per function and input shapes.
+sets, an outer optimization): ``x0`` skips its full check when it is already
+a tree of strongly typed floating-point JAX arrays, and the output check of
+``fun`` traces it abstractly through ``jax.eval_shape``, whose trace JAX
+caches per function and shapes.
 """
 
 from __future__ import annotations
@@ -19,39 +19,23 @@ import numpy as np
 from jax.core import Tracer
 
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._drivers import checks as _checks
-from jaxopt_lite._drivers import programs as _programs
+from jaxopt_lite._host import checks
 
 PyTree = Any
 DIFF = ("implicit", "unroll")
-_MAX_REMEMBERED = 256
-_checked_settings: set[tuple] = set()
-_tolerance_arrays: dict[tuple, Any] = {}
 
 
 def check_settings(
     steps: Any, tol: Any, rtol: Any, atol: Any, has_aux: Any, diff: Any,
     history_size: Any,
 ) -> None:  # fmt: skip
-    """Check the scalar settings (once per combination of hashable values)."""
-    given = (steps, tol, rtol, atol, has_aux, diff, history_size)
-    try:
-        key: tuple | None = tuple((type(a), a) for a in given)
-        hash(key)
-    except TypeError:  # arrays, tracers
-        key = None
-    if key is not None and key in _checked_settings:
-        return
+    """Check the scalar settings."""
     v.check_count("steps", steps)
     v.check_bool("has_aux", has_aux)
     for name, value in (("tol", tol), ("rtol", rtol), ("atol", atol)):
         _check_tolerance(name, value)
     v.check_choice("diff", diff, DIFF)
     v.check_count("history_size", history_size, minimum=0)
-    if key is not None:
-        if len(_checked_settings) >= _MAX_REMEMBERED:
-            _checked_settings.clear()
-        _checked_settings.add(key)
 
 
 def _check_tolerance(name: str, value: Any) -> None:
@@ -67,25 +51,14 @@ def _check_tolerance(name: str, value: Any) -> None:
 
 
 def tolerances(tol: Any, rtol: Any, atol: Any, dtype: Any) -> tuple:
-    """The three thresholds as arrays of ``dtype`` (``tol`` 0 when not given:
-    an exactly zero gradient converges; ``rtol``, ``atol`` 0). Concrete values
-    are converted once and the arrays kept, so a repeated call transfers
-    nothing; tracers stay tracers."""
+    """The three thresholds in ``dtype`` (``tol`` 0 when not given: an
+    exactly zero gradient converges; ``rtol``, ``atol`` 0): NumPy scalars for
+    concrete values (passed to the program without a device computation),
+    tracers stay tracers."""
     given = tuple(0.0 if t is None else t for t in (tol, rtol, atol))
     if any(isinstance(t, Tracer) for t in given):
         return tuple(jnp.asarray(t, dtype) for t in given)
-    try:
-        key: tuple | None = (np.dtype(dtype), *((type(t), t) for t in given))
-        found = _tolerance_arrays.get(key)  # type: ignore[arg-type]
-    except TypeError:  # arrays
-        key, found = None, None
-    if found is None:
-        found = tuple(jnp.asarray(np.asarray(t, dtype)) for t in given)
-        if key is not None:
-            if len(_tolerance_arrays) >= _MAX_REMEMBERED:
-                _tolerance_arrays.clear()
-            _tolerance_arrays[key] = found
-    return found
+    return tuple(np.asarray(t, dtype) for t in given)
 
 
 def check_x0(x0: PyTree) -> PyTree:
@@ -100,31 +73,21 @@ def check_x0(x0: PyTree) -> PyTree:
         for x in leaves
     ):
         return x0
-    return _checks.check_params("x0", x0)
+    return checks.check_params("x0", x0)
 
 
-def value_dtype(
-    fun: Callable, fun_key: tuple, fun_inputs: list, has_aux: bool, x0: PyTree,
-    args: Any,
-) -> Any:  # fmt: skip
-    """Check that ``fun`` returns a real scalar (once per function and input
-    shapes; ``fun_key`` and ``fun_inputs`` from `programs.split_callable`) and
-    return its dtype."""
+def value_dtype(fun: Callable, has_aux: bool, x0: PyTree, args: Any) -> Any:
+    """Check that ``fun`` returns a real scalar and return its dtype."""
     call_args = (x0,) if args is None else (x0, args)
-
-    def check():
-        _checks.check_scalar_output(
-            "fun",
-            fun,
-            call_args,
-            has_aux=has_aux,
-            argnames=("x", "args")[: len(call_args)],
-        )
-        out = jax.eval_shape(fun, *call_args)
-        return (out[0] if has_aux else out).dtype
-
-    key = ("minimize", has_aux, fun_key, _programs.shapes(fun_inputs))
-    return _programs.checked((*key, _programs.shapes(call_args)), check)
+    checks.check_scalar_output(
+        "fun",
+        fun,
+        call_args,
+        has_aux=has_aux,
+        argnames=("x", "args")[: len(call_args)],
+    )
+    out = jax.eval_shape(fun, *call_args)
+    return (out[0] if has_aux else out).dtype
 
 
 def bounds(lower: Any, upper: Any, x0: PyTree) -> tuple[PyTree, PyTree]:

@@ -1,0 +1,112 @@
+"""`fit`'s engine: one run's compiled programs, driven by the host pipeline.
+
+The two programs (initialize a run; run one chunk of it) are module-level
+``jax.jit`` functions whose static argument is a `Program`: the structure of
+the loss, evaluation and optimizer (their numbers and arrays are inputs,
+`programs.partition`) and the loop's static settings. ``jax.jit``'s cache
+is the program cache: a new learning rate or new data of the same shapes
+reuses the compiled loop.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+import optax
+
+from jaxopt_lite._host import placement, programs
+from jaxopt_lite._host.plan import RunPlan, columns
+from jaxopt_lite._loop import guard, train
+from jaxopt_lite._transforms.scaling import current_learning_rate
+
+PyTree = Any
+
+
+class Program(NamedTuple):
+    """The static part of `fit`'s programs."""
+
+    fns: programs.Static  # (Loss, Eval | None), array leaves as inputs
+    optimizer: programs.Static  # the optimizer's recipe tree, numbers as inputs
+    cfg: train.LoopConfig
+
+
+def _parts(program: Program, fn_inputs: list, opt_inputs: list):
+    loss, eval_ = programs.combine(program.fns, fn_inputs)
+    optimizer = programs.join_optimizer(program.optimizer, opt_inputs)
+    return loss, eval_, optax.with_extra_args_support(optimizer)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def fit_init(program, fn_inputs, opt_inputs, params, model_state, key):
+    optimizer = _parts(program, fn_inputs, opt_inputs)[2]
+    return train.init_train_state(params, model_state, optimizer, key, program.cfg)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def fit_chunk(program, fn_inputs, opt_inputs, state, data, eval_data, steps, total):
+    loss, eval_, optimizer = _parts(program, fn_inputs, opt_inputs)
+    cfg = program.cfg
+    out = guard.run_chunk(
+        loss, optimizer, cfg, state, data, steps, total, eval_, eval_data
+    )
+    if cfg.batch_sharding is None:
+        return out
+    # state and rows whole on every device, so every process can read them
+    return jax.lax.with_sharding_constraint(
+        out, placement.replicated(cfg.batch_sharding.mesh)
+    )
+
+
+class FitEngine:
+    """One training run, as the pipeline drives it (`pipeline.Engine`)."""
+
+    lead: tuple[int, ...] = ()
+
+    def __init__(self, plan: RunPlan, optimizer: optax.GradientTransformation):
+        self.plan = plan
+        fns, fn_inputs = programs.partition(
+            (plan.loss, plan.eval), programs.array_inputs
+        )
+        structure, opt_inputs = programs.split_optimizer(optimizer)
+        self.program = Program(fns, structure, plan.cfg)
+        self.eval_data = plan.eval_data
+        if plan.mesh is not None:  # with the run's other arrays, on its mesh
+            copy = placement.replicated(plan.mesh)
+            fn_inputs, opt_inputs = placement.put((fn_inputs, opt_inputs), copy)
+            self.eval_data = placement.put(self.eval_data, copy)
+        self.fn_inputs, self.opt_inputs = fn_inputs, opt_inputs
+        self.columns: dict[str, np.dtype] = {}
+
+    def init(self) -> train.TrainState:
+        plan = self.plan
+        state = fit_init(
+            self.program, self.fn_inputs, self.opt_inputs, plan.params,
+            plan.model_state, plan.key,
+        )  # fmt: skip
+        has_rate = current_learning_rate(state.opt_state) is not None
+        self.columns = columns(plan, has_rate)
+        return state
+
+    def chunk(self, state, data, steps: int, total: int):
+        return fit_chunk(
+            self.program, self.fn_inputs, self.opt_inputs, state, data,
+            self.eval_data, np.int32(steps), np.int32(total),
+        )  # fmt: skip
+
+    def rows(self, device_rows) -> dict[str, np.ndarray]:
+        host = jax.device_get(device_rows)
+        out = {k: np.asarray(v)[host.train_ran] for k, v in host.train.items()}
+        out.update({k: np.asarray(v)[host.evals_ran] for k, v in host.evals.items()})
+        return {k: out[k] for k in self.columns}
+
+    def step(self, state: train.TrainState) -> int:
+        return int(state.step)
+
+    def stopped(self, state: train.TrainState) -> bool:
+        return state.stop is not None and bool(state.stop.stopped)
+
+    def reported(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return rows

@@ -1,0 +1,258 @@
+"""The one host pipeline of a training run, for `fit` and `sweep` alike.
+
+An `Engine` (`fit`'s one run, or `sweep`'s batch of runs) knows how to start
+its state and run one compiled chunk; this module does everything around
+it: start or resume from a checkpoint, dispatch each chunk before the host
+reads the one before (so the devices never wait), pace the chunks, read the
+history rows, update the progress bar, call the callbacks, write
+checkpoints, and let Ctrl-C through between chunks, returning what was
+finished.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import numpy as np
+
+from jaxopt_lite._host import checkpoint, checkpoint_format, feeds, placement
+from jaxopt_lite._host.plan import RunPlan
+from jaxopt_lite._host.progress import Progress
+
+PyTree = Any
+CHECKPOINT_SECONDS = 60.0  # paced chunks: a checkpoint at most this often
+_STREAM = "stream_at"  # checkpoint metadata: where a stream stood
+_COLUMNS = "columns"  # checkpoint metadata: the history's column names
+
+
+class Engine(Protocol):
+    """What the pipeline needs of a run (or a batch of runs)."""
+
+    columns: dict[str, np.dtype]  # every history column (set by ``init``)
+    lead: tuple[int, ...]  # leading axes of every history column (runs)
+
+    def init(self) -> PyTree:
+        """The state before the first step (on the devices)."""
+        ...
+
+    def chunk(self, state: PyTree, data: PyTree, steps: int, total: int) -> Any:
+        """Dispatch up to ``steps`` more steps: ``(state, device rows)``."""
+        ...
+
+    def rows(self, device_rows: Any) -> dict[str, np.ndarray]:
+        """A chunk's rows on the host, keyed like the history's columns."""
+        ...
+
+    def step(self, state: PyTree) -> int:
+        """The steps done (the most of any run)."""
+        ...
+
+    def stopped(self, state: PyTree) -> bool:
+        """Whether early stopping ended the run (every run)."""
+        ...
+
+    def reported(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A chunk's rows as the callbacks see them."""
+        ...
+
+
+class Outcome(NamedTuple):
+    """What a pipeline run finished with."""
+
+    state: PyTree  # the state after the last chunk read
+    history: dict[str, np.ndarray]
+    interrupted: bool
+    error: str | None  # a callback's error, as text
+
+
+def _saved_metadata(directory: Any) -> dict[str, Any]:
+    path = checkpoint_format.checkpoint_dir(directory) / checkpoint_format.FILENAME
+    entries = checkpoint_format.read(path)
+    return checkpoint_format.read_json(entries, checkpoint_format.METADATA, path)
+
+
+def _check_resumable(plan: RunPlan, columns: list[str]) -> None:
+    saved = _saved_metadata(plan.checkpoint_dir)
+    where = f"the checkpoint in {plan.checkpoint_dir}"
+    if saved.get(_COLUMNS) not in (None, columns):
+        raise ValueError(
+            f"{where} records the history columns {saved[_COLUMNS]}, but this "
+            f"call records {columns}: eval_fn or has_aux (or the aux metrics) "
+            "changed. Resume with the same eval_fn and loss_fn outputs, or start "
+            "a new checkpoint_dir."
+        )
+    saved.setdefault("stream", False)  # checkpoints from before streams
+    for name, value in plan.settings.items():
+        if saved.get(name) != value:
+            raise ValueError(
+                f"{where} was written with {name}={saved.get(name)!r}, but this "
+                f"call has {name}={value!r}; resume with the same settings."
+            )
+
+
+def start(plan: RunPlan, engine: Engine) -> tuple[PyTree, list[dict]]:
+    """The initial (or resumed) state and the history rows so far."""
+    state = engine.init()
+    rows: list[dict[str, np.ndarray]] = []
+    if plan.resume and plan.checkpoint_dir is not None:
+        _check_resumable(plan, list(engine.columns))
+        saved = checkpoint.load_checkpoint(plan.checkpoint_dir, state)
+        state = saved.tree
+        reached = engine.step(state)
+        if reached > plan.total_steps:
+            raise ValueError(
+                f"the checkpoint in {plan.checkpoint_dir} is at step {reached}, "
+                f"beyond the {plan.total_steps} steps of this call; ask for at "
+                f"least {reached} steps (steps= or epochs=) to resume it."
+            )
+        rows = [dict(saved.arrays)] if saved.arrays else []
+        if plan.stream is not None:
+            feeds.resume_stream(
+                plan.stream.stream, saved.metadata.get(_STREAM), reached, plan.resume
+            )
+    if plan.mesh is not None:
+        state = placement.put(state, placement.replicated(plan.mesh))
+    return state, rows
+
+
+def history(engine: Engine, rows: list[dict]) -> dict[str, np.ndarray]:
+    """The rows so far as one array per column (rows along the last axis)."""
+    return {
+        k: np.concatenate([r[k] for r in rows], axis=-1)
+        if rows
+        else np.zeros((*engine.lead, 0), dtype)
+        for k, dtype in engine.columns.items()
+    }
+
+
+def _call(callbacks, method: str, *args, **kwargs) -> str | None:
+    """Call ``method`` on every callback; the first error as text (warned)."""
+    for c in callbacks:
+        try:
+            getattr(c, method)(*args, **kwargs)
+        except Exception as e:  # a callback's bug must not lose the run
+            error = f"{type(c).__name__}.{method} raised {type(e).__name__}: {e}"
+            warnings.warn(
+                f"the run stopped: {error}. The result holds the work finished so "
+                "far (its error field names the error).",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return error
+    return None
+
+
+def _feed(plan: RunPlan) -> feeds.ArrayFeed | feeds.StreamFeed:
+    if plan.stream is not None:
+        return feeds.StreamFeed(plan.stream, plan.steps_given)
+    data = plan.data
+    if plan.mesh is not None:
+        data = placement.place_data(plan.mesh, data)
+    cfg = plan.cfg
+    return feeds.ArrayFeed(
+        data, plan.total_steps, cfg.log_every, cfg.chunk_size, plan.fixed_chunks
+    )
+
+
+def _save(plan: RunPlan, engine: Engine, state, rows, stream_at) -> None:
+    assert plan.checkpoint_dir is not None
+    if jax.process_index() != 0:  # several processes hold the same run
+        return
+    metadata = {**plan.settings, _COLUMNS: list(engine.columns)}
+    if stream_at is not None:
+        metadata[_STREAM] = stream_at
+    checkpoint.save_checkpoint(
+        plan.checkpoint_dir,
+        state,
+        arrays=history(engine, rows),
+        metadata=metadata,
+    )
+
+
+def drive(
+    plan: RunPlan,
+    engine: Engine,
+    state: PyTree,
+    rows: list[dict],
+    finish: Callable[[Outcome], Any],
+    desc: str,
+) -> Any:
+    """Run ``engine`` from ``state`` to the end (or early stopping, Ctrl-C, a
+    callback's error) and return ``finish(outcome)``, which the callbacks'
+    ``on_end`` then receives."""
+    feed = _feed(plan)
+    shown = plan.show_progress and jax.process_index() == 0
+    bar = Progress(shown, feed.total, engine.step(state), desc)
+    finished, saved_step = state, engine.step(state)
+    planned, stopped = saved_step, engine.stopped(state)
+    interrupted, error, pending, at = False, None, None, feed.state(planned)
+    last_ready = last_save = time.perf_counter()
+    try:
+        while True:
+            launched, waited = None, False
+            if stopped:
+                pass
+            elif pending is None or feed.ahead:
+                open_row = planned % plan.cfg.log_every > 0
+                work = feed.next(planned, open_row)
+                if work is not None:
+                    data, n, total = work
+                    out = engine.chunk(state, data, n, total)
+                    state, planned = out[0], min(planned + n, total)
+                    launched = (out, time.perf_counter(), feed.state(planned))
+            else:  # measure this chunk before sizing the next one
+                waited = True
+            if pending is not None:
+                (out_state, out_rows), dispatched, at = pending
+                new = engine.rows(out_rows)
+                now = time.perf_counter()
+                elapsed, last_ready = now - max(dispatched, last_ready), now
+                before, finished = engine.step(finished), out_state
+                rows.append(new)
+                step, stopped = engine.step(finished), engine.stopped(finished)
+                feed.observe(step - before, elapsed)
+                if len(new["loss"]):
+                    bar.update(
+                        step - before, {"loss": float(np.ravel(new["loss"])[-1])}
+                    )
+                error = _call(
+                    plan.callbacks,
+                    "on_chunk",
+                    engine.reported(new),
+                    step=step,
+                    elapsed=elapsed,
+                )
+                if error is not None:
+                    break
+                due = plan.fixed_chunks or now - last_save >= CHECKPOINT_SECONDS
+                due = due or step >= feed.total or stopped
+                if plan.checkpoint_dir is not None and due:
+                    _save(plan, engine, finished, rows, at)
+                    saved_step, last_save = step, time.perf_counter()
+                if stopped:
+                    break
+            if launched is None and not waited:
+                break
+            pending = launched
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException:  # e.g. a bad batch of a stream: keep what was done
+        if plan.checkpoint_dir is not None and engine.step(finished) > saved_step:
+            _save(plan, engine, finished, rows, at)
+        raise
+    finally:
+        bar.close()
+        feed.close()
+    if plan.checkpoint_dir is not None and engine.step(finished) > saved_step:
+        _save(plan, engine, finished, rows, at)  # what the result holds resumes
+    result = finish(Outcome(finished, history(engine, rows), interrupted, error))
+    _call(plan.callbacks, "on_end", result)
+    for c in plan.callbacks:
+        close = getattr(c, "close", None)
+        if callable(close):
+            close()
+    return result

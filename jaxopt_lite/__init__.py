@@ -162,7 +162,8 @@ from jaxopt_lite._host.checkpoint import has_checkpoint as has_checkpoint
 from jaxopt_lite._host.checkpoint import load_checkpoint as load_checkpoint
 from jaxopt_lite._host.checkpoint import save_checkpoint as save_checkpoint
 
-# --- loops and drivers: fit (_fit/), minimize (_minimize/), options and loggers (_host/) ---
+# --- loops and drivers: fit (_fit/), minimize (_minimize/), options and
+# loggers (_host/) ---
 from jaxopt_lite._host.options import EarlyStopping as EarlyStopping
 from jaxopt_lite._fit.result import FitResult as FitResult
 from jaxopt_lite._fit.fit import fit as fit

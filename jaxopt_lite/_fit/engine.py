@@ -110,3 +110,12 @@ class FitEngine:
 
     def reported(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return rows
+
+    def summary(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
+        names = ["loss", *self.plan.eval_names]
+        return {
+            k.removeprefix("eval_"): float(rows[k][-1]) for k in names if len(rows[k])
+        }
+
+    def snapshot(self, state: train.TrainState) -> tuple[PyTree, PyTree]:
+        return state.params, state.model_state

@@ -41,6 +41,12 @@ class FitResult(NamedTuple):
         error: ``None``, or ``"<Callback>.<method> raised <Error>: <message>"``
             when a callback raised: the run stopped there, this result holds
             the work finished until then, and a ``RuntimeWarning`` said so.
+        save_error: ``None``, or the last checkpoint save that failed (a full
+            disk, say), as text: the run went on, a ``RuntimeWarning`` said
+            so, and the checkpoint on disk is the last one written.
+        seconds: the run's wall-clock time, compilation included.
+
+    ``repr(result)`` is a one-line summary; the fields hold the arrays.
     """
 
     params: PyTree
@@ -53,6 +59,11 @@ class FitResult(NamedTuple):
     state: PyTree = None
     skipped: int = 0
     error: str | None = None
+    save_error: str | None = None
+    seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        return summary("FitResult", self)
 
 
 def _warn_all_skipped(step: int, guarded: bool) -> None:
@@ -95,4 +106,36 @@ def fit_result(plan: RunPlan, outcome: Outcome) -> FitResult:
         state=model_state,
         skipped=nonfinite if guarded else 0,
         error=outcome.error,
+        save_error=outcome.save_error,
+        seconds=outcome.seconds,
     )
+
+
+def _last(values: np.ndarray) -> str:
+    finite = values[np.isfinite(values)]
+    return f"{finite[-1]:.4g}" if finite.size else "nan"
+
+
+def summary(name: str, result: Any) -> str:
+    """A one-line summary of a `FitResult`: steps, final and best metrics,
+    time, skipped steps, how the run ended."""
+    history = result.history
+    parts = [f"step={result.step}"]
+    for column, values in history.items():
+        if column in ("loss",) or (
+            column.startswith("eval_") and column != "eval_step"
+        ):
+            if len(values):
+                parts.append(f"{column}={_last(np.asarray(values))}")
+    if result.best_step is not None:
+        parts.append(f"best_step={result.best_step}")
+    parts.append(f"seconds={result.seconds:.3g}")
+    if result.skipped:
+        parts.append(f"skipped={result.skipped}")
+    for flag in ("stopped_early", "interrupted"):
+        if getattr(result, flag):
+            parts.append(f"{flag}=True")
+    for text in ("error", "save_error"):
+        if getattr(result, text) is not None:
+            parts.append(f"{text}={getattr(result, text)!r}")
+    return f"{name}({', '.join(parts)})"

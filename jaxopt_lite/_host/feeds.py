@@ -3,8 +3,9 @@ data or from a stream of batches.
 
 In-memory data (`ArrayFeed`) is on the devices already: a chunk gets the
 whole data and the number of steps to run, fixed (``chunk_size``) or paced by
-measured time (`pacing`). A stream (`batch_layout.is_stream`: a list of batches, a generator, a grain, torch
-or tf.data loader) gives one ready batch per step. Each compiled chunk scans
+measured time (`pacing`). A stream (`batch_layout.is_stream`: a list of
+batches, a generator, a grain, torch or tf.data loader) gives one ready batch
+per step. Each compiled chunk scans
 over a fixed number of batches stacked on the host and sent in one transfer
 (`streams.BatchStream`), and the next chunk is read and transferred in a
 background thread while the devices run the current one. The chunk's buffer

@@ -12,6 +12,7 @@ import csv
 import numbers
 import os
 import pathlib
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ import jax
 import numpy as np
 
 _TENSORBOARD_INSTALL = "pip install 'jaxopt-lite[tensorboard]'"
+_STEPS = ("step", "eval_step")  # the step columns of the two row groups
 
 
 class Callback:
@@ -247,9 +249,12 @@ class TensorBoardLogger(Callback):
     $$
 
     (the first chunk holds the compilation, and on a resumed run its start is
-    not known, so it has no rate). Built on ``tensorboardX.SummaryWriter``,
-    imported only here: ``pip install 'jaxopt-lite[tensorboard]'``. In a run
-    over several processes only process 0 writes.
+    not known, so it has no rate). The first rows written purge the events
+    that an earlier run left in ``logdir`` at their steps and after, so a run
+    resumed from a checkpoint shows every step once. Built on
+    ``tensorboardX.SummaryWriter``, imported only here: ``pip install
+    'jaxopt-lite[tensorboard]'``. In a run over several processes only
+    process 0 writes.
 
     Args:
         logdir: the folder for the event files (created if needed).
@@ -300,8 +305,22 @@ class TensorBoardLogger(Callback):
             return
         groups = _split(rows)
         if self._writer is None:
-            self._writer = self._make_writer(logdir=os.fspath(self.logdir))
-        for group, step_key in zip(groups, ("step", "eval_step"), strict=True):
+            # Events from an earlier (interrupted) run at the steps this run
+            # writes again are purged: a resumed run shows every step once.
+            starts = [
+                int(g[k][0])
+                for g, k in zip(groups, _STEPS, strict=True)
+                if len(g.get(k, ()))
+            ]
+            self._writer = self._make_writer(
+                logdir=os.fspath(self.logdir),
+                purge_step=min(starts, default=None),
+                # tensorboardX names files by the second and the host: two
+                # writers started within a second would share (and clobber)
+                # one file without a suffix of their own
+                filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}",
+            )
+        for group, step_key in zip(groups, _STEPS, strict=True):
             steps = group.get(step_key, ())
             for name, values in group.items():
                 if name == step_key:

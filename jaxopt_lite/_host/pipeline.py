@@ -11,6 +11,7 @@ finished.
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from collections.abc import Callable
@@ -19,7 +20,13 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import numpy as np
 
-from jaxopt_lite._host import checkpoint, checkpoint_format, feeds, placement
+from jaxopt_lite._host import (
+    checkpoint,
+    checkpoint_format,
+    feeds,
+    interrupts,
+    placement,
+)
 from jaxopt_lite._host.plan import RunPlan
 from jaxopt_lite._host.progress import Progress
 
@@ -27,6 +34,8 @@ PyTree = Any
 CHECKPOINT_SECONDS = 60.0  # paced chunks: a checkpoint at most this often
 _STREAM = "stream_at"  # checkpoint metadata: where a stream stood
 _COLUMNS = "columns"  # checkpoint metadata: the history's column names
+# keywords a callback's on_chunk gets when its signature takes them
+_OPTIONAL = ("params", "state")
 
 
 class Engine(Protocol):
@@ -59,6 +68,14 @@ class Engine(Protocol):
         """A chunk's rows as the callbacks see them."""
         ...
 
+    def summary(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
+        """The latest loss and evaluation metrics, for the progress report."""
+        ...
+
+    def snapshot(self, state: PyTree) -> tuple[PyTree, PyTree]:
+        """The parameters and model state the callbacks may read."""
+        ...
+
 
 class Outcome(NamedTuple):
     """What a pipeline run finished with."""
@@ -67,6 +84,8 @@ class Outcome(NamedTuple):
     history: dict[str, np.ndarray]
     interrupted: bool
     error: str | None  # a callback's error, as text
+    save_error: str | None  # the last failed checkpoint save, as text
+    seconds: float  # wall-clock time of the run (compilation included)
 
 
 def _saved_metadata(directory: Any) -> dict[str, Any]:
@@ -96,7 +115,8 @@ def _check_resumable(plan: RunPlan, columns: list[str]) -> None:
 
 def start(plan: RunPlan, engine: Engine) -> tuple[PyTree, list[dict]]:
     """The initial (or resumed) state and the history rows so far."""
-    state = engine.init()
+    with interrupts.deferred():  # never inside the compiler
+        state = engine.init()
     rows: list[dict[str, np.ndarray]] = []
     if plan.resume and plan.checkpoint_dir is not None:
         _check_resumable(plan, list(engine.columns))
@@ -129,11 +149,24 @@ def history(engine: Engine, rows: list[dict]) -> dict[str, np.ndarray]:
     }
 
 
+def _accepts(method: Any, name: str) -> bool:
+    """Whether ``method`` takes the keyword ``name`` (or any keyword)."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind == p.VAR_KEYWORD for p in parameters)
+
+
 def _call(callbacks, method: str, *args, **kwargs) -> str | None:
-    """Call ``method`` on every callback; the first error as text (warned)."""
+    """Call ``method`` on every callback (the keywords it does not take
+    left out); the first error as text (warned)."""
+    optional = {k: kwargs.pop(k) for k in _OPTIONAL if k in kwargs}
     for c in callbacks:
+        bound = getattr(c, method)
+        given = {k: v for k, v in optional.items() if _accepts(bound, k)}
         try:
-            getattr(c, method)(*args, **kwargs)
+            bound(*args, **kwargs, **given)
         except Exception as e:  # a callback's bug must not lose the run
             error = f"{type(c).__name__}.{method} raised {type(e).__name__}: {e}"
             warnings.warn(
@@ -158,19 +191,43 @@ def _feed(plan: RunPlan) -> feeds.ArrayFeed | feeds.StreamFeed:
     )
 
 
-def _save(plan: RunPlan, engine: Engine, state, rows, stream_at) -> None:
+class _Reported(NamedTuple):
+    """The last chunk every callback saw: what a checkpoint may hold."""
+
+    state: PyTree
+    rows: int  # how many of the run's row groups
+    stream_at: Any  # where a stream stood
+
+
+def _save(plan: RunPlan, engine: Engine, at: _Reported, rows: list) -> str | None:
+    """Save ``at`` (the Ctrl-C of this moment waits for the save to end); a
+    failed save is warned about and returned as text, never raised: the run
+    and its result go on without it."""
     assert plan.checkpoint_dir is not None
     if jax.process_index() != 0:  # several processes hold the same run
-        return
+        return None
     metadata = {**plan.settings, _COLUMNS: list(engine.columns)}
-    if stream_at is not None:
-        metadata[_STREAM] = stream_at
-    checkpoint.save_checkpoint(
-        plan.checkpoint_dir,
-        state,
-        arrays=history(engine, rows),
-        metadata=metadata,
-    )
+    if at.stream_at is not None:
+        metadata[_STREAM] = at.stream_at
+    try:
+        with interrupts.deferred():
+            checkpoint.save_checkpoint(
+                plan.checkpoint_dir,
+                at.state,
+                arrays=history(engine, rows[: at.rows]),
+                metadata=metadata,
+            )
+    except OSError as error:
+        text = f"saving the checkpoint at step {engine.step(at.state)} failed: {error}"
+        warnings.warn(
+            f"{text}. The run goes on and its result holds the trained "
+            "parameters (save_error names the failure); the last checkpoint "
+            "that was written is unchanged.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return text
+    return None
 
 
 def drive(
@@ -184,12 +241,14 @@ def drive(
     """Run ``engine`` from ``state`` to the end (or early stopping, Ctrl-C, a
     callback's error) and return ``finish(outcome)``, which the callbacks'
     ``on_end`` then receives."""
+    began = time.perf_counter()
     feed = _feed(plan)
-    shown = plan.show_progress and jax.process_index() == 0
-    bar = Progress(shown, feed.total, engine.step(state), desc)
-    finished, saved_step = state, engine.step(state)
-    planned, stopped = saved_step, engine.stopped(state)
-    interrupted, error, pending, at = False, None, None, feed.state(planned)
+    mode = plan.progress if jax.process_index() == 0 else "off"
+    bar = Progress(mode, feed.total, engine.step(state), desc)
+    finished, first = state, engine.step(state)
+    reported = saved = _Reported(state, len(rows), feed.state(first))
+    planned, stopped = first, engine.stopped(state)
+    interrupted, error, save_error, pending = False, None, None, None
     last_ready = last_save = time.perf_counter()
     try:
         while True:
@@ -201,7 +260,8 @@ def drive(
                 work = feed.next(planned, open_row)
                 if work is not None:
                     data, n, total = work
-                    out = engine.chunk(state, data, n, total)
+                    with interrupts.deferred():  # never inside the compiler
+                        out = engine.chunk(state, data, n, total)
                     state, planned = out[0], min(planned + n, total)
                     launched = (out, time.perf_counter(), feed.state(planned))
             else:  # measure this chunk before sizing the next one
@@ -215,24 +275,22 @@ def drive(
                 rows.append(new)
                 step, stopped = engine.step(finished), engine.stopped(finished)
                 feed.observe(step - before, elapsed)
-                if len(new["loss"]):
-                    bar.update(
-                        step - before, {"loss": float(np.ravel(new["loss"])[-1])}
-                    )
-                error = _call(
-                    plan.callbacks,
-                    "on_chunk",
-                    engine.reported(new),
-                    step=step,
-                    elapsed=elapsed,
-                )
+                bar.update(step - before, engine.summary(new))
+                params, model_state = engine.snapshot(finished)
+                with interrupts.deferred():  # every logger sees it, or none
+                    error = _call(
+                        plan.callbacks, "on_chunk", engine.reported(new),
+                        step=step, elapsed=elapsed, params=params, state=model_state,
+                    )  # fmt: skip
+                    if error is None:  # (a callback's own KeyboardInterrupt: not)
+                        reported = _Reported(finished, len(rows), at)
                 if error is not None:
                     break
                 due = plan.fixed_chunks or now - last_save >= CHECKPOINT_SECONDS
                 due = due or step >= feed.total or stopped
                 if plan.checkpoint_dir is not None and due:
-                    _save(plan, engine, finished, rows, at)
-                    saved_step, last_save = step, time.perf_counter()
+                    save_error = _save(plan, engine, reported, rows) or save_error
+                    saved, last_save = reported, time.perf_counter()
                 if stopped:
                     break
             if launched is None and not waited:
@@ -241,15 +299,28 @@ def drive(
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:  # e.g. a bad batch of a stream: keep what was done
-        if plan.checkpoint_dir is not None and engine.step(finished) > saved_step:
-            _save(plan, engine, finished, rows, at)
+        if plan.checkpoint_dir is not None and reported.rows > saved.rows:
+            _save(plan, engine, reported, rows)
         raise
     finally:
-        bar.close()
         feed.close()
-    if plan.checkpoint_dir is not None and engine.step(finished) > saved_step:
-        _save(plan, engine, finished, rows, at)  # what the result holds resumes
-    result = finish(Outcome(finished, history(engine, rows), interrupted, error))
+    if plan.checkpoint_dir is not None and reported.rows > saved.rows:
+        try:
+            save_error = _save(plan, engine, reported, rows) or save_error
+        except KeyboardInterrupt:  # held until the save ended: it is on disk
+            interrupted = True
+    resume = ""
+    if plan.checkpoint_dir is not None:
+        resume = (
+            f"continue it with resume=True and checkpoint_dir={plan.checkpoint_dir!r}"
+        )
+    bar.close(interrupted, resume)
+    result = finish(
+        Outcome(
+            finished, history(engine, rows), interrupted, error, save_error,
+            time.perf_counter() - began,
+        )
+    )  # fmt: skip
     _call(plan.callbacks, "on_end", result)
     for c in plan.callbacks:
         close = getattr(c, "close", None)

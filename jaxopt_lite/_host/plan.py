@@ -54,7 +54,7 @@ class RunPlan(NamedTuple):
     cfg: train.LoopConfig
     total_steps: int
     fixed_chunks: bool  # chunk_size was given; else chunks are paced by time
-    show_progress: bool
+    progress: str  # "bar", "log" or "off" (`Progress.wanted`)
     checkpoint_dir: str | os.PathLike | None
     resume: bool | str  # True, False or "skip" (a stream, by counting)
     mesh: jax.sharding.Mesh | None
@@ -217,7 +217,7 @@ def plan_run(
         cfg=cfg,
         total_steps=total_steps,
         fixed_chunks=o.chunk_size is not None,
-        show_progress=Progress.wanted(o.progress),
+        progress=Progress.wanted(o.progress),
         checkpoint_dir=o.checkpoint_dir,
         resume=o.resume,
         mesh=the_mesh,

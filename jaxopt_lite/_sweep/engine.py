@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lite._host import placement, programs
+from jaxopt_lite._host.options import infer_mode
 from jaxopt_lite._host.plan import RunPlan, columns
 from jaxopt_lite._loop.history import ChunkRows
 from jaxopt_lite._sweep import program as sweep_program
@@ -138,23 +139,20 @@ class SweepEngine:
         self.active = [[True for _ in row] for row in self.grid]
         self.columns: dict[str, np.dtype] = {}
 
+    def _init_block(self, hp, ids):
+        return sweep_program.sweep_init(
+            self.program, self.fn_inputs, hp, self.shared, self.key, ids,
+            self.params, self.model_state,
+        )  # fmt: skip
+
+    def _chunk_block(self, hp, state, data, n, end):
+        return sweep_program.sweep_chunk(
+            self.program, self.fn_inputs, hp, self.shared, state, data,
+            self.eval_data, n, end,
+        )  # fmt: skip
+
     def init(self) -> list[list[Any]]:
-        states = [
-            [
-                sweep_program.sweep_init(
-                    self.program,
-                    self.fn_inputs,
-                    hp,
-                    self.shared,
-                    self.key,
-                    ids,
-                    self.params,
-                    self.model_state,
-                )  # fmt: skip
-                for hp, ids in row
-            ]
-            for row in self.grid
-        ]
+        states = [[self._init_block(hp, ids) for hp, ids in row] for row in self.grid]
         rate = current_learning_rate(states[0][0].opt_state)
         self.columns = columns(self.plan, rate is not None)
         return states
@@ -163,19 +161,7 @@ class SweepEngine:
         n, end = np.int32(steps), np.int32(total)
         outs = [
             [
-                sweep_program.sweep_chunk(
-                    self.program,
-                    self.fn_inputs,
-                    hp,
-                    self.shared,
-                    s,
-                    data,
-                    self.eval_data,
-                    n,
-                    end,
-                )  # fmt: skip
-                if a
-                else None
+                self._chunk_block(hp, s, data, n, end) if a else None
                 for (hp, _), s, a in zip(*row, strict=True)
             ]
             for row in zip(self.grid, state, self.active, strict=True)
@@ -215,6 +201,26 @@ class SweepEngine:
             for row in state
         ]
         return not any(map(any, self.active))
+
+    def summary(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
+        """The best run's latest loss and evaluation metrics (the best in the
+        direction each metric's name suggests, smaller for unknown names)."""
+        out = {}
+        for name in ["loss", *self.plan.eval_names]:
+            values = rows[name]
+            if not values.shape[-1]:
+                continue
+            latest = values[..., -1][np.isfinite(values[..., -1])]
+            if latest.size:
+                best = np.max if infer_mode(name) == "max" else np.min
+                out[f"best {name.removeprefix('eval_')}"] = float(best(latest))
+        return out
+
+    def snapshot(self, state) -> tuple[PyTree, PyTree]:
+        """Every run's parameters and model state, leading axes ``[configs,
+        seeds]`` (the padding runs left out)."""
+        joined = join([[(s.params, s.model_state) for s in row] for row in state])
+        return jax.tree.map(lambda x: x[: self.lead[0], : self.lead[1]], joined)
 
     def reported(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Per-run columns for the callbacks: ``"<column>/<run>"`` with runs

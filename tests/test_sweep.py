@@ -89,8 +89,10 @@ def test_grid_is_a_cartesian_product_and_zip_pairs_values():
     assert zipped.to_rows()[1] == {
         "learning_rate": 0.3,
         "b1": 0.5,
+        "tail_loss": pytest.approx(grid.to_rows()[4]["tail_loss"]),
         "final_loss": pytest.approx(grid.to_rows()[4]["final_loss"]),
         "best_loss": pytest.approx(grid.to_rows()[4]["best_loss"]),
+        "rank": grid.to_rows()[4]["rank"],
     }
     np.testing.assert_array_equal(zipped.params["w"][::-1], grid.params["w"])
 

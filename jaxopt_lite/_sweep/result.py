@@ -9,6 +9,7 @@ import numpy as np
 
 from jaxopt_lite._core.tree import PyTree
 from jaxopt_lite._host.pipeline import Outcome
+from jaxopt_lite._sweep import ranking
 
 
 class SweepResult(NamedTuple):
@@ -41,6 +42,9 @@ class SweepResult(NamedTuple):
             early-stopping monitor at its checks (with ``early_stopping``),
             else the mean training loss of the last tenth of the history rows.
         score_mode: ``"min"`` or ``"max"``: which end of ``score`` is best.
+        score_name: a short name of ``score`` (``"tail_loss"``, or
+            ``"best_<monitor>"`` with early stopping), its column in `to_rows`
+            and `table`.
         stopped_early: ``[configs, seeds]`` bools (``None`` without early
             stopping).
         best_step: ``[configs, seeds]``, the step of each run's best check
@@ -82,6 +86,7 @@ class SweepResult(NamedTuple):
     score: np.ndarray | None = None
     ranked_by: str = "final_loss"
     score_mode: str = "min"
+    score_name: str = "score"
     stopped_early: np.ndarray | None = None
     best_step: np.ndarray | None = None
     skipped: np.ndarray | None = None
@@ -98,15 +103,22 @@ class SweepResult(NamedTuple):
         """Configuration ``index`` as a dict of Python numbers."""
         return {name: values[index].item() for name, values in self.hyperparams.items()}
 
-    def best(self, by: str = "score") -> tuple[dict[str, Any], int]:
-        """The configuration with the best ``score`` (or loss) averaged over
-        seeds.
+    def best(
+        self, by: str = "score", mode: str | None = None
+    ) -> tuple[dict[str, Any], int]:
+        """The best configuration, by a value averaged over seeds.
 
         Args:
             by: ``"score"`` ranks by `score` (see `ranked_by`; the default),
-                ``"final"`` by `final_loss`, ``"best"`` by `best_loss`.
-                A configuration with a non-finite value in any seed ranks last,
-                and is never the best.
+                ``"final"`` by `final_loss`, ``"best"`` by `best_loss`, or the
+                name of a history column (``"eval_accuracy"`` or
+                ``"accuracy"``) by each run's last finite value in it. A
+                configuration with a non-finite value in any seed ranks last
+                and is never the best; ties go to the lower mean final loss,
+                then to the lower index.
+            mode: for a history column, ``"min"`` or ``"max"``; by default
+                inferred from its name (``loss``, ``error``: min; ``accuracy``,
+                ``auc``: max).
 
         Returns:
             ``(configuration, index)``: the configuration as a dict of Python
@@ -115,97 +127,29 @@ class SweepResult(NamedTuple):
         Raises:
             ValueError: no configuration has a finite value in every seed.
         """
-        mean = self._mean(by)
-        if by == "score" and self.score_mode == "max":
-            mean = -mean
-        finite = np.isfinite(mean)
-        if not finite.any():
-            what = {"final": "final_loss", "best": "best_loss"}.get(by, "score")
+        index = int(ranking.order(self, by, mode)[0])
+        values, name, _ = ranking.per_run(self, by, mode)
+        if not np.isfinite(values[index]).all():
             raise ValueError(
-                f"no configuration has a finite {what} ({self._ranked(by)}) in "
-                "every seed, so none can be ranked best: every one diverged or "
-                "skipped its steps as non-finite (see SweepResult.skipped)."
+                f"no configuration has a finite {name} in every seed, so none "
+                "can be ranked best: every one diverged or skipped its steps as "
+                "non-finite (see SweepResult.skipped)."
             )
-        index = int(np.argmin(np.where(finite, mean, np.inf)))
         return self.config(index), index
 
-    def _ranked(self, by: str) -> str:
-        if by == "final":
-            return "the mean loss of the last history row"
-        return "the smallest history-row loss" if by == "best" else self.ranked_by
+    def to_rows(self, by: str = "score", mode: str | None = None) -> list[dict]:
+        """One dict per configuration: its hyper-parameters, the value `best`
+        ranks ``by`` (named ``score_name`` for the default), ``final_loss``
+        and ``best_loss`` (means over seeds, with ``*_std`` over seeds when
+        ``seeds > 1``), and its ``rank`` (1 is the best; ``None`` without a
+        finite value in every seed)."""
+        return ranking.rows(self, by, mode)
 
-    def _mean(self, by: str) -> np.ndarray:
-        if by == "final":
-            return self.final_loss.mean(axis=1)
-        if by == "best":
-            return self.best_loss.mean(axis=1)
-        if by == "score":
-            score = self.final_loss if self.score is None else self.score
-            return score.mean(axis=1)
-        raise ValueError(f"by={by!r} is not allowed: use 'score', 'final' or 'best'.")
-
-    def to_rows(self) -> list[dict[str, Any]]:
-        """One dict per configuration: its hyper-parameters, then
-        ``final_loss`` and ``best_loss`` averaged over seeds (with their
-        standard deviations over seeds, ``*_std``, when ``seeds > 1``)."""
-        rows = []
-        for i in range(self.num_configs):
-            row = self.config(i)
-            for name, losses in [
-                ("final_loss", self.final_loss),
-                ("best_loss", self.best_loss),
-            ]:
-                row[name] = float(losses[i].mean())
-                if self.seeds > 1:
-                    row[f"{name}_std"] = float(losses[i].std())
-            rows.append(row)
-        return rows
-
-    def table(self) -> str:
-        """The configurations and their losses as an aligned text table; the
-        best configuration (by `score`, as `best` ranks) is marked with ``*``
-        (none when no configuration has a finite score)."""
-        rows = self.to_rows()
-        try:
-            best = self.best()[1]
-            footer = f"* best by {self.ranked_by}"
-        except ValueError:
-            best = -1
-            footer = (
-                f"no configuration has a finite score ({self.ranked_by}) in every "
-                "seed: none is best"
-            )
-        names = list(self.hyperparams)
-        header = [*names, "final_loss", "best_loss", ""]
-
-        def show(value: Any) -> str:
-            return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-        def loss(row: dict[str, Any], name: str) -> str:
-            text = show(row[name])
-            return f"{text} ± {show(row[f'{name}_std'])}" if self.seeds > 1 else text
-
-        body = [
-            [
-                *(show(row[n]) for n in names),
-                loss(row, "final_loss"),
-                loss(row, "best_loss"),
-                "*" if i == best else "",
-            ]
-            for i, row in enumerate(rows)
-        ]
-        widths = [max(len(r[j]) for r in [header, *body]) for j in range(len(header))]
-        lines = [
-            "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in [header, *body]
-        ]
-        title = (
-            f"sweep: {self.num_configs} configurations x {self.seeds} seeds, "
-            f"{self.step} steps"
-        )
-        if self.interrupted:
-            title += " (interrupted)"
-        return "\n".join([title, *lines, footer])
+    def table(self, by: str = "score", mode: str | None = None) -> str:
+        """The configurations as an aligned text table: hyper-parameters, the
+        ranking value, the losses; the best one (as `best` ranks) marked with
+        ``*``."""
+        return ranking.table(self, by, mode)
 
     def __str__(self) -> str:
         return self.table()
@@ -273,11 +217,13 @@ def assemble(
         tail = max(1, -(-losses.shape[-1] // 10))
         score = losses[..., -tail:].mean(axis=-1) if losses.shape[-1] else final
         ranked_by = f"the mean loss of the last {tail} history rows"
+        name = "tail_loss"
         mode = "min"
     else:
         value = np.asarray(state.stop.best_value)
         score = value if stop.mode == "min" else -value
         ranked_by = f"the best {stop.monitor} at the early-stopping checks"
+        name = f"best_{stop.monitor}"
         mode = stop.mode
         stopped = np.asarray(state.stop.stopped)
         best_step = np.asarray(state.stop.best_step)
@@ -296,6 +242,7 @@ def assemble(
         score=np.where(np.isfinite(score), score, np.nan),
         ranked_by=ranked_by,
         score_mode=mode,
+        score_name=name,
         stopped_early=stopped,
         best_step=best_step,
         skipped=nonfinite if guarded else np.zeros_like(nonfinite),

@@ -10,15 +10,18 @@ $\eta \in [10^{-4}, 1]$) and over seeds, so every run advances in the same
 ```python
 result = jol.sweep(lambda learning_rate: jol.adam(learning_rate),
                    {"learning_rate": np.logspace(-4, 0, 16)},
-                   loss_fn, init, train, seeds=2, epochs=20, batch_size=32)
-result.best()            # ({'learning_rate': ...}, index)
+                   loss_fn, init, train, seeds=2, epochs=20, batch_size=32,
+                   eval_fn=eval_fn, eval_data=val)
+result.best("eval_accuracy")   # ({'learning_rate': ...}, index)
 ```
 
 ``init(key)`` builds the MLP of `digits_mlp` from a key, so each seed also has
 its own initialization (seed $s$ uses ``jax.random.fold_in(key, s)``). The
 plot shows the usual U shape: too small a rate has not finished training, too
 large a rate diverges; the final training loss (mean and spread over seeds) and
-the validation accuracy are drawn against $\eta$ on a log axis.
+the validation accuracy are drawn against $\eta$ on a log axis, and the best
+rate is the one with the best validation accuracy (evaluated in the same
+compiled program, once per epoch).
 
 Needs scikit-learn (``pip install 'jaxopt-lite[examples]'``).
 
@@ -80,14 +83,13 @@ def run(fast: bool = False, out: str | None = None) -> dict:
             batch_size=batch_size,
             key=jax.random.key(0),
             log_every=steps_per_epoch,
-        )
-        # Every run's validation metrics at once: vmap over [configs, seeds].
-        metrics = jax.device_get(
-            jax.vmap(jax.vmap(eval_fn, (0, None)), (0, None))(result.params, val)
+            eval_fn=eval_fn,  # every run's validation metrics, once per epoch
+            eval_data=val,
         )
     final = result.final_loss.mean(axis=1)
-    accuracy = metrics["accuracy"].mean(axis=1)
-    best, index = result.best()
+    accuracy = result.history["eval_accuracy"][..., -1].mean(axis=1)
+    # The rate with the best validation accuracy (its last evaluation).
+    best, index = result.best("eval_accuracy")
 
     def draw() -> list[str]:
         fig, (ax,) = _common.new_figure(1, width=5.6, height=3.8)

@@ -79,6 +79,8 @@ def amsgrad(
     mu_dtype: Any = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
+    *,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AMSGrad: Adam dividing by the largest second moment seen so far.
 
@@ -99,6 +101,9 @@ def amsgrad(
         mu_dtype: dtype of the first moment; ``None`` keeps the parameters'.
         bias_correction_mu: bias-correct the first moment.
         bias_correction_nu: bias-correct the second moment before the max.
+        nu_dtype: real floating dtype the second moment and its maximum are
+            stored in; ``None`` keeps the parameters' real dtype. An addition
+            to optax's arguments (see `scale_by_amsgrad`).
 
     Returns:
         An ``optax.GradientTransformationExtraArgs``.
@@ -120,7 +125,14 @@ def amsgrad(
     """
     return chain(
         scale_by_amsgrad(
-            b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            bias_correction_mu,
+            bias_correction_nu,
+            nu_dtype=nu_dtype,
         ),
         scale_by_learning_rate(learning_rate),
     )

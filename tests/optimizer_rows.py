@@ -51,6 +51,7 @@ def optax_optimistic_adam(**kwargs):
         warnings.simplefilter("ignore", DeprecationWarning)
         return optax.optimistic_adam(**kwargs)
 
+
 OPTIMIZER_ROWS: list[Row] = [
     # --- optimizers: SGD, adaptive and the Adam family ---
     Row(

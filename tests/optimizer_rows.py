@@ -237,14 +237,6 @@ OPTIMIZER_ROWS: list[Row] = [
         ),
     ),
     Row(
-        "adan_schedule",
-        ours("adan"),
-        {"learning_rate": schedule(0.05), "weight_decay": 0.05, "b2": 0.5},
-        optax.adan,
-        {"learning_rate": optax_schedule(0.05), "weight_decay": 0.05, "b2": 0.5},
-        traced=(),
-    ),
-    Row(
         "amsgrad",
         ours("amsgrad"),
         {"learning_rate": 0.01},
@@ -298,14 +290,6 @@ OPTIMIZER_ROWS: list[Row] = [
         converge_kwargs={"learning_rate": 0.01},
         traced=("learning_rate", "alpha", "beta", "b1", "b2", "eps_root"),
         invalid=(*ADAM_INVALID, ("alpha", NAN), ("beta", NAN)),
-    ),
-    Row(
-        "optimistic_adam_v2_schedule",
-        ours("optimistic_adam_v2"),
-        {"learning_rate": schedule(0.05)},
-        optax.optimistic_adam_v2,
-        {"learning_rate": optax_schedule(0.05)},
-        traced=(),
     ),
     Row(
         "optimistic_gradient_descent",

@@ -72,7 +72,7 @@ def _check_nu_dtype(nu_dtype: Any) -> Any:
 
 def _widen(moments: _tree.PyTree, updates: _tree.PyTree) -> _tree.PyTree:
     """Each second-moment leaf in at least its gradient's real dtype, so a
-    narrow ``nu_dtype`` only rounds what is stored: a bfloat16 $\nu$ of float32
+    narrow ``nu_dtype`` only rounds what is stored: a bfloat16 nu of float32
     gradients is corrected and divided by in float32. With the default
     ``nu_dtype`` the leaves already have that dtype and are returned as they
     are."""

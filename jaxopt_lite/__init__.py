@@ -19,6 +19,7 @@ from jaxopt_lite._transforms.sgd import trace as trace
 from jaxopt_lite._transforms.adam import scale_by_adam as scale_by_adam
 from jaxopt_lite._transforms.adam import scale_by_adamax as scale_by_adamax
 from jaxopt_lite._transforms.adam import scale_by_amsgrad as scale_by_amsgrad
+from jaxopt_lite._transforms.adan import scale_by_adan as scale_by_adan
 from jaxopt_lite._transforms.adam_variants import scale_by_belief as scale_by_belief
 from jaxopt_lite._transforms.adam_variants import scale_by_radam as scale_by_radam
 from jaxopt_lite._transforms.adam_variants import scale_by_yogi as scale_by_yogi
@@ -26,6 +27,7 @@ from jaxopt_lite._transforms.rms import scale_by_adadelta as scale_by_adadelta
 from jaxopt_lite._transforms.rms import scale_by_rms as scale_by_rms
 from jaxopt_lite._transforms.rms import scale_by_rss as scale_by_rss
 from jaxopt_lite._transforms.rms import scale_by_stddev as scale_by_stddev
+from jaxopt_lite._transforms.sm3 import scale_by_sm3 as scale_by_sm3
 from jaxopt_lite._transforms.clipping import adaptive_grad_clip as adaptive_grad_clip
 from jaxopt_lite._transforms.clipping import centralize as centralize
 from jaxopt_lite._transforms.clipping import clip as clip
@@ -38,6 +40,19 @@ from jaxopt_lite._transforms.factored import (
 from jaxopt_lite._transforms.factored import (
     scale_by_param_block_rms as scale_by_param_block_rms,
 )
+from jaxopt_lite._transforms.norm_scaling import (
+    normalize_by_update_norm as normalize_by_update_norm,
+)
+from jaxopt_lite._transforms.norm_scaling import (
+    scale_by_param_block_norm as scale_by_param_block_norm,
+)
+from jaxopt_lite._transforms.distance_over_gradients import (
+    scale_by_distance_over_gradients as scale_by_distance_over_gradients,
+)
+from jaxopt_lite._transforms.optimistic import (
+    scale_by_optimistic_gradient as scale_by_optimistic_gradient,
+)
+from jaxopt_lite._transforms.rprop import scale_by_rprop as scale_by_rprop
 from jaxopt_lite._transforms.noise import add_noise as add_noise
 from jaxopt_lite._transforms.polyak import scale_by_polyak as scale_by_polyak
 from jaxopt_lite._transforms.sign import scale_by_lion as scale_by_lion
@@ -115,6 +130,8 @@ from jaxopt_lite._schedules.piecewise import (
 from jaxopt_lite._optimizers.adam_variants import adabelief as adabelief
 from jaxopt_lite._optimizers.adam import adam as adam
 from jaxopt_lite._optimizers.adam_variants import adamax as adamax
+from jaxopt_lite._optimizers.adam_variants import adamaxw as adamaxw
+from jaxopt_lite._optimizers.adan import adan as adan
 from jaxopt_lite._optimizers.adam import adamw as adamw
 from jaxopt_lite._optimizers.adam_variants import amsgrad as amsgrad
 from jaxopt_lite._optimizers.adam import nadam as nadam
@@ -125,12 +142,23 @@ from jaxopt_lite._optimizers.adaptive import adadelta as adadelta
 from jaxopt_lite._optimizers.adaptive import adagrad as adagrad
 from jaxopt_lite._optimizers.sgd import gd as gd
 from jaxopt_lite._optimizers.adaptive import rmsprop as rmsprop
+from jaxopt_lite._optimizers.adaptive import sm3 as sm3
 from jaxopt_lite._optimizers.sgd import sgd as sgd
+from jaxopt_lite._optimizers.layerwise import fromage as fromage
 from jaxopt_lite._optimizers.layerwise import lamb as lamb
 from jaxopt_lite._optimizers.layerwise import lars as lars
 from jaxopt_lite._optimizers.sign import lion as lion
 from jaxopt_lite._optimizers.layerwise import novograd as novograd
+from jaxopt_lite._optimizers.sign import rprop as rprop
 from jaxopt_lite._optimizers.sign import sign_sgd as sign_sgd
+from jaxopt_lite._optimizers.sign import signum as signum
+from jaxopt_lite._optimizers.optimistic import optimistic_adam as optimistic_adam
+from jaxopt_lite._optimizers.optimistic import (
+    optimistic_adam_v2 as optimistic_adam_v2,
+)
+from jaxopt_lite._optimizers.optimistic import (
+    optimistic_gradient_descent as optimistic_gradient_descent,
+)
 from jaxopt_lite._optimizers.adafactor import adafactor as adafactor
 from jaxopt_lite._optimizers.sgd import noisy_sgd as noisy_sgd
 from jaxopt_lite._optimizers.sgd import polyak_sgd as polyak_sgd
@@ -197,9 +225,11 @@ __all__ = [
     "scale_by_rms",
     "scale_by_rss",
     "scale_by_stddev",
+    "scale_by_sm3",
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_amsgrad",
+    "scale_by_adan",
     "scale_by_belief",
     "scale_by_radam",
     "scale_by_yogi",
@@ -211,6 +241,11 @@ __all__ = [
     "zero_nans",
     "scale_by_factored_rms",
     "scale_by_param_block_rms",
+    "scale_by_param_block_norm",
+    "normalize_by_update_norm",
+    "scale_by_distance_over_gradients",
+    "scale_by_optimistic_gradient",
+    "scale_by_rprop",
     "add_noise",
     "scale_by_polyak",
     "scale_by_lion",
@@ -261,12 +296,15 @@ __all__ = [
     "adagrad",
     "rmsprop",
     "adadelta",
+    "sm3",
     "adam",
     "adamw",
     "nadam",
     "nadamw",
     "adamax",
+    "adamaxw",
     "amsgrad",
+    "adan",
     "radam",
     "adabelief",
     "yogi",
@@ -274,10 +312,16 @@ __all__ = [
     "lamb",
     "lars",
     "lion",
+    "fromage",
     "noisy_sgd",
     "novograd",
     "polyak_sgd",
     "sign_sgd",
+    "signum",
+    "rprop",
+    "optimistic_gradient_descent",
+    "optimistic_adam",
+    "optimistic_adam_v2",
     # full-batch: L-BFGS and line searches
     "lbfgs",
     "scale_by_lbfgs",

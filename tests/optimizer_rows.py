@@ -4,6 +4,9 @@ configuration under test."""
 
 from __future__ import annotations
 
+import warnings
+
+import jax.numpy as jnp
 import optax
 from table_row import (
     B_INVALID,
@@ -16,7 +19,38 @@ from table_row import (
     schedule,
 )
 
+import jaxopt_lite as jol
+
 ADAM_INVALID = LR_INVALID + B_INVALID + EPS_INVALID
+
+
+def optax_rprop_steps(**kwargs):
+    """optax's ``scale_by_rprop`` returning the step it has just computed (its
+    new state's ``prev_updates``): optax 0.2.8 returns the previous step
+    instead, one update late (google-deepmind/optax#1725;
+    docs/optax-differences.md), while computing the right one in its state.
+    The table compares ours with this, so with optax's own arithmetic."""
+    inner = optax.scale_by_rprop(**kwargs)
+
+    def update(updates, state, params=None):
+        state = inner.update(updates, state, params)[1]
+        return state.prev_updates, state
+
+    return optax.GradientTransformation(inner.init, update)
+
+
+def optax_rprop(**kwargs):
+    """optax's ``rprop`` with the steps of `optax_rprop_steps`."""
+    return optax.chain(optax_rprop_steps(**kwargs), optax.scale(-1.0))
+
+
+def optax_optimistic_adam(**kwargs):
+    """optax's ``optimistic_adam`` without its DeprecationWarning (ours keeps
+    the name without one: docs/optax-differences.md)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return optax.optimistic_adam(**kwargs)
+
 
 OPTIMIZER_ROWS: list[Row] = [
     # --- optimizers: SGD, adaptive and the Adam family ---
@@ -180,6 +214,29 @@ OPTIMIZER_ROWS: list[Row] = [
         invalid=ADAM_INVALID,
     ),
     Row(
+        "adamaxw",
+        ours("adamaxw"),
+        {"learning_rate": 0.01, "weight_decay": 0.1},
+        optax.adamaxw,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "eps", "weight_decay"),
+        invalid=(*ADAM_INVALID, ("weight_decay", -1.0)),
+    ),
+    Row(
+        "adan",
+        ours("adan"),
+        {"learning_rate": 0.01, "weight_decay": 0.1},
+        optax.adan,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "b3", "eps", "eps_root", "weight_decay"),
+        invalid=(
+            *ADAM_INVALID,
+            ("b3", 1.0),
+            ("eps_root", -1.0),
+            ("weight_decay", -1.0),
+        ),
+    ),
+    Row(
         "amsgrad",
         ours("amsgrad"),
         {"learning_rate": 0.01},
@@ -215,6 +272,49 @@ OPTIMIZER_ROWS: list[Row] = [
         traced=("learning_rate", "b1", "b2", "eps"),
         invalid=ADAM_INVALID,
     ),
+    Row(
+        "optimistic_adam",
+        ours("optimistic_adam"),
+        {"learning_rate": 0.01, "optimism": 0.005},
+        optax_optimistic_adam,
+        converge_kwargs={"learning_rate": 0.01},
+        traced=("learning_rate", "optimism", "b1", "b2", "eps"),
+        invalid=(*ADAM_INVALID, ("optimism", NAN)),
+        lr_arg=None,  # its scale_by_learning_rate applies 1.0 (optax's chain)
+    ),
+    Row(
+        "optimistic_adam_v2",
+        ours("optimistic_adam_v2"),
+        {"learning_rate": 0.01, "beta": 0.5, "nesterov": False},
+        optax.optimistic_adam_v2,
+        converge_kwargs={"learning_rate": 0.01},
+        traced=("learning_rate", "alpha", "beta", "b1", "b2", "eps_root"),
+        invalid=(*ADAM_INVALID, ("alpha", NAN), ("beta", NAN)),
+    ),
+    Row(
+        "optimistic_gradient_descent",
+        ours("optimistic_gradient_descent"),
+        {"learning_rate": 0.01, "alpha": 0.8, "beta": 0.6},
+        optax.optimistic_gradient_descent,
+        converge_kwargs={"learning_rate": 1e-3, "beta": 0.5},
+        converge_skip={
+            "rosenbrock/complex64": "optimistic steps settle into a cycle in "
+            "the complex Rosenbrock valley at rates gd converges with (loss "
+            "0.71; optax's, the same numbers)."
+        },
+        converge_steps=20_000,  # as gd's: plain gradient steps on Rosenbrock
+        traced=("learning_rate", "alpha", "beta"),
+        invalid=(*LR_INVALID, ("alpha", NAN), ("beta", NAN)),
+    ),
+    Row(
+        "sm3",
+        ours("sm3"),
+        {"learning_rate": 0.1},
+        optax.sm3,
+        converge_kwargs={"learning_rate": 1.0},
+        traced=("learning_rate", "momentum"),
+        invalid=(*LR_INVALID, ("momentum", 1.0), ("momentum", -0.1)),
+    ),
     # --- optimizers: sign, layer-wise, noise, Polyak and Adafactor ---
     Row(
         "sign_sgd",
@@ -234,6 +334,36 @@ OPTIMIZER_ROWS: list[Row] = [
         optax.sign_sgd,
         {"learning_rate": optax_schedule(0.01)},
         traced=(),
+    ),
+    Row(
+        "signum",
+        ours("signum"),
+        {"learning_rate": 0.01, "beta": 0.8},
+        optax.signum,
+        # Signed steps need a decaying rate to settle (sign_sgd's row skips
+        # Rosenbrock for that reason).
+        converge_kwargs={"learning_rate": jol.exponential_decay(0.05, 1000, 0.5)},
+        traced=("learning_rate", "beta"),
+        invalid=(*LR_INVALID, ("beta", 1.0), ("accumulator_dtype", jnp.int32)),
+    ),
+    Row(
+        "rprop",
+        ours("rprop"),
+        {"learning_rate": 0.01},
+        optax_rprop,
+        complex_ok=False,
+        complex_reason="Rprop compares signs of successive gradients; complex "
+        "parameters are refused (test_rprop_and_friends checks the error).",
+        converge_kwargs={"learning_rate": 0.01},
+        traced=("learning_rate", "eta_minus", "min_step_size", "max_step_size"),
+        invalid=(
+            *LR_INVALID,
+            ("eta_minus", 0.0),
+            ("eta_plus", 0.9),
+            ("min_step_size", -1.0),
+            ("max_step_size", 1e-7),
+        ),
+        lr_arg=None,  # the initial step size, kept per element in the state
     ),
     Row(
         "lion",
@@ -284,6 +414,27 @@ OPTIMIZER_ROWS: list[Row] = [
             ),
         },
         optax.lars,
+    ),
+    Row(
+        "fromage",
+        ours("fromage"),
+        {"learning_rate": 0.01},
+        optax.fromage,
+        # Relative steps of a fixed size need a decaying rate to settle.
+        converge_kwargs={"learning_rate": jol.exponential_decay(0.01, 4000, 0.5)},
+        converge_steps=20_000,
+        traced=("learning_rate", "min_norm"),
+        invalid=(*LR_INVALID, ("min_norm", -1.0)),
+        lr_arg=None,  # scale_by_learning_rate applies eta / sqrt(1 + eta^2)
+    ),
+    Row(
+        "fromage_schedule",
+        ours("fromage"),
+        {"learning_rate": schedule(0.05)},
+        optax.fromage,
+        {"learning_rate": optax_schedule(0.05)},
+        traced=(),
+        lr_arg=None,
     ),
     Row(
         "novograd",

@@ -63,18 +63,20 @@ class Row:
     complex_parity_skip: str = ""
     """(``"transform"`` rows) Why parity with optax is not checked on
     complex64; empty: it is."""
+    complex_ok: bool = True
+    """Whether complex64 parameters are supported (every kind of row)."""
+    complex_reason: str = ""
     # The fields below are read by the tests of "optimizer" rows.
     parity_rtol: float = 1e-5
     needs_value: bool = False
     """The update reads ``value=`` (Polyak-like step sizes)."""
-    complex_ok: bool = True
-    complex_reason: str = ""
     bf16_ok: bool = True
     bf16_reason: str = ""
     converge_kwargs: Mapping[str, Any] | None = None
     """Hyper-parameters for the convergence tests; ``None`` skips them."""
     converge_skip: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Problem name (``"parabola"``, ``"rosenbrock"``) -> reason to skip."""
+    """Problem name (``"parabola"``, ``"rosenbrock"``), or problem and dtype
+    (``"rosenbrock/complex64"``) -> reason to skip."""
     converge_steps: int = 10_000
     traced: tuple[str, ...] = ("learning_rate",)
     """Hyper-parameters that may be traced arrays (changing them must not

@@ -26,8 +26,9 @@ and ``test_float64.py``, ``test_optax_fidelity.py`` and
 
 ``"transform"`` (a primitive with state): ``tests/test_transforms.py`` runs
 parity with optax over four gradients with fixed parameters, in float32 and
-(unless ``complex_parity_skip`` says why not) complex64; updates and state
-keeping their dtypes for bfloat16 and complex64; jit + scan == eager.
+(unless ``complex_parity_skip`` says why not, or ``complex_ok`` is false)
+complex64; updates and state keeping their dtypes for bfloat16 and complex64;
+jit + scan == eager; ``test_float64.py`` adds parity in float64.
 
 ``"clipping"`` (a clipping or cleaning transform): ``tests/test_clipping.py``
 runs parity with optax on one update of a tree of rank-1 to rank-5 leaves.
@@ -52,7 +53,7 @@ from typing import Any
 
 import jax.numpy as jnp
 import optax
-from optimizer_rows import OPTIMIZER_ROWS
+from optimizer_rows import OPTIMIZER_ROWS, optax_rprop_steps
 from table_row import KINDS, Row
 
 import jaxopt_lite as jol
@@ -157,6 +158,40 @@ _TRANSFORM_ROWS = [
     ),
     _primitive(
         "scale_by_yogi", b1=0.8, b2=0.9, eps=1e-4, initial_accumulator_value=0.01
+    ),
+    _primitive("scale_by_adan", b1=0.8, b2=0.7, b3=0.9, eps=1e-6, eps_root=1e-8),
+    _primitive(
+        "scale_by_sm3",
+        skip="optax refuses complex parameters; ours uses |g|^2",
+        b1=0.5,
+    ),
+    _primitive(
+        "scale_by_sm3",
+        "scale_by_sm3_decayed",
+        skip="optax refuses complex parameters; ours uses |g|^2",
+        b1=0.0,
+        b2=0.9,
+        eps=1e-6,
+    ),
+    _primitive("scale_by_optimistic_gradient", alpha=0.7, beta=0.4),
+    _primitive(
+        "scale_by_distance_over_gradients",
+        skip="optax keeps complex initial parameters as float32 (dropping the "
+        "imaginary part) and squares without the modulus; ours uses |.|^2",
+        reps_rel=1e-2,
+        eps=1e-6,
+        global_scale=-1.0,
+    ),
+    _primitive("scale_by_param_block_norm", min_scale=0.5),
+    _primitive("normalize_by_update_norm", scale_factor=-0.5, eps=1e-3),
+    Row(
+        "scale_by_rprop",
+        jol.scale_by_rprop,
+        {"learning_rate": 0.1, "eta_minus": 0.4, "eta_plus": 1.5},
+        optax_rprop_steps,  # optax's steps without its one-update delay
+        kind="transform",
+        complex_ok=False,
+        complex_reason="Rprop compares the signs of successive gradients",
     ),
 ]
 

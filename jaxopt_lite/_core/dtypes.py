@@ -119,11 +119,13 @@ def state_dtype(x: Any, dtype: Any = None, *, real: bool = False) -> Any:
     return dtype
 
 
-def real_full_like(tree: PyTree, fill_value: Any) -> PyTree:
+def real_full_like(tree: PyTree, fill_value: Any, dtype: Any = None) -> PyTree:
     """Arrays shaped like ``tree`` filled with ``fill_value``, in each leaf's real
-    dtype (second moments of complex parameters are real); see `state_dtype`."""
+    dtype (second moments of complex parameters are real) unless ``dtype`` is
+    given; see `state_dtype`."""
     return jax.tree.map(
-        lambda x: jnp.full(jnp.shape(x), fill_value, state_dtype(x, real=True)), tree
+        lambda x: jnp.full(jnp.shape(x), fill_value, state_dtype(x, dtype, real=True)),
+        tree,
     )
 
 

@@ -254,6 +254,17 @@ def require_params(name: str, params: Any) -> None:
         )
 
 
+def reject_complex(name: str, params: Any, reason: str) -> None:
+    """``ValueError`` when a leaf of ``params`` is complex, for the transform
+    ``name`` that cannot handle complex numbers (``reason`` says why)."""
+    for leaf in jax.tree.leaves(params):
+        if jnp.iscomplexobj(leaf):
+            raise ValueError(
+                f"{name} does not support complex parameters (a leaf of dtype "
+                f"{jnp.result_type(leaf).name}, shape {jnp.shape(leaf)}): {reason}."
+            )
+
+
 def require_value(name: str, value: Any) -> Any:
     """The loss ``value`` that the transform ``name`` reads in ``update``;
     ``TypeError`` (a missing argument) when it is ``None``."""

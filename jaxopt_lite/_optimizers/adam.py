@@ -33,6 +33,7 @@ def adam(
     eps_root: float | jax.Array = 0.0,
     mu_dtype: Any = None,
     *,
+    nu_dtype: Any = None,
     nesterov: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adam: a moving average of gradients over the RMS of their moving average.
@@ -56,6 +57,10 @@ def adam(
         eps: $\epsilon >= 0$, added outside the square root.
         eps_root: $\epsilon_r >= 0$, added inside the square root.
         mu_dtype: dtype of the first moment; ``None`` keeps the parameters'.
+        nu_dtype: real floating dtype the second moment is stored in
+            (``jnp.bfloat16`` halves its memory); ``None`` keeps the
+            parameters' real dtype. An addition to optax's arguments (see
+            `scale_by_adam`).
         nesterov: use Nesterov momentum (NAdam).
 
     Returns:
@@ -77,7 +82,9 @@ def adam(
         Kingma and Ba, *Adam: A Method for Stochastic Optimization*, 2015.
     """
     return chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+        scale_by_adam(
+            b1, b2, eps, eps_root, mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov
+        ),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -93,6 +100,7 @@ def adamw(
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
     *,
+    nu_dtype: Any = None,
     nesterov: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AdamW: Adam with weight decay decoupled from the gradient statistics.
@@ -115,6 +123,10 @@ def adamw(
         mu_dtype: dtype of the first moment; ``None`` keeps the parameters'.
         weight_decay: $\lambda >= 0$ (number, array or schedule).
         mask: which leaves get weight decay (see `add_decayed_weights`).
+        nu_dtype: real floating dtype the second moment is stored in
+            (``jnp.bfloat16`` halves its memory); ``None`` keeps the
+            parameters' real dtype. An addition to optax's arguments (see
+            `scale_by_adam`).
         nesterov: use Nesterov momentum (`nadamw`).
 
     Returns:
@@ -137,7 +149,9 @@ def adamw(
     """
     v.check_weight_decay("weight_decay", weight_decay)
     return chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+        scale_by_adam(
+            b1, b2, eps, eps_root, mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov
+        ),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
@@ -151,6 +165,8 @@ def nadam(
     eps: float | jax.Array = 1e-8,
     eps_root: float | jax.Array = 0.0,
     mu_dtype: Any = None,
+    *,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""NAdam: Adam with Nesterov momentum (`adam` with ``nesterov=True``).
 
@@ -167,6 +183,10 @@ def nadam(
         eps: $\epsilon >= 0$, added outside the square root.
         eps_root: $\epsilon_r >= 0$, added inside the square root.
         mu_dtype: dtype of the first moment; ``None`` keeps the parameters'.
+        nu_dtype: real floating dtype the second moment is stored in
+            (``jnp.bfloat16`` halves its memory); ``None`` keeps the
+            parameters' real dtype. An addition to optax's arguments (see
+            `scale_by_adam`).
 
     Returns:
         An ``optax.GradientTransformationExtraArgs``.
@@ -186,7 +206,16 @@ def nadam(
     References:
         Dozat, *Incorporating Nesterov Momentum into Adam*, 2016.
     """
-    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True)
+    return adam(
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        nu_dtype=nu_dtype,
+        nesterov=True,
+    )
 
 
 @recipe
@@ -199,6 +228,8 @@ def nadamw(
     mu_dtype: Any = None,
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
+    *,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""NAdamW: NAdam with decoupled weight decay.
 
@@ -220,6 +251,10 @@ def nadamw(
         mu_dtype: dtype of the first moment; ``None`` keeps the parameters'.
         weight_decay: $\lambda >= 0$ (number, array or schedule).
         mask: which leaves get weight decay (see `add_decayed_weights`).
+        nu_dtype: real floating dtype the second moment is stored in
+            (``jnp.bfloat16`` halves its memory); ``None`` keeps the
+            parameters' real dtype. An addition to optax's arguments (see
+            `scale_by_adam`).
 
     Returns:
         An ``optax.GradientTransformationExtraArgs``.
@@ -249,5 +284,6 @@ def nadamw(
         mu_dtype,
         weight_decay,
         mask,
+        nu_dtype=nu_dtype,
         nesterov=True,
     )

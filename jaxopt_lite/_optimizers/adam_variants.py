@@ -1,4 +1,5 @@
-r"""Variants of Adam: `adamax`, `amsgrad`, `radam`, `adabelief` and `yogi`.
+r"""Variants of Adam: `adamax`, `adamaxw`, `amsgrad`, `radam`, `adabelief` and
+`yogi`.
 
 Each is a `chain` of primitives ending in `scale_by_learning_rate`, so
 `current_learning_rate` reads the rate from its state.
@@ -12,6 +13,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
+from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import (
     scale_by_adamax,
@@ -23,6 +25,7 @@ from jaxopt_lite._transforms.adam_variants import (
     scale_by_yogi,
 )
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
+from jaxopt_lite._transforms.weight_decay import add_decayed_weights
 
 
 @recipe
@@ -70,6 +73,61 @@ def adamax(
 
 
 @recipe
+def adamaxw(
+    learning_rate: ScalarOrSchedule,
+    b1: float | jax.Array = 0.9,
+    b2: float | jax.Array = 0.999,
+    eps: float | jax.Array = 1e-8,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""AdamaxW: Adamax with weight decay decoupled from the moment estimates.
+
+    $$
+    \theta_{t+1} = \theta_t - \eta_t \left(
+    \frac{\mu_t}{(1-\beta_1^t)\,\nu_t} + \lambda_t \theta_t \right)
+    $$
+
+    with $\mu_t, \nu_t$ the moments of `adamax`. The rescaling is
+    `scale_by_adamax`, followed by `add_decayed_weights`; the decay is
+    multiplied by the learning rate.
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
+        b1: $\beta_1$, in $[0, 1)$.
+        b2: $\beta_2$, in $[0, 1)$.
+        eps: $\epsilon >= 0$.
+        weight_decay: $\lambda >= 0$ (number, array or schedule).
+        mask: which leaves get weight decay (see `add_decayed_weights`).
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, jaxopt_lite as jol
+        >>> opt = jol.adamaxw(0.1, weight_decay=0.1)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = opt.init(params)
+        >>> for _ in range(3):
+        ...     grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        ...     updates, state = opt.update(grads, state, params)
+        ...     params = optax.apply_updates(params, updates)
+        >>> [round(float(x), 4) for x in params]
+        [0.6903, -1.6528]
+
+    References:
+        Kingma and Ba, *Adam: A Method for Stochastic Optimization*, 2015.
+        Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, 2019.
+    """
+    v.check_weight_decay("weight_decay", weight_decay)
+    return chain(
+        scale_by_adamax(b1, b2, eps),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
 def amsgrad(
     learning_rate: ScalarOrSchedule,
     b1: float | jax.Array = 0.9,
@@ -79,6 +137,8 @@ def amsgrad(
     mu_dtype: Any = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
+    *,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AMSGrad: Adam dividing by the largest second moment seen so far.
 
@@ -99,6 +159,9 @@ def amsgrad(
         mu_dtype: dtype of the first moment; ``None`` keeps the parameters'.
         bias_correction_mu: bias-correct the first moment.
         bias_correction_nu: bias-correct the second moment before the max.
+        nu_dtype: real floating dtype the second moment and its maximum are
+            stored in; ``None`` keeps the parameters' real dtype. An addition
+            to optax's arguments (see `scale_by_amsgrad`).
 
     Returns:
         An ``optax.GradientTransformationExtraArgs``.
@@ -120,7 +183,14 @@ def amsgrad(
     """
     return chain(
         scale_by_amsgrad(
-            b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            bias_correction_mu,
+            bias_correction_nu,
+            nu_dtype=nu_dtype,
         ),
         scale_by_learning_rate(learning_rate),
     )

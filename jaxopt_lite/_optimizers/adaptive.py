@@ -1,5 +1,5 @@
-"""Per-coordinate adaptive optimizers without momentum: `adagrad`, `rmsprop`,
-`adadelta`."""
+"""Per-coordinate adaptive optimizers: `adagrad`, `rmsprop`, `adadelta` and
+SM3's memory-light AdaGrad, `sm3`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from jaxopt_lite._transforms.rms import (
 )
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
 from jaxopt_lite._transforms.sgd import trace
+from jaxopt_lite._transforms.sm3 import scale_by_sm3
 from jaxopt_lite._transforms.weight_decay import add_decayed_weights
 
 
@@ -204,3 +205,47 @@ def adadelta(
         scale_by_adadelta(rho=rho, eps=eps),
         scale_by_learning_rate(learning_rate),
     )
+
+
+@recipe
+def sm3(
+    learning_rate: ScalarOrSchedule, momentum: float | jax.Array = 0.9
+) -> optax.GradientTransformationExtraArgs:
+    r"""SM3: AdaGrad with one accumulator per axis of each parameter array.
+
+    $$
+    \nu_t(i) = |g_t(i)|^2 + \min_{r} \mu^{(r)}_{t-1}(i_r), \quad
+    \mu^{(r)}_t(j) = \max_{i : i_r = j} \nu_t(i), \quad
+    m_t = \beta m_{t-1} + (1 - \beta) \frac{g_t}{\sqrt{\nu_t}}, \quad
+    \theta_{t+1} = \theta_t - \eta_t m_t
+    $$
+
+    An $n \times k$ matrix keeps $n + k$ accumulators instead of AdaGrad's
+    $n k$, while each element still gets its own step. The rescaling is
+    `scale_by_sm3` (with its $\epsilon = 10^{-8}$ inside the root).
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
+        momentum: $\beta$, in $[0, 1)$.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, jaxopt_lite as jol
+        >>> opt = jol.sm3(0.1)
+        >>> params = jnp.array([[1.0, -2.0], [0.5, 3.0]])
+        >>> state = opt.init(params)
+        >>> for _ in range(3):
+        ...     grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        ...     updates, state = opt.update(grads, state, params)
+        ...     params = optax.apply_updates(params, updates)
+        >>> [round(float(x), 4) for x in params.ravel()]
+        [0.9538, -1.9538, 0.4613, 2.9537]
+
+    References:
+        Anil, Gupta, Koren and Singer, *Memory-Efficient Adaptive
+        Optimization*, 2019.
+    """
+    v.check_decay("momentum", momentum)
+    return chain(scale_by_sm3(momentum), scale_by_learning_rate(learning_rate))

@@ -1,4 +1,5 @@
-r"""Layer-wise (trust-ratio) optimizers: `lamb`, `lars` and `novograd`.
+r"""Layer-wise (trust-ratio) optimizers: `lamb`, `lars`, `novograd` and
+`fromage`.
 
 Each is a `chain` of primitives ending in `scale_by_learning_rate`, so
 `current_learning_rate` reads the rate from its state, and the learning rate
@@ -200,4 +201,61 @@ def novograd(
             b1=b1, b2=b2, eps=eps, eps_root=eps_root, weight_decay=weight_decay
         ),
         scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
+def fromage(
+    learning_rate: ScalarOrSchedule, min_norm: float | jax.Array = 1e-6
+) -> optax.GradientTransformationExtraArgs:
+    r"""Fromage: layer-wise steps of relative size $\eta$, with a shrink.
+
+    $$
+    \theta_{t+1} = \frac{1}{\sqrt{1 + \eta_t^2}} \left( \theta_t - \eta_t
+        \frac{\lVert \theta_t \rVert}{\lVert g_t \rVert} g_t \right)
+    $$
+
+    per layer (norms floored at ``min_norm``): each step moves a layer by
+    a fixed fraction $\eta$ of its norm, and the factor
+    $1/\sqrt{1+\eta^2}$ undoes the growth of the norm such steps cause.
+    A `chain` of `scale_by_trust_ratio`, `scale_by_learning_rate` with rate
+    $\eta_t/\sqrt{1+\eta_t^2}$ (what `current_learning_rate` reports) and
+    `add_decayed_weights` with the negative rate $1/\sqrt{1+\eta_t^2} - 1$.
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
+        min_norm: the floor of both norms, a finite number >= 0.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs`` (``update`` needs
+        ``params``).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, jaxopt_lite as jol
+        >>> opt = jol.fromage(0.1)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = opt.init(params)
+        >>> for _ in range(3):
+        ...     grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        ...     updates, state = opt.update(grads, state, params)
+        ...     params = optax.apply_updates(params, updates)
+        >>> [round(float(x), 4) for x in params]
+        [0.7182, -1.4364]
+
+    References:
+        Bernstein, Vahdat, Yue and Liu, *On the distance between two neural
+        networks and the stability of learning*, 2020.
+    """
+    v.check_learning_rate("learning_rate", learning_rate)
+    if callable(learning_rate):
+        shrink = lambda count: 1 / (1 + learning_rate(count) ** 2) ** 0.5
+        rate = lambda count: shrink(count) * learning_rate(count)
+        decay = lambda count: shrink(count) - 1
+    else:
+        shrink = 1 / (1 + learning_rate**2) ** 0.5
+        rate, decay = learning_rate * shrink, shrink - 1
+    return chain(
+        scale_by_trust_ratio(min_norm),
+        scale_by_learning_rate(rate),
+        add_decayed_weights(decay),
     )

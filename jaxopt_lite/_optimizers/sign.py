@@ -1,4 +1,4 @@
-"""Sign-based optimizers: `sign_sgd` and `lion`."""
+"""Sign-based optimizers: `sign_sgd`, `signum`, `lion` and `rprop`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ import optax
 from jaxopt_lite._combinators.chain import chain
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.recipe import recipe
-from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
+from jaxopt_lite._transforms.rprop import scale_by_rprop
+from jaxopt_lite._transforms.scaling import (
+    ScalarOrSchedule,
+    scale,
+    scale_by_learning_rate,
+)
 from jaxopt_lite._transforms.sign import scale_by_lion, scale_by_sign
 from jaxopt_lite._transforms.weight_decay import add_decayed_weights
 
@@ -44,6 +49,54 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExt
         2020.
     """
     return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
+
+
+@recipe
+def signum(
+    learning_rate: ScalarOrSchedule,
+    beta: float | jax.Array = 0.9,
+    accumulator_dtype: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Signum: SGD on the signs of a moving average of the gradients.
+
+    $$
+    m_t = \beta m_{t-1} + (1 - \beta) g_t, \qquad
+    \theta_{t+1} = \theta_t - \eta_t \operatorname{sign}(m_t)
+    $$
+
+    with $m_0 = 0$ (no bias correction: it would not change the sign). This
+    is `scale_by_lion` with both of its decays equal to $\beta$ (Lion's
+    blend of momentum and gradient is then the new momentum itself).
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
+        beta: $\beta$, the decay of the moving average, in $[0, 1)$.
+        accumulator_dtype: dtype of $m$ (``None``: the parameters' dtype).
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> opt = jol.signum(0.1)
+        >>> state = opt.init(jnp.zeros(2))
+        >>> u, state = opt.update(jnp.array([3.0, -0.01]), state)
+        >>> opt.update(jnp.array([-1.0, 1.0]), state)[0]
+        Array([-0.1, -0.1], dtype=float32)
+
+    References:
+        Bernstein, Wang, Azizzadenesheli and Anandkumar, *signSGD: compressed
+        optimisation for non-convex problems*, 2018.
+
+        Zhao, Morwani, Brandfonbrener, Vyas and Kakade, *Deconstructing What
+        Makes a Good Optimizer for Language Models*, 2024.
+    """
+    v.check_decay("beta", beta)
+    v.check_dtype("accumulator_dtype", accumulator_dtype)
+    return chain(
+        scale_by_lion(b1=beta, b2=beta, mu_dtype=accumulator_dtype),
+        scale_by_learning_rate(learning_rate),
+    )
 
 
 @recipe
@@ -99,4 +152,65 @@ def lion(
         scale_by_lion(b1=b1, b2=b2, mu_dtype=mu_dtype),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
+    )
+
+
+@recipe
+def rprop(
+    learning_rate: float | jax.Array,
+    eta_minus: float | jax.Array = 0.5,
+    eta_plus: float | jax.Array = 1.2,
+    min_step_size: float | jax.Array = 1e-6,
+    max_step_size: float | jax.Array = 50.0,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Rprop: per-element step sizes adapted to the signs of the gradients.
+
+    $$
+    \delta_t = \operatorname{clip}\left(\eta^{\pm} \delta_{t-1},
+        \delta_{\min}, \delta_{\max}\right), \qquad
+    \theta_{t+1} = \theta_t - \delta_t \operatorname{sign}(g_t)
+    $$
+
+    element-wise, with $\eta^+$ while $g_t$ keeps the sign of the last step
+    and $\eta^-$ when it flips (the element then pauses for one step); see
+    `scale_by_rprop`. Only signs are used, so it suits full-batch problems
+    with badly scaled gradients. ``learning_rate`` is the initial step
+    size; the optimizer keeps no learning-rate state (`current_learning_rate`
+    returns ``None``).
+
+    Args:
+        learning_rate: the initial step size $\delta_0 >= 0$ (a number or an
+            array, not a schedule).
+        eta_minus: the shrink factor $\eta^-$, in $(0, 1]$.
+        eta_plus: the growth factor $\eta^+ >= 1$.
+        min_step_size: $\delta_{\min} >= 0$.
+        max_step_size: $\delta_{\max} \ge \delta_{\min}$.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, jaxopt_lite as jol
+        >>> opt = jol.rprop(0.1)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = opt.init(params)
+        >>> for _ in range(3):
+        ...     grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        ...     updates, state = opt.update(grads, state, params)
+        ...     params = optax.apply_updates(params, updates)
+        >>> [round(float(x), 4) for x in params]
+        [0.636, -1.636]
+
+    References:
+        Riedmiller and Braun, *A direct adaptive method for faster
+        backpropagation learning: the RPROP algorithm*, 1993.
+
+        Igel and Hüsken, *Empirical evaluation of the improved Rprop learning
+        algorithms*, 2003.
+    """
+    return chain(
+        scale_by_rprop(
+            learning_rate, eta_minus, eta_plus, min_step_size, max_step_size
+        ),
+        scale(-1.0),
     )

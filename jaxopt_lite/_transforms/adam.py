@@ -2,8 +2,8 @@ r"""Adam-like rescalings: first and second moment estimates of the gradients.
 
 All of them keep the first moment $\mu$ in the parameters' dtype (or
 ``mu_dtype`` where offered) and the second moment $\nu$ in the matching real
-dtype, built from $|g|^2$ so complex parameters work. Updates come back in
-the gradients' dtype.
+dtype (or ``nu_dtype`` where offered), built from $|g|^2$ so complex
+parameters work. Updates come back in the gradients' dtype.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import add, div, real_full_like, zeros_like
+from jaxopt_lite._core.dtypes import (
+    add,
+    div,
+    promote,
+    promoted_dtype,
+    real_dtype,
+    real_full_like,
+    zeros_like,
+)
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 
@@ -46,11 +54,30 @@ def _check_moments(b1: Any, b2: Any, eps: Any, eps_root: Any = 0.0) -> None:
     v.check_nonnegative("eps_root", eps_root)
 
 
-def _zero_state(params: _tree.PyTree, mu_dtype: Any = None) -> ScaleByAdamState:
+def _zero_state(
+    params: _tree.PyTree, mu_dtype: Any = None, nu_dtype: Any = None
+) -> ScaleByAdamState:
     return ScaleByAdamState(
         count=jnp.zeros([], jnp.int32),
         mu=zeros_like(params, dtype=mu_dtype),
-        nu=real_full_like(params, 0.0),
+        nu=real_full_like(params, 0.0, nu_dtype),
+    )
+
+
+def _check_nu_dtype(nu_dtype: Any) -> Any:
+    """``nu_dtype``: ``None`` or a real floating dtype (second moments are
+    real, also for complex parameters), canonicalized."""
+    return check_dtype("nu_dtype", nu_dtype, kind=jnp.floating)
+
+
+def _widen(moments: _tree.PyTree, updates: _tree.PyTree) -> _tree.PyTree:
+    """Each second-moment leaf in at least its gradient's real dtype, so a
+    narrow ``nu_dtype`` only rounds what is stored: a bfloat16 nu of float32
+    gradients is corrected and divided by in float32. With the default
+    ``nu_dtype`` the leaves already have that dtype and are returned as they
+    are."""
+    return jax.tree.map(
+        lambda n, g: n.astype(promoted_dtype(n, real_dtype(g))), moments, updates
     )
 
 
@@ -86,6 +113,7 @@ def scale_by_adam(
     eps_root: float | jax.Array = 0.0,
     mu_dtype: Any = None,
     *,
+    nu_dtype: Any = None,
     nesterov: bool = False,
 ) -> optax.GradientTransformation:
     r"""Rescale updates by Adam's bias-corrected moment estimates.
@@ -108,6 +136,10 @@ def scale_by_adam(
         eps_root: $\epsilon_r >= 0$, added inside the square root (use a small
             positive value when differentiating through the update).
         mu_dtype: dtype of $\mu$; ``None`` keeps the parameters' dtype.
+        nu_dtype: real floating dtype $\nu$ is stored in (``jnp.bfloat16``
+            halves its memory); ``None`` keeps the parameters' real dtype.
+            It is computed with, bias-corrected and divided by in at least
+            the gradients' precision. An addition to optax's arguments.
         nesterov: use Nesterov momentum (NAdam).
 
     Returns:
@@ -125,10 +157,11 @@ def scale_by_adam(
     """
     _check_moments(b1, b2, eps, eps_root)
     mu_dtype = check_dtype("mu_dtype", mu_dtype)
+    nu_dtype = _check_nu_dtype(nu_dtype)
     check_bool("nesterov", nesterov)
 
     def init_fn(params):
-        return _zero_state(params, mu_dtype)
+        return _zero_state(params, mu_dtype, nu_dtype)
 
     def update_fn(updates, state, params=None):
         del params
@@ -136,7 +169,7 @@ def scale_by_adam(
         mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
         nu = _tree.tree_update_moment(updates, state.nu, b2, 2)
         mu_hat = _first_moment_hat(updates, mu, b1, count, nesterov)
-        nu_hat = _tree.tree_bias_correction(nu, b2, count)
+        nu_hat = _tree.tree_bias_correction(_widen(nu, updates), b2, count)
         new_updates = _adam_ratio(updates, mu_hat, nu_hat, eps, eps_root)
         return new_updates, ScaleByAdamState(count, mu, nu)
 
@@ -152,6 +185,8 @@ def scale_by_amsgrad(
     mu_dtype: Any = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
+    *,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     r"""Rescale updates like Adam, but by the largest second moment seen so far.
 
@@ -174,6 +209,9 @@ def scale_by_amsgrad(
         bias_correction_mu: bias-correct $\mu$.
         bias_correction_nu: bias-correct $\nu$ before the maximum (set both
             flags to ``False`` for the algorithm as first published).
+        nu_dtype: real floating dtype $\nu$ and $\nu^{\max}$ are stored in;
+            ``None`` keeps the parameters' real dtype (see `scale_by_adam`).
+            An addition to optax's arguments.
 
     Returns:
         An ``optax.GradientTransformation``.
@@ -191,9 +229,10 @@ def scale_by_amsgrad(
     mu_dtype = check_dtype("mu_dtype", mu_dtype)
     check_bool("bias_correction_mu", bias_correction_mu)
     check_bool("bias_correction_nu", bias_correction_nu)
+    nu_dtype = _check_nu_dtype(nu_dtype)
 
     def init_fn(params):
-        state = _zero_state(params, mu_dtype)
+        state = _zero_state(params, mu_dtype, nu_dtype)
         return ScaleByAmsgradState(state.count, state.mu, state.nu, state.nu)
 
     def update_fn(updates, state, params=None):
@@ -202,10 +241,15 @@ def scale_by_amsgrad(
         mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
         nu = _tree.tree_update_moment(updates, state.nu, b2, 2)
         mu_hat = _tree.tree_bias_correction(mu, b1, count) if bias_correction_mu else mu
-        nu_eff = _tree.tree_bias_correction(nu, b2, count) if bias_correction_nu else nu
-        nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu_eff)
+        nu_eff = _widen(nu, updates)
+        if bias_correction_nu:
+            nu_eff = _tree.tree_bias_correction(nu_eff, b2, count)
+        nu_max = jax.tree.map(
+            lambda old, new: jnp.maximum(*promote(old, new)), state.nu_max, nu_eff
+        )
         new_updates = _adam_ratio(updates, mu_hat, nu_max, eps, eps_root)
-        return new_updates, ScaleByAmsgradState(count, mu, nu, nu_max)
+        stored = jax.tree.map(lambda m, old: m.astype(old.dtype), nu_max, state.nu_max)
+        return new_updates, ScaleByAmsgradState(count, mu, nu, stored)
 
     return optax.GradientTransformation(init_fn, update_fn)
 

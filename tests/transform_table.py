@@ -158,6 +158,12 @@ _TRANSFORM_ROWS = [
     _primitive(
         "scale_by_yogi", b1=0.8, b2=0.9, eps=1e-4, initial_accumulator_value=0.01
     ),
+    _primitive("ema", decay=0.8),
+    _primitive("ema", "ema_not_debiased", decay=0.8, debias=False),
+    _primitive("apply_every", k=3),
+    _primitive("identity"),
+    _primitive("set_to_zero"),
+    _primitive("stateless_with_tree_map", f=lambda g, p: g * p),
 ]
 
 _CLIPPING_ROWS = [

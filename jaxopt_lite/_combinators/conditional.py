@@ -73,8 +73,7 @@ def conditionally_transform(
     should_transform_fn: ConditionFn,
     forward_extra_args: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Run ``inner`` only at the steps a condition picks; pass updates through
-    unchanged at the others.
+    r"""Run ``inner`` at the steps a condition picks, else pass updates through.
 
     $$
     (u_t, S_t) = \begin{cases} T(g_t, S_{t-1}) & c(t) \\
@@ -130,8 +129,7 @@ def conditionally_mask(
     should_transform_fn: ConditionFn,
     forward_extra_args: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Run ``inner`` only at the steps a condition picks; return zeros at the
-    others.
+    r"""Run ``inner`` at the steps a condition picks, else return zeros.
 
     $$
     (u_t, S_t) = \begin{cases} T(g_t, S_{t-1}) & c(t) \\

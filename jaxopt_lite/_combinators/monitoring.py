@@ -167,8 +167,7 @@ def measure_with_ema(
     debias: bool = True,
     accumulator_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Measure the updates and return the exponential moving average of the
-    measurements.
+    r"""Return the exponential moving average of a measurement of the updates.
 
     $$
     m_t = \beta\, m_{t-1} + (1-\beta)\, f(g_t), \qquad

@@ -37,8 +37,7 @@ _scaled.defvjp(_scaled_fwd, _scaled_bwd)
 
 
 def scale_gradient(inputs: PyTree, scale: float | jax.Array) -> PyTree:
-    r"""Return ``inputs`` unchanged, but multiply the gradient through them by
-    ``scale``.
+    r"""Return ``inputs`` unchanged, with the gradient through them scaled.
 
     $$
     y = x, \qquad \frac{\partial L}{\partial x} = s\,\frac{\partial L}{\partial y}

@@ -126,8 +126,7 @@ def microbatch(
     in_axes: int | Sequence[int] = 0,
     num_real_microbatches: int | jax.Array | None = None,
 ) -> Callable[..., Any]:
-    r"""Evaluate ``fun`` on a batch one slice of ``microbatch_size`` examples at
-    a time, and combine the results.
+    r"""Evaluate ``fun`` on slices of a batch in turn, and combine the results.
 
     $$
     F(x) = \operatorname{combine}\big(f(x^{(0)}), \dots, f(x^{(K-1)})\big),

@@ -61,6 +61,8 @@ def _norm_above(threshold):
 # name -> (factory of the transform from a module, jaxopt_lite or optax;
 #          whether the states have the same leaves as optax's)
 CASES = {
+    "ema": (lambda m: m.ema(0.8), True),
+    "ema_not_debiased": (lambda m: m.ema(0.8, debias=False), True),
     "ema_bfloat16_accumulator": (
         lambda m: m.ema(0.8, accumulator_dtype=jnp.bfloat16),
         True,
@@ -141,7 +143,7 @@ def test_parity_with_optax_float32_and_float64():
     for dtype, rtol in ((jnp.float32, 1e-5), (jnp.float64, 1e-12)):
         with jax.enable_x64(dtype == jnp.float64):
             runs = jax.jit(
-                lambda p, g: {
+                lambda p, g, dtype=dtype: {
                     name: [
                         _trajectory(make(jol), dtype, p, g),
                         _trajectory(optax_reference(make(optax)), dtype, p, g),
@@ -166,6 +168,18 @@ def test_parity_with_optax_float32_and_float64():
                 rtol=rtol,
                 check_dtype=True,
             )
+
+
+def test_init_from_abstract_shapes():
+    params = _params()
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
+    for name, (make, _) in CASES.items():
+        opt = make(jol)
+        shapes = jax.eval_shape(opt.init, abstract)
+        state = opt.init(params)
+        assert jax.tree.structure(shapes) == jax.tree.structure(state), name
+        for s, x in zip(jax.tree.leaves(shapes), jax.tree.leaves(state), strict=True):
+            assert (s.shape, s.dtype) == (jnp.shape(x), jnp.result_type(x)), name
 
 
 # --- params=None, value= and optax.tree.get ----------------------------------

@@ -142,13 +142,12 @@ def conditionally_mask(
     updates through unchanged at the other steps instead.
 
     Args:
-        inner: the transform to run conditionally.
-        should_transform_fn: $c$, a function of the step counter (an int32
-            scalar) returning a scalar boolean (may be traced); with
-            ``forward_extra_args`` it also receives the extra keyword
-            arguments of ``update`` (such as ``value=``).
-        forward_extra_args: pass the extra keyword arguments to
-            ``should_transform_fn`` too.
+        inner: the transform run where $c(t)$ holds.
+        should_transform_fn: $c$, called with the int32 step counter (and,
+            with ``forward_extra_args``, the extra keyword arguments of
+            ``update``); it returns a scalar boolean, possibly traced.
+        forward_extra_args: whether $c$ also receives ``value=`` and the
+            other extra keyword arguments.
 
     Returns:
         An ``optax.GradientTransformationExtraArgs`` whose state is a

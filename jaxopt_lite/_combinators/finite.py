@@ -165,9 +165,10 @@ def skip_large_updates(
     wider (optax sums bfloat16 squares in bfloat16).
 
     Args:
-        updates: the gradients of the micro-step.
-        gradient_step: unused (the protocol's step counter).
-        params: unused.
+        updates: the micro-step's gradients, whose norm is tested.
+        gradient_step: the step counter ``optax.MultiSteps`` passes (not
+            used).
+        params: the parameters, or ``None`` (not used).
         max_squared_norm: the largest squared global norm accepted (a number
             or a scalar array, possibly traced).
 

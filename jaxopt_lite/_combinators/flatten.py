@@ -26,7 +26,7 @@ def _flat(tree: PyTree) -> jax.Array:
     return jnp.concatenate([jnp.ravel(x).astype(dtype) for x in leaves])
 
 
-def _unflat(flat: jax.Array, like: PyTree) -> PyTree:
+def _unflat(flat: Any, like: PyTree) -> PyTree:
     """``flat`` cut into the leaves of ``like``: their shapes and dtypes."""
     leaves, structure = jax.tree.flatten(like)
     out, start = [], 0

@@ -201,14 +201,19 @@ def microbatch(
         )
     size = int(microbatch_size)
 
+    batched = [("args", i) for i in argnums] + [("kwargs", n) for n in argnames]
+
+    def on_batch(args, kwargs, f):
+        """Copies of ``args`` (a tuple) and ``kwargs`` with ``f(leaf, axis)``
+        applied to the leaves of the batch arguments."""
+        new = {"args": list(args), "kwargs": dict(kwargs)}
+        for (where, key), axis in zip(batched, in_axes, strict=True):
+            new[where][key] = jax.tree.map(lambda x, a=axis: f(x, a), new[where][key])
+        return tuple(new["args"]), new["kwargs"]
+
     def microbatched(*args: Any, **kwargs: Any) -> Any:
-        args, kwargs = list(args), dict(kwargs)
-        batched = [(args, i) for i in argnums] + [(kwargs, n) for n in argnames]
-        sizes = {
-            jnp.shape(x)[axis]
-            for (holder, key), axis in zip(batched, in_axes, strict=True)
-            for x in jax.tree.leaves(holder[key])
-        }
+        sizes = set()
+        on_batch(args, kwargs, lambda x, axis: sizes.add(jnp.shape(x)[axis]))
         if len(sizes) != 1:
             raise ValueError(
                 f"the batch arguments must have one batch size, got sizes "
@@ -220,20 +225,19 @@ def microbatch(
                 f"the batch size {batch} must be divisible by microbatch_size={size}."
             )
         count = batch // size
-
-        def split(x, axis):  # axis -> (example in slice, slice)
-            return x.reshape(*x.shape[:axis], size, count, *x.shape[axis + 1 :])
-
-        for (holder, key), axis in zip(batched, in_axes, strict=True):
-            holder[key] = jax.tree.map(lambda x, a=axis: split(x, a), holder[key])
+        # Each batch axis becomes two: (example in the slice, slice).
+        args, kwargs = on_batch(
+            args,
+            kwargs,
+            lambda x, axis: x.reshape(
+                *x.shape[:axis], size, count, *x.shape[axis + 1 :]
+            ),
+        )
 
         def call(index):
-            sliced_args, sliced_kwargs = list(args), dict(kwargs)
-            for (holder, key), axis in zip(batched, in_axes, strict=True):
-                target = sliced_args if holder is args else sliced_kwargs
-                target[key] = jax.tree.map(
-                    lambda x, a=axis: jnp.take(x, index, axis=a + 1), holder[key]
-                )
+            sliced_args, sliced_kwargs = on_batch(
+                args, kwargs, lambda x, axis: jnp.take(x, index, axis=axis + 1)
+            )
             return fun(*sliced_args, **sliced_kwargs)
 
         combine = _combiner(accumulator, count)

@@ -16,9 +16,9 @@ from jaxopt_lite._core.dtypes import compute_dtype, div, mul, promote
 PyTree = Any
 
 
-def _check_batch(grads: PyTree, name: str) -> int:
-    """The batch size shared by every leaf's axis 0 (``ValueError`` when a
-    leaf has none or another one)."""
+def _check_batch(grads: PyTree, name: str) -> None:
+    """``ValueError`` unless every leaf has the same size on axis 0 (the
+    batch size)."""
     shapes = [jnp.shape(x) for x in jax.tree.leaves(grads)]
     sizes = {shape[0] if shape else None for shape in shapes}
     if not shapes or None in sizes or len(sizes) > 1:
@@ -26,7 +26,6 @@ def _check_batch(grads: PyTree, name: str) -> int:
             f"{name} needs per-example gradients: every leaf with the same batch "
             f"size on axis 0; got shapes {jax.tree.map(jnp.shape, grads)}."
         )
-    return sizes.pop()
 
 
 def _clipped_sum(grads: PyTree, clip: Any) -> tuple[PyTree, jax.Array]:

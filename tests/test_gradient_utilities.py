@@ -166,7 +166,7 @@ def test_microbatch_matches_optax(dtype):
     with _with_x64(dtype):
         x = jax.random.normal(jax.random.key(1), (8, 3)).astype(dtype)
         y = jnp.arange(8, dtype=dtype)
-        settings = [(1, None), (2, None), (2, 3), (4, None), (8, None), (4, 1)]
+        settings = [(2, None), (2, 3), (8, None), (4, 1)]  # (slice size, slices run)
 
         @jax.jit
         def both(x, y):
@@ -187,8 +187,8 @@ def test_microbatch_matches_optax(dtype):
             )
         # The CONCAT result is the batch in order; the SUM the full sum.
         full = _fun(x, y, scale=2.0)
-        assert_trees_close(results[2]["rows"], full["rows"], rtol=RTOL[dtype])
-        assert_trees_close(results[2]["sum"], full["sum"], rtol=10 * RTOL[dtype])
+        assert_trees_close(results[0]["rows"], full["rows"], rtol=RTOL[dtype])
+        assert_trees_close(results[0]["sum"], full["sum"], rtol=10 * RTOL[dtype])
 
 
 def test_microbatch_axes_keywords_and_custom_accumulators():

@@ -160,6 +160,16 @@ def test_parity_with_optax_float32_and_float64():
                         close(s_o, s_t, check_structure=False)
                 except AssertionError as e:
                     raise AssertionError(f"{name}, {jnp.dtype(dtype).name}") from e
+            # Every float of our states is in the parameters' dtype.
+            floats = {
+                x.dtype
+                for x in jax.tree.leaves(ours[-1][1])
+                if jnp.issubdtype(x.dtype, jnp.floating)
+            }
+            expected = {jnp.dtype(dtype)}
+            if name == "ema_bfloat16_accumulator":
+                expected = {jnp.dtype(jnp.bfloat16)}
+            assert floats <= expected, (name, floats)
         # The measurements of `monitor`, read by name.
         for key in ("norm", "clipped"):
             assert_trees_close(

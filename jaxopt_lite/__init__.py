@@ -61,15 +61,32 @@ from jaxopt_lite._transforms.sign import scale_by_sign as scale_by_sign
 from jaxopt_lite._transforms.layerwise import (
     scale_by_trust_ratio as scale_by_trust_ratio,
 )
+from jaxopt_lite._transforms.constraints import (
+    keep_params_nonnegative as keep_params_nonnegative,
+)
 
-# --- combinators: chain, masks, partitions, inject_hyperparams, skipping,
-# accumulation, averaging, plateaus (_combinators/) ---
+# --- transforms without state: identity, zeros and functions of the updates
+# (_combinators/stateless.py) ---
+from jaxopt_lite._combinators.stateless import identity as identity
+from jaxopt_lite._combinators.stateless import set_to_zero as set_to_zero
+from jaxopt_lite._combinators.stateless import stateless as stateless
+from jaxopt_lite._combinators.stateless import (
+    stateless_with_tree_map as stateless_with_tree_map,
+)
+
+# --- combinators: chain, masks, partitions, freezing, inject_hyperparams,
+# conditions, skipping, accumulation, averaging, monitoring, flattening,
+# plateaus (_combinators/) ---
 from jaxopt_lite._combinators.accumulate import (
     AccumulateGradientsState as AccumulateGradientsState,
 )
+from jaxopt_lite._combinators.accumulate import ApplyEveryState as ApplyEveryState
 from jaxopt_lite._combinators.accumulate import (
     accumulate_gradients as accumulate_gradients,
 )
+from jaxopt_lite._combinators.accumulate import apply_every as apply_every
+from jaxopt_lite._combinators.averaging import EmaState as EmaState
+from jaxopt_lite._combinators.averaging import ema as ema
 from jaxopt_lite._combinators.averaging import EmaParamsState as EmaParamsState
 from jaxopt_lite._combinators.averaging import LookaheadState as LookaheadState
 from jaxopt_lite._combinators.averaging import ema_of as ema_of
@@ -82,16 +99,56 @@ from jaxopt_lite._combinators.chain import chain as chain
 from jaxopt_lite._combinators.masking import masked as masked
 from jaxopt_lite._combinators.chain import named_chain as named_chain
 from jaxopt_lite._combinators.masking import partition as partition
+from jaxopt_lite._combinators.masking import multi_transform as multi_transform
+from jaxopt_lite._combinators.freezing import freeze as freeze
+from jaxopt_lite._combinators.freezing import (
+    selective_transform as selective_transform,
+)
+from jaxopt_lite._combinators.conditional import (
+    ConditionallyMaskState as ConditionallyMaskState,
+)
+from jaxopt_lite._combinators.conditional import (
+    ConditionallyTransformState as ConditionallyTransformState,
+)
+from jaxopt_lite._combinators.conditional import (
+    conditionally_mask as conditionally_mask,
+)
+from jaxopt_lite._combinators.conditional import (
+    conditionally_transform as conditionally_transform,
+)
+from jaxopt_lite._combinators.flatten import flatten as flatten
+from jaxopt_lite._combinators.monitoring import MonitorState as MonitorState
+from jaxopt_lite._combinators.monitoring import SnapshotState as SnapshotState
+from jaxopt_lite._combinators.monitoring import measure_with_ema as measure_with_ema
+from jaxopt_lite._combinators.monitoring import monitor as monitor
+from jaxopt_lite._combinators.monitoring import snapshot as snapshot
 from jaxopt_lite._combinators.finite import ApplyIfFiniteState as ApplyIfFiniteState
 from jaxopt_lite._combinators.finite import apply_if_finite as apply_if_finite
+from jaxopt_lite._combinators.finite import skip_large_updates as skip_large_updates
+from jaxopt_lite._combinators.finite import skip_not_finite as skip_not_finite
 from jaxopt_lite._combinators.inject import (
     InjectHyperparamsState as InjectHyperparamsState,
 )
 from jaxopt_lite._combinators.inject import inject_hyperparams as inject_hyperparams
+from jaxopt_lite._combinators.inject import (
+    inject_stateful_hyperparams as inject_stateful_hyperparams,
+)
 from jaxopt_lite._combinators.plateau import (
     ReduceLROnPlateauState as ReduceLROnPlateauState,
 )
 from jaxopt_lite._combinators.plateau import reduce_on_plateau as reduce_on_plateau
+
+# --- gradient utilities: scaled backward passes, per-example clipping,
+# microbatching, target updates (_transforms/) ---
+from jaxopt_lite._transforms.gradient_scaling import scale_gradient as scale_gradient
+from jaxopt_lite._transforms.microbatching import microbatch as microbatch
+from jaxopt_lite._transforms.per_example_clipping import (
+    per_example_global_norm_clip as per_example_global_norm_clip,
+)
+from jaxopt_lite._transforms.per_example_clipping import (
+    per_example_layer_norm_clip as per_example_layer_norm_clip,
+)
+from jaxopt_lite._transforms.target_updates import periodic_update as periodic_update
 
 # --- schedules: decays, warm-ups and joins, piecewise and one-cycle
 # (_schedules/) ---
@@ -252,6 +309,12 @@ __all__ = [
     "scale_by_novograd",
     "scale_by_sign",
     "scale_by_trust_ratio",
+    "keep_params_nonnegative",
+    # transforms without state
+    "identity",
+    "set_to_zero",
+    "stateless",
+    "stateless_with_tree_map",
     # combinators
     "chain",
     "named_chain",
@@ -259,12 +322,26 @@ __all__ = [
     "MaskedState",
     "partition",
     "PartitionState",
+    "multi_transform",
+    "freeze",
+    "selective_transform",
     "inject_hyperparams",
     "InjectHyperparamsState",
+    "inject_stateful_hyperparams",
+    "conditionally_transform",
+    "ConditionallyTransformState",
+    "conditionally_mask",
+    "ConditionallyMaskState",
     "apply_if_finite",
     "ApplyIfFiniteState",
+    "skip_not_finite",
+    "skip_large_updates",
     "accumulate_gradients",
     "AccumulateGradientsState",
+    "apply_every",
+    "ApplyEveryState",
+    "ema",
+    "EmaState",
     "ema_params",
     "EmaParamsState",
     "ema_of",
@@ -273,6 +350,18 @@ __all__ = [
     "slow_params_of",
     "reduce_on_plateau",
     "ReduceLROnPlateauState",
+    "snapshot",
+    "SnapshotState",
+    "monitor",
+    "MonitorState",
+    "measure_with_ema",
+    "flatten",
+    # gradient utilities
+    "scale_gradient",
+    "per_example_global_norm_clip",
+    "per_example_layer_norm_clip",
+    "microbatch",
+    "periodic_update",
     # schedules
     "constant_schedule",
     "linear_schedule",

@@ -35,6 +35,8 @@ STRICT_PROMOTION = frozenset(
         "test_optax_fidelity",
         "test_nu_dtype",
         "test_more_optimizers",
+        "test_wrappers",
+        "test_gradient_utilities",
     }
 )
 

@@ -287,6 +287,31 @@ COMBINATORS = {
     "ema_params": lambda: jol.ema_params(jol.adam(0.1), 0.9),
     "lookahead": lambda: jol.lookahead(jol.adam(0.1), 2, 0.5, reset_state=True),
     "reduce_on_plateau": lambda: jol.chain(jol.adam(0.1), jol.reduce_on_plateau()),
+    "multi_transform": lambda: jol.multi_transform(
+        {"a": jol.adam(0.1), "s": jol.sgd(0.1)}, LABELS_AS
+    ),
+    "freeze": lambda: jol.chain(jol.adam(0.1), jol.freeze(MASK)),
+    "selective_transform": lambda: jol.selective_transform(
+        jol.adam(0.1), freeze_mask=lambda p: jax.tree.map(lambda x: x.ndim == 0, p)
+    ),
+    "conditionally_transform": lambda: jol.conditionally_transform(
+        jol.adam(0.1), lambda t: t % 2 == 0
+    ),
+    "conditionally_mask": lambda: jol.conditionally_mask(
+        jol.adam(0.1), lambda t, value: value > 0, forward_extra_args=True
+    ),
+    "apply_every": lambda: jol.chain(jol.adam(0.1), jol.apply_every(2)),
+    "flatten": lambda: jol.flatten(jol.adam(0.1)),
+    "monitor": lambda: jol.chain(
+        jol.snapshot("raw", optax.tree.norm),
+        jol.monitor(
+            {
+                "norm": optax.tree.norm,
+                "big": jol.measure_with_ema(lambda g: optax.tree.norm(g) > 1, 0.9),
+            }
+        ),
+        jol.adam(0.1),
+    ),
 }
 LABELS_AS = {"w": "a", "b": "s", "s": "s"}
 

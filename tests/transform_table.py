@@ -193,6 +193,12 @@ _TRANSFORM_ROWS = [
         complex_ok=False,
         complex_reason="Rprop compares the signs of successive gradients",
     ),
+    _primitive("ema", decay=0.8),
+    _primitive("ema", "ema_not_debiased", decay=0.8, debias=False),
+    _primitive("apply_every", k=3),
+    _primitive("identity"),
+    _primitive("set_to_zero"),
+    _primitive("stateless_with_tree_map", f=lambda g, p: g * p),
 ]
 
 _CLIPPING_ROWS = [

@@ -1,4 +1,5 @@
-"""`accumulate_gradients`: one optimizer step every k micro-steps."""
+"""`accumulate_gradients`: one optimizer step every k micro-steps;
+`apply_every`: the sum of k updates, emitted every k steps."""
 
 from __future__ import annotations
 
@@ -163,3 +164,73 @@ def accumulate_gradients(
         return new_updates, optax.tree.where(finite, new_state, skipped)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+class ApplyEveryState(NamedTuple):
+    """``count``: updates since the last emitted sum (int32, in ``[0, k)``);
+    ``grad_acc``: the running sum of this round's updates (after an emitted
+    step it still holds that round's sum, reset by the next update). optax
+    names this state ``ApplyEvery``; the fields are the same."""
+
+    count: jax.Array
+    grad_acc: Any
+
+
+@recipe
+def apply_every(k: int | jax.Array = 1) -> optax.GradientTransformation:
+    r"""Sum the updates of $k$ steps and return the sum every $k$-th step.
+
+    $$
+    a_t = \begin{cases} g_t & t \bmod k = 0 \\ a_{t-1} + g_t &
+    \text{otherwise} \end{cases}, \qquad
+    u_t = \begin{cases} a_t & t \bmod k = k - 1 \\ 0 & \text{otherwise}
+    \end{cases}
+    $$
+
+    with $t = 0, 1, \dots$ counting the calls to ``update``. Placed last in a
+    chain it applies, every $k$ steps, the sum of the $k$ steps' updates (the
+    others are zeros), as ``optax.apply_every``. Unlike
+    `accumulate_gradients` the transforms before it still run, and keep
+    their state, at every step. A NaN or infinite update makes its round's
+    sum NaN or infinite, and only that sum (optax multiplies by 0 and 1, so
+    from then on every update it returns is NaN: docs/optax-differences.md).
+
+    Args:
+        k: the period, an integer >= 1 (may be traced).
+
+    Returns:
+        An ``optax.GradientTransformation`` whose state is an
+        `ApplyEveryState`.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> t = jol.apply_every(2)
+        >>> state = t.init(jnp.zeros(1))
+        >>> u0, state = t.update(jnp.array([1.0]), state)
+        >>> u1, state = t.update(jnp.array([3.0]), state)
+        >>> u0, u1
+        (Array([0.], dtype=float32), Array([4.], dtype=float32))
+    """
+    check_int("k", k, minimum=1, traced=True)
+
+    def init_fn(params):
+        return ApplyEveryState(jnp.zeros([], jnp.int32), optax.tree.zeros_like(params))
+
+    def update_fn(updates, state, params=None):
+        del params
+        phase = state.count % k
+        grad_acc = jax.tree.map(
+            lambda g, a: jnp.where(phase == 0, g, a + g.astype(a.dtype)).astype(
+                a.dtype
+            ),
+            updates,
+            state.grad_acc,
+        )
+        emit = phase == k - 1
+        updates = jax.tree.map(
+            lambda a: jnp.where(emit, a, jnp.zeros_like(a)), grad_acc
+        )
+        count = _tree.safe_increment(state.count) % k
+        return updates, ApplyEveryState(count.astype(jnp.int32), grad_acc)
+
+    return optax.GradientTransformation(init_fn, update_fn)

@@ -1,6 +1,6 @@
-"""Wrappers that keep a second copy of the parameters in the optimizer state:
-an exponential moving average (`ema_params`) and lookahead's slow weights
-(`lookahead`)."""
+"""Moving averages: of the updates (`ema`), and wrappers that keep a second
+copy of the parameters in the optimizer state: their exponential moving
+average (`ema_params`) and lookahead's slow weights (`lookahead`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxopt_lite._core import dtypes as _dtypes
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import add, compute_dtype, div, mul, promote, sub
@@ -20,6 +21,81 @@ from jaxopt_lite._core.validate import (
     check_int,
     check_transform,
 )
+
+
+class EmaState(NamedTuple):
+    """Update count (int32, saturating) and the moving average of the updates
+    (a tree like them, not bias-corrected): optax's layout."""
+
+    count: jax.Array
+    ema: Any
+
+
+@recipe
+def ema(
+    decay: float | jax.Array,
+    debias: bool = True,
+    accumulator_dtype: Any = None,
+) -> optax.GradientTransformation:
+    r"""Replace the updates by their exponential moving average.
+
+    $$
+    m_t = \beta\, m_{t-1} + (1-\beta)\, g_t, \qquad
+    u_t = \begin{cases} \dfrac{m_t}{1-\beta^t} & \text{debias} \\ m_t &
+    \text{otherwise} \end{cases}
+    $$
+
+    with $m_0 = 0$. Unlike `trace` (momentum, $m_t = \beta m_{t-1} + g_t$)
+    the new update has weight $1-\beta$. Same numbers and state as
+    ``optax.ema``. Updates keep their dtype; integer or boolean updates (a
+    measurement, see `measure_with_ema`) give floating averages.
+
+    Args:
+        decay: $\beta$ in $[0, 1)$ (may be traced).
+        debias: divide by $1-\beta^t$, so early averages do not lean
+            towards 0.
+        accumulator_dtype: the dtype of ``EmaState.ema``; ``None`` keeps the
+            parameters' dtype.
+
+    Returns:
+        An ``optax.GradientTransformation`` whose state is an `EmaState`.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> t = jol.ema(0.5, debias=False)
+        >>> state = t.init(jnp.zeros(1))
+        >>> u, state = t.update(jnp.array([4.0]), state)
+        >>> u, state.ema
+        (Array([2.], dtype=float32), Array([2.], dtype=float32))
+    """
+    v.check_decay("decay", decay)
+    check_bool("debias", debias)
+    accumulator_dtype = check_dtype(
+        "accumulator_dtype", accumulator_dtype, kind=jnp.inexact
+    )
+
+    def init_fn(params):
+        return EmaState(
+            jnp.zeros([], jnp.int32), _dtypes.zeros_like(params, accumulator_dtype)
+        )
+
+    def update_fn(updates, state, params=None):
+        del params
+        count = _tree.safe_increment(state.count)
+        # The average in the precision of the update and the state together
+        # (optax's), cast to the state's dtype only when stored.
+        new = jax.tree.map(lambda g, m: _tree.ema(decay, m, g), updates, state.ema)
+        out = _tree.tree_bias_correction(new, decay, count) if debias else new
+        out = jax.tree.map(
+            lambda u, g: (
+                u.astype(g.dtype) if jnp.issubdtype(g.dtype, jnp.inexact) else u
+            ),
+            out,
+            updates,
+        )
+        return out, EmaState(count, _dtypes.cast_like(new, state.ema))
+
+    return optax.GradientTransformation(init_fn, update_fn)
 
 
 class EmaParamsState(NamedTuple):

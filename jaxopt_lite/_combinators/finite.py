@@ -1,4 +1,6 @@
-"""`apply_if_finite`: skip updates whose gradients hold a NaN or an infinity."""
+"""`apply_if_finite`: skip updates whose gradients hold a NaN or an infinity;
+`skip_not_finite` and `skip_large_updates`, the skip tests of
+``optax.MultiSteps``."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core.dtypes import promote
 from jaxopt_lite._core.recipe import recipe
-from jaxopt_lite._core.validate import check_int, check_transform
+from jaxopt_lite._core.validate import check_int, check_number, check_transform
 
 
 class ApplyIfFiniteState(NamedTuple):
@@ -104,3 +107,84 @@ def apply_if_finite(
         )
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def skip_not_finite(
+    updates: Any, gradient_step: Any, params: Any
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    r"""Say whether a micro-step's updates hold a NaN or an infinity.
+
+    $$
+    n = \#\{i : g_i \notin \mathbb{R}\}, \qquad \text{skip} = (n > 0)
+    $$
+
+    A ``should_skip_update_fn`` for ``optax.MultiSteps``, with optax's
+    signature and result (``accumulate_gradients(...,
+    skip_nonfinite=True)`` does the same inside jaxopt_lite). The count is
+    int32 (optax's follows the default integer, int64 under x64).
+
+    Args:
+        updates: the gradients of the micro-step.
+        gradient_step: unused (the protocol's step counter).
+        params: unused.
+
+    Returns:
+        ``(skip, info)``: a scalar bool, and the dict ``{"should_skip": skip,
+        "num_not_finite": n}`` that ``optax.MultiSteps`` stores in its
+        ``skip_state``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> skip, info = jol.skip_not_finite(jnp.array([1.0, jnp.nan]), 0, None)
+        >>> skip, info["num_not_finite"]
+        (Array(True, dtype=bool), Array(1, dtype=int32))
+    """
+    del gradient_step, params
+    counts = [
+        jnp.sum(~jnp.isfinite(x), dtype=jnp.int32) for x in jax.tree.leaves(updates)
+    ]
+    num_not_finite = sum(counts, jnp.zeros([], jnp.int32))
+    should_skip = num_not_finite > 0
+    return should_skip, {"should_skip": should_skip, "num_not_finite": num_not_finite}
+
+
+def skip_large_updates(
+    updates: Any, gradient_step: Any, params: Any, max_squared_norm: Any
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    r"""Say whether a micro-step's updates are too large (or not finite).
+
+    $$
+    \text{skip} = \lnot\left(\lVert g \rVert_2^2 < \text{max\_squared\_norm}
+    \right)
+    $$
+
+    A ``should_skip_update_fn`` for ``optax.MultiSteps``, with optax's
+    signature and result (bind ``max_squared_norm`` with
+    ``functools.partial``). A NaN norm is skipped too. The squares of complex
+    elements are their squared moduli, and they are summed in float32 or
+    wider (optax sums bfloat16 squares in bfloat16).
+
+    Args:
+        updates: the micro-step's gradients, whose norm is tested.
+        gradient_step: the step counter ``optax.MultiSteps`` passes (not
+            used).
+        params: the parameters, or ``None`` (not used).
+        max_squared_norm: the largest squared global norm accepted (a number
+            or a scalar array, possibly traced).
+
+    Returns:
+        ``(skip, info)``: a scalar bool, and the dict ``{"should_skip": skip,
+        "norm_squared": n}`` that ``optax.MultiSteps`` stores in its
+        ``skip_state``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> skip, info = jol.skip_large_updates(jnp.array([3.0, 4.0]), 0, None, 20.0)
+        >>> skip, info["norm_squared"]
+        (Array(True, dtype=bool), Array(25., dtype=float32))
+    """
+    del gradient_step, params
+    check_number("max_squared_norm", max_squared_norm)
+    norm_squared = _tree.tree_sum_squares(updates)
+    should_skip = ~jnp.less(*promote(norm_squared, max_squared_norm))
+    return should_skip, {"should_skip": should_skip, "norm_squared": norm_squared}

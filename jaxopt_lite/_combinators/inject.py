@@ -1,10 +1,12 @@
-"""`inject_hyperparams`: hyper-parameters that live in the optimizer state."""
+"""`inject_hyperparams`: hyper-parameters that live in the optimizer state
+(and `inject_stateful_hyperparams`, its deprecated optax name)."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import numbers
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -217,6 +219,53 @@ def inject_hyperparams(
         return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
     return factory
+
+
+# No @recipe: what it returns carries inject_hyperparams' recipe, so the
+# drivers rebuild the optimizer without warning again.
+def inject_stateful_hyperparams(
+    inner_factory: Callable[..., optax.GradientTransformation],
+    static_args: str | Iterable[str] = (),
+    hyperparam_dtype: Any = None,
+) -> Callable[..., optax.GradientTransformationExtraArgs]:
+    r"""`inject_hyperparams` under the name optax has deprecated for it.
+
+    $$
+    h_t = \text{the schedule's value at its state (or at } t\text{), else }
+    \text{state.hyperparams}[h] \qquad u_t, S_t = F(h_t).\text{update}(g_t,
+    S_{t-1})
+    $$
+
+    optax's ``inject_stateful_hyperparams`` warns (``DeprecationWarning``)
+    and calls ``inject_hyperparams``, which takes stateful schedules since;
+    this one does the same with `inject_hyperparams`: the arguments, the
+    numbers and the `InjectHyperparamsState` are those of
+    `inject_hyperparams`. New code should call `inject_hyperparams`.
+
+    Args:
+        inner_factory: a function returning a gradient transformation.
+        static_args: names of arguments passed through unchanged.
+        hyperparam_dtype: the dtype of floating hyper-parameters.
+
+    Returns:
+        The factory `inject_hyperparams` returns.
+
+    Example:
+        >>> import warnings, jax.numpy as jnp, jaxopt_lite as jol
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", DeprecationWarning)
+        ...     factory = jol.inject_stateful_hyperparams(jol.scale)
+        >>> opt = factory(step_size=2.0)
+        >>> opt.update(jnp.ones(1), opt.init(jnp.ones(1)))[0]
+        Array([2.], dtype=float32)
+    """
+    warnings.warn(
+        "inject_stateful_hyperparams is deprecated (as in optax): call "
+        "jaxopt_lite.inject_hyperparams, which takes stateful schedules too.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return inject_hyperparams(inner_factory, static_args, hyperparam_dtype)
 
 
 def _name(f: Any) -> str:

@@ -67,13 +67,13 @@ def masked(
     check_bool("mask_compatible_extra_args", mask_compatible_extra_args)
     mask_is_function = is_mask_function(mask)
     if not mask_is_function:
-        _check_mask_leaves(mask)
+        check_mask_leaves(mask)
     inner = optax.with_extra_args_support(inner)
 
     def mask_for(tree, what):
         mask_tree = mask(tree) if mask_is_function else mask
         if mask_is_function:
-            _check_mask_leaves(mask_tree)
+            check_mask_leaves(mask_tree)
         check_prefix("mask", mask_tree, tree, what)
         return mask_tree
 
@@ -204,6 +204,46 @@ def partition(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+@recipe
+def multi_transform(
+    transforms: Mapping[Hashable, optax.GradientTransformation],
+    param_labels: PyTree | Callable[[PyTree], PyTree],
+    *,
+    mask_compatible_extra_args: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""`partition` under its former optax name.
+
+    $$
+    u_i \leftarrow T_{\ell_i}(g)_i \quad \text{where } \ell_i \text{ is the
+    label of leaf } i
+    $$
+
+    optax keeps ``multi_transform`` as the former name of ``partition``;
+    this one calls `partition`, so it takes the same arguments and gives the
+    same numbers and state (a `PartitionState`).
+
+    Args:
+        transforms: a mapping ``label -> transform``.
+        param_labels: a tree of labels (or a prefix of one), or a function
+            ``params -> labels``, as for `partition`.
+        mask_compatible_extra_args: passed on to `masked`.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> params = (jnp.ones(1), jnp.ones(1))
+        >>> opt = jol.multi_transform(
+        ...     {"a": jol.scale(2.0), "b": jol.set_to_zero()}, ("a", "b"))
+        >>> opt.update(params, opt.init(params))[0]
+        (Array([2.], dtype=float32), Array([0.], dtype=float32))
+    """
+    return partition(
+        transforms, param_labels, mask_compatible_extra_args=mask_compatible_extra_args
+    )
+
+
 # --- helpers shared by the combinator modules -----------------------------
 
 
@@ -224,7 +264,9 @@ def is_params_placeholder(params: Any) -> bool:
     return type(params).__name__ == "_ParamsPlaceholder" and not jax.tree.leaves(params)
 
 
-def _check_mask_leaves(mask_tree: PyTree) -> None:
+def check_mask_leaves(mask_tree: PyTree) -> None:
+    """``TypeError`` unless every leaf of ``mask_tree`` is a boolean known at
+    trace time (a Python or NumPy bool, or a concrete 0-d bool array)."""
     for leaf in jax.tree.leaves(mask_tree):
         if isinstance(leaf, (bool, np.bool_)):
             continue

@@ -92,7 +92,6 @@ def test_grid_is_a_cartesian_product_and_zip_pairs_values():
         "tail_loss": pytest.approx(grid.to_rows()[4]["tail_loss"]),
         "final_loss": pytest.approx(grid.to_rows()[4]["final_loss"]),
         "best_loss": pytest.approx(grid.to_rows()[4]["best_loss"]),
-        "rank": grid.to_rows()[4]["rank"],
     }
     np.testing.assert_array_equal(zipped.params["w"][::-1], grid.params["w"])
 
@@ -211,14 +210,19 @@ def test_result_ranking_rows_and_table():
     assert np.isfinite(result.params[2]).all()
     rows = result.to_rows()
     assert [r["learning_rate"] for r in rows] == [0.01, 0.1, 10.0]
-    assert set(rows[0]) == {
+    assert list(rows[0]) == [
         "learning_rate",
+        "tail_loss",
+        "tail_loss_std",
         "final_loss",
         "final_loss_std",
         "best_loss",
         "best_loss_std",
-    }
+        "rank",
+    ]
+    assert [r["rank"] for r in rows] == [2, 1, None]  # the diverged one: no rank
     assert rows[1]["final_loss"] == pytest.approx(float(result.final_loss[1].mean()))
+    assert rows[1]["tail_loss"] == pytest.approx(float(result.score[1].mean()))
     np.testing.assert_array_equal(
         result.best_loss, np.fmin.reduce(result.history["loss"], axis=-1)
     )
@@ -226,8 +230,11 @@ def test_result_ranking_rows_and_table():
     assert text == result.table()
     lines = text.splitlines()
     assert lines[0] == "sweep: 3 configurations x 2 seeds, 40 steps"
-    assert lines[1].split() == ["learning_rate", "final_loss", "best_loss"]
+    assert lines[1].split() == ["learning_rate", "tail_loss", "final_loss", "best_loss"]
     assert lines[3].endswith("*") and not lines[2].endswith("*")
+    assert lines[-1].startswith("* best by tail_loss (the mean loss of the last")
+    # any history column ranks too, in the direction its name suggests
+    assert result.best("loss") == ({"learning_rate": 0.1}, 1)
     with pytest.raises(ValueError, match="by='last'"):
         result.best(by="last")
 

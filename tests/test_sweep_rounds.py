@@ -128,7 +128,7 @@ def test_ctrl_c_before_any_round_finished_returns_the_initial_state(monkeypatch)
          "eval_loss"], (2, 1, 0))  # fmt: skip
     np.testing.assert_array_equal(result.params["w"], 0.0)
     assert np.isnan(result.final_loss).all() and np.isnan(result.score).all()
-    with pytest.raises(ValueError, match="no configuration has a finite score"):
+    with pytest.raises(ValueError, match="no configuration has a finite tail_loss"):
         result.best()
 
 
@@ -179,9 +179,9 @@ def test_every_step_nonfinite_is_counted_warned_and_never_best():
     lines = result.table().splitlines()
     assert not any(line.endswith("*") for line in lines[1:])
     assert lines[-1] == (
-        "no configuration has a finite score (the mean loss of the last 1 history "
-        "rows) in every seed: none is best"
+        "no configuration has a finite tail_loss in every seed: none is best"
     )
+    assert [r["rank"] for r in result.to_rows()] == [None, None]
 
 
 def test_the_runs_named_are_those_whose_every_step_was_skipped():

@@ -49,8 +49,10 @@ if sys.platform == "win32":
         os.lseek(fd, _WINDOWS_BYTE, os.SEEK_SET)
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except PermissionError:  # EACCES: locked by another handle
-            return False
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.EDEADLOCK):  # locked elsewhere
+                return False
+            raise
         return True
 
     def _unlock(fd: int) -> None:
@@ -142,6 +144,7 @@ def _lock_file(directory: pathlib.Path, wait: float) -> int | None:
                     now = os.stat(path, follow_symlinks=False)
                     if (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino):
                         os.ftruncate(fd, 0)
+                        os.lseek(fd, 0, os.SEEK_SET)
                         os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
                         return fd
                 # The holder deleted the file as it let go: lock the new one.
@@ -188,24 +191,26 @@ class WriterLock:
                 fd = _lock_file(self.directory, WAIT_SECONDS if wait is None else wait)
                 held = _Held(fd, self.directory / LOCK_NAME, 0)
             _HELD[key] = held._replace(count=held.count + 1)
-        self._key, self._count = key, self._count + 1
+            self._key, self._count = key, self._count + 1
 
     def release(self) -> None:
         """Let go once; the last release of the process unlocks the folder."""
-        if self._key is None or self._count == 0:
-            raise RuntimeError(f"the writer lock of {self.directory} is not held.")
         with _HELD_LOCK:
+            if self._key is None or self._count == 0:
+                raise RuntimeError(f"the writer lock of {self.directory} is not held.")
+            self._count -= 1
             held = _HELD.pop(self._key)
             if held.count > 1:
                 _HELD[self._key] = held._replace(count=held.count - 1)
             elif held.fd is not None:
                 if sys.platform != "win32":  # delete it while still holding it
                     with contextlib.suppress(OSError):
-                        os.unlink(held.path)
+                        ours, there = os.fstat(held.fd), os.lstat(held.path)
+                        if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino):
+                            os.unlink(held.path)
                 with contextlib.suppress(OSError):
                     _unlock(held.fd)
                 os.close(held.fd)
-        self._count -= 1
 
     def __enter__(self) -> WriterLock:
         self.acquire()

@@ -73,6 +73,13 @@ def _manifest(base, **leaf) -> bytes:
     return _json_npy(json.dumps(manifest))
 
 
+def _two_arrays_named_h(base) -> bytes:
+    manifest = json.loads(np.load(io.BytesIO(base["manifest.npy"])).tobytes())
+    manifest["arrays"].append(manifest["arrays"][0])
+    return _file(base, manifest__npy=_json_npy(json.dumps(manifest)),
+                 array_1__npy=base["array_0.npy"])  # fmt: skip
+
+
 def _zip(members, compress=None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z, warnings.catch_warnings():
@@ -233,6 +240,8 @@ CASES = [
         b, shape=[4])), {"w": jnp.zeros(4)}, "entry", X(
         "{path} is corrupt: entry leaf_0 does not match its manifest (it holds "
         "float32 (3,); the manifest says float32 (4,)).")),
+    ("array_named_twice", _two_arrays_named_h, TREE, "file", X(
+        "{path} has a corrupt manifest: the array 'h' twice.")),
     ("listed_entry_missing", lambda b: _file(b, leaf_0__npy=None), TREE, "file",
         U("it has no entry leaf_0, which its manifest lists")),
     ("entry_not_listed", lambda b: _file(b, array_7__npy=b["array_0.npy"]), TREE,
@@ -281,6 +290,19 @@ def test_a_crafted_file_is_refused_in_bounded_memory(
         _assert_message(str(info.value), message(path))
     else:
         assert jol.has_checkpoint(tmp_path)
+
+
+def test_a_bad_crc_in_a_member_read_in_several_chunks(tmp_path):
+    jol.save_checkpoint(tmp_path, TREE, arrays={"h": np.ones(300_000, np.float32)})
+    path = tmp_path / "checkpoint.npz"
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b"array_0.npy") + 1_100_000] ^= 0xFF  # in its second MiB
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError) as info:
+        jol.load_checkpoint(tmp_path, TREE)
+    assert str(info.value) == UNREADABLE.format(
+        path=path, reason="entry array_0: BadZipFile: Bad CRC-32 for file 'array_0.npy'"
+    )
 
 
 # --------------------------------------------------------------------------

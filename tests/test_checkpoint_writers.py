@@ -300,3 +300,14 @@ def test_a_full_disk_loses_nothing(tmp_path):
         "['checkpoint.npz']",
         "[1.0, 1.0, 1.0, 1.0]",
     ]
+
+
+def test_a_file_system_without_locks_warns_and_saves(tmp_path, monkeypatch):
+    monkeypatch.setattr(_write, "_try_lock", _fails(_error(errno.ENOLCK)))
+    with pytest.warns(RuntimeWarning) as caught:
+        jol.save_checkpoint(tmp_path, OLD)
+    assert [str(w.message) for w in caught] == [
+        f"cannot lock {tmp_path / '.checkpoint.lock'} (No locks available): a "
+        f"second process writing checkpoints to {tmp_path} would not be detected."
+    ]
+    assert _values(tmp_path) == [1.0, 2.0]

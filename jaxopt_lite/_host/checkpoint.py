@@ -72,8 +72,8 @@ def save_checkpoint(
     Values are stored bit for bit, NaN payloads and signed zeros included.
     One folder has one writer: the save holds the folder's writer lock (a
     ``.checkpoint.lock`` file, gone again when it ends on POSIX), and a save
-    from another process while one holds it (a run of ``fit`` or ``sweep``
-    holds it throughout) waits a second, then raises ``RuntimeError``.
+    from another process while one holds it waits a second, then raises
+    ``RuntimeError``.
     Temporaries left in ``directory`` by earlier killed saves are removed.
 
     Args:

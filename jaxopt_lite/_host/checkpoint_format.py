@@ -255,6 +255,10 @@ def read_manifest(archive: checkpoint_read.Archive) -> Any:
         problem = _entry_problem(fields, key)
         if problem is not None:
             raise ValueError(f"{path} has a corrupt manifest: {problem}.")
+    names = [f["name"] for f in arrays]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"{path} has a corrupt manifest: the array {twice!r} twice.")
     listed = [MANIFEST, METADATA]
     listed += [f"leaf_{i}" for i in range(len(leaves))]
     listed += [f"array_{i}" for i in range(len(arrays))]

@@ -17,6 +17,7 @@ import pytest
 
 import jaxopt_lite as jol
 from jaxopt_lite._host import checkpoint as _checkpoint
+from jaxopt_lite._host import checkpoint_write as _write
 
 UNREADABLE = "is not a readable jaxopt_lite checkpoint"
 TREE = {"w": jnp.arange(3.0), "b": jnp.int32(7)}
@@ -262,16 +263,16 @@ def test_load_removes_leftover_temporaries(saved):
 
 def test_a_temporary_being_written_in_this_process_is_kept(saved):
     writing = _leftover(saved.parent, ".checkpoint-inflight.tmp")
-    with _checkpoint._WRITING_LOCK:
-        _checkpoint._WRITING.add(os.path.realpath(writing))
+    with _write._WRITING_LOCK:
+        _write._WRITING.add(os.path.realpath(writing))
     try:
-        assert _checkpoint.remove_stale_temporaries(saved.parent) == []
+        assert _write.remove_stale_temporaries(saved.parent) == []
         jol.save_checkpoint(saved.parent, TREE, arrays={"h": np.ones(2)})
         assert writing.exists()
     finally:
-        with _checkpoint._WRITING_LOCK:
-            _checkpoint._WRITING.discard(os.path.realpath(writing))
-    assert _checkpoint.remove_stale_temporaries(saved.parent) == [writing]
+        with _write._WRITING_LOCK:
+            _write._WRITING.discard(os.path.realpath(writing))
+    assert _write.remove_stale_temporaries(saved.parent) == [writing]
 
 
 def test_concurrent_saves_in_one_process_never_remove_each_others_files(tmp_path):

@@ -3,25 +3,22 @@
 A checkpoint directory holds one file, ``checkpoint.npz``: a NumPy ``.npz``
 archive with one entry per tree leaf, one per named array, and two JSON
 documents stored as ``uint8`` entries (a manifest describing every leaf, and
-the user's metadata). Loading uses ``np.load(..., allow_pickle=False)`` and
-``json.loads`` only, so opening a checkpoint can never run code.
+the user's metadata). Loading reads the file as untrusted input
+(`checkpoint_read`: sizes checked before anything is allocated, no pickle,
+regular files only), so opening a checkpoint can never run code, hang, or
+exhaust memory.
 
-A save writes ``.checkpoint-<random>.tmp`` next to the file and renames it;
-a process killed mid-write leaves that temporary behind. Every save and load
-removes such leftovers from its folder, except the ones that a save running
-in this process (another thread) is still writing: those are registered in
-``_WRITING`` while they exist. Saves from other processes are not tracked:
-one folder has one writer (as `save_checkpoint` documents).
+A save writes ``.checkpoint-<random>.tmp`` next to the file and renames it,
+holding the folder's writer lock (`checkpoint_write`): a second process that
+tries to write the folder meanwhile is refused, and a process killed
+mid-write leaves only that temporary behind, which the next holder of the
+lock removes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
-import re
-import tempfile
-import threading
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -31,39 +28,9 @@ import numpy as np
 from jax.core import Tracer
 
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._host import checkpoint_format
+from jaxopt_lite._host import checkpoint_format, checkpoint_read, checkpoint_write
 
 PyTree = Any
-
-_TMP_PREFIX, _TMP_SUFFIX = ".checkpoint-", ".tmp"
-_TMP_NAME = re.compile(r"\.checkpoint-[A-Za-z0-9_]+\.tmp")
-_WRITING: set[str] = set()  # real paths of the temporaries being written now
-_WRITING_LOCK = threading.Lock()
-
-
-def remove_stale_temporaries(directory: pathlib.Path) -> list[pathlib.Path]:
-    """Delete the temporaries that killed saves left in ``directory``.
-
-    Only plain files named like our own temporaries, only in that folder (not
-    below it), and never one that a save of this process is writing. Files
-    that cannot be deleted (a read-only folder) are left alone.
-
-    Returns:
-        The paths removed.
-    """
-    removed = []
-    with _WRITING_LOCK, contextlib.suppress(OSError):
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if (
-                    _TMP_NAME.fullmatch(entry.name)
-                    and entry.is_file(follow_symlinks=False)
-                    and os.path.realpath(entry.path) not in _WRITING
-                ):
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-                        removed.append(pathlib.Path(entry.path))
-    return removed
 
 
 class Checkpoint(NamedTuple):
@@ -103,9 +70,11 @@ def save_checkpoint(
     its bit pattern), raw ``uint32`` keys and typed keys from
     ``jax.random.key`` (kept as key data plus the implementation's name).
     Values are stored bit for bit, NaN payloads and signed zeros included.
+    One folder has one writer: the save holds the folder's writer lock (a
+    ``.checkpoint.lock`` file, gone again when it ends on POSIX), and a save
+    from another process while one holds it waits a second, then raises
+    ``RuntimeError``.
     Temporaries left in ``directory`` by earlier killed saves are removed.
-    One folder has one writer: in a multi-process run, call it from one
-    process only.
 
     Args:
         directory: the folder (created if needed) that holds the checkpoint.
@@ -118,6 +87,17 @@ def save_checkpoint(
 
     Returns:
         The ``pathlib.Path`` of the file written, ``directory/checkpoint.npz``.
+
+    Raises:
+        TypeError: an argument of the wrong kind (nothing touched on disk).
+        ValueError: a value that cannot be stored (nothing touched on disk),
+            or ``directory/checkpoint.npz`` is not a regular file.
+        RuntimeError: another process is writing checkpoints to
+            ``directory`` (its pid is in the message); nothing was written.
+        OSError: writing failed (disk full, permissions, ...): the message
+            names the folder and the errno, which is kept (so e.g. a
+            ``PermissionError`` stays one). The previous checkpoint is left
+            intact and the temporary file removed.
 
     Example:
         >>> import tempfile, jax.numpy as jnp, jaxopt_lite as jol
@@ -175,35 +155,14 @@ def save_checkpoint(
         "leaves": leaf_fields,
         "arrays": array_fields,
     }
-    entries[checkpoint_format.MANIFEST] = checkpoint_format.json_entry(manifest)
-    entries[checkpoint_format.METADATA] = checkpoint_format.json_entry(metadata)
+    entries[checkpoint_format.MANIFEST] = checkpoint_format.json_entry(
+        manifest, "the manifest (one entry per leaf)"
+    )
+    entries[checkpoint_format.METADATA] = checkpoint_format.json_entry(
+        metadata, "metadata"
+    )
 
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / checkpoint_format.FILENAME
-    if target.exists() and not target.is_file():
-        raise ValueError(f"{target} exists and is not a file; cannot save there.")
-    with _WRITING_LOCK:  # so that a concurrent cleanup never sees it unregistered
-        fd, tmp = tempfile.mkstemp(
-            prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=directory
-        )
-        registered = os.path.realpath(tmp)
-        _WRITING.add(registered)
-    try:
-        remove_stale_temporaries(directory)
-        with os.fdopen(fd, "wb") as f:
-            checkpoint_format.write_npz(f, entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    finally:
-        with _WRITING_LOCK:
-            _WRITING.discard(registered)
-    checkpoint_format.fsync_directory(directory)
-    return target
+    return checkpoint_write.write(directory, entries)
 
 
 def has_checkpoint(directory: str | os.PathLike) -> bool:
@@ -234,9 +193,8 @@ def has_checkpoint(directory: str | os.PathLike) -> bool:
     path = checkpoint_format.checkpoint_dir(directory) / checkpoint_format.FILENAME
     if not path.exists():
         return False
-    checkpoint_format.read_manifest(
-        checkpoint_format.read(path, (checkpoint_format.MANIFEST,)), path
-    )
+    with checkpoint_read.Archive(path) as archive:
+        checkpoint_format.read_manifest(archive)
     return True
 
 
@@ -279,6 +237,11 @@ def check_fresh(directory: Any, *, resume: Any, overwrite: Any) -> None:
             )
         return
     path = folder / checkpoint_format.FILENAME
+    if os.path.lexists(path) and not path.is_file():
+        raise ValueError(
+            f"{path} exists and is not a regular file, so no run can save "
+            "there; move it away."
+        )
     if path.exists() and not overwrite:
         raise ValueError(
             f"checkpoint_dir={os.fspath(directory)!r} already holds a checkpoint "
@@ -298,10 +261,15 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
     ``like`` is a committed ``jax.Array`` (or a ``jax.ShapeDtypeStruct`` with a
     sharding) the restored leaf is placed with that sharding. A 64-bit leaf
     loaded while ``jax_enable_x64`` is off comes back as a NumPy array, since
-    JAX would round it. The file is read with ``allow_pickle=False``: a file
-    holding pickled objects is refused with a ``ValueError``, and so is one
-    that is truncated, damaged or not a jaxopt_lite checkpoint. Temporaries
-    left in ``directory`` by killed saves are removed.
+    JAX would round it. The file is read as untrusted input, never with
+    pickle: every size it declares is checked against the file (and against
+    ``like``) before memory is allocated, and a file that holds pickled
+    objects, is truncated, damaged, crafted, not a regular file (a pipe is
+    never opened) or not a jaxopt_lite checkpoint is refused with a
+    ``ValueError`` naming the file and the problem. Entries written on a
+    machine of the other byte order are byte-swapped, exactly. Temporaries
+    left in ``directory`` by killed saves are removed, unless another
+    process is writing checkpoints there.
 
     Args:
         directory: the folder given to `save_checkpoint`.
@@ -332,46 +300,32 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
     ]
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint found: {path} does not exist.")
-    remove_stale_temporaries(directory)
-
-    entries = checkpoint_format.read(path)
-    manifest = checkpoint_format.read_manifest(entries, path)
-    metadata = checkpoint_format.read_json(entries, checkpoint_format.METADATA, path)
-    if not isinstance(metadata, dict):
-        raise ValueError(f"{path} has a corrupt metadata entry.")
-
-    mismatch = f"checkpoint in {directory} does not match this run: "
-    stored_fields = manifest["leaves"]
-    stored_paths = [f["path"] for f in stored_fields]
-    if stored_paths != like_paths:
-        raise ValueError(
-            mismatch + checkpoint_format.structure_mismatch(stored_paths, like_paths)
-        )
-
+    checkpoint_write.remove_stale_temporaries(directory)
+    with checkpoint_read.Archive(path) as archive:
+        manifest = checkpoint_format.read_manifest(archive)
+        metadata = archive.json(checkpoint_format.METADATA)
+        if not isinstance(metadata, dict):
+            raise ValueError(f"{path} has a corrupt metadata entry.")
+        _check_like(directory, manifest["leaves"], like_paths, expected)
+        values = [
+            checkpoint_format.decode(archive, f"leaf_{i}", fields)
+            for i, fields in enumerate(manifest["leaves"])
+        ]
+        arrays = {
+            fields["name"]: checkpoint_format.decode(archive, f"array_{i}", fields)
+            for i, fields in enumerate(manifest["arrays"])
+        }
     leaves = []
-    for i, (p, fields, (shape, dtype, sharding)) in enumerate(
-        zip(like_paths, stored_fields, expected, strict=True)
+    for p, fields, value, (_, dtype, sharding) in zip(
+        like_paths, manifest["leaves"], values, expected, strict=True
     ):
-        where = checkpoint_format.path_name(p)
-        stored_dtype = fields["dtype"]
-        if stored_dtype != str(dtype):
-            raise ValueError(
-                f"{mismatch}{where} has dtype {stored_dtype} in the checkpoint "
-                f"but {dtype} here"
-            )
-        stored_shape = tuple(fields["shape"])
-        if stored_shape != shape:
-            raise ValueError(
-                f"{mismatch}{where} has shape {stored_shape} in the checkpoint "
-                f"but {shape} here"
-            )
-        value = checkpoint_format.decode(entries, f"leaf_{i}", fields, path)
         if checkpoint_format.is_key(dtype):
             try:
                 leaf = jax.random.wrap_key_data(
                     jnp.asarray(value), impl=str(fields["impl"])
                 )
             except Exception as e:
+                where = checkpoint_format.path_name(p)
                 msg = f"{path}: cannot restore the key {where}: {e}"
                 raise ValueError(msg) from None
         elif jax.dtypes.canonicalize_dtype(value.dtype) != value.dtype:
@@ -380,10 +334,29 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
         else:
             leaf = jnp.asarray(value)
         leaves.append(leaf if sharding is None else jax.device_put(leaf, sharding))
-
-    arrays = {}
-    for i, fields in enumerate(manifest["arrays"]):
-        arrays[fields["name"]] = checkpoint_format.decode(
-            entries, f"array_{i}", fields, path
-        )
     return Checkpoint(jax.tree_util.tree_unflatten(like_def, leaves), arrays, metadata)
+
+
+def _check_like(
+    directory: pathlib.Path, stored: list[dict], like_paths: list[str], expected: list
+) -> None:
+    """Refuse a manifest whose leaves differ from ``like``'s (before any leaf
+    is read)."""
+    mismatch = f"checkpoint in {directory} does not match this run: "
+    stored_paths = [f["path"] for f in stored]
+    if stored_paths != like_paths:
+        raise ValueError(
+            mismatch + checkpoint_format.structure_mismatch(stored_paths, like_paths)
+        )
+    for p, fields, (shape, dtype, _) in zip(like_paths, stored, expected, strict=True):
+        where = checkpoint_format.path_name(p)
+        if fields["dtype"] != str(dtype):
+            raise ValueError(
+                f"{mismatch}{where} has dtype {fields['dtype']} in the checkpoint "
+                f"but {dtype} here"
+            )
+        if tuple(fields["shape"]) != shape:
+            raise ValueError(
+                f"{mismatch}{where} has shape {tuple(fields['shape'])} in the "
+                f"checkpoint but {shape} here"
+            )

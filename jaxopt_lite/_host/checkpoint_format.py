@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
+from jaxopt_lite._host import checkpoint_read
+
 FILENAME = "checkpoint.npz"
 
 
@@ -46,14 +48,6 @@ def checkpoint_dir(directory: Any, name: str = "directory") -> pathlib.Path:
     raise TypeError(
         f"{name} must be a non-empty str or os.PathLike naming a folder, "
         f"got {directory!r}."
-    )
-
-
-def unreadable(path: pathlib.Path, reason: Any) -> ValueError:
-    return ValueError(
-        f"{path} is not a readable jaxopt_lite checkpoint ({reason}): it may be "
-        "truncated or damaged, or written by another program. Delete it (or "
-        "move it away) to start a fresh checkpoint there."
     )
 
 
@@ -134,12 +128,20 @@ def path_name(path: str) -> str:
     return "tree" + path
 
 
-def check_metadata(value: Any, where: str) -> None:
+def check_metadata(value: Any, where: str, depth: int = 1) -> None:
+    """Refuse what JSON cannot hold, or nested deeper than a load accepts."""
     if value is None or isinstance(value, (str, bool, int, float)):
         return
+    deep = depth > checkpoint_read.MAX_JSON_DEPTH
+    if deep and isinstance(value, (list, tuple, dict)):
+        raise ValueError(
+            f"{where} nests lists and dicts more than "
+            f"{checkpoint_read.MAX_JSON_DEPTH} levels deep, which a checkpoint's "
+            "metadata cannot (is it a structure that contains itself?)."
+        )
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            check_metadata(item, f"{where}[{i}]")
+            check_metadata(item, f"{where}[{i}]", depth + 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
@@ -147,7 +149,7 @@ def check_metadata(value: Any, where: str) -> None:
                 raise TypeError(
                     f"{where} has the key {key!r}; metadata dict keys must be str."
                 )
-            check_metadata(item, f"{where}[{key!r}]")
+            check_metadata(item, f"{where}[{key!r}]", depth + 1)
         return
     hint = " (convert it, e.g. with float(x) or x.tolist())"
     raise TypeError(
@@ -157,8 +159,14 @@ def check_metadata(value: Any, where: str) -> None:
     )
 
 
-def json_entry(value: Any) -> np.ndarray:
-    return np.frombuffer(json.dumps(value).encode("utf-8"), dtype=np.uint8)
+def json_entry(value: Any, what: str) -> np.ndarray:
+    data = json.dumps(value).encode("utf-8")
+    if len(data) > checkpoint_read.MAX_JSON_BYTES:
+        raise ValueError(
+            f"{what} is {len(data)} bytes as JSON; a checkpoint holds at most "
+            f"{checkpoint_read.MAX_JSON_BYTES} (store big data in arrays= instead)."
+        )
+    return np.frombuffer(data, dtype=np.uint8)
 
 
 def write_npz(file: Any, entries: dict[str, np.ndarray]) -> None:
@@ -178,106 +186,108 @@ def fsync_directory(directory: pathlib.Path) -> None:
         os.close(fd)
 
 
-_PICKLED = (
-    "refusing to load {}: it holds pickled Python objects, which could run "
-    "code when loaded (save_checkpoint never writes any)."
-)
-
-
 def read(path: pathlib.Path, names: tuple[str, ...] | None = None) -> dict:
-    """The entries of the archive at ``path`` (only ``names``, when given)."""
-    try:
-        with open(path, "rb") as file:
-            magic = file.read(6)
-            file.seek(0)
-            if magic.startswith(b"\x80"):  # pickle protocol 2 and later
-                raise ValueError(_PICKLED.format(path))
-            if magic == b"\x93NUMPY":
-                raise unreadable(path, "it is a single .npy array, not an archive")
-            if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-                raise unreadable(path, "it is not a zip archive")
-            try:
-                with np.load(file, allow_pickle=False) as npz:
-                    wanted = npz.files if names is None else names
-                    return {n: npz[n] for n in wanted if n in npz.files}
-            except Exception as e:  # whatever the zip or .npy parser raises
-                if isinstance(e, ValueError) and "pickle" in str(e):
-                    raise ValueError(_PICKLED.format(path)) from None  # objects
-                raise unreadable(path, f"{type(e).__name__}: {e}") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path} is a folder, not a checkpoint file.") from None
+    """The entries of the checkpoint file at ``path`` (only ``names``, when
+    given), each checked as untrusted input (see `checkpoint_read`)."""
+    with checkpoint_read.Archive(path) as archive:
+        wanted = archive.names if names is None else names
+        return {n: archive.array(n) for n in wanted if n in archive.names}
 
 
 def read_json(entries: dict[str, np.ndarray], name: str, path: pathlib.Path) -> Any:
-    entry = entries.get(name)
-    if entry is None or entry.dtype != np.uint8 or entry.ndim != 1:
-        raise unreadable(path, f"it has no {name} entry")
+    return checkpoint_read.parse_json(entries.get(name), name, path)
+
+
+def _dtype(name: Any) -> np.dtype | None:
+    """The NumPy dtype of a manifest's dtype name, if numeric and canonical."""
+    if not isinstance(name, str) or len(name) > checkpoint_read.MAX_DTYPE_NAME:
+        return None
     try:
-        return json.loads(entry.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise unreadable(path, f"its {name} is corrupt: {e}") from None
+        dtype = np.dtype(name)
+    except Exception:  # whatever NumPy makes of an arbitrary string
+        return None
+    if str(dtype) != name or dtype.byteorder not in "=|" or not is_numeric(dtype):
+        return None
+    return dtype
 
 
-def is_entry(fields: Any, name_key: str) -> bool:
-    """Whether ``fields`` is a well-formed manifest entry for one stored array."""
-    return (
-        isinstance(fields, dict)
-        and isinstance(fields.get(name_key), str)
-        and isinstance(fields.get("dtype"), str)
-        and isinstance(fields.get("stored_dtype"), str)
-        and isinstance(fields.get("impl", ""), str)
-        and isinstance(fields.get("shape"), list)
-        and all(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 0
-            for n in fields["shape"]
-        )
-    )
+def _entry_problem(fields: Any, name_key: str) -> str | None:
+    """What is wrong with one manifest entry describing a stored array."""
+    if not isinstance(fields, dict):
+        return f"an entry is a {type(fields).__name__}, not a dict"
+    for key in (name_key, "dtype", "stored_dtype", "shape"):
+        if key not in fields:
+            return f"an entry has no {key!r}"
+    shape = fields["shape"]
+    if not isinstance(shape, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in shape
+    ):
+        return f"{fields[name_key]!r} has the shape {shape!r}"
+    problem = checkpoint_read.shape_problem(shape)
+    if problem is not None:
+        return f"{fields[name_key]!r} has {problem}"
+    stored = _dtype(fields["stored_dtype"])
+    if stored is None or not stored.isbuiltin:
+        return f"{fields[name_key]!r} is stored as {fields['stored_dtype']!r}"
+    if not all(isinstance(fields.get(k, ""), str) for k in (name_key, "dtype", "impl")):
+        return f"{fields[name_key]!r} has a field that is not a str"
+    return None
 
 
-def read_manifest(entries: dict[str, np.ndarray], path: pathlib.Path) -> Any:
-    manifest = read_json(entries, MANIFEST, path)
+def read_manifest(archive: checkpoint_read.Archive) -> Any:
+    """The checked manifest of ``archive``, whose entries must be exactly the
+    ones it lists."""
+    path = archive.path
+    manifest = archive.json(MANIFEST)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise unreadable(path, f"its manifest is not a {FORMAT} manifest")
+        raise checkpoint_read.unreadable(
+            path, f"its manifest is not a {FORMAT} manifest"
+        )
     if manifest.get("version") != VERSION:
         raise ValueError(
             f"{path} has checkpoint format version {manifest.get('version')!r}; "
             f"this jaxopt_lite reads version {VERSION}."
         )
     leaves, arrays = manifest.get("leaves"), manifest.get("arrays")
-    if (
-        not isinstance(leaves, list)
-        or not isinstance(arrays, list)
-        or not all(is_entry(f, "path") for f in leaves)
-        or not all(is_entry(f, "name") for f in arrays)
-    ):
-        raise ValueError(f"{path} has a corrupt manifest.")
+    if not isinstance(leaves, list) or not isinstance(arrays, list):
+        raise ValueError(f"{path} has a corrupt manifest (no list of leaves).")
+    for fields, key in [(f, "path") for f in leaves] + [(f, "name") for f in arrays]:
+        problem = _entry_problem(fields, key)
+        if problem is not None:
+            raise ValueError(f"{path} has a corrupt manifest: {problem}.")
+    names = [f["name"] for f in arrays]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"{path} has a corrupt manifest: the array {twice!r} twice.")
+    listed = [MANIFEST, METADATA]
+    listed += [f"leaf_{i}" for i in range(len(leaves))]
+    listed += [f"array_{i}" for i in range(len(arrays))]
+    missing = [n for n in listed if n not in archive.names]
+    extra = sorted(set(archive.names) - set(listed))
+    if missing:
+        raise checkpoint_read.unreadable(
+            path, f"it has no entry {missing[0]}, which its manifest lists"
+        )
+    if extra:
+        raise checkpoint_read.unreadable(
+            path, f"it has an entry {extra[0]} that its manifest does not list"
+        )
     return manifest
 
 
-def decode(
-    entries: dict[str, np.ndarray], name: str, fields: Any, path: pathlib.Path
-) -> np.ndarray:
-    """Stored entry ``name`` back to the dtype and shape described by ``fields``."""
-    try:
-        stored = entries[name]
-        shape = tuple(fields["shape"])
-        dtype = np.dtype(fields["dtype"]) if "impl" not in fields else None
-        stored_dtype = np.dtype(fields["stored_dtype"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path} has a corrupt manifest ({name}): {e!r}") from None
-    if dtype is None:  # key data: the key's shape plus the impl's trailing dims
-        bad_shape = stored.shape[: len(shape)] != shape
-    else:
-        bad_shape = stored.shape != shape or not is_numeric(dtype)
-    if stored.dtype != stored_dtype or bad_shape:
+def decode(archive: checkpoint_read.Archive, name: str, fields: Any) -> np.ndarray:
+    """Entry ``name`` as the dtype and shape its manifest ``fields`` describe."""
+    if "impl" in fields:  # key data: raw uint32 words
+        return archive.array(name, fields)
+    dtype = _dtype(fields["dtype"])
+    stored = np.dtype(fields["stored_dtype"])
+    if dtype is None or dtype.itemsize != stored.itemsize:
         raise ValueError(
-            f"{path} is corrupt: entry {name} does not match its manifest."
+            f"{archive.path} has a corrupt manifest: entry {name} has dtype "
+            f"{fields['dtype']!r}, stored as {fields['stored_dtype']}."
         )
-    if dtype is None or dtype == stored_dtype:
-        return stored
-    if dtype.itemsize != stored_dtype.itemsize:
-        raise ValueError(f"{path} is corrupt: entry {name} has the wrong item size.")
-    return stored.view(dtype)
+    value = archive.array(name, fields)
+    return value if dtype == stored else value.view(dtype)
 
 
 def expected(where: str, leaf: Any) -> tuple[tuple[int, ...], Any, Any]:

@@ -333,7 +333,7 @@ def test_check_fresh_on_a_damaged_checkpoint(saved):
          r"overwrite=True needs checkpoint_dir"),
         ("d", {"resume": True, "overwrite": True}, ValueError, "exclude each other"),
         ("d", {"resume": True, "overwrite": False}, FileNotFoundError,
-         "no checkpoint in"),
+         r"checkpoint_dir=.* holds no checkpoint .*resume=False"),
         ("d", {"resume": 1, "overwrite": False}, TypeError, "resume must be"),
         ("d", {"resume": False, "overwrite": "yes"}, TypeError, "overwrite must be"),
         (3, {"resume": False, "overwrite": False}, TypeError,

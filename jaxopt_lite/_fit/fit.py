@@ -174,7 +174,4 @@ def fit(
     params = checks.check_params("params", params)
     plan = plan_run(loss_fn, params, data, options)
     engine = FitEngine(plan, optimizer)
-    state, rows = pipeline.start(plan, engine)
-    return pipeline.drive(
-        plan, engine, state, rows, lambda outcome: fit_result(plan, outcome), "fit"
-    )
+    return pipeline.run(plan, engine, lambda outcome: fit_result(plan, outcome), "fit")

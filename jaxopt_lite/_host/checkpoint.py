@@ -232,8 +232,10 @@ def check_fresh(directory: Any, *, resume: Any, overwrite: Any) -> None:
     if resume:
         if not has_checkpoint(folder):
             raise FileNotFoundError(
-                f"resume=True but there is no checkpoint in {folder} "
-                f"({folder / checkpoint_format.FILENAME} does not exist)."
+                f"resume=True but checkpoint_dir={os.fspath(directory)!r} holds no "
+                f"checkpoint ({folder / checkpoint_format.FILENAME} does not "
+                "exist: nothing was saved there yet, as when a run stops before "
+                "its first save); start the run with resume=False."
             )
         return
     path = folder / checkpoint_format.FILENAME

@@ -11,6 +11,7 @@ finished.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 import warnings
@@ -23,6 +24,7 @@ import numpy as np
 from jaxopt_lite._host import (
     checkpoint,
     checkpoint_format,
+    checkpoint_write,
     feeds,
     interrupts,
     placement,
@@ -90,7 +92,7 @@ class Outcome(NamedTuple):
 
 def _saved_metadata(directory: Any) -> dict[str, Any]:
     path = checkpoint_format.checkpoint_dir(directory) / checkpoint_format.FILENAME
-    entries = checkpoint_format.read(path)
+    entries = checkpoint_format.read(path, (checkpoint_format.METADATA,))
     return checkpoint_format.read_json(entries, checkpoint_format.METADATA, path)
 
 
@@ -228,6 +230,24 @@ def _save(plan: RunPlan, engine: Engine, at: _Reported, rows: list) -> str | Non
         )
         return text
     return None
+
+
+def run(
+    plan: RunPlan, engine: Engine, finish: Callable[[Outcome], Any], desc: str
+) -> Any:
+    """Start (or resume) and drive a run; with ``checkpoint_dir``, holding its
+    writer lock throughout (on process 0, the one that saves), so a second
+    run on the same folder is refused instead of destroying this one's files."""
+    lock: Any = contextlib.nullcontext()
+    if plan.checkpoint_dir is not None and jax.process_index() == 0:
+        lock = checkpoint_write.WriterLock(plan.checkpoint_dir)
+    with lock:
+        if plan.checkpoint_dir is not None:  # again, now that nobody else writes
+            checkpoint.check_fresh(
+                plan.checkpoint_dir, resume=bool(plan.resume), overwrite=plan.overwrite
+            )
+        state, rows = start(plan, engine)
+        return drive(plan, engine, state, rows, finish, desc)
 
 
 def drive(

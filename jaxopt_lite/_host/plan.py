@@ -57,6 +57,7 @@ class RunPlan(NamedTuple):
     progress: str  # "bar", "log" or "off" (`Progress.wanted`)
     checkpoint_dir: str | os.PathLike | None
     resume: bool | str  # True, False or "skip" (a stream, by counting)
+    overwrite: bool
     mesh: jax.sharding.Mesh | None
     callbacks: tuple[Callback, ...]
     settings: dict[str, Any]  # what a resumed run must agree on
@@ -220,6 +221,7 @@ def plan_run(
         progress=Progress.wanted(o.progress),
         checkpoint_dir=o.checkpoint_dir,
         resume=o.resume,
+        overwrite=o.overwrite,
         mesh=the_mesh,
         callbacks=_check_callbacks(o.callbacks),
         settings={

@@ -194,8 +194,7 @@ def sweep(
         )  # fmt: skip
 
     try:
-        start, rows = pipeline.start(plan, engine)
-        return pipeline.drive(plan, engine, start, rows, finish, "sweep")
+        return pipeline.run(plan, engine, finish, "sweep")
     except sweep_table.TRACE_ERRORS as error:
         clear = sweep_table.traced_value_error(make_optimizer, table, params, error)
         if clear is error:

@@ -57,6 +57,10 @@ def _run(result, c, s):
     return jax.tree.map(lambda x: x[c, s], result.params)
 
 
+def _run_state(result, c, s):
+    return jax.tree.map(lambda x: x[c, s], result.state)
+
+
 def test_state_and_step_keys_each_run_equals_fit():
     options = dict(state=STATE, step_key=True, epochs=3, batch_size=12, log_every=2)
     result = jol.sweep(make, RATES, bn_dropout_loss, PARAMS, DATA, seeds=2,
@@ -67,7 +71,7 @@ def test_state_and_step_keys_each_run_equals_fit():
             one = jol.fit(bn_dropout_loss, PARAMS, make(rate), DATA,
                           key=jax.random.fold_in(KEY, s), **options)  # fmt: skip
             _assert_close(_run(result, c, s), one.params)
-            _assert_close(jax.tree.map(lambda x: x[c, s], result.state), one.state)
+            _assert_close(_run_state(result, c, s), one.state)
             np.testing.assert_allclose(
                 result.history["loss"][c, s], one.history["loss"], rtol=2e-5
             )
@@ -110,19 +114,18 @@ def test_checkpoint_and_resume_are_bit_identical(tmp_path):
     )  # fmt: skip
     whole = jol.sweep(make, RATES, bn_dropout_loss, PARAMS, DATA, **options)
     part = jol.sweep(make, RATES, bn_dropout_loss, PARAMS, DATA,
-                     checkpoint_dir=tmp_path, callbacks=[_StopAfter(2)], **options)  # fmt: skip
+                     checkpoint_dir=tmp_path, callbacks=[_StopAfter(2)],
+                     **options)  # fmt: skip
     assert part.interrupted and part.step == 8
     assert jol.has_checkpoint(tmp_path)
     resumed = jol.sweep(make, RATES, bn_dropout_loss, PARAMS, DATA,
                         checkpoint_dir=tmp_path, resume=True, **options)  # fmt: skip
     assert resumed.step == 20 and not resumed.interrupted
-    for a, b in zip(
-        jax.tree.leaves((whole.params, whole.state, whole.opt_state, whole.history)),
-        jax.tree.leaves(
-            (resumed.params, resumed.state, resumed.opt_state, resumed.history)
-        ),  # fmt: skip
-        strict=True,
-    ):
+
+    def parts(r):
+        return jax.tree.leaves((r.params, r.state, r.opt_state, r.history))
+
+    for a, b in zip(parts(whole), parts(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="checkpoint_dir"):
         jol.sweep(make, RATES, bn_dropout_loss, PARAMS, DATA,

@@ -33,6 +33,8 @@ STRICT_PROMOTION = frozenset(
         "test_finite_accumulate",
         "test_float64",
         "test_optax_fidelity",
+        "test_soap",
+        "test_pruning",
     }
 )
 

@@ -243,5 +243,5 @@ def sparsity_of(opt_state: Any) -> jax.Array:
     """
     masks = jax.tree.leaves(pruning_masks_of(opt_state))
     total = sum(m.size for m in masks)
-    kept = sum(jnp.sum(m, dtype=jnp.int32) for m in masks)
-    return 1 - jnp.asarray(kept, jnp.float32) / max(total, 1)
+    pruned = sum(jnp.sum(~m, dtype=jnp.int32) for m in masks)
+    return jnp.asarray(pruned, jnp.float32) / max(total, 1)

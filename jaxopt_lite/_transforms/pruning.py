@@ -48,7 +48,7 @@ def _keep_largest(scores: jax.Array, pruned: jax.Array) -> jax.Array:
     """A flat mask keeping all but the ``pruned`` lowest ``scores`` (ties go
     to the earlier index)."""
     order = jnp.argsort(scores, stable=True)
-    keep_sorted = jnp.arange(scores.size) >= pruned
+    keep_sorted = jnp.arange(scores.size, dtype=pruned.dtype) >= pruned
     return jnp.zeros(scores.size, bool).at[order].set(keep_sorted)
 
 

@@ -1,5 +1,4 @@
-# ruff: noqa: RUF002  (the examples print math)
-r"""Gradual magnitude pruning of the digits MLP to 90% sparse weights, at the dense accuracy.
+r"""Gradual magnitude pruning of the digits MLP to 90% zero weights, at dense accuracy.
 
 The MLP of `digits_mlp` (same data split, layers and loss) is trained twice by
 `jaxopt_lite.fit`, for the same number of epochs from the same initial
@@ -95,9 +94,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
                 log_every=steps_per_epoch,
                 progress=False,
             )
-            tests[name] = jax.device_get(
-                digits_mlp.eval_fn(results[name].params, test)
-            )
+            tests[name] = jax.device_get(digits_mlp.eval_fn(results[name].params, test))
         times[name] = t["s"]
     pruned = results["pruned"]
 

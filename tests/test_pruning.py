@@ -101,7 +101,7 @@ def _params(dtype=jnp.float32):
     return {
         "w": jax.random.normal(keys[0], (6, 5), dtype),
         "v": jax.random.normal(keys[1], (4, 3), dtype),
-        "b": jax.random.normal(keys[2], (5,), dtype),
+        "b": jax.random.normal(keys[2], (1, 5), dtype),  # (1, n): a bias
     }
 
 

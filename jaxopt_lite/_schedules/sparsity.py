@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import add, compute_dtype, mul, promote
+from jaxopt_lite._core.dtypes import add, compute_dtype, mul, promote, sub
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
 
@@ -79,7 +79,7 @@ def polynomial_sparsity_schedule(
     v.check_int("frequency", frequency, traced=True)
     v.check_positive("power", power)
     dtype = base.result_dtype(initial_sparsity, final_sparsity, power)
-    span = end_step - begin_step
+    span = sub(end_step, begin_step)
     curve = base.polynomial(
         initial_sparsity, final_sparsity, power, span, begin_step, dtype
     )

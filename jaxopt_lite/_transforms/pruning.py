@@ -39,9 +39,10 @@ class PruneByMagnitudeState(NamedTuple):
 
 
 def _matrices(params: _tree.PyTree) -> _tree.PyTree:
-    """The default selection: leaves with at least two axes (weight matrices
-    and kernels, not biases or scales)."""
-    return jax.tree.map(lambda p: len(jnp.shape(p)) >= 2, params)
+    """The default selection: leaves with at least two axes longer than 1
+    (weight matrices and kernels; not biases or scales, even when they are
+    shaped ``(1, n)`` to broadcast)."""
+    return jax.tree.map(lambda p: sum(n > 1 for n in jnp.shape(p)) >= 2, params)
 
 
 def _keep_largest(scores: jax.Array, pruned: jax.Array) -> jax.Array:
@@ -117,10 +118,11 @@ def prune_by_magnitude(
             or a schedule ``step -> sparsity`` such as
             `polynomial_sparsity_schedule` (gradual pruning).
         mask: which leaves are pruned: ``None`` (the default) selects the
-            leaves with at least two axes (weight matrices and kernels, not
-            biases or normalization scales); or a tree of Python bools shaped
-            like the parameters (or a prefix of it), or a callable
-            ``params -> such a tree``, as for `masked`.
+            leaves with at least two axes longer than 1 (weight matrices and
+            kernels; not biases or normalization scales, even shaped
+            ``(1, n)``); or a tree of Python bools shaped like the parameters
+            (or a prefix of it), or a callable ``params -> such a tree``, as
+            for `masked`.
         scope: ``"leaf"`` (the default: every selected leaf pruned to the
             same sparsity, as Zhu and Gupta prune each layer) or ``"global"``
             (one magnitude threshold across all selected leaves).

@@ -207,29 +207,45 @@ def test_pruning_holds_zeros_and_reaches_the_schedule(scope):
 
 
 def test_one_shot_float64_masks_and_a_falling_schedule():
-    """A constant sparsity prunes at the first update; float64 parameters get
-    float64 updates and state; an explicit mask selects leaves; a schedule
-    that falls back is held at its maximum."""
+    """Sparsity 0.5 from the first update, then 0.25: held at 0.5; float64
+    parameters get float64 updates and state; an explicit mask selects
+    leaves. A constant sparsity prunes at the first update too."""
     with jax.enable_x64(True):
 
         def falling(step):
             return jnp.where(step < 3, 0.5, 0.25)
 
-        for sparsity in (0.5, falling):
-            prune = jol.prune_by_magnitude(
-                sparsity, mask={"w": True, "v": False, "b": True}
+        mask = {"w": True, "v": False, "b": True}
+        carry, (masks, _, params, _, read) = _run(
+            jol.prune_by_magnitude(falling, mask=mask), jnp.float64
+        )
+        assert masks["v"] is None
+        for name, n in (("w", 30), ("b", 5)):
+            kept = np.asarray(masks[name]).reshape(STEPS, -1).sum(1)
+            np.testing.assert_array_equal(kept, n - round(0.5 * n))
+            assert params[name].dtype == jnp.float64
+            assert np.all(np.asarray(params[name])[~np.asarray(masks[name])] == 0)
+        np.testing.assert_allclose(read, 17 / 35)
+        state = carry[2].inner_state
+        assert state.sparsity.dtype == jnp.float64 and float(state.sparsity) == 0.5
+        assert np.all(np.asarray(params["v"]) != 0)
+
+        one_shot = jol.prune_by_magnitude(0.5, mask=mask)
+        p = _params(jnp.float64)
+        updates, state = one_shot.update(p, one_shot.init(p), p)  # doubles p
+        assert jax.tree.map(lambda u: u.dtype, updates) == jax.tree.map(
+            lambda _: jnp.dtype("float64"), p
+        )
+        np.testing.assert_array_equal(updates["v"], p["v"])
+        doubled = {k: 2 * np.asarray(x) for k, x in p.items()}
+        for name in ("w", "b"):
+            new = np.asarray(optax.apply_updates(p[name], updates[name]))
+            kept = np.asarray(jol.pruning_masks_of(state)[name])
+            np.testing.assert_array_equal(new, np.where(kept, doubled[name], 0))
+            smallest = np.sort(np.abs(doubled[name]).ravel())[: kept.size - kept.sum()]
+            np.testing.assert_array_equal(
+                np.sort(np.abs(doubled[name][~kept])), smallest
             )
-            carry, (masks, _, params, _, read) = _run(prune, jnp.float64)
-            assert masks["v"] is None
-            for name, n in (("w", 30), ("b", 5)):
-                kept = np.asarray(masks[name]).reshape(STEPS, -1).sum(1)
-                np.testing.assert_array_equal(kept, n - round(0.5 * n))
-                assert params[name].dtype == jnp.float64
-                assert np.all(np.asarray(params[name])[~np.asarray(masks[name])] == 0)
-            np.testing.assert_allclose(read, 17 / 35)
-            state = carry[2].inner_state
-            assert state.sparsity.dtype == jnp.float64 and float(state.sparsity) == 0.5
-            assert np.all(np.asarray(params["v"]) != 0)
 
 
 def test_state_structure_abstract_init_and_readers():

@@ -205,8 +205,10 @@ def pruning_masks_of(opt_state: Any) -> Any:
     Example:
         >>> import jax.numpy as jnp, jaxopt_lite as jol
         >>> opt = jol.prune_by_magnitude(0.5)
-        >>> jol.pruning_masks_of(opt.init({"w": jnp.ones((1, 2)), "b": jnp.ones(2)}))
-        {'b': None, 'w': Array([[ True,  True]], dtype=bool)}
+        >>> params = {"w": jnp.ones((2, 3)), "b": jnp.ones((1, 3))}
+        >>> masks = jol.pruning_masks_of(opt.init(params))
+        >>> masks["b"], masks["w"].shape, bool(masks["w"].all())
+        (None, (2, 3), True)
     """
     state = _find(
         opt_state, PruneByMagnitudeState, "pruning_masks_of", "prune_by_magnitude"

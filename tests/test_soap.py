@@ -167,7 +167,9 @@ def test_beats_adam_on_an_ill_conditioned_least_squares_problem():
     singular vectors and $\kappa(A^\top A) = 10^3$: 200 steps, each method at
     its best learning rate of a grid. SOAP runs with Adam's betas, so the
     only difference is the rotation into $L$'s eigenbasis (where the Hessian
-    $I \otimes A^\top A$ is diagonal): it gets about 1000 times lower."""
+    $I \otimes A^\top A$ is diagonal): 9e-9 against Adam's 4e-5 (both at
+    lr=1). (With its default betas, 0.95 and 0.95, SOAP's best here is 1.5e-3:
+    those suit noisy gradients, not this deterministic problem.)"""
     keys = jax.random.split(jax.random.key(0), 4)
     u, v = (jnp.linalg.qr(jax.random.normal(k, (16, 16)))[0] for k in keys[:2])
     a = u @ jnp.diag(jnp.logspace(0, -1.5, 16)) @ v.T
@@ -195,9 +197,9 @@ def test_beats_adam_on_an_ill_conditioned_least_squares_problem():
         )
     )(rates)
     assert float(loss(jnp.zeros((16, 12)))) > 10
-    # Adam's best: ~7e-5 at lr=1 (the grid's ends are worse).
+    # Adam's best: 3.7e-5 at lr=1 (the grid's ends are worse).
     assert 1e-5 < np.min(adam) < 3e-4 and np.argmin(adam) == 2
-    # SOAP's best: ~1e-8, from lr=0.3 on.
+    # SOAP's: 9e-9 to 3e-8 at every rate from 0.1 to 3.
     assert np.min(soap) < 1e-7
     assert np.min(soap) < 1e-3 * np.min(adam)
 

@@ -220,6 +220,17 @@ from jaxopt_lite._optimizers.adafactor import adafactor as adafactor
 from jaxopt_lite._optimizers.sgd import noisy_sgd as noisy_sgd
 from jaxopt_lite._optimizers.sgd import polyak_sgd as polyak_sgd
 
+# --- beyond optax: SOAP, magnitude pruning and its sparsity schedule
+# (_transforms/, _optimizers/, _schedules/) ---
+from jaxopt_lite._transforms.soap import scale_by_soap as scale_by_soap
+from jaxopt_lite._optimizers.soap import soap as soap
+from jaxopt_lite._transforms.pruning import prune_by_magnitude as prune_by_magnitude
+from jaxopt_lite._transforms.pruning import pruning_masks_of as pruning_masks_of
+from jaxopt_lite._transforms.pruning import sparsity_of as sparsity_of
+from jaxopt_lite._schedules.sparsity import (
+    polynomial_sparsity_schedule as polynomial_sparsity_schedule,
+)
+
 # --- full-batch: L-BFGS and line searches (_transforms/, _optimizers/) ---
 from jaxopt_lite._transforms.lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
 from jaxopt_lite._optimizers.lbfgs import lbfgs as lbfgs
@@ -411,6 +422,13 @@ __all__ = [
     "optimistic_gradient_descent",
     "optimistic_adam",
     "optimistic_adam_v2",
+    # beyond optax: SOAP, magnitude pruning
+    "scale_by_soap",
+    "soap",
+    "prune_by_magnitude",
+    "pruning_masks_of",
+    "sparsity_of",
+    "polynomial_sparsity_schedule",
     # full-batch: L-BFGS and line searches
     "lbfgs",
     "scale_by_lbfgs",

@@ -37,6 +37,8 @@ STRICT_PROMOTION = frozenset(
         "test_more_optimizers",
         "test_wrappers",
         "test_gradient_utilities",
+        "test_soap",
+        "test_pruning",
     }
 )
 

@@ -531,4 +531,20 @@ OPTIMIZER_ROWS: list[Row] = [
         traced=("learning_rate", "momentum", "weight_decay_rate"),
         invalid=(("momentum", -0.5), ("weight_decay_rate", NAN)),
     ),
+    # --- beyond optax: no counterpart there, so no parity row (tests/test_soap.py
+    # checks the numbers against the algorithm written in NumPy) ---
+    Row(
+        "soap",
+        ours("soap"),
+        {"learning_rate": 0.01, "shampoo_beta": 0.9},
+        converge_kwargs={"learning_rate": 0.01, "weight_decay": 0.0},
+        traced=("learning_rate", "b1", "b2", "shampoo_beta", "eps", "weight_decay"),
+        invalid=(
+            *ADAM_INVALID,
+            ("shampoo_beta", 1.0),
+            ("weight_decay", -1.0),
+            ("precondition_frequency", 0),
+            ("max_precond_dim", 0),
+        ),
+    ),
 ]

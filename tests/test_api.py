@@ -4,9 +4,10 @@ public function that has an update rule documents it in a ``$$`` math block.
 An update rule exists for what layer 1 builds: transforms, optimizers,
 schedules and combinators (``jaxopt_lite._transforms``, ``_optimizers``,
 ``_schedules``, ``_combinators``). Functions that only read a state back
-(`current_learning_rate`, `ema_of`, `slow_params_of`), the drivers and the
-checkpoint functions need no math; classes and type aliases neither. All of
-them still need a docstring (see ``tests/test_docs.py``).
+(`current_learning_rate`, `ema_of`, `slow_params_of`, `pruning_masks_of`),
+the drivers and the checkpoint functions need no math; classes and type
+aliases neither. All of them still need a docstring (see
+``tests/test_docs.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _RULE_LAYERS = tuple(
     f"jaxopt_lite.{layer}."
     for layer in ("_transforms", "_optimizers", "_schedules", "_combinators")
 )
-_READERS = {"current_learning_rate", "ema_of", "slow_params_of"}
+_READERS = {"current_learning_rate", "ema_of", "slow_params_of", "pruning_masks_of"}
 
 
 def _has_update_rule(name: str) -> bool:

@@ -30,6 +30,7 @@ _ORDER = (
     "recommender",
     "lr_sweep",
     "flax_equinox",
+    "pruning",
 )
 
 

@@ -261,6 +261,9 @@ from jaxopt_lite._host.checkpoint import save_checkpoint as save_checkpoint
 # --- loops and drivers: fit (_fit/), minimize (_minimize/), options and
 # loggers (_host/) ---
 from jaxopt_lite._host.options import EarlyStopping as EarlyStopping
+from jaxopt_lite._loop.gradient import DynamicLossScale as DynamicLossScale
+from jaxopt_lite._loop.gradient import Microbatches as Microbatches
+from jaxopt_lite._loop.spikes import SpikeSkip as SpikeSkip
 from jaxopt_lite._fit.result import FitResult as FitResult
 from jaxopt_lite._fit.fit import fit as fit
 from jaxopt_lite._minimize.result import MinimizeResult as MinimizeResult
@@ -446,6 +449,9 @@ __all__ = [
     "save_checkpoint",
     # loops and drivers
     "EarlyStopping",
+    "SpikeSkip",
+    "Microbatches",
+    "DynamicLossScale",
     "FitResult",
     "MinimizeResult",
     "fit",

@@ -22,6 +22,8 @@ from jaxopt_lite._host import checks, pipeline
 from jaxopt_lite._host.loggers import Callback
 from jaxopt_lite._host.options import EarlyStopping, RunOptions
 from jaxopt_lite._host.plan import plan_run
+from jaxopt_lite._loop.gradient import DynamicLossScale, Microbatches
+from jaxopt_lite._loop.spikes import SpikeSkip
 
 PyTree = Any
 
@@ -47,6 +49,10 @@ def fit(
     eval_every: int | None = None,
     early_stopping: EarlyStopping | None = None,
     skip_nonfinite: bool = True,
+    skip_spikes: SpikeSkip | None = None,
+    microbatches: int | Microbatches = 1,
+    compute_dtype: Any = None,
+    loss_scale: str | float | DynamicLossScale | None = None,
     log_every: int = 1,
     chunk_size: int | None = None,
     progress: bool | None = None,
@@ -124,6 +130,24 @@ def fit(
             finite, keeping the parameters, optimizer and model state, so a run
             never ends with NaN parameters because of one bad batch. A run in
             which every step was skipped warns.
+        skip_spikes: a `SpikeSkip`: skip (and count in ``skipped``) steps whose
+            loss (or gradient norm) spikes above the recent ones, decided
+            inside the compiled loop; ``None``: none are.
+        microbatches: split each step's batch into this many equal
+            microbatches and accumulate their gradients inside the step, so a
+            batch that does not fit in memory trains like one that does (a
+            mean loss gives the same step to float rounding); a
+            `Microbatches` names a per-example weight for weighted losses,
+            normalised by the whole batch's total weight.
+        compute_dtype: compute the loss and gradients with the parameters and
+            floating data cast to this dtype (``jnp.bfloat16``,
+            ``jnp.float16``); the parameters and optimizer state stay in their
+            own dtype (float32). ``None``: no cast.
+        loss_scale: for float16: ``"dynamic"`` (or a `DynamicLossScale`)
+            scales the loss, unscales the gradients, skips and counts a step
+            whose gradient is not finite and halves the scale, and grows it
+            after a run of finite steps; a number is a fixed scale. The scale
+            is a history column (``loss_scale``) and is checkpointed.
         log_every: steps per history row; the last row holds the remaining
             steps when ``log_every`` does not divide the number of steps.
         chunk_size: steps per compiled chunk (a multiple of ``log_every``).

@@ -16,7 +16,11 @@ import numbers
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
+
 from jaxopt_lite._core import validate
+from jaxopt_lite._loop.gradient import DynamicLossScale, Microbatches, Precision
+from jaxopt_lite._loop.spikes import SpikeSkip
 from jaxopt_lite._loop.stopping import StopConfig
 
 
@@ -39,6 +43,10 @@ class RunOptions(NamedTuple):
     eval_every: Any = None
     early_stopping: Any = None
     skip_nonfinite: Any = True
+    skip_spikes: Any = None
+    microbatches: Any = 1
+    compute_dtype: Any = None
+    loss_scale: Any = None
     log_every: Any = 1
     chunk_size: Any = None
     progress: Any = None
@@ -206,3 +214,82 @@ def check_early_stopping(
         patience=stop.patience,
         restore_best=stop.restore_best,
     )
+
+
+def check_spikes(skip_spikes: Any) -> SpikeSkip | None:
+    """``None`` or a valid `SpikeSkip`."""
+    if skip_spikes is None:
+        return None
+    if not isinstance(skip_spikes, SpikeSkip):
+        raise TypeError(
+            f"skip_spikes must be a jaxopt_lite.SpikeSkip or None, got {skip_spikes!r}."
+        )
+    validate.check_count("skip_spikes.window", skip_spikes.window, minimum=2)
+    validate.check_positive("skip_spikes.threshold", skip_spikes.threshold)
+    validate.check_choice(
+        "skip_spikes.metric", skip_spikes.metric, ("loss", "grad_norm")
+    )
+    validate.check_count("skip_spikes.max_consecutive", skip_spikes.max_consecutive)
+    return skip_spikes._replace(threshold=float(skip_spikes.threshold))
+
+
+def check_microbatches(
+    microbatches: Any, batch_size: int, has_data: bool
+) -> Microbatches | None:
+    """``microbatches`` (an int or a `Microbatches`) as a `Microbatches`, or
+    ``None`` for one; the batch size must be a multiple of the count."""
+    rule = microbatches if isinstance(microbatches, Microbatches) else None
+    count = microbatches if rule is None else rule.count
+    name = "microbatches" if rule is None else "microbatches.count"
+    validate.check_count(name, count)
+    if rule is not None and not (
+        rule.weight is None or isinstance(rule.weight, str) or callable(rule.weight)
+    ):
+        raise TypeError(
+            "microbatches.weight must be None, the name of a batch leaf or a "
+            f"function of the batch, got {rule.weight!r}."
+        )
+    if count == 1:
+        return None
+    if not has_data:
+        raise ValueError(f"{name}={count} needs data to split; data is None.")
+    if batch_size % count:
+        raise ValueError(
+            f"{name}={count} must divide the batch size ({batch_size}): each "
+            "step's batch is split into that many equal microbatches."
+        )
+    return rule or Microbatches(count)
+
+
+def check_precision(compute_dtype: Any, loss_scale: Any) -> Precision | None:
+    """The mixed-precision settings: a floating ``compute_dtype`` (or
+    ``None``) and a loss scale (``None``, ``"dynamic"``, a number > 0 or a
+    `DynamicLossScale`)."""
+    dtype = validate.check_dtype("compute_dtype", compute_dtype)
+    if dtype is not None and not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(
+            f"compute_dtype={compute_dtype!r} is not a floating dtype; use "
+            "jnp.bfloat16, jnp.float16 or jnp.float32."
+        )
+    if isinstance(loss_scale, str):
+        if loss_scale != "dynamic":
+            raise ValueError(
+                f"loss_scale={loss_scale!r}: use 'dynamic', a number > 0, a "
+                "jaxopt_lite.DynamicLossScale or None."
+            )
+        loss_scale = DynamicLossScale()
+    elif isinstance(loss_scale, DynamicLossScale):
+        validate.check_positive("loss_scale.initial", loss_scale.initial)
+        validate.check_positive("loss_scale.minimum", loss_scale.minimum)
+        validate.check_count("loss_scale.growth_interval", loss_scale.growth_interval)
+        if not loss_scale.factor > 1:
+            raise ValueError(
+                f"loss_scale.factor={loss_scale.factor!r} is not allowed: it must "
+                "be > 1."
+            )
+    elif loss_scale is not None:
+        validate.check_positive("loss_scale", loss_scale)
+        loss_scale = float(loss_scale)
+    if dtype is None and loss_scale is None:
+        return None
+    return Precision(dtype, loss_scale)

@@ -24,6 +24,7 @@ from jaxopt_lite._host import (
     checkpoint,
     feeds,
     model_checks,
+    options,
     pacing,
     placement,
     run_checks,
@@ -203,6 +204,11 @@ def plan_run(
         stop=stop,
         batch_sharding=placement.batch_sharding(the_mesh),
         metric_dtype=metric_dtype(params),
+        microbatches=options.check_microbatches(
+            o.microbatches, batch_size, data is not None or stream is not None
+        ),
+        precision=options.check_precision(o.compute_dtype, o.loss_scale),
+        spikes=options.check_spikes(o.skip_spikes),
     )
     return RunPlan(
         loss=Loss(loss_fn, form),
@@ -243,6 +249,8 @@ def columns(plan: RunPlan, has_rate: bool) -> dict[str, np.dtype]:
     out = {"step": int32, "loss": metric, "grad_norm": metric, "skipped": int32}
     if has_rate:
         out["learning_rate"] = metric
+    if cfg.precision is not None and cfg.precision.loss_scale is not None:
+        out["loss_scale"] = metric
     out.update(dict.fromkeys(cfg.aux_names, metric))
     if eval_names:
         out["eval_step"] = int32

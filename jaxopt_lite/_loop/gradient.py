@@ -1,4 +1,4 @@
-"""A step's loss and gradient (layer 2): microbatches, mixed precision, loss
+r"""A step's loss and gradient (layer 2): microbatches, mixed precision, loss
 scaling.
 
 * **Microbatches.** The step's batch is split into ``count`` equal parts

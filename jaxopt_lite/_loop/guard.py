@@ -35,16 +35,16 @@ def run_chunk(
     *args: Any,
     **kwargs: Any,
 ) -> tuple[_train.TrainState, Any]:
-    """`train.run_chunk` (the same arguments), guarded as
-    ``cfg.skip_nonfinite`` asks, with the guard paid only by chunks that hold a
-    non-finite step."""
+    """`train.run_chunk` (the same arguments), with the per-step branch that
+    skips steps (non-finite ones, spikes) paid only by chunks that hold such
+    a step."""
 
     def run(config: _train.LoopConfig):
         return _train.run_chunk(loss_fn, optimizer, config, state, *args, **kwargs)
 
-    if not cfg.skip_nonfinite:
+    if not _train.skipping(cfg):
         return run(cfg)
-    fast = run(cfg._replace(skip_nonfinite=False))
-    # Non-finite steps are counted in `skipped` with or without the guard.
+    fast = run(cfg._replace(optimistic=True))
+    # Skipped steps are counted in `skipped` in either pass.
     clean = fast[0].skipped == state.skipped
     return jax.lax.cond(clean, lambda: fast, lambda: run(cfg))

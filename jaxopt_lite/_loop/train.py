@@ -23,10 +23,24 @@ import numpy as np
 import optax
 
 from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._loop import gradient
 from jaxopt_lite._loop import history as _history
 from jaxopt_lite._loop import sampling as _sampling
 from jaxopt_lite._loop import stopping as _stopping
+from jaxopt_lite._loop.gradient import (
+    LossScaleState,
+    Microbatches,
+    Precision,
+    init_loss_scale,
+)
 from jaxopt_lite._loop.loss import Eval, Loss
+from jaxopt_lite._loop.spikes import (
+    SpikeSkip,
+    SpikeState,
+    init_spike_state,
+    is_spike,
+    record,
+)
 
 PyTree = Any
 _STEP_KEY_STREAM = 0x5EED  # step keys: fold_in(fold_in(key, this), step)
@@ -54,6 +68,12 @@ class LoopConfig(NamedTuple):
     # the dtype of losses, metrics and history: the parameters' precision, at
     # least float32 (float64 under x64 with float64 parameters)
     metric_dtype: Any = np.dtype(np.float32)
+    microbatches: Microbatches | None = None  # gradient accumulation in a step
+    precision: Precision | None = None  # compute dtype and loss scaling
+    spikes: SpikeSkip | None = None  # loss-spike skipping
+    # apply every step, counting those a guarded step would skip (the first,
+    # branch-free pass of `guard.run_chunk`, kept only when nothing was skipped)
+    optimistic: bool = False
 
 
 class TrainState(NamedTuple):
@@ -64,9 +84,11 @@ class TrainState(NamedTuple):
     model_state: PyTree  # the model's non-trainable state (None: none)
     key: jax.Array
     step: jax.Array  # int32: updates attempted so far
-    skipped: jax.Array  # int32: non-finite steps so far (skipped if guarded)
+    skipped: jax.Array  # int32: non-finite (or spike) steps so far
     window: _history.Window
     stop: _stopping.StopState | None  # None unless cfg.stop
+    loss_scale: LossScaleState | None = None  # None unless cfg.precision scales
+    spikes: SpikeState | None = None  # None unless cfg.spikes
 
 
 def _empty_window(cfg: LoopConfig) -> _history.Window:
@@ -97,12 +119,23 @@ def init_train_state(
         skipped=jnp.zeros([], jnp.int32),
         window=_empty_window(cfg),
         stop=stop,
+        loss_scale=init_loss_scale(cfg.precision),
+        spikes=None
+        if cfg.spikes is None
+        else init_spike_state(cfg.spikes, cfg.metric_dtype),
     )
 
 
 def step_key(key: jax.Array, step: jax.Array) -> jax.Array:
     """The key `fit` hands ``loss_fn`` at ``step`` (with ``step_key=True``)."""
     return jax.random.fold_in(jax.random.fold_in(key, _STEP_KEY_STREAM), step)
+
+
+def skipping(cfg: LoopConfig) -> bool:
+    """Whether a step may be skipped: non-finite ones (``skip_nonfinite``, or
+    an overflow under loss scaling) or spikes."""
+    scaling = cfg.precision is not None and cfg.precision.loss_scale is not None
+    return cfg.skip_nonfinite or scaling or cfg.spikes is not None
 
 
 def train_step(
@@ -116,11 +149,20 @@ def train_step(
     batch = _sampling.sample_batch(cfg.sampling, data, state.step, state.key)
     if cfg.batch_sharding is not None:
         batch = jax.lax.with_sharding_constraint(batch, cfg.batch_sharding)
-    (loss, (model_state, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, state.model_state, batch, step_key(state.key, state.step)
-    )
+    scale = None if state.loss_scale is None else state.loss_scale.scale
+    loss, model_state, aux, grads = gradient.value_and_grad(
+        loss_fn, cfg.microbatches, cfg.precision, state.params, state.model_state,
+        batch, step_key(state.key, state.step), scale,
+    )  # fmt: skip
     grad_norm = _tree.tree_global_norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    loss32 = loss.astype(cfg.metric_dtype)
+    spike = jnp.zeros([], bool)
+    if cfg.spikes is not None and state.spikes is not None:
+        watched = loss32 if cfg.spikes.metric == "loss" else grad_norm
+        spike = is_spike(cfg.spikes, state.spikes, watched)
+    # An overflow under loss scaling is skipped whatever skip_nonfinite says.
+    skip = spike | ~finite if cfg.skip_nonfinite or scale is not None else spike
 
     def apply(_):
         updates, opt_state = optimizer.update(
@@ -128,35 +170,46 @@ def train_step(
         )
         return optax.apply_updates(state.params, updates), opt_state
 
-    if cfg.skip_nonfinite:
+    if skipping(cfg) and not cfg.optimistic:
         # A branch, not a select over params and state: a skipped step does no
-        # optimizer work and a finite one pays nothing (under vmap it becomes a
+        # optimizer work and a taken one pays nothing (under vmap it becomes a
         # select anyway).
         params, opt_state = jax.lax.cond(
-            finite, apply, lambda _: (state.params, state.opt_state), None
+            skip, lambda _: (state.params, state.opt_state), apply, None
         )
+        model_state = optax.tree.where(skip, state.model_state, model_state)
     else:
         params, opt_state = apply(None)
-    if cfg.skip_nonfinite:  # a skipped step keeps the model state too
-        model_state = optax.tree.where(finite, model_state, state.model_state)
 
-    loss32 = loss.astype(cfg.metric_dtype)
     metrics = {"loss": loss32, "grad_norm": grad_norm, **aux}
-    # Unguarded, a non-finite step is applied, and its row shows it.
-    counted = finite if cfg.skip_nonfinite else jnp.ones_like(finite)
-    window = _history.add_step(state.window, metrics, counted)
-    stop = state.stop
+    # A non-finite step that is not skipped is applied, and its row shows it.
+    window = _history.add_step(state.window, metrics, ~skip)
+    stop, spikes, loss_scale = state.stop, state.spikes, state.loss_scale
     if cfg.stop is not None and stop is not None:
-        stop = _stopping.add_loss(cfg.stop, stop, loss32, finite)
+        stop = _stopping.add_loss(cfg.stop, stop, loss32, ~skip & finite)
+    if cfg.spikes is not None and spikes is not None:
+        spikes = record(cfg.spikes, spikes, watched, ~skip & finite, spike)
+    if cfg.precision is not None and loss_scale is not None:
+        loss_scale = gradient.update_loss_scale(cfg.precision, loss_scale, finite)
     return state._replace(
         params=params,
         opt_state=opt_state,
         model_state=model_state,
         step=_tree.safe_increment(state.step),
-        skipped=state.skipped + (~finite).astype(jnp.int32),
+        skipped=state.skipped + (~finite | spike).astype(jnp.int32),
         window=window,
         stop=stop,
+        loss_scale=loss_scale,
+        spikes=spikes,
     )
+
+
+def _row(state: TrainState) -> dict[str, jax.Array]:
+    """The history row of the window being built."""
+    row = _history.row(state.window, state.step, state.opt_state)
+    if state.loss_scale is not None:
+        row["loss_scale"] = state.loss_scale.scale.astype(row["loss"].dtype)
+    return row
 
 
 def _evaluate(eval_fn: Eval, cfg: LoopConfig, state: TrainState, eval_data):
@@ -181,9 +234,7 @@ def _next_boundary(cfg: LoopConfig, step: jax.Array, end: jax.Array) -> jax.Arra
 def _close_row(cfg: LoopConfig, state: TrainState, train, n_train, done):
     """Write the row being built (kept when ``done``) and start the next one
     if it was; rows are written unconditionally, without a branch."""
-    train = _history.write(
-        train, n_train, _history.row(state.window, state.step, state.opt_state)
-    )
+    train = _history.write(train, n_train, _row(state))
     fresh = _empty_window(cfg)
     window = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh, state.window)
     return state._replace(window=window), train, n_train + done.astype(jnp.int32)
@@ -264,7 +315,7 @@ def run_chunk(
         data = _sampling.StreamChunk(data, state.step)
     end = state.step + jnp.minimum(steps, total_steps - state.step)
     train = _history.buffers(
-        jax.eval_shape(lambda s: _history.row(s.window, s.step, s.opt_state), state),
+        jax.eval_shape(_row, state),
         cfg.chunk_size // cfg.log_every + 2,
     )
     evals: dict[str, jax.Array] = {}

@@ -114,6 +114,8 @@ def sweep(
             ``key``, ``step_key``, ``shuffle``, ``replace``,
             ``drop_remainder``, ``has_aux``, ``eval_fn``, ``eval_data``,
             ``eval_every``, ``early_stopping``, ``skip_nonfinite``,
+            ``skip_spikes``, ``microbatches``, ``compute_dtype``,
+            ``loss_scale``,
             ``log_every``, ``chunk_size``, ``progress``, ``callbacks``,
             ``checkpoint_dir``, ``resume``, ``overwrite``, ``mesh``. For a
             batch of runs: ``state`` is every run's initial model state;

@@ -24,6 +24,7 @@ from jax.sharding import Mesh
 import jaxopt_lite as jol
 from jaxopt_lite._host import placement as _mesh
 from jaxopt_lite._loop import train as _loop
+from jaxopt_lite._loop.loss import Loss, LossForm
 from jaxopt_lite._loop.sampling import Sampling
 
 X = jax.random.normal(jax.random.key(0), (64, 3))
@@ -90,18 +91,13 @@ def main() -> dict:
     # The gradient all-reduce is XLA's: compile one step with a split batch.
     cfg = _loop.LoopConfig(
         sampling=Sampling(64, 16, True, False),
-        log_every=1,
-        chunk_size=1,
-        has_aux=False,
-        aux_names=(),
-        has_state=False,
-        step_key=False,
-        skip_nonfinite=True,
         batch_sharding=_mesh.batch_sharding(auto),
     )
     state = _loop.init_train_state(PARAMS, None, OPT, KEY, cfg)
-    data, _, state = _mesh.place(auto, DATA, None, state)
-    step = jax.jit(lambda s, d: _loop.train_step(loss_fn, OPT, cfg, s, d))
+    data = _mesh.place_data(auto, DATA)
+    state = _mesh.put(state, _mesh.replicated(auto))
+    loss = Loss(loss_fn, LossForm())
+    step = jax.jit(lambda s, d: _loop.train_step(loss, OPT, cfg, s, d))
     out["step_hlo_has_all_reduce"] = (
         "all-reduce" in step.lower(state, data).compile().as_text()
     )

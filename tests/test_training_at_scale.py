@@ -127,8 +127,8 @@ def test_the_loss_scale_grows_and_resumes_bit_identically(tmp_path):
     common = dict(steps=12, batch_size=16, chunk_size=4, key=KEY, progress=False,
                   compute_dtype=jnp.float16, loss_scale=scale)  # fmt: skip
     whole = jol.fit(mean_loss, jnp.zeros(3), jol.adam(0.05), data, **common)
-    np.testing.assert_array_equal(whole.history["loss_scale"],
-                                  [4.0, 4.0, 8.0, 8, 8, 16, 16, 16, 32, 32, 32, 64])  # fmt: skip
+    expected = [4.0, 4.0, 8.0, 8, 8, 16, 16, 16, 32, 32, 32, 64]
+    np.testing.assert_array_equal(whole.history["loss_scale"], expected)
 
     class Stop(jol.Callback):
         def on_chunk(self, rows, *, step, elapsed):
@@ -184,7 +184,8 @@ def test_every_feature_in_a_sweep_equals_fit():
         assert swept.skipped[i, 0] == one.skipped
     half = jol.sweep(lambda learning_rate: jol.adam(learning_rate),
                      {"learning_rate": [0.02, 0.1]}, mean_loss, jnp.zeros(3), data,
-                     compute_dtype=jnp.float16, loss_scale="dynamic", **options)  # fmt: skip
+                     compute_dtype=jnp.float16, loss_scale="dynamic",
+                     **options)  # fmt: skip
     assert half.params.dtype == jnp.float32 and "loss_scale" in half.history
     one = jol.fit(mean_loss, jnp.zeros(3), jol.adam(0.1), data, progress=False,
                   compute_dtype=jnp.float16, loss_scale="dynamic",

@@ -149,9 +149,10 @@ def _value(x: Any) -> Any:
 
 @jax.tree_util.register_pytree_node_class
 class Built:
-    """``factory(*args, **kwargs)`` as a pytree node: the arguments are its
-    children, the factory and the ``static`` arguments (``(position or name,
-    value)`` pairs, kept out of the leaves) its static data."""
+    """``factory(*args, **kwargs)`` as a pytree node: the factory (itself a
+    `Built` node when a recipe made it, e.g. ``inject_hyperparams(adam)``) and
+    the arguments are its children, the ``static`` arguments (``(position or
+    name, value)`` pairs, kept out of the leaves) its static data."""
 
     __slots__ = ("args", "factory", "kwargs", "static")
 
@@ -167,20 +168,21 @@ class Built:
 
     def build(self) -> Any:
         """Call the factory again with these arguments."""
+        factory = build(self.factory)
         args, kwargs = list(build(self.args)), build(self.kwargs)
         for where, value in self.static:
             if isinstance(where, int):
                 args[where] = _value(value)
             else:
                 kwargs[where] = _value(value)
-        return self.factory(*args, **kwargs)
+        return factory(*args, **kwargs)
 
     def tree_flatten(self):
-        return (self.args, self.kwargs), (self.factory, self.static)
+        return (self.factory, self.args, self.kwargs), self.static
 
     @classmethod
-    def tree_unflatten(cls, aux: tuple, children: tuple) -> Built:
-        return cls(aux[0], children[0], children[1], aux[1])
+    def tree_unflatten(cls, static: tuple, children: tuple) -> Built:
+        return cls(*children, static)
 
 
 def _has_recipe(x: Any) -> bool:
@@ -203,7 +205,7 @@ def _node(obj: Any) -> Any:
             static.append((k, hashable(a)))
         else:
             kwargs[k] = as_tree(a)
-    return Built(rec.factory, tuple(args), kwargs, tuple(static))
+    return Built(as_tree(rec.factory), tuple(args), kwargs, tuple(static))
 
 
 def as_tree(obj: Any) -> Any:

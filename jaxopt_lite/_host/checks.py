@@ -39,7 +39,7 @@ _ADVICE = {
     ),
     None: (
         "keep non-trainable values out of it: pass a model state as "
-        "fit(..., state=...), or close over constants in the loss"
+        "fit(..., state=...), or close over it in the loss"
     ),
 }
 
@@ -57,6 +57,8 @@ def framework(tree: PyTree) -> str | None:
                 found.append("flax.nnx")
             elif module.startswith("equinox"):
                 found.append("equinox")
+            elif module.startswith("flax.core"):  # FrozenDict: linen variables
+                found.append("flax.linen")
         return False
 
     jax.tree_util.tree_flatten(tree, is_leaf=visit)

@@ -12,7 +12,7 @@ import csv
 import numbers
 import os
 import pathlib
-import uuid
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -317,8 +317,9 @@ class TensorBoardLogger(Callback):
                 purge_step=min(starts, default=None),
                 # tensorboardX names files by the second and the host: two
                 # writers started within a second would share (and clobber)
-                # one file without a suffix of their own
-                filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}",
+                # one file without a suffix of their own, which keeps them in
+                # the order they were made (readers load files in name order)
+                filename_suffix=f".{time.time_ns() % 10**9:09d}.{os.getpid()}",
             )
         for group, step_key in zip(groups, _STEPS, strict=True):
             steps = group.get(step_key, ())

@@ -2,7 +2,8 @@
 
 # --- primitive transforms: scaling, momentum, weight decay, Adam-family and
 # RMS-like moments, clipping, noise, factored moments, sign, layer-wise and
-# Polyak steps (_transforms/) ---
+# Polyak steps, Muon's orthogonalization, GaLore's projection, normalization
+# and differentially private aggregation (_transforms/) ---
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule as ScalarOrSchedule
 from jaxopt_lite._transforms.weight_decay import (
     add_decayed_weights as add_decayed_weights,
@@ -46,9 +47,32 @@ from jaxopt_lite._transforms.sign import scale_by_sign as scale_by_sign
 from jaxopt_lite._transforms.layerwise import (
     scale_by_trust_ratio as scale_by_trust_ratio,
 )
+from jaxopt_lite._transforms.newton_schulz import (
+    MuonDimensionNumbers as MuonDimensionNumbers,
+)
+from jaxopt_lite._transforms.newton_schulz import (
+    orthogonalize_via_newton_schulz as orthogonalize_via_newton_schulz,
+)
+from jaxopt_lite._transforms.muon import MuonState as MuonState
+from jaxopt_lite._transforms.muon import scale_by_muon as scale_by_muon
+from jaxopt_lite._transforms.muon import scale_by_shape as scale_by_shape
+from jaxopt_lite._transforms.galore import (
+    GaLoreDimensionNumbers as GaLoreDimensionNumbers,
+)
+from jaxopt_lite._transforms.galore import GaLoreState as GaLoreState
+from jaxopt_lite._transforms.galore import scale_by_galore as scale_by_galore
+from jaxopt_lite._transforms.normalize import NormalizeState as NormalizeState
+from jaxopt_lite._transforms.normalize import normalize as normalize
+from jaxopt_lite._transforms.privacy import (
+    DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState,
+)
+from jaxopt_lite._transforms.privacy import (
+    differentially_private_aggregate as differentially_private_aggregate,
+)
 
 # --- combinators: chain, masks, partitions, inject_hyperparams, skipping,
-# accumulation, averaging, plateaus (_combinators/) ---
+# accumulation, averaging, plateaus, schedule-free averaging, SAM, complex
+# splitting (_combinators/) ---
 from jaxopt_lite._combinators.accumulate import (
     AccumulateGradientsState as AccumulateGradientsState,
 )
@@ -77,6 +101,21 @@ from jaxopt_lite._combinators.plateau import (
     ReduceLROnPlateauState as ReduceLROnPlateauState,
 )
 from jaxopt_lite._combinators.plateau import reduce_on_plateau as reduce_on_plateau
+from jaxopt_lite._combinators.schedule_free import (
+    ScheduleFreeState as ScheduleFreeState,
+)
+from jaxopt_lite._combinators.schedule_free import schedule_free as schedule_free
+from jaxopt_lite._combinators.schedule_free import (
+    schedule_free_eval_params as schedule_free_eval_params,
+)
+from jaxopt_lite._combinators.sam import SAMState as SAMState
+from jaxopt_lite._combinators.sam import sam as sam
+from jaxopt_lite._combinators.complex import (
+    SplitRealAndImaginaryState as SplitRealAndImaginaryState,
+)
+from jaxopt_lite._combinators.complex import (
+    split_real_and_imaginary as split_real_and_imaginary,
+)
 
 # --- schedules: decays, warm-ups and joins, piecewise and one-cycle
 # (_schedules/) ---
@@ -134,6 +173,13 @@ from jaxopt_lite._optimizers.sign import sign_sgd as sign_sgd
 from jaxopt_lite._optimizers.adafactor import adafactor as adafactor
 from jaxopt_lite._optimizers.sgd import noisy_sgd as noisy_sgd
 from jaxopt_lite._optimizers.sgd import polyak_sgd as polyak_sgd
+from jaxopt_lite._optimizers.sgd import dpsgd as dpsgd
+from jaxopt_lite._optimizers.matrix import galore as galore
+from jaxopt_lite._optimizers.matrix import muon as muon
+from jaxopt_lite._optimizers.schedule_free import (
+    schedule_free_adamw as schedule_free_adamw,
+)
+from jaxopt_lite._optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 
 # --- full-batch: L-BFGS and line searches (_transforms/, _optimizers/) ---
 from jaxopt_lite._transforms.lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
@@ -211,6 +257,18 @@ __all__ = [
     "scale_by_novograd",
     "scale_by_sign",
     "scale_by_trust_ratio",
+    "orthogonalize_via_newton_schulz",
+    "MuonDimensionNumbers",
+    "scale_by_muon",
+    "MuonState",
+    "scale_by_shape",
+    "scale_by_galore",
+    "GaLoreDimensionNumbers",
+    "GaLoreState",
+    "normalize",
+    "NormalizeState",
+    "differentially_private_aggregate",
+    "DifferentiallyPrivateAggregateState",
     # combinators
     "chain",
     "named_chain",
@@ -232,6 +290,13 @@ __all__ = [
     "slow_params_of",
     "reduce_on_plateau",
     "ReduceLROnPlateauState",
+    "schedule_free",
+    "ScheduleFreeState",
+    "schedule_free_eval_params",
+    "sam",
+    "SAMState",
+    "split_real_and_imaginary",
+    "SplitRealAndImaginaryState",
     # schedules
     "constant_schedule",
     "linear_schedule",
@@ -272,6 +337,11 @@ __all__ = [
     "novograd",
     "polyak_sgd",
     "sign_sgd",
+    "dpsgd",
+    "muon",
+    "galore",
+    "schedule_free_sgd",
+    "schedule_free_adamw",
     # full-batch: L-BFGS and line searches
     "lbfgs",
     "scale_by_lbfgs",

@@ -36,6 +36,14 @@ def _averaged(y: jax.Array, z: jax.Array, b1: Any) -> jax.Array:
     return div(sub(y, mul(1 - b1, z)), b1)
 
 
+def _copy(p: Any, dtype: Any) -> Any:
+    """A copy of ``p`` in ``dtype`` (a distinct buffer, so that parameters and
+    state can both be donated); abstract leaves stay abstract."""
+    if isinstance(p, jax.ShapeDtypeStruct):
+        return jax.ShapeDtypeStruct(jnp.shape(p), dtype)
+    return jnp.array(p, dtype=dtype)
+
+
 def schedule_free_eval_params(state: Any, params: PyTree) -> PyTree:
     r"""The parameters to evaluate a `schedule_free` run at (its average $x$).
 
@@ -138,9 +146,7 @@ def schedule_free(
 
     def init_fn(params):
         dtype = tree_compute_dtype(params)
-        z = jax.tree.map(
-            lambda p: jnp.array(p, dtype=state_dtype or jnp.result_type(p)), params
-        )
+        z = jax.tree.map(lambda p: _copy(p, state_dtype or jnp.result_type(p)), params)
         return ScheduleFreeState(
             b1=jnp.asarray(b1, dtype),
             weight_sum=jnp.zeros([], dtype),
@@ -152,6 +158,7 @@ def schedule_free(
 
     def update_fn(updates, state, params=None, **extra_args):
         v.require_params("schedule_free", params)
+        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
         dtype = state.max_lr.dtype
         rate = (
             learning_rate(state.step_count)

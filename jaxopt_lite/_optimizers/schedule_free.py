@@ -146,6 +146,7 @@ def schedule_free_adamw(
         Defazio et al., *The Road Less Scheduled*, 2024.
         Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, 2019.
     """
+    v.check_decay("b2", b2)  # scale_by_rms's decay
     v.check_weight_decay("weight_decay", weight_decay)
     rate = _with_warmup(learning_rate, warmup_steps)
     optimizer = chain(

@@ -286,6 +286,8 @@ def dpsgd(
     References:
         Abadi et al., *Deep Learning with Differential Privacy*, 2016.
     """
+    if momentum is not None:
+        v.check_momentum("momentum", momentum)  # trace's decay
     check_bool("nesterov", nesterov)
     return chain(
         differentially_private_aggregate(l2_norm_clip, noise_multiplier, seed=seed),

@@ -57,8 +57,7 @@ def muon(
     muon_weight_dimension_numbers: Any = None,
     consistent_rms: float | jax.Array | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Muon: momentum orthogonalized by Newton-Schulz for matrices, AdamW for
-    the rest.
+    r"""Muon: orthogonalized momentum for the matrices, AdamW for the rest.
 
     $$
     \theta_{t+1} = \theta_t - \eta_t \left( s \,

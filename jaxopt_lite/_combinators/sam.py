@@ -4,7 +4,6 @@ adversarial steps started."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -26,7 +25,7 @@ class SAMState(NamedTuple):
     steps_since_sync: jax.Array
     opt_state: Any
     adv_state: Any
-    cache: PyTree | None
+    cache: PyTree
 
 
 def _select(pred: jax.Array, on_true: PyTree, on_false: PyTree) -> PyTree:
@@ -173,14 +172,7 @@ def sam(
             cache=None,
         )
 
-    def update_fn(
-        updates: PyTree,
-        state: SAMState,
-        params: PyTree | None = None,
-        *,
-        grad_fn: Callable[[PyTree, int], PyTree] | None = None,
-        **extra_args: Any,
-    ):
+    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
         if opaque_mode:
             return opaque_update(updates, state, params, grad_fn=grad_fn, **extra_args)
         return transparent_update(updates, state, params, **extra_args)

@@ -119,9 +119,8 @@ def scale_by_galore(
     v.check_int("rank", rank)
     v.check_int("update_proj_gap", update_proj_gap, traced=True)
     v.check_range("scale", scale)
-    if base_optimizer is None:
-        base_optimizer = scale_by_adam()
-    v.check_transform("base_optimizer", base_optimizer)
+    base = scale_by_adam() if base_optimizer is None else base_optimizer
+    v.check_transform("base_optimizer", base)
     check_spec_tree(
         weight_dimension_numbers, name="weight_dimension_numbers", is_spec=_is_spec
     )
@@ -169,7 +168,7 @@ def scale_by_galore(
             proxies.append(jnp.zeros(small, dtype))
         return GaLoreState(
             count=jnp.zeros([], jnp.int32),
-            base_optimizer_state=base_optimizer.init(treedef.unflatten(proxies)),
+            base_optimizer_state=base.init(treedef.unflatten(proxies)),
             projector=treedef.unflatten(projectors),
         )
 
@@ -206,7 +205,7 @@ def scale_by_galore(
                 leaves, treedef.flatten_up_to(state.projector), leaf_plans, strict=True
             )
         ]
-        low, base_state = base_optimizer.update(
+        low, base_state = base.update(
             treedef.unflatten([r for r, _ in projected]),
             state.base_optimizer_state,
             None,

@@ -131,16 +131,17 @@ def schedule_free_adamw(
         An ``optax.GradientTransformationExtraArgs``.
 
     Example:
-        >>> import jax, jax.numpy as jnp, optax, jaxopt_lite as jol
-        >>> f = lambda x: jnp.sum(x**2)
-        >>> opt = jol.schedule_free_adamw(1.0)
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = opt.init(params)
-        >>> for _ in range(3):
-        ...     updates, state = opt.update(jax.grad(f)(params), state, params)
-        ...     params = optax.apply_updates(params, updates)
-        >>> round(float(f(jol.schedule_free_eval_params(state, params))), 4)
-        1.7276
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> opt = jol.schedule_free_adamw(0.1, warmup_steps=2, b1=0.5)
+        >>> params, grads = jnp.array([1.0, -1.0]), jnp.array([2.0, -0.5])
+        >>> state, show = opt.init(params), lambda a: [round(x, 3) for x in a.tolist()]
+        >>> for step in range(3):  # rates 0, 0.05, 0.1: the first step is 0
+        ...     updates, state = opt.update(grads, state, params)
+        ...     params = params + updates
+        ...     print(step, show(params), show(state.z))
+        0 [1.0, -1.0] [1.0, -1.0]
+        1 [0.95, -0.95] [0.95, -0.95]
+        2 [0.86, -0.86] [0.85, -0.85]
 
     References:
         Defazio et al., *The Road Less Scheduled*, 2024.

@@ -127,9 +127,9 @@ def test_newton_schulz_memory_does_not_grow_with_steps():
         return compiled.memory_analysis().temp_size_in_bytes
 
     ours = [temp_bytes(jol.orthogonalize_via_newton_schulz, n) for n in (2, 20)]
-    theirs = [temp_bytes(optax_orthogonalize, n) for n in (2, 20)]
+    theirs = [temp_bytes(optax_orthogonalize, n) for n in (2, 6)]
     assert ours[1] <= ours[0] + 1024, ours  # + the 20 x 3 table
-    assert theirs[1] > 4 * theirs[0], theirs
+    assert theirs[1] > 2 * theirs[0], theirs
 
 
 # --- muon and scale_by_muon against optax -----------------------------------

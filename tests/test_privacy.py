@@ -31,17 +31,22 @@ def _per_example(dtype, step):
     return {"w": w.at[1].set(0.0), "b": b.at[1].set(0.0)}
 
 
-def _run(opt, dtype, steps=2):
+def _run(opts, dtype, steps=2):
+    """The parameters after ``steps`` updates by each of ``opts``, in one
+    compiled function."""
     grads = [_per_example(dtype, step) for step in range(steps)]
 
     @jax.jit
     def run(grads):
-        params = {"w": jnp.ones((3, 2), dtype), "b": jnp.zeros(2, dtype)}
-        state = opt.init(params)
-        for g in grads:
-            updates, state = opt.update(g, state, params)
-            params = optax.apply_updates(params, updates)
-        return params
+        out = []
+        for opt in opts:
+            params = {"w": jnp.ones((3, 2), dtype), "b": jnp.zeros(2, dtype)}
+            state = opt.init(params)
+            for g in grads:
+                updates, state = opt.update(g, state, params)
+                params = optax.apply_updates(params, updates)
+            out.append(params)
+        return out
 
     return run(grads)
 
@@ -65,13 +70,14 @@ def test_matches_optax():
     """Same key: the same noise and the same numbers, in float32 and float64
     (dpsgd with Nesterov momentum chains the aggregation, given a seed; the
     aggregation alone is given a key)."""
-    for make in (_aggregate, _dpsgd_nesterov):
-        ours = _run(make(jol), jnp.float32)
-        theirs = _run(_optax(make), jnp.float32)
-        assert_trees_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    makes = (_aggregate, _dpsgd_nesterov)
+    ours = _run([make(jol) for make in makes], jnp.float32)
+    theirs = _run([_optax(make) for make in makes], jnp.float32)
+    assert_trees_close(ours, theirs, rtol=1e-5, atol=1e-6)
     with jax.enable_x64(True):
-        ours = _run(_dpsgd_nesterov(jol), jnp.float64)
-        theirs = _run(_optax(_dpsgd_nesterov), jnp.float64)
+        ours, theirs = _run(
+            [_dpsgd_nesterov(jol), _optax(_dpsgd_nesterov)], jnp.float64
+        )
         assert {x.dtype for x in jax.tree.leaves(ours)} == {jnp.dtype("float64")}
         assert_trees_close(ours, theirs, rtol=1e-12, atol=1e-13)
 

@@ -141,3 +141,10 @@ def test_clipping_and_noise_scale():
 def test_privacy_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_init_on_abstract_parameters():
+    params = {"w": jax.ShapeDtypeStruct((3, 2), jnp.bfloat16)}
+    state = jax.eval_shape(_dpsgd_nesterov(jol).init, params)
+    assert state[1].trace["w"].shape == (3, 2)
+    assert state[1].trace["w"].dtype == jnp.bfloat16

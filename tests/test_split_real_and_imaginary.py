@@ -53,3 +53,10 @@ def test_infinite_parts_stay_apart():
     g = jnp.array([jax.lax.complex(2.0, jnp.inf)])
     updates, _ = t.update(g, t.init(g))
     assert updates[0].real == 2.0 and np.isposinf(updates[0].imag)
+
+
+def test_init_on_abstract_parameters():
+    t = jol.split_real_and_imaginary(jol.adam(0.1))
+    state = jax.eval_shape(t.init, jax.ShapeDtypeStruct((2,), jnp.complex64))
+    assert state.inner_state[0].mu.real.dtype == jnp.float32
+    assert state.inner_state[0].nu.imaginary.shape == (2,)

@@ -15,6 +15,7 @@ import pytest
 from helpers import assert_trees_close, optax_reference
 
 import jaxopt_lite as jol
+from jaxopt_lite._core import recipe
 
 STANDARD = (3.4445, -4.7750, 2.0315)
 DION_ROWS = (
@@ -391,3 +392,19 @@ def _update(t, tree):
 def test_muon_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_dimension_numbers_are_settings_of_the_recipe():
+    """The drivers rebuild optimizers from their recipes with traced numbers:
+    dimension numbers stay Python integers (settings), not traced."""
+    dims = {"w": MDN(1, 0), "b": None}
+    opt = jol.muon(0.1, muon_weight_dimension_numbers=dims)
+    key, numbers = recipe.split(opt)
+    params = {"w": _matrix((3, 2)), "b": jnp.ones(2)}
+
+    def update(numbers):
+        rebuilt = recipe.rebuild(key, numbers)
+        return rebuilt.update(params, rebuilt.init(params), params)[0]
+
+    assert_trees_close(jax.jit(update)(numbers), update(numbers), rtol=1e-6)
+    assert recipe.split(jol.muon(0.2, muon_weight_dimension_numbers=dims))[0] == key

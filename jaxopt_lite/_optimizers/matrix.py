@@ -35,7 +35,7 @@ def _is_muon_spec(x: Any) -> bool:
     return isinstance(x, MuonDimensionNumbers)
 
 
-@recipe(static=("ns_steps",))
+@recipe(static=("ns_steps", "muon_weight_dimension_numbers"))
 def muon(
     learning_rate: ScalarOrSchedule,
     ns_coeffs: Any = NS_COEFFS_PRESETS["standard"],
@@ -173,7 +173,7 @@ def muon(
     return partition({"muon": orthogonalized, "adam": adam}, labels)
 
 
-@recipe(static=("rank",))
+@recipe(static=("rank", "weight_dimension_numbers"))
 def galore(
     learning_rate: ScalarOrSchedule,
     rank: int = 128,

@@ -64,7 +64,7 @@ class _Plan(NamedTuple):
     left: bool
 
 
-@recipe(static=("rank",))
+@recipe(static=("rank", "weight_dimension_numbers"))
 def scale_by_galore(
     rank: int = 128,
     update_proj_gap: int = 200,

@@ -75,7 +75,7 @@ class MuonState(NamedTuple):
     ns_coeffs: jax.Array
 
 
-@recipe(static=("ns_steps",))
+@recipe(static=("ns_steps", "weight_dimension_numbers"))
 def scale_by_muon(
     ns_coeffs: Any = NS_COEFFS_PRESETS["standard"],
     ns_steps: int = 5,
@@ -187,7 +187,7 @@ def scale_by_muon(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-@recipe
+@recipe(static=("weight_dimension_numbers",))
 def scale_by_shape(
     weight_dimension_numbers: Any = None,
     consistent_rms: float | jax.Array | None = None,

@@ -133,7 +133,7 @@ def newton_schulz(
     return jnp.swapaxes(x, -1, -2) if transposed else x
 
 
-@recipe(static=("ns_steps",))
+@recipe(static=("ns_steps", "dimension_numbers"))
 def orthogonalize_via_newton_schulz(
     x: jax.Array,
     ns_coeffs: Any,

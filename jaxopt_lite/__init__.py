@@ -2,7 +2,8 @@
 
 # --- primitive transforms: scaling, momentum, weight decay, Adam-family and
 # RMS-like moments, clipping, noise, factored moments, sign, layer-wise and
-# Polyak steps (_transforms/) ---
+# Polyak steps, Muon's orthogonalization, GaLore's projection, normalization
+# and differentially private aggregation (_transforms/) ---
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule as ScalarOrSchedule
 from jaxopt_lite._transforms.weight_decay import (
     add_decayed_weights as add_decayed_weights,
@@ -77,6 +78,32 @@ from jaxopt_lite._combinators.stateless import (
 # --- combinators: chain, masks, partitions, freezing, inject_hyperparams,
 # conditions, skipping, accumulation, averaging, monitoring, flattening,
 # plateaus (_combinators/) ---
+from jaxopt_lite._transforms.newton_schulz import (
+    MuonDimensionNumbers as MuonDimensionNumbers,
+)
+from jaxopt_lite._transforms.newton_schulz import (
+    orthogonalize_via_newton_schulz as orthogonalize_via_newton_schulz,
+)
+from jaxopt_lite._transforms.muon import MuonState as MuonState
+from jaxopt_lite._transforms.muon import scale_by_muon as scale_by_muon
+from jaxopt_lite._transforms.muon import scale_by_shape as scale_by_shape
+from jaxopt_lite._transforms.galore import (
+    GaLoreDimensionNumbers as GaLoreDimensionNumbers,
+)
+from jaxopt_lite._transforms.galore import GaLoreState as GaLoreState
+from jaxopt_lite._transforms.galore import scale_by_galore as scale_by_galore
+from jaxopt_lite._transforms.normalize import NormalizeState as NormalizeState
+from jaxopt_lite._transforms.normalize import normalize as normalize
+from jaxopt_lite._transforms.privacy import (
+    DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState,
+)
+from jaxopt_lite._transforms.privacy import (
+    differentially_private_aggregate as differentially_private_aggregate,
+)
+
+# --- combinators: chain, masks, partitions, inject_hyperparams, skipping,
+# accumulation, averaging, plateaus, schedule-free averaging, SAM, complex
+# splitting (_combinators/) ---
 from jaxopt_lite._combinators.accumulate import (
     AccumulateGradientsState as AccumulateGradientsState,
 )
@@ -137,6 +164,21 @@ from jaxopt_lite._combinators.plateau import (
     ReduceLROnPlateauState as ReduceLROnPlateauState,
 )
 from jaxopt_lite._combinators.plateau import reduce_on_plateau as reduce_on_plateau
+from jaxopt_lite._combinators.schedule_free import (
+    ScheduleFreeState as ScheduleFreeState,
+)
+from jaxopt_lite._combinators.schedule_free import schedule_free as schedule_free
+from jaxopt_lite._combinators.schedule_free import (
+    schedule_free_eval_params as schedule_free_eval_params,
+)
+from jaxopt_lite._combinators.sam import SAMState as SAMState
+from jaxopt_lite._combinators.sam import sam as sam
+from jaxopt_lite._combinators.complex import (
+    SplitRealAndImaginaryState as SplitRealAndImaginaryState,
+)
+from jaxopt_lite._combinators.complex import (
+    split_real_and_imaginary as split_real_and_imaginary,
+)
 
 # --- gradient utilities: scaled backward passes, per-example clipping,
 # microbatching, target updates (_transforms/) ---
@@ -219,6 +261,13 @@ from jaxopt_lite._optimizers.optimistic import (
 from jaxopt_lite._optimizers.adafactor import adafactor as adafactor
 from jaxopt_lite._optimizers.sgd import noisy_sgd as noisy_sgd
 from jaxopt_lite._optimizers.sgd import polyak_sgd as polyak_sgd
+from jaxopt_lite._optimizers.sgd import dpsgd as dpsgd
+from jaxopt_lite._optimizers.matrix import galore as galore
+from jaxopt_lite._optimizers.matrix import muon as muon
+from jaxopt_lite._optimizers.schedule_free import (
+    schedule_free_adamw as schedule_free_adamw,
+)
+from jaxopt_lite._optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 
 # --- beyond optax: SOAP, magnitude pruning and its sparsity schedule
 # (_transforms/, _optimizers/, _schedules/) ---
@@ -329,6 +378,18 @@ __all__ = [
     "set_to_zero",
     "stateless",
     "stateless_with_tree_map",
+    "orthogonalize_via_newton_schulz",
+    "MuonDimensionNumbers",
+    "scale_by_muon",
+    "MuonState",
+    "scale_by_shape",
+    "scale_by_galore",
+    "GaLoreDimensionNumbers",
+    "GaLoreState",
+    "normalize",
+    "NormalizeState",
+    "differentially_private_aggregate",
+    "DifferentiallyPrivateAggregateState",
     # combinators
     "chain",
     "named_chain",
@@ -376,6 +437,13 @@ __all__ = [
     "per_example_layer_norm_clip",
     "microbatch",
     "periodic_update",
+    "schedule_free",
+    "ScheduleFreeState",
+    "schedule_free_eval_params",
+    "sam",
+    "SAMState",
+    "split_real_and_imaginary",
+    "SplitRealAndImaginaryState",
     # schedules
     "constant_schedule",
     "linear_schedule",
@@ -432,6 +500,11 @@ __all__ = [
     "pruning_masks_of",
     "sparsity_of",
     "polynomial_sparsity_schedule",
+    "dpsgd",
+    "muon",
+    "galore",
+    "schedule_free_sgd",
+    "schedule_free_adamw",
     # full-batch: L-BFGS and line searches
     "lbfgs",
     "scale_by_lbfgs",

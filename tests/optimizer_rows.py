@@ -548,3 +548,113 @@ OPTIMIZER_ROWS: list[Row] = [
         ),
     ),
 ]
+
+
+def _drop_extra_args(
+    transform: optax.GradientTransformation,
+) -> optax.GradientTransformation:
+    """optax's ``sam`` rejects the ``value=`` the generic tests pass."""
+    return optax.GradientTransformation(
+        transform.init, lambda u, s, p=None, **_: transform.update(u, s, p)
+    )
+
+
+def _optax_sam(**kwargs):
+    return _drop_extra_args(optax.contrib.sam(**kwargs))
+
+
+OPTIMIZER_ROWS += [
+    # --- optimizers: optax.contrib's muon, galore, schedule-free and SAM ---
+    # (the generic problems have vector leaves: muon's AdamW part and galore's
+    # unprojected path; test_muon.py and test_galore.py cover the matrices)
+    Row(
+        "muon",
+        ours("muon"),
+        {"learning_rate": 0.01, "weight_decay": 0.1, "adam_weight_decay": 0.01},
+        optax.contrib.muon,
+        traced=("learning_rate", "beta", "eps", "adam_b1", "adam_b2"),
+        invalid=(
+            *LR_INVALID,
+            ("beta", 1.0),
+            ("eps", -1.0),
+            ("weight_decay", -1.0),
+            ("ns_steps", 0),
+            ("ns_coeffs", (1.0, 2.0)),
+            ("preconditioning", "polar"),
+            ("consistent_rms", NAN),
+        ),
+    ),
+    Row(
+        "galore",
+        ours("galore"),
+        {"learning_rate": 0.01, "rank": 2, "weight_decay": 0.1},
+        optax.contrib.galore,
+        traced=("learning_rate", "scale", "weight_decay"),
+        invalid=(*LR_INVALID, ("rank", 0), ("update_proj_gap", 0), ("scale", NAN)),
+    ),
+    Row(
+        "schedule_free_sgd",
+        ours("schedule_free_sgd"),
+        {"learning_rate": 0.01, "weight_decay": 0.01},
+        optax.contrib.schedule_free_sgd,
+        # The average x converges like 1/t: a larger rate than sgd's, and
+        # more steps (optax's numbers are the same).
+        converge_kwargs={"learning_rate": 2.5e-3},
+        converge_steps=20_000,
+        traced=("learning_rate", "b1", "weight_decay", "weight_lr_power"),
+        invalid=(
+            *LR_INVALID,
+            ("b1", 0.0),
+            ("b1", 1.5),
+            ("weight_decay", -1.0),
+            ("weight_lr_power", NAN),
+            ("warmup_steps", 0),
+        ),
+    ),
+    Row(
+        "schedule_free_adamw",
+        ours("schedule_free_adamw"),
+        {"learning_rate": 0.01, "weight_decay": 0.01},
+        optax.contrib.schedule_free_adamw,
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "eps", "weight_decay"),
+        invalid=(*LR_INVALID, ("b2", 1.0), ("eps", -1.0), ("weight_decay", -1.0)),
+    ),
+    Row(
+        "schedule_free_adam_b1_0",
+        ours("schedule_free"),
+        {
+            "base_optimizer": jol.adam(0.05, b1=0.0),
+            "learning_rate": 0.05,
+            "b1": 0.8,
+            "weight_lr_power": 1.0,
+        },
+        optax.contrib.schedule_free,
+        {
+            "base_optimizer": optax.adam(0.05, b1=0.0),
+            "learning_rate": 0.05,
+            "b1": 0.8,
+            "weight_lr_power": 1.0,
+        },
+        traced=("b1", "weight_lr_power"),
+        invalid=(("b1", NAN), ("state_dtype", jnp.int32)),
+    ),
+    Row(
+        "sam",
+        ours("sam"),
+        {
+            "optimizer": jol.sgd(0.01, momentum=0.5),
+            "adv_optimizer": jol.chain(jol.normalize(), jol.sgd(0.05)),
+            "sync_period": 3,
+        },
+        _optax_sam,
+        {
+            "optimizer": optax.sgd(0.01, momentum=0.5),
+            "adv_optimizer": optax.chain(optax.contrib.normalize(), optax.sgd(0.05)),
+            "sync_period": 3,
+        },
+        traced=(),
+        invalid=(("sync_period", 0),),
+        lr_arg=None,
+    ),
+]

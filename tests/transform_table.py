@@ -201,6 +201,10 @@ _TRANSFORM_ROWS = [
     _primitive("stateless_with_tree_map", f=lambda g, p: g * p),
 ]
 
+_TRANSFORM_ROWS += [
+    Row("normalize", jol.normalize, {}, optax.contrib.normalize, kind="transform"),
+]
+
 _CLIPPING_ROWS = [
     _primitive("clip", kind="clipping", max_delta=0.5),
     _primitive("clip", "clip_zero", kind="clipping", max_delta=0.0),

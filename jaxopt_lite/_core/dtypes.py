@@ -87,11 +87,13 @@ def compute_dtype(x: Any) -> Any:
 
 
 def tree_compute_dtype(tree: PyTree) -> Any:
-    """The widest `compute_dtype` over the leaves of ``tree`` (float32 when it
-    has none): the precision of hyper-parameters, norms and counters derived
-    from parameters ``tree``."""
+    """The widest `compute_dtype` over the leaves of ``tree`` (JAX's default
+    float dtype when it has none: float32, float64 under x64, as for the
+    Python floats of a hyper-parameter): the precision of hyper-parameters,
+    norms and counters derived from parameters ``tree``."""
     dtypes = [compute_dtype(x) for x in jax.tree.leaves(tree)]
-    return max(dtypes, key=lambda d: jnp.finfo(d).bits, default=jnp.dtype("float32"))
+    default = jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
+    return max(dtypes, key=lambda d: jnp.finfo(d).bits, default=default)
 
 
 def metric_dtype(tree: PyTree) -> np.dtype:

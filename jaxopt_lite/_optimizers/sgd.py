@@ -1,5 +1,5 @@
-r"""The SGD family: `gd`, `sgd` (with momentum), `noisy_sgd` and Polyak's
-loss-aware `polyak_sgd`.
+r"""The SGD family: `gd`, `sgd` (with momentum), `noisy_sgd`, Polyak's
+loss-aware `polyak_sgd` and differentially private `dpsgd`.
 
 Each is a `chain` of primitives ending in `scale_by_learning_rate`, so
 `current_learning_rate` reads the rate from its state, and the learning rate
@@ -19,6 +19,7 @@ from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 from jaxopt_lite._transforms.noise import add_noise
 from jaxopt_lite._transforms.polyak import scale_by_polyak
+from jaxopt_lite._transforms.privacy import differentially_private_aggregate
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
 from jaxopt_lite._transforms.sgd import trace
 
@@ -236,4 +237,60 @@ def polyak_sgd(
         scale_by_polyak(
             max_learning_rate=max_learning_rate, f_min=f_min, eps=eps, variant=variant
         ),
+    )
+
+
+@recipe
+def dpsgd(
+    learning_rate: ScalarOrSchedule,
+    l2_norm_clip: float | jax.Array,
+    noise_multiplier: float | jax.Array,
+    seed: Any,
+    momentum: float | jax.Array | None = None,
+    nesterov: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""DP-SGD: SGD on clipped, noised per-example gradients.
+
+    $$
+    \bar g_t = \frac{1}{B} \left( \sum_{i=1}^{B} g_{t,i}
+    \min\left(1, \frac{C}{\lVert g_{t,i} \rVert_2}\right)
+    + \sigma C \, \xi_t \right), \qquad
+    \theta_{t+1} = \theta_t - \eta_t \bar g_t
+    $$
+
+    with $\xi_t$ standard normal noise, and with ``momentum`` $\mu$ the
+    heavy-ball buffer $m_t = \bar g_t + \mu m_{t-1}$ in place of $\bar g_t$.
+    The updates must be per-example gradients (batch on axis 0 of every
+    leaf; see `differentially_private_aggregate`). The privacy guarantee
+    follows from $C$, $\sigma$, the sampling rate and the number of steps
+    (by a privacy accountant, not computed here).
+
+    Args:
+        learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
+        l2_norm_clip: $C$, a finite number >= 0.
+        noise_multiplier: $\sigma$, a finite number >= 0.
+        seed: an integer seed or a PRNG key for the noise.
+        momentum: ``None`` (no momentum) or $\mu$ in $[0, 1]$.
+        nesterov: use Nesterov momentum.
+
+    Returns:
+        An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+        >>> import jax.numpy as jnp, jaxopt_lite as jol
+        >>> opt = jol.dpsgd(0.5, l2_norm_clip=2.5, noise_multiplier=0.0, seed=0)
+        >>> per_example = jnp.array([[3.0, 4.0], [1.0, 0.0]])  # norms 5 and 1
+        >>> opt.update(per_example, opt.init(jnp.zeros(2)))[0]
+        Array([-0.625, -0.5  ], dtype=float32)
+
+    References:
+        Abadi et al., *Deep Learning with Differential Privacy*, 2016.
+    """
+    if momentum is not None:
+        v.check_momentum("momentum", momentum)  # trace's decay
+    check_bool("nesterov", nesterov)
+    return chain(
+        differentially_private_aggregate(l2_norm_clip, noise_multiplier, seed=seed),
+        optax.identity() if momentum is None else trace(momentum, nesterov),
+        scale_by_learning_rate(learning_rate),
     )

@@ -105,6 +105,7 @@ def mechanize(
     decays = np.array([1.0 - 0.1**i for i in range(1, num_betas + 1)])
 
     def init_fn(params):
+        params = _tree.as_arrays(params)
         dtype = tree_compute_dtype(params)
         zeros = jnp.zeros([num_betas], dtype)
         return MechanicState(
@@ -119,6 +120,7 @@ def mechanize(
 
     def update_fn(updates, state, params=None, **extra_args):
         v.require_params("mechanize", params)
+        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
         dtype = state.s.dtype
         base_updates, base_state = base.update(
             updates, state.base_optimizer_state, params, **extra_args

@@ -212,12 +212,14 @@ def dadapt_adamw(
     _check_common(learning_rate, eps, estim_lr0, weight_decay)
 
     def init_fn(params):
+        params = _tree.as_arrays(params)
         zeros = zeros_like(params)
         return DAdaptAdamWState(zeros, zeros, zeros, *_scalars(params, estim_lr0))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         v.require_params("dadapt_adamw", params)
+        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
         dtype = state.estim_lr.dtype
         step = _base_step(learning_rate, b1, b2, state.estim_lr, state.count)
         beta = _root(b2)
@@ -322,12 +324,14 @@ def prodigy(
     v.check_bool("safeguard_warmup", safeguard_warmup)
 
     def init_fn(params):
+        params = _tree.as_arrays(params)
         zeros = zeros_like(params)
         return ProdigyState(zeros, zeros, zeros, params, *_scalars(params, estim_lr0))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         v.require_params("prodigy", params)
+        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
         d = state.estim_lr
         dtype = d.dtype
         b3 = _root(b2) if beta3 is None else beta3

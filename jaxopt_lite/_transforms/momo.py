@@ -172,6 +172,7 @@ def momo(
     v.check_decay("beta", beta)
 
     def init_fn(params):
+        params = _tree.as_arrays(params)
         return MomoState(
             zeros_like(params), *_scalars(params, lower_bound), jnp.zeros([], jnp.int32)
         )
@@ -179,6 +180,7 @@ def momo(
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         del extra_args
         v.require_params("momo", params)
+        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
         dtype = state.barf.dtype
         decay = jnp.where(state.count == 0, 0, jnp.asarray(beta, dtype))
         barf = _averaged_loss(decay, state.barf, value)
@@ -268,6 +270,7 @@ def momo_adam(
     v.check_nonnegative("eps", eps)
 
     def init_fn(params):
+        params = _tree.as_arrays(params)
         zeros = zeros_like(params)
         return MomoAdamState(
             zeros, zeros, *_scalars(params, lower_bound), jnp.zeros([], jnp.int32)
@@ -276,6 +279,7 @@ def momo_adam(
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         del extra_args
         v.require_params("momo_adam", params)
+        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
         dtype = state.barf.dtype
         count = _tree.safe_increment(state.count)
         barf = _averaged_loss(b1, state.barf, value)

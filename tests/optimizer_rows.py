@@ -399,7 +399,7 @@ def _squared_gradients() -> optax.GradientTransformation:
     )
 
 
-_SQUARED_GRADIENTS = _squared_gradients()
+SQUARED_GRADIENTS = _squared_gradients()
 _NO_COMPLEX = "optax.contrib's {} is for real parameters only (as here)."
 _NO_LR = None  # the learning rate is applied inside the update
 
@@ -451,13 +451,13 @@ OPTIMIZER_ROWS += [
     Row(
         "sophia",
         ours("sophia"),
-        {"learning_rate": 0.01, "hessian_diagonal_fn": _SQUARED_GRADIENTS},
+        {"learning_rate": 0.01, "hessian_diagonal_fn": SQUARED_GRADIENTS},
         optax.contrib.sophia,
         complex_ok=False,
         complex_reason=_NO_COMPLEX.format("sophia"),
         converge_kwargs={
             "learning_rate": 1e-2,
-            "hessian_diagonal_fn": _SQUARED_GRADIENTS,
+            "hessian_diagonal_fn": SQUARED_GRADIENTS,
         },
         traced=("learning_rate", "b1", "b2", "gamma", "clip_threshold"),
         invalid=(
@@ -473,8 +473,6 @@ OPTIMIZER_ROWS += [
         ours("madgrad"),
         {"learning_rate": 0.01, "weight_decay": 1e-3},
         optax.contrib.madgrad,
-        complex_ok=False,
-        complex_reason=_NO_COMPLEX.format("madgrad (cube roots of g^2)"),
         converge_kwargs={"learning_rate": 1e-2},
         traced=("learning_rate", "momentum", "eps", "weight_decay"),
         invalid=(*LR_INVALID, ("momentum", 1.5), ("eps", -1.0)),

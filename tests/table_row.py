@@ -63,12 +63,14 @@ class Row:
     complex_parity_skip: str = ""
     """(``"transform"`` rows) Why parity with optax is not checked on
     complex64; empty: it is."""
+    complex_ok: bool = True
+    """Whether the row runs on complex parameters at all (``"optimizer"`` and
+    ``"transform"`` rows); ``complex_reason`` says why not."""
+    complex_reason: str = ""
     # The fields below are read by the tests of "optimizer" rows.
     parity_rtol: float = 1e-5
     needs_value: bool = False
     """The update reads ``value=`` (Polyak-like step sizes)."""
-    complex_ok: bool = True
-    complex_reason: str = ""
     bf16_ok: bool = True
     bf16_reason: str = ""
     converge_kwargs: Mapping[str, Any] | None = None

@@ -11,15 +11,23 @@ import optax
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import add, div, mul, sub, tree_compute_dtype, zeros_like
+from jaxopt_lite._core.dtypes import (
+    add,
+    div,
+    mul,
+    real_full_like,
+    sub,
+    tree_compute_dtype,
+    zeros_like,
+)
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
 
 
 class MadgradState(NamedTuple):
     """Update count (int32, saturating), the weighted sums of squared
-    gradients $S$ (``grad_sum_sq``) and of gradients $s$, and the initial
-    parameters $\\theta_0$ (``x0``)."""
+    gradient moduli $S$ (``grad_sum_sq``, real) and of gradients $s$, and the
+    initial parameters $\\theta_0$ (``x0``)."""
 
     count: jax.Array
     grad_sum_sq: _tree.PyTree
@@ -40,7 +48,7 @@ def scale_by_madgrad(
     \dots$:
 
     $$
-    S_t = S_{t-1} + \lambda_t g_t^2, \quad
+    S_t = S_{t-1} + \lambda_t |g_t|^2, \quad
     s_t = s_{t-1} + \lambda_t g_t, \quad
     z_t = \theta_0 - \frac{s_t}{S_t^{1/3} + \epsilon},
     $$
@@ -79,8 +87,8 @@ def scale_by_madgrad(
     v.check_nonnegative("eps", eps)
 
     def init_fn(params):
-        zeros = zeros_like(params)
-        return MadgradState(jnp.zeros([], jnp.int32), zeros, zeros, params)
+        sums = real_full_like(params, 0.0), zeros_like(params)
+        return MadgradState(jnp.zeros([], jnp.int32), *sums, params)
 
     def update_fn(updates, state, params=None):
         v.require_params("scale_by_madgrad", params)
@@ -89,7 +97,9 @@ def scale_by_madgrad(
         t = _tree.safe_increment(state.count).astype(dtype)
         weight = mul(add(rate, eps), jnp.sqrt(t)).astype(dtype)
         grad_sum_sq = jax.tree.map(
-            lambda total, g: add(total, mul(weight, g * g)).astype(total.dtype),
+            lambda total, g: add(total, mul(weight, _tree.abs_sq(g))).astype(
+                total.dtype
+            ),
             state.grad_sum_sq,
             updates,
         )

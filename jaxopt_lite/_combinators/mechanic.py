@@ -91,7 +91,7 @@ def mechanize(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params]
-        [0.7, -1.7]
+        [0.3167, -0.6335]
 
     References:
         Cutkosky, Defazio and Mehta, *Mechanic: A Learning Rate Tuner*, 2023.

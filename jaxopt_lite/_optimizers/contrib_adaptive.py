@@ -78,7 +78,7 @@ def acprop(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params]
-        [0.0, 0.0]
+        [0.6366, -1.4319]
 
     References:
         Zhuang et al., *Momentum Centering and Asynchronous Update for
@@ -144,7 +144,7 @@ def ademamix(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params]
-        [0.0, 0.0]
+        [0.7013, -1.7003]
 
     References:
         Pagliardini, Ablin and Grangier, *The AdEMAMix Optimizer: Better,
@@ -206,7 +206,7 @@ def simplified_ademamix(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params]
-        [0.0, 0.0]
+        [0.9404, -1.9404]
 
     References:
         Morwani et al., *Connections between Schedule-Free Optimizers,
@@ -271,7 +271,7 @@ def adopt(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params]
-        [0.0, 0.0]
+        [0.9711, -1.9711]
 
     References:
         Taniguchi et al., *ADOPT: Modified Adam Can Converge with Any
@@ -355,7 +355,7 @@ def sophia(
         ...     updates, state = opt.update(grads, state, params, obj_fn=f)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params]
-        [0.0, 0.0]
+        [0.7, -1.6999]
 
     References:
         Liu, Li, Hall, Liang and Ma, *Sophia: A Scalable Stochastic
@@ -420,7 +420,7 @@ def madgrad(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params]
-        [0.0, 0.0]
+        [0.8652, -1.8296]
 
     References:
         Defazio and Jelassi, *Adaptivity without Compromise: A Momentumized,

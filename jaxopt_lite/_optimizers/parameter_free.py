@@ -65,7 +65,7 @@ def cocob(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params]
-        [0.0, 0.0]
+        [0.9694, -1.9693]
 
     References:
         Orabona and Tommasi, *Training Deep Networks without Learning Rates
@@ -136,7 +136,7 @@ def dog(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params]
-        [0.0, 0.0]
+        [0.4767, -0.9533]
 
     References:
         Ivgi, Hinder and Carmon, *DoG is SGD's Best Friend: A Parameter-Free
@@ -192,7 +192,7 @@ def dowg(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params]
-        [0.0, 0.0]
+        [0.9866, -1.9731]
 
     References:
         Khaled, Mishchenko and Jin, *DoWG Unleashed: An Efficient Universal

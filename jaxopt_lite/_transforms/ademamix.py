@@ -84,7 +84,7 @@ def scale_by_ademamix(
         >>> import jax.numpy as jnp, jaxopt_lite as jol
         >>> t = jol.scale_by_ademamix(b1=0.5, b2=0.75, b3=0.5, alpha=2.0, eps=0.0)
         >>> t.update(jnp.array([2.0, -0.5]), t.init(jnp.zeros(2)))[0]
-        Array([ 3., -3.], dtype=float32)
+        Array([ 2., -2.], dtype=float32)
 
     References:
         Pagliardini, Ablin and Grangier, *The AdEMAMix Optimizer: Better,

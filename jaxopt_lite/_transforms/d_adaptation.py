@@ -202,7 +202,7 @@ def dadapt_adamw(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params], round(float(state.estim_lr), 4)
-        ([0.7, -1.7], 0.1)
+        ([0.5606, -1.5531], 0.8819)
 
     References:
         Defazio and Mishchenko, *Learning-Rate-Free Learning by
@@ -310,7 +310,7 @@ def prodigy(
         ...     updates, state = opt.update(grads, state, params)
         ...     params = optax.apply_updates(params, updates)
         >>> [round(float(x), 4) for x in params], round(float(state.estim_lr), 4)
-        ([0.7, -1.7], 0.1)
+        ([0.7016, -1.7006], 0.1)
 
     References:
         Mishchenko and Defazio, *Prodigy: An Expeditiously Adaptive

@@ -258,7 +258,7 @@ def momo_adam(
         >>> value, grads = jax.value_and_grad(f)(params)
         >>> updates, state = opt.update(grads, state, params, value=value)
         >>> optax.apply_updates(params, updates)
-        Array([ 0.5, -1. ], dtype=float32)
+        Array([ 0.16666669, -1.1666667 ], dtype=float32)
 
     References:
         Schaipp, Ohana, Eickenberg, Defazio and Gower, *MoMo: Momentum Models

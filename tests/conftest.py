@@ -33,6 +33,7 @@ STRICT_PROMOTION = frozenset(
         "test_finite_accumulate",
         "test_float64",
         "test_optax_fidelity",
+        "test_contrib",
     }
 )
 

@@ -175,3 +175,65 @@ def test_missing_arguments_are_named():
         jol.dog(init_step=1e-6)
     with pytest.raises(ValueError, match="print_win_rate_every_n_steps"):
         jol.sophia(0.1, verbose=True)
+
+
+def test_state_dtypes():
+    """Scalar states are float32 for bfloat16 parameters (optax's are
+    bfloat16: the lowest dtype of the parameters); second moments of complex
+    parameters are real; AdEMAMix's ``nu`` ignores ``mu_dtype`` (optax's takes
+    it)."""
+    half = {"w": jnp.ones(3, jnp.bfloat16), "b": jnp.ones(2)}
+    scalars = {
+        jol.dog(): ("max_dist", "sum_sq_norm_grads"),
+        jol.dowg(): ("estim_sq_dist", "weighted_sq_norm_grads"),
+        jol.dadapt_adamw(): ("estim_lr", "numerator_weighted"),
+        jol.prodigy(): ("estim_lr", "numerator_weighted"),
+        jol.momo(): ("barf", "gamma", "lb"),
+        jol.momo_adam(): ("barf", "gamma", "lb"),
+        jol.mechanize(jol.sgd(1.0)): ("r", "m", "v", "s"),
+    }
+    for opt, fields in scalars.items():
+        state = opt.init(half)
+        state = (
+            state[0]
+            if isinstance(state, tuple) and not hasattr(state, "_fields")
+            else state
+        )
+        assert {getattr(state, f).dtype for f in fields} == {jnp.dtype(jnp.float32)}
+
+    complex_params = {"w": jnp.ones(3, jnp.complex64)}
+    moduli = {
+        jol.scale_by_madgrad(0.1): "grad_sum_sq",
+        jol.scale_by_simplified_ademamix(): "n",
+        jol.scale_by_ademamix(): "nu",
+        jol.scale_by_acprop(): "nu",
+    }
+    for t, field in moduli.items():
+        grads = {"w": jnp.array([1 + 2j, -1j, 3.0], jnp.complex64)}
+        _, state = t.update(grads, t.init(complex_params), complex_params)
+        assert getattr(state, field)["w"].dtype == jnp.float32
+
+    state = jol.scale_by_ademamix(mu_dtype=jnp.bfloat16).init(jnp.ones(2))
+    assert (state.m1.dtype, state.m2.dtype, state.nu.dtype) == (
+        jnp.bfloat16,
+        jnp.bfloat16,
+        jnp.float32,
+    )
+
+
+def test_hutchinson_on_mixed_dtypes():
+    """Each leaf's random signs are drawn in that leaf's dtype: optax casts
+    them all to the lowest dtype, which ``jax.jvp`` refuses for a float32
+    leaf."""
+    params = {"w": jnp.ones(3), "b": jnp.ones(2, jnp.bfloat16)}
+
+    def f(p):
+        return jnp.sum(p["w"] ** 2) + jnp.sum(p["b"].astype(jnp.float32) ** 2)
+
+    t = jol.hutchinson_estimator_diag_hessian()
+    diagonal, _ = t.update(params, t.init(params), params, obj_fn=f)
+    np.testing.assert_array_equal(diagonal["w"], [2.0, 2.0, 2.0])
+    assert diagonal["b"].dtype == jnp.bfloat16
+    theirs = optax_reference(optax.contrib.hutchinson_estimator_diag_hessian())
+    with pytest.raises(TypeError, match="primal and tangent"):
+        theirs.update(params, theirs.init(params), params, obj_fn=f)

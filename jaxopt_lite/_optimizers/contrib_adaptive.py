@@ -169,8 +169,9 @@ def simplified_ademamix(
     weight_decay: ScalarOrSchedule = 0.0,
     mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""Simplified AdEMAMix: one accumulated momentum plus $\alpha$ times the
-    gradient, over Adam's second moment.
+    r"""Simplified AdEMAMix: a summed momentum plus $\alpha$ times the gradient.
+
+    Both over the root of Adam's second moment:
 
     $$
     m_t = \beta_1 m_{t-1} + g_t, \quad
@@ -232,8 +233,7 @@ def adopt(
     use_clipping: bool = True,
     clip_value_fn: Callable[[jax.Array], jax.Array] = _quarter_power,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""ADOPT: Adam with the gradient normalized by the previous second moment
-    before the momentum.
+    r"""ADOPT: momentum of gradients normalized by the previous second moment.
 
     $$
     \mu_t = \beta_1 \mu_{t-1} + (1-\beta_1)

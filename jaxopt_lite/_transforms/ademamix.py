@@ -140,8 +140,10 @@ def scale_by_simplified_ademamix(
     eps: float | jax.Array = 1e-8,
     eps_root: float | jax.Array = 0.0,
 ) -> optax.GradientTransformation:
-    r"""Rescale updates by simplified AdEMAMix: an undamped momentum plus
-    $\alpha$ times the gradient, over Adam's second moment.
+    r"""Rescale updates by simplified AdEMAMix (a summed momentum, over RMS).
+
+    The undamped momentum plus $\alpha$ times the gradient, over the root of
+    Adam's second moment:
 
     $$
     m_t = \beta_1 m_{t-1} + g_t, \quad

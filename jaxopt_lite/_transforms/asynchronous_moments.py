@@ -103,8 +103,10 @@ def scale_by_adopt(
     use_clipping: bool = True,
     clip_value_fn: Callable[[jax.Array], jax.Array] = _quarter_power,
 ) -> optax.GradientTransformation:
-    r"""Rescale updates by ADOPT: momentum of gradients normalized by the
-    previous second moment.
+    r"""Rescale updates by ADOPT: momentum of pre-normalized gradients.
+
+    Each gradient is divided by the root of the second moment of the
+    previous ones, clipped, then averaged:
 
     $$
     n_t = \operatorname{clip}\left(\frac{g_t}{\max(\sqrt{\nu_{t-1}}, \epsilon)},

@@ -157,8 +157,7 @@ def dadapt_adamw(
     estim_lr0: float | jax.Array = 1e-6,
     weight_decay: float | jax.Array = 0.0,
 ) -> optax.GradientTransformationExtraArgs:
-    r"""D-Adaptation AdamW: AdamW whose base learning rate estimates the
-    distance to the solution.
+    r"""D-Adaptation AdamW: AdamW whose step estimates the distance to the optimum.
 
     With $d_t = \eta_t d \sqrt{1-\beta_2^t}/(1-\beta_1^t)$ and
     $\beta = \sqrt{\beta_2}$:

@@ -59,8 +59,10 @@ def scale_by_dog(
     init_step: tuple[str, float | jax.Array],
     eps: float | jax.Array = 1e-8,
 ) -> optax.GradientTransformation:
-    r"""Rescale updates by DoG: the largest distance from the start over the
-    root of the summed squared gradient norms.
+    r"""Rescale updates by DoG: distance travelled over summed gradient norms.
+
+    The step size is the largest distance from the start over the root of
+    the summed squared gradient norms:
 
     $$
     \bar r_t = \max\left(\bar r_{t-1}, \lVert \theta_{t-1} - \theta_0 \rVert\right),

@@ -41,11 +41,11 @@ def scale_by_madgrad(
     momentum: float | jax.Array = 0.9,
     eps: float | jax.Array = 1e-6,
 ) -> optax.GradientTransformation:
-    r"""Rescale updates by MADGRAD: dual averaging with a cube-root
-    preconditioner, mixed into the iterate by momentum.
+    r"""Rescale updates by MADGRAD: momentumized, cube-root dual averaging.
 
-    With $\lambda_t = (\eta_t + \epsilon)\sqrt{t}$ at update $t = 1, 2,
-    \dots$:
+    Dual averaging with a cube-root preconditioner, mixed into the iterate by
+    momentum; with $\lambda_t = (\eta_t + \epsilon)\sqrt{t}$ at update
+    $t = 1, 2, \dots$:
 
     $$
     S_t = S_{t-1} + \lambda_t |g_t|^2, \quad

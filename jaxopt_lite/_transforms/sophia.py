@@ -65,7 +65,7 @@ def hutchinson_estimator_diag_hessian(
         del params
         return HutchinsonState(key)
 
-    def update_fn(updates, state, params=None, obj_fn=None, **extra_args):
+    def update_fn(updates, state, params: Any = None, obj_fn=None, **extra_args):
         del updates, extra_args
         v.require_params("hutchinson_estimator_diag_hessian", params)
         if obj_fn is None:
@@ -199,12 +199,10 @@ def scale_by_sophia(
             state.nu,
         )
         if clip_threshold is not None:
+            bound = clip_threshold
             if verbose:
-                every = print_win_rate_every_n_steps
-                _print_win_rate(ratio, clip_threshold, count, every)
-            ratio = jax.tree.map(
-                lambda r: jnp.clip(*promote(r, -clip_threshold, clip_threshold)), ratio
-            )
+                _print_win_rate(ratio, bound, count, print_win_rate_every_n_steps)
+            ratio = jax.tree.map(lambda r: jnp.clip(*promote(r, -bound, bound)), ratio)
 
         def estimate(hessian_state, nu):
             diagonal, hessian_state = estimator.update(

@@ -56,6 +56,7 @@ def scale_by_ademamix(
     m^{(2)}_t = \beta_3 m^{(2)}_{t-1} + (1-\beta_3) g_t, \quad
     \nu_t = \beta_2 \nu_{t-1} + (1-\beta_2) |g_t|^2,
     $$
+
     $$
     u_t = \frac{m^{(1)}_t / (1-\beta_1^t) + \alpha\, m^{(2)}_t}
     {\sqrt{\nu_t / (1-\beta_2^t) + \epsilon_r} + \epsilon}

@@ -41,6 +41,7 @@ def scale_by_cocob(
     R_t = \max(R_{t-1} - g_t (\theta_{t-1} - \theta_0), 0), \quad
     C_t = C_{t-1} - g_t,
     $$
+
     $$
     u_t = \theta_0 - \theta_{t-1}
     + \frac{C_t}{L_t \max(G_t + L_t, \alpha L_t)} (L_t + R_t)

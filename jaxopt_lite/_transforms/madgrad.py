@@ -52,6 +52,7 @@ def scale_by_madgrad(
     s_t = s_{t-1} + \lambda_t g_t, \quad
     z_t = \theta_0 - \frac{s_t}{S_t^{1/3} + \epsilon},
     $$
+
     $$
     u_t = (1-c)\,(z_t - \theta_{t-1})
     \quad\text{so that}\quad \theta_t = c\,\theta_{t-1} + (1-c)\, z_t

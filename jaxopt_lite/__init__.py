@@ -185,7 +185,7 @@ from jaxopt_lite._transforms.momo import momo as momo
 from jaxopt_lite._transforms.momo import MomoState as MomoState
 from jaxopt_lite._transforms.momo import momo_adam as momo_adam
 from jaxopt_lite._transforms.momo import MomoAdamState as MomoAdamState
-from jaxopt_lite._optimizers.contrib_adaptive import sophia as sophia
+from jaxopt_lite._optimizers.sophia import sophia as sophia
 from jaxopt_lite._transforms.sophia import scale_by_sophia as scale_by_sophia
 from jaxopt_lite._transforms.sophia import SophiaState as SophiaState
 from jaxopt_lite._transforms.sophia import (

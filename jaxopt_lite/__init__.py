@@ -280,6 +280,64 @@ from jaxopt_lite._schedules.sparsity import (
     polynomial_sparsity_schedule as polynomial_sparsity_schedule,
 )
 
+# --- optax.contrib's optimizers, primitives and states (also in
+# jaxopt_lite.contrib; _transforms/, _optimizers/, _combinators/) ---
+from jaxopt_lite._optimizers.contrib_adaptive import acprop as acprop
+from jaxopt_lite._transforms.asynchronous_moments import (
+    scale_by_acprop as scale_by_acprop,
+)
+from jaxopt_lite._optimizers.contrib_adaptive import ademamix as ademamix
+from jaxopt_lite._transforms.ademamix import (
+    ScaleByAdemamixState as ScaleByAdemamixState,
+)
+from jaxopt_lite._transforms.ademamix import scale_by_ademamix as scale_by_ademamix
+from jaxopt_lite._optimizers.contrib_adaptive import (
+    simplified_ademamix as simplified_ademamix,
+)
+from jaxopt_lite._transforms.ademamix import (
+    ScaleBySimplifiedAdEMAMixState as ScaleBySimplifiedAdEMAMixState,
+)
+from jaxopt_lite._transforms.ademamix import (
+    scale_by_simplified_ademamix as scale_by_simplified_ademamix,
+)
+from jaxopt_lite._optimizers.contrib_adaptive import adopt as adopt
+from jaxopt_lite._transforms.asynchronous_moments import (
+    scale_by_adopt as scale_by_adopt,
+)
+from jaxopt_lite._optimizers.parameter_free import cocob as cocob
+from jaxopt_lite._transforms.cocob import COCOBState as COCOBState
+from jaxopt_lite._transforms.cocob import scale_by_cocob as scale_by_cocob
+from jaxopt_lite._transforms.d_adaptation import dadapt_adamw as dadapt_adamw
+from jaxopt_lite._transforms.d_adaptation import DAdaptAdamWState as DAdaptAdamWState
+from jaxopt_lite._transforms.d_adaptation import prodigy as prodigy
+from jaxopt_lite._transforms.d_adaptation import ProdigyState as ProdigyState
+from jaxopt_lite._optimizers.parameter_free import dog as dog
+from jaxopt_lite._transforms.distance_over_gradients import DoGState as DoGState
+from jaxopt_lite._transforms.distance_over_gradients import (
+    scale_by_dog as scale_by_dog,
+)
+from jaxopt_lite._optimizers.parameter_free import dowg as dowg
+from jaxopt_lite._transforms.distance_over_gradients import DoWGState as DoWGState
+from jaxopt_lite._transforms.distance_over_gradients import (
+    scale_by_dowg as scale_by_dowg,
+)
+from jaxopt_lite._optimizers.contrib_adaptive import madgrad as madgrad
+from jaxopt_lite._transforms.madgrad import MadgradState as MadgradState
+from jaxopt_lite._transforms.madgrad import scale_by_madgrad as scale_by_madgrad
+from jaxopt_lite._combinators.mechanic import MechanicState as MechanicState
+from jaxopt_lite._combinators.mechanic import mechanize as mechanize
+from jaxopt_lite._transforms.momo import momo as momo
+from jaxopt_lite._transforms.momo import MomoState as MomoState
+from jaxopt_lite._transforms.momo import momo_adam as momo_adam
+from jaxopt_lite._transforms.momo import MomoAdamState as MomoAdamState
+from jaxopt_lite._optimizers.sophia import sophia as sophia
+from jaxopt_lite._transforms.sophia import scale_by_sophia as scale_by_sophia
+from jaxopt_lite._transforms.sophia import SophiaState as SophiaState
+from jaxopt_lite._transforms.sophia import (
+    hutchinson_estimator_diag_hessian as hutchinson_estimator_diag_hessian,
+)
+from jaxopt_lite._transforms.sophia import HutchinsonState as HutchinsonState
+
 # --- full-batch: L-BFGS and line searches (_transforms/, _optimizers/) ---
 from jaxopt_lite._transforms.lbfgs import ScaleByLBFGSState as ScaleByLBFGSState
 from jaxopt_lite._optimizers.lbfgs import lbfgs as lbfgs
@@ -505,6 +563,44 @@ __all__ = [
     "galore",
     "schedule_free_sgd",
     "schedule_free_adamw",
+    # optax.contrib (also in jaxopt_lite.contrib)
+    "acprop",
+    "scale_by_acprop",
+    "ademamix",
+    "scale_by_ademamix",
+    "ScaleByAdemamixState",
+    "simplified_ademamix",
+    "scale_by_simplified_ademamix",
+    "ScaleBySimplifiedAdEMAMixState",
+    "adopt",
+    "scale_by_adopt",
+    "cocob",
+    "scale_by_cocob",
+    "COCOBState",
+    "dadapt_adamw",
+    "DAdaptAdamWState",
+    "prodigy",
+    "ProdigyState",
+    "dog",
+    "scale_by_dog",
+    "DoGState",
+    "dowg",
+    "scale_by_dowg",
+    "DoWGState",
+    "madgrad",
+    "scale_by_madgrad",
+    "MadgradState",
+    "mechanize",
+    "MechanicState",
+    "momo",
+    "MomoState",
+    "momo_adam",
+    "MomoAdamState",
+    "sophia",
+    "scale_by_sophia",
+    "SophiaState",
+    "hutchinson_estimator_diag_hessian",
+    "HutchinsonState",
     # full-batch: L-BFGS and line searches
     "lbfgs",
     "scale_by_lbfgs",

@@ -7,74 +7,130 @@ Every name here is also exported at the top level (``jaxopt_lite.muon`` and
 ``optax.contrib._muon`` module.
 """
 
-from jaxopt_lite._combinators.complex import (
-    SplitRealAndImaginaryState as SplitRealAndImaginaryState,
-)
-from jaxopt_lite._combinators.complex import (
-    split_real_and_imaginary as split_real_and_imaginary,
-)
-from jaxopt_lite._combinators.sam import SAMState as SAMState
-from jaxopt_lite._combinators.sam import sam as sam
-from jaxopt_lite._combinators.schedule_free import (
-    ScheduleFreeState as ScheduleFreeState,
-)
-from jaxopt_lite._combinators.schedule_free import schedule_free as schedule_free
-from jaxopt_lite._combinators.schedule_free import (
-    schedule_free_eval_params as schedule_free_eval_params,
-)
-from jaxopt_lite._optimizers.matrix import galore as galore
-from jaxopt_lite._optimizers.matrix import muon as muon
-from jaxopt_lite._optimizers.schedule_free import (
-    schedule_free_adamw as schedule_free_adamw,
-)
-from jaxopt_lite._optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
-from jaxopt_lite._optimizers.sgd import dpsgd as dpsgd
-from jaxopt_lite._transforms.galore import (
-    GaLoreDimensionNumbers as GaLoreDimensionNumbers,
-)
-from jaxopt_lite._transforms.galore import GaLoreState as GaLoreState
-from jaxopt_lite._transforms.galore import scale_by_galore as scale_by_galore
-from jaxopt_lite._transforms.muon import MuonState as MuonState
-from jaxopt_lite._transforms.muon import scale_by_muon as scale_by_muon
-from jaxopt_lite._transforms.muon import scale_by_shape as scale_by_shape
-from jaxopt_lite._transforms.newton_schulz import (
-    MuonDimensionNumbers as MuonDimensionNumbers,
-)
-from jaxopt_lite._transforms.newton_schulz import (
-    orthogonalize_via_newton_schulz as orthogonalize_via_newton_schulz,
-)
-from jaxopt_lite._transforms.normalize import NormalizeState as NormalizeState
-from jaxopt_lite._transforms.normalize import normalize as normalize
-from jaxopt_lite._transforms.privacy import (
-    DifferentiallyPrivateAggregateState as DifferentiallyPrivateAggregateState,
-)
-from jaxopt_lite._transforms.privacy import (
-    differentially_private_aggregate as differentially_private_aggregate,
+from jaxopt_lite import (
+    COCOBState,
+    DAdaptAdamWState,
+    DifferentiallyPrivateAggregateState,
+    DoGState,
+    DoWGState,
+    GaLoreDimensionNumbers,
+    GaLoreState,
+    HutchinsonState,
+    MadgradState,
+    MechanicState,
+    MomoAdamState,
+    MomoState,
+    MuonDimensionNumbers,
+    MuonState,
+    NormalizeState,
+    ProdigyState,
+    SAMState,
+    ScaleByAdemamixState,
+    ScaleBySimplifiedAdEMAMixState,
+    ScheduleFreeState,
+    SophiaState,
+    SplitRealAndImaginaryState,
+    acprop,
+    ademamix,
+    adopt,
+    cocob,
+    dadapt_adamw,
+    differentially_private_aggregate,
+    dog,
+    dowg,
+    dpsgd,
+    galore,
+    hutchinson_estimator_diag_hessian,
+    madgrad,
+    mechanize,
+    momo,
+    momo_adam,
+    muon,
+    normalize,
+    orthogonalize_via_newton_schulz,
+    prodigy,
+    sam,
+    scale_by_acprop,
+    scale_by_ademamix,
+    scale_by_adopt,
+    scale_by_cocob,
+    scale_by_dog,
+    scale_by_dowg,
+    scale_by_galore,
+    scale_by_madgrad,
+    scale_by_muon,
+    scale_by_shape,
+    scale_by_simplified_ademamix,
+    scale_by_sophia,
+    schedule_free,
+    schedule_free_adamw,
+    schedule_free_eval_params,
+    schedule_free_sgd,
+    simplified_ademamix,
+    sophia,
+    split_real_and_imaginary,
 )
 
-__all__: list[str] = [
-    "DifferentiallyPrivateAggregateState",
-    "GaLoreDimensionNumbers",
-    "GaLoreState",
-    "MuonDimensionNumbers",
-    "MuonState",
-    "NormalizeState",
-    "SAMState",
-    "ScheduleFreeState",
-    "SplitRealAndImaginaryState",
+__all__ = [
+    "acprop",
+    "ademamix",
+    "adopt",
+    "cocob",
+    "COCOBState",
+    "dadapt_adamw",
+    "DAdaptAdamWState",
     "differentially_private_aggregate",
+    "DifferentiallyPrivateAggregateState",
+    "dog",
+    "DoGState",
+    "dowg",
+    "DoWGState",
     "dpsgd",
     "galore",
+    "GaLoreDimensionNumbers",
+    "GaLoreState",
+    "hutchinson_estimator_diag_hessian",
+    "HutchinsonState",
+    "madgrad",
+    "MadgradState",
+    "MechanicState",
+    "mechanize",
+    "momo",
+    "momo_adam",
+    "MomoAdamState",
+    "MomoState",
     "muon",
+    "MuonDimensionNumbers",
+    "MuonState",
     "normalize",
+    "NormalizeState",
     "orthogonalize_via_newton_schulz",
+    "prodigy",
+    "ProdigyState",
     "sam",
+    "SAMState",
+    "scale_by_acprop",
+    "scale_by_ademamix",
+    "scale_by_adopt",
+    "scale_by_cocob",
+    "scale_by_dog",
+    "scale_by_dowg",
     "scale_by_galore",
+    "scale_by_madgrad",
     "scale_by_muon",
     "scale_by_shape",
+    "scale_by_simplified_ademamix",
+    "scale_by_sophia",
+    "ScaleByAdemamixState",
+    "ScaleBySimplifiedAdEMAMixState",
     "schedule_free",
     "schedule_free_adamw",
     "schedule_free_eval_params",
     "schedule_free_sgd",
+    "ScheduleFreeState",
+    "simplified_ademamix",
+    "sophia",
+    "SophiaState",
     "split_real_and_imaginary",
+    "SplitRealAndImaginaryState",
 ]

@@ -39,6 +39,7 @@ STRICT_PROMOTION = frozenset(
         "test_gradient_utilities",
         "test_soap",
         "test_pruning",
+        "test_contrib",
     }
 )
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import warnings
 
+import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 from table_row import (
     B_INVALID,
     EPS_INVALID,
@@ -656,5 +658,263 @@ OPTIMIZER_ROWS += [
         traced=(),
         invalid=(("sync_period", 0),),
         lr_arg=None,
+    ),
+]
+
+
+def _squared_gradients() -> optax.GradientTransformation:
+    """A Hessian-diagonal stand-in for sophia's rows (Gauss-Newton-like
+    $g^2$), which needs no ``obj_fn``: the generic tests pass only ``value``."""
+    return optax.GradientTransformation(
+        lambda params: optax.EmptyState(),
+        lambda updates, state, params=None: (
+            jax.tree.map(lambda g: g * g, updates),
+            state,
+        ),
+    )
+
+
+SQUARED_GRADIENTS = _squared_gradients()
+_NO_COMPLEX = "optax.contrib's {} is for real parameters only (as here)."
+_NO_LR = None  # the learning rate is applied inside the update
+
+OPTIMIZER_ROWS += [
+    # --- optimizers: optax.contrib ---
+    Row(
+        "acprop",
+        ours("acprop"),
+        {"learning_rate": 0.01, "weight_decay": 1e-3},
+        optax.contrib.acprop,
+        # (optax's test uses 1e-3, float32 only; the complex Rosenbrock
+        # problem needs 1e-4)
+        converge_kwargs={"learning_rate": 1e-4},
+        converge_steps=30_000,
+        traced=("learning_rate", "b1", "b2", "eps", "weight_decay"),
+        invalid=(*ADAM_INVALID, ("eps_root", -1.0), ("weight_decay", -1.0)),
+    ),
+    Row(
+        "ademamix",
+        ours("ademamix"),
+        {"learning_rate": 0.01, "b3": 0.99, "alpha": 2.0, "weight_decay": 1e-3},
+        optax.contrib.ademamix,
+        converge_kwargs={"learning_rate": 1e-3},
+        converge_steps=30_000,
+        traced=("learning_rate", "b1", "b2", "b3", "alpha"),
+        invalid=(*ADAM_INVALID, ("b3", 1.0), ("alpha", NAN)),
+    ),
+    Row(
+        "simplified_ademamix",
+        ours("simplified_ademamix"),
+        {"learning_rate": 0.001, "b1": 0.9, "alpha": 1.0, "weight_decay": 1e-3},
+        optax.contrib.simplified_ademamix,
+        converge_kwargs={"learning_rate": 1e-3},
+        converge_steps=30_000,
+        traced=("learning_rate", "b1", "b2", "alpha"),
+        invalid=(*LR_INVALID, ("b1", 1.5), ("b2", 1.0), ("alpha", NAN)),
+    ),
+    Row(
+        "adopt",
+        ours("adopt"),
+        {"learning_rate": 0.01},
+        optax.contrib.adopt,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("adopt (it clips a ratio)"),
+        converge_kwargs={"learning_rate": 1e-2},
+        traced=("learning_rate", "b1", "b2", "eps"),
+        invalid=ADAM_INVALID,
+    ),
+    Row(
+        "sophia",
+        ours("sophia"),
+        {"learning_rate": 0.01, "hessian_diagonal_fn": SQUARED_GRADIENTS},
+        optax.contrib.sophia,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("sophia"),
+        converge_kwargs={
+            "learning_rate": 1e-2,
+            "hessian_diagonal_fn": SQUARED_GRADIENTS,
+        },
+        traced=("learning_rate", "b1", "b2", "gamma", "clip_threshold"),
+        invalid=(
+            *LR_INVALID,
+            *B_INVALID,
+            ("gamma", -1.0),
+            ("clip_threshold", 0.0),
+            ("update_interval", 0),
+        ),
+    ),
+    Row(
+        "madgrad",
+        ours("madgrad"),
+        {"learning_rate": 0.01, "weight_decay": 1e-3},
+        optax.contrib.madgrad,
+        converge_kwargs={"learning_rate": 1e-2},
+        traced=("learning_rate", "momentum", "eps", "weight_decay"),
+        invalid=(*LR_INVALID, ("momentum", 1.5), ("eps", -1.0)),
+        lr_arg=_NO_LR,
+    ),
+    Row(
+        "cocob",
+        ours("cocob"),
+        {"weight_decay": 1e-3},
+        optax.contrib.cocob,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("cocob"),
+        converge_kwargs={},
+        converge_steps=30_000,
+        traced=("learning_rate", "alpha", "eps", "weight_decay"),
+        invalid=(*LR_INVALID, ("alpha", 0.0), ("eps", -1.0)),
+    ),
+    Row(
+        "dog",
+        ours("dog"),
+        {"weight_decay": 1e-3},
+        optax.contrib.dog,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("dog"),
+        converge_kwargs={},
+        traced=("learning_rate", "eps", "weight_decay"),
+        invalid=(
+            *LR_INVALID,
+            ("init_step", ("radius", 1.0)),
+            ("init_step", ("distance", -1.0)),
+            ("eps", -1.0),
+        ),
+    ),
+    Row(
+        "dog_learning_rate",
+        ours("dog"),
+        {"init_step": ("learning_rate", 0.01)},
+        optax.contrib.dog,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("dog"),
+        traced=(),
+        invalid=(),
+    ),
+    Row(
+        "dowg",
+        ours("dowg"),
+        {"weight_decay": 1e-3},
+        optax.contrib.dowg,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("dowg"),
+        converge_kwargs={},
+        traced=("learning_rate", "eps"),
+        invalid=(*LR_INVALID, ("init_estim_sq_dist", -1.0), ("eps", NAN)),
+    ),
+    Row(
+        "dadapt_adamw",
+        ours("dadapt_adamw"),
+        {"weight_decay": 1e-3},
+        optax.contrib.dadapt_adamw,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("dadapt_adamw"),
+        converge_kwargs={"learning_rate": 0.1},
+        converge_steps=30_000,
+        traced=("learning_rate", "eps", "estim_lr0", "weight_decay"),
+        invalid=(
+            *LR_INVALID,
+            ("betas", (1.0, 0.9)),
+            ("estim_lr0", 0.0),
+            ("weight_decay", -1.0),
+        ),
+        lr_arg=_NO_LR,
+    ),
+    Row(
+        "prodigy",
+        ours("prodigy"),
+        {"weight_decay": 1e-3, "estim_lr0": 1e-3},
+        optax.contrib.prodigy,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("prodigy"),
+        converge_kwargs={"learning_rate": 0.1},
+        converge_steps=30_000,
+        traced=("learning_rate", "eps", "estim_lr0", "estim_lr_coef"),
+        invalid=(
+            *LR_INVALID,
+            ("betas", (0.9, NAN)),
+            ("beta3", 1.0),
+            ("estim_lr_coef", -1.0),
+        ),
+        lr_arg=_NO_LR,
+    ),
+    Row(
+        "prodigy_safeguard",
+        ours("prodigy"),
+        {"learning_rate": schedule(1.0), "safeguard_warmup": True},
+        optax.contrib.prodigy,
+        {"learning_rate": optax_schedule(1.0), "safeguard_warmup": True},
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("prodigy"),
+        traced=(),
+        invalid=(),
+        lr_arg=_NO_LR,
+    ),
+    Row(
+        "momo",
+        ours("momo"),
+        {"learning_rate": 0.1, "weight_decay": 1e-3},
+        optax.contrib.momo,
+        needs_value=True,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("momo"),
+        converge_kwargs={"learning_rate": 0.1},
+        converge_steps=30_000,
+        traced=("learning_rate", "beta", "lower_bound", "weight_decay"),
+        invalid=(*LR_INVALID, ("beta", 1.0), ("lower_bound", NAN)),
+        lr_arg=_NO_LR,
+    ),
+    Row(
+        "momo_adapt",
+        ours("momo"),
+        {"learning_rate": 0.1, "lower_bound": -5.0, "adapt_lower_bound": True},
+        optax.contrib.momo,
+        needs_value=True,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("momo"),
+        traced=("learning_rate", "lower_bound"),
+        invalid=(),
+        lr_arg=_NO_LR,
+    ),
+    Row(
+        "momo_adam",
+        ours("momo_adam"),
+        {"learning_rate": 0.1, "weight_decay": 1e-3},
+        optax.contrib.momo_adam,
+        needs_value=True,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("momo_adam"),
+        converge_kwargs={"learning_rate": 0.1},
+        traced=("learning_rate", "b1", "b2", "eps", "weight_decay"),
+        invalid=(*ADAM_INVALID, ("weight_decay", -1.0)),
+        lr_arg=_NO_LR,
+    ),
+    Row(
+        "momo_adam_adapt",
+        ours("momo_adam"),
+        {"learning_rate": 0.1, "lower_bound": -5.0, "adapt_lower_bound": True},
+        optax.contrib.momo_adam,
+        needs_value=True,
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("momo_adam"),
+        traced=(),
+        invalid=(),
+        lr_arg=_NO_LR,
+    ),
+    Row(
+        "mechanize",
+        ours("mechanize"),
+        # (sgd: bit-identical to optax's, which mechanize's feedback needs for
+        # 1e-5 parity after 100 steps)
+        {"base_optimizer": jol.sgd(0.1, 0.9)},
+        optax.contrib.mechanize,
+        {"base_optimizer": optax.sgd(0.1, 0.9)},
+        complex_ok=False,
+        complex_reason=_NO_COMPLEX.format("mechanize"),
+        converge_kwargs={"base_optimizer": jol.sgd(1.0), "weight_decay": 0.0},
+        converge_steps=30_000,
+        traced=("weight_decay", "eps", "s_init"),
+        invalid=(("weight_decay", -1.0), ("s_init", NAN), ("num_betas", 0)),
+        lr_arg=_NO_LR,
     ),
 ]

@@ -64,7 +64,8 @@ class Row:
     """(``"transform"`` rows) Why parity with optax is not checked on
     complex64; empty: it is."""
     complex_ok: bool = True
-    """Whether complex64 parameters are supported (every kind of row)."""
+    """Whether the row runs on complex parameters at all (``"optimizer"`` and
+    ``"transform"`` rows); ``complex_reason`` says why not."""
     complex_reason: str = ""
     # The fields below are read by the tests of "optimizer" rows.
     parity_rtol: float = 1e-5

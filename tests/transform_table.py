@@ -53,7 +53,8 @@ from typing import Any
 
 import jax.numpy as jnp
 import optax
-from optimizer_rows import OPTIMIZER_ROWS, optax_rprop_steps
+import optax.contrib
+from optimizer_rows import OPTIMIZER_ROWS, SQUARED_GRADIENTS, optax_rprop_steps
 from table_row import KINDS, Row
 
 import jaxopt_lite as jol
@@ -205,6 +206,107 @@ _TRANSFORM_ROWS += [
     Row("normalize", jol.normalize, {}, optax.contrib.normalize, kind="transform"),
 ]
 
+
+def _contrib(
+    fn: str,
+    name: str = "",
+    *,
+    skip: str = "",
+    real_only: bool = False,
+    reference: Any = None,
+    **kwargs: Any,
+) -> Row:
+    """A ``"transform"`` row for ``jol.<fn>`` and ``optax.contrib.<fn>`` (or
+    ``reference``, for primitives optax.contrib does not export);
+    ``real_only``: not run on complex parameters at all (``skip`` says
+    why)."""
+    return Row(
+        name or fn,
+        getattr(jol, fn),
+        kwargs,
+        reference or getattr(optax.contrib, fn),
+        kind="transform",
+        complex_parity_skip=skip,
+        complex_ok=not real_only,
+        complex_reason=skip if real_only else "",
+    )
+
+
+def _b3_schedule(n: Any) -> Any:
+    """AdEMAMix's slow decay, rising from 0.5 to 0.9 (for ours and optax's)."""
+    return 0.9 - 0.4 / (n + 1).astype(jnp.float32)
+
+
+def _alpha_schedule(n: Any) -> Any:
+    return 0.5 * (n + 1).astype(jnp.float32)
+
+
+_REAL_ONLY = "optax.contrib's {} is for real parameters only (as here)"
+
+_CONTRIB_ROWS = [
+    _contrib("scale_by_acprop", b1=0.8, b2=0.9, eps=1e-6, eps_root=1e-8),
+    _contrib("scale_by_ademamix", b1=0.8, b2=0.9, b3=0.95, alpha=2.0, eps=1e-6),
+    _contrib(
+        "scale_by_ademamix",
+        "scale_by_ademamix_schedules",
+        b3=_b3_schedule,
+        alpha=_alpha_schedule,
+        eps_root=1e-8,
+    ),
+    _contrib(
+        "scale_by_simplified_ademamix",
+        skip="optax squares complex gradients without the modulus; ours uses |g|^2",
+        b1=0.8,
+        b2=0.9,
+        alpha=_alpha_schedule,
+        eps=1e-6,
+    ),
+    _contrib(
+        "scale_by_adopt",
+        skip=_REAL_ONLY.format("ADOPT (it clips)"),
+        real_only=True,
+        b1=0.8,
+        b2=0.9,
+    ),
+    _contrib(
+        "scale_by_adopt",
+        "scale_by_adopt_nesterov_unclipped",
+        skip=_REAL_ONLY.format("ADOPT"),
+        b1=0.8,
+        b2=0.9,
+        nesterov=True,
+        use_clipping=False,
+    ),
+    _contrib("scale_by_cocob", skip=_REAL_ONLY.format("COCOB"), alpha=10.0),
+    _contrib(
+        "scale_by_dog",
+        reference=optax.contrib._dog.scale_by_dog,
+        init_step=("distance", 0.1),
+        eps=1e-6,
+    ),
+    _contrib(
+        "scale_by_dowg",
+        reference=optax.contrib._dog.scale_by_dowg,
+        init_estim_sq_dist=0.01,
+    ),
+    _contrib(
+        "scale_by_madgrad",
+        skip="optax's MADGRAD takes cube roots of complex g^2; ours of |g|^2",
+        learning_rate=_growing,
+        momentum=0.5,
+    ),
+    _contrib(
+        "scale_by_sophia",
+        reference=optax.contrib._sophia.scale_by_sophia,
+        skip=_REAL_ONLY.format("Sophia (it clips)"),
+        real_only=True,
+        b1=0.8,
+        gamma=0.5,
+        update_interval=2,
+        hessian_diagonal_fn=SQUARED_GRADIENTS,
+    ),
+]
+
 _CLIPPING_ROWS = [
     _primitive("clip", kind="clipping", max_delta=0.5),
     _primitive("clip", "clip_zero", kind="clipping", max_delta=0.0),
@@ -219,7 +321,12 @@ _CLIPPING_ROWS = [
     _primitive("centralize", kind="clipping"),
 ]
 
-TABLE: list[Row] = [*OPTIMIZER_ROWS, *_TRANSFORM_ROWS, *_CLIPPING_ROWS]
+TABLE: list[Row] = [
+    *OPTIMIZER_ROWS,
+    *_TRANSFORM_ROWS,
+    *_CONTRIB_ROWS,
+    *_CLIPPING_ROWS,
+]
 
 
 def rows(kind: str) -> list[Row]:

@@ -124,18 +124,21 @@ def state_dtype(x: Any, dtype: Any = None, *, real: bool = False) -> Any:
 def real_full_like(tree: PyTree, fill_value: Any, dtype: Any = None) -> PyTree:
     """Arrays shaped like ``tree`` filled with ``fill_value``, in each leaf's real
     dtype (second moments of complex parameters are real) unless ``dtype`` is
-    given; see `state_dtype`."""
+    given; see `state_dtype` and, for shardings, `full_like`."""
     return jax.tree.map(
-        lambda x: jnp.full(jnp.shape(x), fill_value, state_dtype(x, dtype, real=True)),
+        lambda x: jnp.full_like(x, fill_value, state_dtype(x, dtype, real=True)),
         tree,
     )
 
 
 def full_like(tree: PyTree, fill_value: Any, dtype: Any = None) -> PyTree:
     """Arrays shaped like ``tree`` filled with ``fill_value`` (leaf dtypes kept
-    unless ``dtype`` is given; see `state_dtype`)."""
+    unless ``dtype`` is given; see `state_dtype`). A sharded leaf gives an
+    array with the same sharding (``jnp.full_like``), so optimizer states of
+    sharded parameters are sharded like them; leaves may also be
+    ``jax.ShapeDtypeStruct`` or Python numbers."""
     return jax.tree.map(
-        lambda x: jnp.full(jnp.shape(x), fill_value, state_dtype(x, dtype)), tree
+        lambda x: jnp.full_like(x, fill_value, state_dtype(x, dtype)), tree
     )
 
 

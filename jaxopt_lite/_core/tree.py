@@ -21,6 +21,7 @@ import optax
 
 from jaxopt_lite._core.dtypes import (
     add,
+    at_least_float32,
     compute_dtype,
     div,
     mul,
@@ -88,6 +89,13 @@ def tree_update_infinity_moment(
     )
 
 
+def decay_power(decay: Any, count: jax.Array, dtype: Any) -> jax.Array:
+    """``decay ** count`` in ``dtype`` with the integer ``count`` as the exponent
+    (``lax.pow``, optax's ``decay**count``): where ``1 - decay**count``
+    cancels (``decay`` near 1), a float exponent's different rounding shows."""
+    return jax.lax.pow(jnp.asarray(decay, dtype), count)
+
+
 def tree_bias_correction(
     moments: PyTree, decay: jax.typing.ArrayLike, count: jax.Array
 ) -> PyTree:
@@ -113,6 +121,32 @@ def tree_sum_squares(tree: PyTree) -> jax.Array:
     total = jnp.zeros((), tree_compute_dtype(tree))
     for x in leaves:
         total = total + jnp.sum(abs_sq(x), dtype=compute_dtype(x)).astype(total.dtype)
+    return total
+
+
+def _contract(x: jax.Array, y: jax.Array) -> jax.Array:
+    """``sum(x * y)`` as one full contraction (XLA's dot at the highest
+    precision, optax's way of summing), replicated on a mesh of explicit
+    axes."""
+    mesh = jax.typeof(x).sharding.mesh
+    replicated = None
+    if mesh.are_all_axes_explicit:
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return jnp.tensordot(
+        x, y, x.ndim, precision=jax.lax.Precision.HIGHEST, out_sharding=replicated
+    )
+
+
+def tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
+    r"""The real inner product $\sum \operatorname{Re}(\bar a b)$ over all pairs
+    of leaves, each leaf's sum computed in float32 or wider and the total in the
+    widest `compute_dtype` of the leaves: ``optax.tree.vdot`` sums bfloat16
+    leaves in bfloat16 and mixes the leaves' dtypes implicitly."""
+    total = jnp.zeros((), tree_compute_dtype([a, b]))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        x, y = (jnp.asarray(z).astype(at_least_float32(z)) for z in (x, y))
+        x, y = promote(jnp.conj(x), y)
+        total = total + _contract(x, y).real.astype(total.dtype)
     return total
 
 

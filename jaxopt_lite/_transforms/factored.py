@@ -121,7 +121,7 @@ def scale_by_factored_rms(
         unused = jnp.zeros((1,), dtype)
         axes = axes_of(p)
         if axes is None:
-            return unused, unused, jnp.zeros(p.shape, dtype)
+            return unused, unused, jnp.zeros_like(p, dtype)  # p's sharding too
         second, first = axes
         row = jnp.zeros(np.delete(p.shape, first).tolist(), dtype)
         col = jnp.zeros(np.delete(p.shape, second).tolist(), dtype)

@@ -110,7 +110,7 @@ def momentum_ema(
         dtype = p.dtype if accumulator_dtype is None else accumulator_dtype
         if jnp.iscomplexobj(p):  # keep the imaginary part of complex steps
             dtype = promoted_dtype(dtype, p.dtype)
-        return jnp.zeros(p.shape, dtype)
+        return jnp.zeros_like(p, dtype)  # p's sharding too
 
     def init_fn(params):
         ema = jax.tree.map(zeros, params)

@@ -27,6 +27,8 @@ _UNEXPORTED = {
     "scale_by_dog": optax.contrib._dog,
     "scale_by_dowg": optax.contrib._dog,
     "scale_by_sophia": optax.contrib._sophia,
+    "orthogonalize_via_newton_schulz": optax.contrib._muon,
+    "scale_by_shape": optax.contrib._muon,
 }
 
 

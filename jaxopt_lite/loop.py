@@ -23,6 +23,7 @@ Example:
     (8, (2,))
 """
 
+from jaxopt_lite._loop.chunk import run_chunk as run_chunk
 from jaxopt_lite._loop.history import ChunkRows as ChunkRows
 from jaxopt_lite._loop.loss import Eval as Eval
 from jaxopt_lite._loop.loss import Loss as Loss
@@ -34,7 +35,6 @@ from jaxopt_lite._loop.train import EvalConfig as EvalConfig
 from jaxopt_lite._loop.train import LoopConfig as LoopConfig
 from jaxopt_lite._loop.train import TrainState as TrainState
 from jaxopt_lite._loop.train import init_train_state as init_train_state
-from jaxopt_lite._loop.train import run_chunk as run_chunk
 from jaxopt_lite._loop.train import step_key as step_key
 from jaxopt_lite._loop.train import train_step as train_step
 

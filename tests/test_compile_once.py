@@ -386,9 +386,9 @@ def test_reused_program_keeps_bfloat16_and_matches_a_baked_compile():
 
 def _always_guarded(monkeypatch):
     """The guard as it was: the guarded step in every chunk."""
-    from jaxopt_lite._loop import guard, train
+    from jaxopt_lite._loop import chunk, guard
 
-    monkeypatch.setattr(guard, "run_chunk", train.run_chunk)
+    monkeypatch.setattr(guard, "run_chunk", chunk.run_chunk)
     jax.clear_caches()
 
 

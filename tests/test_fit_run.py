@@ -8,6 +8,7 @@ import optax
 import pytest
 
 import jaxopt_lite as jol
+from jaxopt_lite._loop import chunk as _chunk
 from jaxopt_lite._loop import train as _loop
 
 KEY = jax.random.key(0)
@@ -297,5 +298,5 @@ def test_the_next_boundary_never_overflows_int32():
 
     cfg = SimpleNamespace(log_every=1000, eval=None, stop=None)
     last = jnp.int32(2**31 - 1)
-    assert int(_loop._next_boundary(cfg, jnp.int32(2147483000), last)) == 2**31 - 1
-    assert int(_loop._next_boundary(cfg, jnp.int32(1500), jnp.int32(5000))) == 2000
+    assert int(_chunk._next_boundary(cfg, jnp.int32(2147483000), last)) == 2**31 - 1
+    assert int(_chunk._next_boundary(cfg, jnp.int32(1500), jnp.int32(5000))) == 2000

@@ -19,7 +19,7 @@ import optax
 
 from jaxopt_lite._host import placement, programs
 from jaxopt_lite._host.plan import RunPlan, columns
-from jaxopt_lite._loop import guard, train
+from jaxopt_lite._loop import guard, train, unrolled
 from jaxopt_lite._transforms.scaling import current_learning_rate
 
 PyTree = Any
@@ -60,6 +60,37 @@ def fit_chunk(program, fn_inputs, opt_inputs, state, data, eval_data, steps, tot
     )
 
 
+@functools.partial(jax.jit, static_argnums=(0, 8))
+def fit_unrolled(program, fn_inputs, opt_inputs, state, data, eval_data, steps, total,
+                 boundary):  # fmt: skip
+    loss, eval_, optimizer = _parts(program, fn_inputs, opt_inputs)
+    cfg = program.cfg
+    out = unrolled.run_unrolled(
+        loss, optimizer, cfg, state, data, steps, total, eval_, eval_data,
+        boundary=boundary,
+    )  # fmt: skip
+    if cfg.batch_sharding is None:
+        return out
+    return jax.lax.with_sharding_constraint(
+        out, placement.replicated(cfg.batch_sharding.mesh)
+    )
+
+
+def host_rows(device_rows: Any, columns: dict) -> dict[str, np.ndarray]:
+    """The rows that ran, of one chunk's `ChunkRows` or of a list of them
+    (the calls of the unrolled form), keyed and ordered like ``columns``."""
+    parts = device_rows if isinstance(device_rows, list) else [device_rows]
+    out: dict[str, list] = {k: [] for k in columns}
+    for host in jax.device_get(parts):
+        for group, ran in ((host.train, host.train_ran), (host.evals, host.evals_ran)):
+            for k, v in group.items():
+                out[k].append(np.asarray(v)[ran])
+    return {
+        k: np.concatenate(v) if v else np.zeros(0, dtype)
+        for (k, v), dtype in zip(out.items(), columns.values(), strict=True)
+    }
+
+
 class FitEngine:
     """One training run, as the pipeline drives it (`pipeline.Engine`)."""
 
@@ -90,17 +121,23 @@ class FitEngine:
         self.columns = columns(plan, has_rate)
         return state
 
-    def chunk(self, state, data, steps: int, total: int):
-        return fit_chunk(
-            self.program, self.fn_inputs, self.opt_inputs, state, data,
-            self.eval_data, np.int32(steps), np.int32(total),
-        )  # fmt: skip
+    def chunk(self, state, data, start: int, steps: int, total: int):
+        args = (self.program, self.fn_inputs, self.opt_inputs)
+        if not self.program.cfg.unroll:
+            return fit_chunk(
+                *args, state, data, self.eval_data, np.int32(steps), np.int32(total)
+            )
+        calls = []
+        for n, boundary in unrolled.pieces(self.program.cfg, start, steps):
+            state, rows = fit_unrolled(
+                *args, state, data, self.eval_data, np.int32(n), np.int32(total),
+                boundary,
+            )  # fmt: skip
+            calls.append(rows)
+        return state, calls
 
     def rows(self, device_rows) -> dict[str, np.ndarray]:
-        host = jax.device_get(device_rows)
-        out = {k: np.asarray(v)[host.train_ran] for k, v in host.train.items()}
-        out.update({k: np.asarray(v)[host.evals_ran] for k, v in host.evals.items()})
-        return {k: out[k] for k in self.columns}
+        return host_rows(device_rows, self.columns)
 
     def step(self, state: train.TrainState) -> int:
         return int(state.step)

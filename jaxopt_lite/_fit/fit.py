@@ -55,6 +55,7 @@ def fit(
     loss_scale: str | float | DynamicLossScale | None = None,
     log_every: int = 1,
     chunk_size: int | None = None,
+    unroll: int | None = None,
     progress: bool | None = None,
     callbacks: Sequence[Callback] | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
@@ -154,6 +155,15 @@ def fit(
             Default: paced by measured time, starting at one history row and
             doubling up to about one second of work per chunk, so callbacks,
             the progress bar and Ctrl-C are served about once a second.
+        unroll: how the steps are compiled. ``0``: a loop (``lax.while_loop``)
+            per chunk; ``n >= 1``: calls of ``n`` steps written out one after
+            the other (no loop in the program), driven from the host. On CPU
+            XLA runs convolutions inside loops an order of magnitude slower,
+            so ``None`` (the default) unrolls (8 steps a call) when the loss
+            computes a convolution on CPU, and loops otherwise. Both forms
+            give the same numbers to float rounding (each bit-identical
+            across chunkings and resumes); unrolling costs compile time that
+            grows with ``n``.
         progress: show a tqdm bar (default: when stderr is a terminal).
         callbacks: `Callback` objects (e.g. `CSVLogger`): ``on_chunk`` with each
             chunk's new rows, then ``on_end(result)`` and ``close()``. A

@@ -36,18 +36,10 @@ def _same_structure(state: PyTree, new: PyTree) -> bool:
     )
 
 
-def check_loss(
-    loss_fn: Any,
-    params: PyTree,
-    model_state: PyTree,
-    data: PyTree,
-    batch_size: int,
-    key: jax.Array | None,
-    *,
-    has_aux: bool,
-) -> Sequence[str]:
-    """Trace ``loss_fn`` abstractly with the arguments `fit` will give it and
-    check what it returns; returns the aux metrics' names."""
+def loss_arguments(
+    params: PyTree, model_state: PyTree, data: PyTree, batch_size: int, key: Any
+) -> tuple[tuple, tuple[str, ...]]:
+    """The (abstract) arguments `fit` gives ``loss_fn``, and their names."""
     sample = (
         None
         if data is None
@@ -60,6 +52,29 @@ def check_loss(
     names: tuple = ("params", "state", "batch") if has_state else ("params", "batch")
     if key is not None:
         args, names = (*args, key), (*names, "key")
+    return args, names
+
+
+def convolves(loss_fn: Any, args: tuple) -> bool:
+    """Whether ``loss_fn(*args)`` computes a convolution (its program, traced
+    abstractly: JAX caches the trace per function and shapes)."""
+    return "conv_general_dilated" in str(jax.jit(loss_fn).trace(*args).jaxpr)
+
+
+def check_loss(
+    loss_fn: Any,
+    params: PyTree,
+    model_state: PyTree,
+    data: PyTree,
+    batch_size: int,
+    key: jax.Array | None,
+    *,
+    has_aux: bool,
+) -> Sequence[str]:
+    """Trace ``loss_fn`` abstractly with the arguments `fit` will give it and
+    check what it returns; returns the aux metrics' names."""
+    args, names = loss_arguments(params, model_state, data, batch_size, key)
+    has_state = model_state is not None
     if not has_state:
         aux = checks.check_scalar_output(
             "loss_fn", loss_fn, args, has_aux=has_aux, argnames=names

@@ -49,6 +49,7 @@ class RunOptions(NamedTuple):
     loss_scale: Any = None
     log_every: Any = 1
     chunk_size: Any = None
+    unroll: Any = None
     progress: Any = None
     callbacks: Any = None
     checkpoint_dir: Any = None
@@ -293,3 +294,18 @@ def check_precision(compute_dtype: Any, loss_scale: Any) -> Precision | None:
     if dtype is None and loss_scale is None:
         return None
     return Precision(dtype, loss_scale)
+
+
+# Steps of one call of the unrolled form, chosen automatically: compile time
+# grows with it, and past a few steps the host's dispatch cost is amortized.
+AUTO_UNROLL = 8
+
+
+def check_unroll(unroll: Any, platform: str, convolves: Any) -> int:
+    """The steps of one unrolled call (0: the loop form). ``None`` chooses:
+    the unrolled form on CPU when the loss computes convolutions
+    (``convolves()``, called only then), the loop form otherwise."""
+    if unroll is None:
+        return AUTO_UNROLL if platform == "cpu" and convolves() else 0
+    validate.check_count("unroll", unroll, minimum=0)
+    return int(unroll)

@@ -50,8 +50,11 @@ class Engine(Protocol):
         """The state before the first step (on the devices)."""
         ...
 
-    def chunk(self, state: PyTree, data: PyTree, steps: int, total: int) -> Any:
-        """Dispatch up to ``steps`` more steps: ``(state, device rows)``."""
+    def chunk(
+        self, state: PyTree, data: PyTree, start: int, steps: int, total: int
+    ) -> Any:
+        """Dispatch up to ``steps`` more steps from step ``start`` (as planned
+        on the host): ``(state, device rows)``."""
         ...
 
     def rows(self, device_rows: Any) -> dict[str, np.ndarray]:
@@ -189,8 +192,9 @@ def _feed(plan: RunPlan) -> feeds.ArrayFeed | feeds.StreamFeed:
         data = placement.place_data(plan.mesh, data)
     cfg = plan.cfg
     return feeds.ArrayFeed(
-        data, plan.total_steps, cfg.log_every, cfg.chunk_size, plan.fixed_chunks
-    )
+        data, plan.total_steps, cfg.unroll or cfg.log_every, cfg.chunk_size,
+        plan.fixed_chunks,
+    )  # fmt: skip
 
 
 class _Reported(NamedTuple):
@@ -281,7 +285,7 @@ def drive(
                 if work is not None:
                     data, n, total = work
                     with interrupts.deferred():  # never inside the compiler
-                        out = engine.chunk(state, data, n, total)
+                        out = engine.chunk(state, data, planned, n, total)
                     state, planned = out[0], min(planned + n, total)
                     launched = (out, time.perf_counter(), feed.state(planned))
             else:  # measure this chunk before sizing the next one

@@ -74,6 +74,14 @@ def batch_sharding(mesh: Mesh | None) -> NamedSharding | None:
     return NamedSharding(mesh, P(DATA))
 
 
+def platform(mesh: Mesh | None) -> str:
+    """The platform the run computes on: the mesh's devices', or JAX's
+    default backend."""
+    if mesh is None:
+        return jax.default_backend()
+    return mesh.devices.flat[0].platform
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     """A full copy on every device of ``mesh``."""
     return NamedSharding(mesh, P())

@@ -176,10 +176,21 @@ def plan_run(
     key = validate.check_key("key", o.key)
 
     form = LossForm(model_state is not None, o.has_aux, o.step_key)
+    step_keys = key if o.step_key else None
     aux_names = model_checks.check_loss(
-        loss_fn, params, model_state, sample, batch_size,
-        key if o.step_key else None, has_aux=o.has_aux,
+        loss_fn, params, model_state, sample, batch_size, step_keys,
+        has_aux=o.has_aux,
     )  # fmt: skip
+    unroll = options.check_unroll(
+        o.unroll,
+        placement.platform(the_mesh),
+        lambda: model_checks.convolves(
+            loss_fn,
+            model_checks.loss_arguments(
+                params, model_state, sample, batch_size, step_keys
+            )[0],
+        ),
+    )
     args = (params,) if model_state is None else (params, model_state)
     eval_, eval_data, eval_every, eval_names = _check_eval(o, steps_per_epoch, args)
     run_checks.check_metric_names(aux_names, eval_names)
@@ -190,6 +201,13 @@ def plan_run(
         o.checkpoint_dir, resume=bool(o.resume), overwrite=o.overwrite
     )
     shuffle = stream is None if o.shuffle is None else o.shuffle
+    if unroll and o.chunk_size is not None and o.chunk_size % unroll:
+        raise ValueError(
+            f"chunk_size={o.chunk_size} must be a multiple of unroll={unroll}: "
+            "the unrolled calls start at multiples of it, whatever the chunking."
+        )
+    if stream is not None and unroll:  # a stream's chunks: whole calls too
+        stream = stream._replace(rows=max(unroll, stream.rows // unroll * unroll))
     cfg = train.LoopConfig(
         sampling=sampling.Sampling(
             num_examples, batch_size, shuffle, o.replace, stream=stream is not None
@@ -197,7 +215,7 @@ def plan_run(
         log_every=o.log_every,
         chunk_size=stream.rows
         if stream is not None
-        else pacing.capacity(o.chunk_size, total_steps, o.log_every),
+        else pacing.capacity(o.chunk_size, total_steps, unroll or o.log_every),
         aux_names=tuple(aux_names),
         skip_nonfinite=o.skip_nonfinite,
         eval=None if eval_every is None else train.EvalConfig(eval_every),
@@ -209,6 +227,7 @@ def plan_run(
         ),
         precision=options.check_precision(o.compute_dtype, o.loss_scale),
         spikes=options.check_spikes(o.skip_spikes),
+        unroll=unroll,
     )
     return RunPlan(
         loss=Loss(loss_fn, form),

@@ -153,9 +153,12 @@ def value_and_grad(
     batch: PyTree,
     key: jax.Array,
     scale: jax.Array | None,
+    *,
+    unroll: bool = False,
 ) -> tuple[jax.Array, PyTree, dict, PyTree]:
     """``(loss, model_state, aux, grads)`` of one step (see the module
-    docstring); ``scale`` is the loss scale, or ``None``."""
+    docstring); ``scale`` is the loss scale, or ``None``; ``unroll``: the
+    microbatches as straight-line code, not a loop (the unrolled form)."""
     compute = None if precision is None else precision.compute_dtype
 
     def objective(p, state, part, k):
@@ -199,7 +202,7 @@ def value_and_grad(
     grads0 = jax.tree.map(jnp.zeros_like, params)
     carry = (grads0, zero, aux0, zero, model_state)
     (grads, loss, aux, total, state), _ = jax.lax.scan(
-        one, carry, (parts, jnp.arange(count))
+        one, carry, (parts, jnp.arange(count)), unroll=count if unroll else 1
     )
     grads = jax.tree.map(lambda g: g / total.astype(g.dtype), grads)
     aux = jax.tree.map(lambda a: a / total, aux)

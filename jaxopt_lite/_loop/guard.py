@@ -11,7 +11,7 @@ updates either way, so the result is bit-identical to the always-guarded run,
 and no update of a non-finite step ever leaves the chunk.
 
 Under ``vmap`` the chunk-level branch would become a select that runs both
-passes, so batched drivers (`sweep`) use `train.run_chunk` directly.
+passes, so batched drivers (`sweep`) use `chunk.run_chunk` directly.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import optax
 
+from jaxopt_lite._loop import chunk
 from jaxopt_lite._loop import train as _train
 from jaxopt_lite._loop.loss import Loss
 
@@ -35,12 +36,12 @@ def run_chunk(
     *args: Any,
     **kwargs: Any,
 ) -> tuple[_train.TrainState, Any]:
-    """`train.run_chunk` (the same arguments), with the per-step branch that
+    """`chunk.run_chunk` (the same arguments), with the per-step branch that
     skips steps (non-finite ones, spikes) paid only by chunks that hold such
     a step."""
 
     def run(config: _train.LoopConfig):
-        return _train.run_chunk(loss_fn, optimizer, config, state, *args, **kwargs)
+        return chunk.run_chunk(loss_fn, optimizer, config, state, *args, **kwargs)
 
     if not _train.skipping(cfg):
         return run(cfg)

@@ -21,6 +21,7 @@ import numpy as np
 from jaxopt_lite._host import placement, programs
 from jaxopt_lite._host.options import infer_mode
 from jaxopt_lite._host.plan import RunPlan, columns
+from jaxopt_lite._loop import unrolled
 from jaxopt_lite._loop.history import ChunkRows
 from jaxopt_lite._sweep import program as sweep_program
 from jaxopt_lite._transforms.scaling import current_learning_rate
@@ -94,6 +95,24 @@ def compact(columns: dict[str, np.ndarray], ran: np.ndarray) -> dict[str, np.nda
     return out
 
 
+def _merged(rows: ChunkRows | list[ChunkRows]) -> ChunkRows:
+    """The rows of the calls of the unrolled form as one `ChunkRows` (rows
+    along the last axis; calls that did not evaluate have no eval rows)."""
+    if not isinstance(rows, list):
+        return rows
+
+    def cat(parts: list[dict], masks: list[np.ndarray]) -> tuple[dict, np.ndarray]:
+        kept = [(p, m) for p, m in zip(parts, masks, strict=True) if p]
+        if not kept:
+            return {}, np.zeros((*masks[0].shape[:-1], 0), bool)
+        columns = {k: np.concatenate([p[k] for p, _ in kept], -1) for k in kept[0][0]}
+        return columns, np.concatenate([m for _, m in kept], -1)
+
+    train, train_ran = cat([r.train for r in rows], [r.train_ran for r in rows])
+    evals, evals_ran = cat([r.evals for r in rows], [r.evals_ran for r in rows])
+    return ChunkRows(train, train_ran, evals, evals_ran)
+
+
 class SweepEngine:
     """A sweep's runs, as the pipeline drives them (`pipeline.Engine`)."""
 
@@ -145,11 +164,21 @@ class SweepEngine:
             self.params, self.model_state,
         )  # fmt: skip
 
-    def _chunk_block(self, hp, state, data, n, end):
-        return sweep_program.sweep_chunk(
-            self.program, self.fn_inputs, hp, self.shared, state, data,
-            self.eval_data, n, end,
-        )  # fmt: skip
+    def _chunk_block(self, hp, state, data, start, steps, end):
+        """One block's chunk: one program, or the calls of the unrolled form
+        (their rows a list)."""
+        args = (self.program, self.fn_inputs, hp, self.shared)
+        if not self.program.cfg.unroll:
+            return sweep_program.sweep_chunk(
+                *args, state, data, self.eval_data, np.int32(steps), end
+            )
+        calls = []
+        for n, boundary in unrolled.pieces(self.program.cfg, start, steps):
+            state, rows = sweep_program.sweep_unrolled(
+                *args, state, data, self.eval_data, np.int32(n), end, boundary
+            )
+            calls.append(rows)
+        return state, calls
 
     def init(self) -> list[list[Any]]:
         states = [[self._init_block(hp, ids) for hp, ids in row] for row in self.grid]
@@ -157,11 +186,11 @@ class SweepEngine:
         self.columns = columns(self.plan, rate is not None)
         return states
 
-    def chunk(self, state, data, steps: int, total: int):
-        n, end = np.int32(steps), np.int32(total)
+    def chunk(self, state, data, start: int, steps: int, total: int):
+        end = np.int32(total)
         outs = [
             [
-                self._chunk_block(hp, s, data, n, end) if a else None
+                self._chunk_block(hp, s, data, start, steps, end) if a else None
                 for (hp, _), s, a in zip(*row, strict=True)
             ]
             for row in zip(self.grid, state, self.active, strict=True)
@@ -174,7 +203,7 @@ class SweepEngine:
 
     def rows(self, device_rows: list[list[Any]]) -> dict[str, np.ndarray]:
         host = [
-            [None if r is None else jax.device_get(r) for r in row]
+            [None if r is None else _merged(jax.device_get(r)) for r in row]
             for row in device_rows
         ]
         like = next(r for row in host for r in row if r is not None)
@@ -185,7 +214,11 @@ class SweepEngine:
         trim = (slice(self.lead[0]), slice(self.lead[1]))
         out = compact(rows.train, rows.train_ran)
         out.update(compact(rows.evals, rows.evals_ran))
-        return {k: np.asarray(out[k])[trim] for k in self.columns}
+        none = np.zeros((*self.lead, 0))  # no call of the round evaluated
+        return {
+            k: np.asarray(out.get(k, none), dtype)[trim]
+            for k, dtype in self.columns.items()
+        }
 
     def step(self, state) -> int:
         return max(int(np.max(s.step)) for row in state for s in row)

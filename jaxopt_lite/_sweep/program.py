@@ -25,7 +25,7 @@ import optax
 
 from jaxopt_lite._core import recipe
 from jaxopt_lite._host import programs
-from jaxopt_lite._loop import train
+from jaxopt_lite._loop import chunk, train, unrolled
 
 PyTree = Any
 
@@ -109,8 +109,9 @@ def _make(how: tuple, hp: Any, shared: list) -> optax.GradientTransformationExtr
 class _Block:
     """The vmapped functions of one block of runs, traced inside the programs."""
 
-    def __init__(self, program: Program, fn_inputs: list):
+    def __init__(self, program: Program, fn_inputs: list, boundary: bool = False):
         self.loss, self.eval, self.init_fn = programs.combine(program.fns, fn_inputs)
+        self.boundary = boundary  # the unrolled form's call ends at a boundary
         self.how, self.cfg = program.how, program.cfg
         # Without early stopping every run is at the same step.
         self.shared_step = self.cfg.stop is None
@@ -147,10 +148,10 @@ class _Block:
 
     def _run_one(self, hp, shared, state, data, eval_data, steps, total):
         optimizer = _make(self.how, hp, shared)
-        return train.run_chunk(
-            self.loss, optimizer, self.cfg, state, data, steps, total,
-            self.eval, eval_data,
-        )  # fmt: skip
+        args = (self.loss, optimizer, self.cfg, state, data, steps, total, self.eval)
+        if self.cfg.unroll:
+            return unrolled.run_unrolled(*args, eval_data, boundary=self.boundary)
+        return chunk.run_chunk(*args, eval_data)
 
     def init(self, hp, shared, key, seed_ids, params, model_state) -> train.TrainState:
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, seed_ids)
@@ -189,4 +190,14 @@ def sweep_chunk(program, fn_inputs, hp, shared, state, data, eval_data, steps, t
     """One chunk of a block of runs: ``(state, rows)``, rows with leading axes
     ``[configs, seeds]``."""
     block = _Block(program, fn_inputs)
+    return block.chunk(hp, shared, state, data, eval_data, steps, total)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 9))
+def sweep_unrolled(
+    program, fn_inputs, hp, shared, state, data, eval_data, steps, total, boundary
+):
+    """One call of the unrolled form for a block of runs (`sweep_chunk`'s
+    result); ``boundary``: the call ends at an evaluation or check."""
+    block = _Block(program, fn_inputs, boundary)
     return block.chunk(hp, shared, state, data, eval_data, steps, total)

@@ -116,7 +116,8 @@ def sweep(
             ``eval_every``, ``early_stopping``, ``skip_nonfinite``,
             ``skip_spikes``, ``microbatches``, ``compute_dtype``,
             ``loss_scale``,
-            ``log_every``, ``chunk_size``, ``progress``, ``callbacks``,
+            ``log_every``, ``chunk_size``, ``unroll``, ``progress``,
+            ``callbacks``,
             ``checkpoint_dir``, ``resume``, ``overwrite``, ``mesh``. For a
             batch of runs: ``state`` is every run's initial model state;
             ``key`` is the key the seeds' keys are folded from;

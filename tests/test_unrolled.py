@@ -1,0 +1,131 @@
+"""The unrolled form of the loop (``unroll=``): the looped form's numbers to
+float rounding, bit-identical across its own chunkings and resumes, chosen
+automatically on CPU for convolutional losses, in `fit` and `sweep`."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import count_compiles
+
+import jaxopt_lite as jol
+
+KEY = jax.random.key(0)
+X = np.asarray(jax.random.normal(jax.random.key(1), (96, 1, 4, 4)), np.float32)
+Y = np.asarray(jax.random.randint(jax.random.key(2), (96,), 0, 3))
+DATA = {"x": X, "y": Y}
+
+
+def params(dtype=jnp.float32):
+    k1, k2 = jax.random.split(jax.random.key(3))
+    return {
+        "k": (jax.random.normal(k1, (4, 1, 3, 3)) * 0.3).astype(dtype),
+        "w": (jax.random.normal(k2, (64, 3)) * 0.1).astype(dtype),
+    }
+
+
+def cnn_loss(p, b):
+    h = jax.nn.relu(jax.lax.conv(b["x"].astype(p["k"].dtype), p["k"], (1, 1), "SAME"))
+    logits = h.reshape(h.shape[0], -1) @ p["w"]
+    picked = jnp.take_along_axis(logits, b["y"][:, None], 1)[:, 0]
+    return jnp.mean(jax.nn.logsumexp(logits, -1) - picked)
+
+
+def evaluate(p, d):
+    return {"loss": cnn_loss(p, d)}
+
+
+COMMON = dict(steps=30, batch_size=16, key=KEY, progress=False, log_every=4,
+              eval_fn=evaluate, eval_data=DATA, eval_every=10)  # fmt: skip
+
+
+def _leaves(result):
+    return jax.tree.leaves((result.params, result.opt_state, result.history))
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
+def test_the_unrolled_form_gives_the_looped_numbers(x64):
+    with jax.enable_x64(x64):
+        dtype = jnp.float64 if x64 else jnp.float32
+        looped = jol.fit(cnn_loss, params(dtype), jol.adam(0.05), DATA, unroll=0,
+                         **COMMON)  # fmt: skip
+        unrolled = jol.fit(cnn_loss, params(dtype), jol.adam(0.05), DATA, unroll=4,
+                           **COMMON)  # fmt: skip
+        tol = 1e-10 if x64 else 2e-4
+        for a, b in zip(_leaves(unrolled), _leaves(looped), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
+        assert unrolled.history["eval_step"].tolist() == [10, 20, 30]
+        assert unrolled.history["step"].tolist() == [4, 8, 12, 16, 20, 24, 28, 30]
+        assert unrolled.params["w"].dtype == dtype
+
+
+def test_chunkings_and_resumes_are_bit_identical(tmp_path):
+    whole = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=4, **COMMON)
+    chunked = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=4,
+                      chunk_size=8, **COMMON)  # fmt: skip
+
+    class Stop(jol.Callback):
+        def on_chunk(self, rows, *, step, elapsed):
+            if step >= 16:
+                raise KeyboardInterrupt
+
+    jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=4, chunk_size=8,
+            checkpoint_dir=tmp_path, callbacks=[Stop()], **COMMON)  # fmt: skip
+    resumed = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=4,
+                      checkpoint_dir=tmp_path, resume=True, **COMMON)  # fmt: skip
+    for other in (chunked, resumed):
+        for a, b in zip(_leaves(other), _leaves(whole), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_the_form_is_chosen_for_convolutions_on_cpu():
+    assert jax.default_backend() == "cpu"
+    short = dict(steps=4, batch_size=16, progress=False)
+    with count_compiles() as compiles:
+        jol.fit(cnn_loss, params(), jol.sgd(0.1), DATA, **short)
+    assert compiles["fit_unrolled"] >= 1 and compiles["fit_chunk"] == 0
+
+    def dense(p, b):
+        return jnp.mean((b["x"].reshape(-1, 16) @ p["w"][:16]) ** 2)
+
+    with count_compiles() as compiles:
+        jol.fit(dense, params(), jol.sgd(0.1), DATA, **short)
+    assert compiles["fit_chunk"] == 1 and compiles["fit_unrolled"] == 0
+
+
+def test_early_stopping_and_microbatches_in_the_unrolled_form():
+    stop = jol.EarlyStopping(patience=1, monitor="loss", min_delta=10.0)
+    options = dict(COMMON, microbatches=2, early_stopping=stop)
+    looped = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=0, **options)
+    unrolled = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=4, **options)
+    assert unrolled.stopped_early and unrolled.step == looped.step
+    assert unrolled.best_step == looped.best_step
+    np.testing.assert_allclose(unrolled.params["w"], looped.params["w"], rtol=2e-4)
+
+
+def test_a_sweep_runs_the_unrolled_form_as_fit_does():
+    swept = jol.sweep(lambda learning_rate: jol.adam(learning_rate),
+                      {"learning_rate": [0.01, 0.05]}, cnn_loss, params(), DATA,
+                      unroll=4, **COMMON)  # fmt: skip
+    for i, rate in enumerate([0.01, 0.05]):
+        one = jol.fit(cnn_loss, params(), jol.adam(rate), DATA, unroll=4,
+                      **{**COMMON, "key": jax.random.fold_in(KEY, 0)})  # fmt: skip
+        np.testing.assert_allclose(swept.params["w"][i, 0], one.params["w"], rtol=2e-4,
+                                   atol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(swept.history["eval_loss"][i, 0],
+                                   one.history["eval_loss"], rtol=2e-4)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"unroll": -1}, "unroll=-1"),
+        ({"unroll": 4, "chunk_size": 6}, "chunk_size=6 must be a multiple of unroll=4"),
+    ],
+)
+def test_invalid_unroll(options, match):
+    with pytest.raises(ValueError, match=match):
+        jol.fit(cnn_loss, params(), jol.sgd(0.1), DATA, steps=4, batch_size=16,
+                **options)  # fmt: skip

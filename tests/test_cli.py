@@ -184,7 +184,7 @@ def test_demo_without_matplotlib_says_how_to_get_plots(monkeypatch, capsys, tmp_
         ),
     )
     monkeypatch.setattr(_cli, "DEMOS", _cli.DEMOS[:1] + _cli.DEMOS[3:])
-    assert _cli.main(["demo", "--fast", "--out", str(tmp_path / "p")]) == 0
+    assert _cli.main(["demo", "--fast", "--out", str(tmp_path / "p")]) == 1
     text = capsys.readouterr().out
     assert "plots skipped: matplotlib is not installed" in text
     assert "pip install 'jaxopt-lite[examples]'" in text

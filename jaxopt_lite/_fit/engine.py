@@ -102,7 +102,7 @@ class FitEngine:
             (plan.loss, plan.eval), programs.array_inputs
         )
         structure, opt_inputs = programs.split_optimizer(optimizer)
-        self.program = Program(fns, structure, plan.cfg)
+        self.program = Program(fns, structure, unrolled.compiled(plan.cfg))
         self.eval_data = plan.eval_data
         if plan.mesh is not None:  # with the run's other arrays, on its mesh
             copy = placement.replicated(plan.mesh)

@@ -186,7 +186,17 @@ class BatchStream:
         """The batch's arrays, or ``None`` for a short last batch that is
         dropped (its epoch is then over)."""
         step = self._step
-        arrays, short = self._batch.check(step, batch)
+        try:
+            arrays, short = self._batch.check(step, batch)
+        except ValueError as error:
+            if not isinstance(self._iterable, list):
+                raise
+            raise ValueError(
+                f"{error} Note: data is a list, which is read as a stream of "
+                f"batches (one batch per element: {len(self._iterable)} here); "
+                "to train on arrays held in memory, pass a tuple (X, y) or a "
+                "dict {'x': X, 'y': y} instead."
+            ) from None
         if not short:
             return arrays
         size = arrays[0].shape[0]

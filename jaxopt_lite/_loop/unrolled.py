@@ -104,3 +104,10 @@ def pieces(cfg: LoopConfig, start: int, steps: int) -> list[tuple[int, bool]]:
         out.append((nxt - at, any(nxt % p == 0 for p in periods[1:])))
         at = nxt
     return out
+
+
+def compiled(cfg: LoopConfig) -> LoopConfig:
+    """The settings a program is compiled for: the unrolled form's calls do
+    not depend on the chunk capacity (which grows with the run's length), so
+    runs of any length share them."""
+    return cfg._replace(chunk_size=cfg.unroll) if cfg.unroll else cfg

@@ -132,7 +132,8 @@ class SweepEngine:
             placement.RUNS if placement.run_sharding(plan.mesh) is not None else None
         )
         static, self.fn_inputs = programs.partition(fns, programs.array_inputs)
-        self.program = sweep_program.Program(static, how, plan.cfg, spmd_axis)
+        cfg = unrolled.compiled(plan.cfg)
+        self.program = sweep_program.Program(static, how, cfg, spmd_axis)
         self.shared, self.eval_data = shared, plan.eval_data
         self.params = plan.params if fns[2] is None else None
         self.model_state, self.key = plan.model_state, plan.key

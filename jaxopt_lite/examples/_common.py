@@ -90,8 +90,10 @@ def report_plots(out: str | os.PathLike | None, plots: Sequence[str]) -> None:
     if plots:
         for path in plots:
             print(f"  wrote {path}")
-    elif out is not None:
+    elif out is not None and not have_matplotlib():
         print(f"  plots skipped: {PLOT_HINT}")
+    elif out is not None:
+        print("  (no plots)")
     else:
         print("  (pass --out DIR to save plots)")
 

@@ -126,8 +126,10 @@ def main(doc: str | None, run: Callable, library: str, argv: Sequence[str] | Non
     args = _common.parse_args(doc, argv)
     r = run(fast=args.fast, out=args.out)
     if r["skipped"]:
-        print(f"skipped: {library} is not installed (pip install {library})")
-        return
+        raise SystemExit(
+            f"this example needs {library}, which is not installed: "
+            f"pip install 'jaxopt-lite[examples]' (or pip install {library})"
+        )
     print(
         f"test accuracy {r['test_accuracy']:.4f} after {r['steps']} steps "
         f"({r['time_s']:.1f} s)"

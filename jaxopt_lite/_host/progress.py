@@ -54,7 +54,8 @@ class Progress:
         self.mode, self.total, self.step, self.desc = mode, total, initial, desc
         self._bar: Any = None
         self._start = self._logged = time.perf_counter()
-        self._first = initial
+        self._first = self._initial = initial
+        self._timed = False
         self._postfix: dict[str, float] = {}
         if mode == "bar":
             from tqdm.auto import tqdm
@@ -63,6 +64,9 @@ class Progress:
 
     def update(self, steps: int, postfix: dict[str, float]) -> None:
         """``steps`` more steps were done; ``postfix``: the latest metrics."""
+        if not self._timed:  # the rate leaves out the first (compiled) chunk
+            self._timed, self._start = True, time.perf_counter()
+            self._first = self.step + steps
         self.step += steps
         self._postfix = postfix or self._postfix
         if self._bar is not None:
@@ -74,12 +78,12 @@ class Progress:
     def _line(self) -> None:
         now = time.perf_counter()
         self._logged = now
-        rate = (self.step - self._first) / max(now - self._start, 1e-9)
+        done = self.step - self._first
         metrics = _show(self._postfix)
         emit(
             f"{self.desc}: step {self.step}/{self.total}"
             + (f", {metrics}" if metrics else "")
-            + f" ({rate:.4g} steps/s)"
+            + (f" ({done / max(now - self._start, 1e-9):.4g} steps/s)" if done else "")
         )
 
     def close(self, interrupted: bool = False, resume: str = "") -> None:
@@ -87,7 +91,7 @@ class Progress:
         interrupted, and how to resume it."""
         if self._bar is not None:
             self._bar.close()
-        elif self.mode == "log" and self.step > self._first:
+        elif self.mode == "log" and self.step > self._initial:
             self._line()
         if interrupted:
             emit(

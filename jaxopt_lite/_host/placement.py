@@ -22,6 +22,7 @@ from jaxopt_lite._host.global_batch import check_split
 PyTree = Any
 DATA = "data"
 RUNS = "runs"
+MODEL = "model"  # parameters split over it (`sharding`)
 
 
 def check_mesh(

@@ -164,7 +164,7 @@ def sweep(
         params = sweep_table.check_init(init, key)
     plan = plan_run(
         loss_fn, params, data, options._replace(key=key),
-        mesh_axes=(placement.DATA, placement.RUNS), who="sweep",
+        mesh_axes=(placement.DATA, placement.RUNS, placement.MODEL), who="sweep",
     )  # fmt: skip
     how, batched, shared = sweep_program.optimizers(make_optimizer, built, table)
 

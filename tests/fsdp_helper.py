@@ -192,6 +192,7 @@ def sweep_report(out: dict) -> None:
 
     hp = {"learning_rate": [0.01, 0.03]}
     settings = dict(seeds=2, steps=6, batch_size=32, key=KEY)
+
     def make(learning_rate):
         return jol.adam(learning_rate, eps=1e-3)
 
@@ -201,12 +202,11 @@ def sweep_report(out: dict) -> None:
     out["sweep_params_rel"] = rel(split.params, base.params)
     out["sweep_loss_rel"] = rel(split.final_loss, base.final_loss)
     out["sweep_spec"] = specs(split.params)
+    runs = {"w1": P("runs"), "b1": None, "w2": None, "w3": None}
     out["error_sweep_runs"] = error(
         lambda: jol.sweep(
-            make, hp, loss, params, data, mesh=grid,
-            param_sharding={"w1": P("runs"), "b1": None, "w2": None, "w3": None},
-            **settings,
-        )  # fmt: skip
+            make, hp, loss, params, data, mesh=grid, param_sharding=runs, **settings
+        )
     )
 
 
@@ -219,8 +219,8 @@ def errors_report(out: dict, mesh) -> None:
             **COMMON,
         )  # fmt: skip
 
-    out["error_missing_axis"] = error(fit({"w1": P("modle"), "b1": None, "w2": None,
-                                           "w3": None}))  # fmt: skip
+    typo = {"w1": P("modle"), "b1": None, "w2": None, "w3": None}
+    out["error_missing_axis"] = error(fit(typo))
     out["error_divisible"] = error(
         fit(lambda path, leaf: P(("data", "model")) if leaf.shape == (60,) else None)
     )

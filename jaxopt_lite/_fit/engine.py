@@ -97,7 +97,11 @@ class FitEngine:
     def _init_args(self) -> tuple:
         plan = self.plan
         return (
-            self.fn_inputs, self.opt_inputs, self.params, plan.model_state, plan.key
+            self.fn_inputs,
+            self.opt_inputs,
+            self.params,
+            plan.model_state,
+            plan.key,
         )
 
     def init(self) -> train.TrainState:
@@ -109,6 +113,7 @@ class FitEngine:
     def place(self, state: train.TrainState) -> train.TrainState:
         if self.program.layout is not None:
             return self.program.layout.place(state)
+        assert self.plan.mesh is not None  # called only with a mesh
         return placement.put(state, placement.replicated(self.plan.mesh))
 
     def chunk(self, state, data, steps: int, total: int):

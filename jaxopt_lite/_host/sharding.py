@@ -260,9 +260,7 @@ def _matches(node: Any, ref: Tree, lead: int) -> bool:
     )
 
 
-def layout(
-    specs: Specs, tree: PyTree, *, lead: int = 0, prefix: tuple = ()
-) -> Layout:
+def layout(specs: Specs, tree: PyTree, *, lead: int = 0, prefix: tuple = ()) -> Layout:
     """The layout of a run's state (``tree``, abstract or concrete): subtrees
     shaped like the parameters (or the model state) take their specs, any
     other leaf the parameters' spec when every parameter of its shape has
@@ -295,9 +293,7 @@ def layout(
 
     jax.tree.map(visit, tree, is_leaf=is_ref)
     mesh = specs.mesh
-    return Layout(
-        jax.tree.structure(tree), tuple(NamedSharding(mesh, s) for s in flat)
-    )
+    return Layout(jax.tree.structure(tree), tuple(NamedSharding(mesh, s) for s in flat))
 
 
 def param_layout(specs: Specs) -> Layout:

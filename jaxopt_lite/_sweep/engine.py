@@ -168,6 +168,7 @@ class SweepEngine:
 
     def place(self, state: list[list[Any]]) -> list[list[Any]]:
         layout = self.program.layout
+        assert self.plan.mesh is not None  # called only with a mesh
         if layout is None:
             return placement.put(state, placement.replicated(self.plan.mesh))
         return [[layout.place(s) for s in row] for row in state]

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
+from mesh_helper import error
 
 import jaxopt_lite as jol
 
@@ -89,14 +90,6 @@ def bits_equal(a, b) -> bool:
         np.array_equal(np.asarray(x), np.asarray(y))
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
     )
-
-
-def error(fn) -> str:
-    try:
-        fn()
-    except (ValueError, TypeError) as e:
-        return f"{type(e).__name__}: {e}"
-    return "no error"
 
 
 def fit_report(out: dict, mesh) -> None:

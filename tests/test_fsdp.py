@@ -9,17 +9,14 @@ compiling anything.
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import helper_report
 from jax.sharding import AbstractMesh
 from jax.sharding import PartitionSpec as P
 
@@ -33,19 +30,7 @@ SPLIT, REPLICATED = "P(None, 'model')", "P()"
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    root = str(HELPER.parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, str(HELPER)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return helper_report(HELPER)
 
 
 def test_fit_equals_one_device_with_large_leaves_split(report):

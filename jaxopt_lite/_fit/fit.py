@@ -174,9 +174,10 @@ def fit(
             ``overwrite``, an existing checkpoint is an error, never silently
             overwritten.
         mesh: a `jax.sharding.Mesh` with an axis named ``"data"`` for data
-            parallelism: batches (and the data, when its size divides) are split
-            over that axis, and XLA inserts the gradient all-reduce.
-            ``batch_size`` must be divisible by the axis size. Parameters,
+            parallelism (or ``"model"``, or both): batches (and the data, when
+            its size divides) are split over ``"data"``, and XLA inserts the
+            gradient all-reduce; ``batch_size`` must be divisible by the size
+            of ``"data"``. Parameters,
             optimizer and model state are replicated, unless the mesh has an
             axis ``"model"`` (FSDP): then each leaf of at least 2**14 elements
             is split over it along its largest dimension divisible by its size

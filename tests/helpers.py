@@ -1,10 +1,16 @@
 """Helpers shared by the test modules: tree comparisons, a scanned optimizer
-run, a compile counter, and optax run under JAX's default dtype promotion."""
+run, a compile counter, optax run under JAX's default dtype promotion, and
+the JSON report of a helper script run in a fresh process."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -122,3 +128,23 @@ def optax_reference(
     if isinstance(transform, optax.GradientTransformationExtraArgs):
         return optax.GradientTransformationExtraArgs(init, update)
     return optax.GradientTransformation(init, update)
+
+
+def helper_report(helper: pathlib.Path, timeout: float = 600) -> dict:
+    """Run the script ``helper`` (tests/<name>_helper.py) in a fresh Python
+    process (without the caller's ``XLA_FLAGS``, so it can set its own device
+    count, with this checkout first on the path) and return the JSON object
+    it prints."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    root = str(helper.parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(helper)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)

@@ -8,14 +8,11 @@ numbers it reports.
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import pytest
+from helpers import helper_report
 
 import jaxopt_lite as jol
 
@@ -24,19 +21,7 @@ HELPER = pathlib.Path(__file__).with_name("mesh_helper.py")
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    root = str(HELPER.parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, str(HELPER)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return helper_report(HELPER)
 
 
 def test_eight_devices(report):

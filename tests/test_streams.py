@@ -473,3 +473,21 @@ def test_two_processes_fit_like_one_process_on_the_same_global_batches(tmp_path)
     )  # fmt: skip
     assert saved.step == 12  # written once, by process 0, and complete
     np.testing.assert_allclose(saved.params["w"], memory.params["w"], rtol=1e-5)
+
+    # FSDP: mesh (2, 2) ("data", "model"), "model" inside each process
+    from streams_helper import fsdp_loss, fsdp_params, fsdp_settings
+
+    alone = jol.fit(fsdp_loss, fsdp_params(), jol.adam(0.01, eps=1e-3), data,
+                    **fsdp_settings())  # fmt: skip
+    for r in both:
+        assert r["fsdp_mesh_processes"] == [[0, 0], [1, 1]]
+        assert r["fsdp_spec"] == "P(None, 'model')"
+        assert r["fsdp_local_shape"] == [3, 4096]  # half of w1 on each device
+        for name in ("w1", "w2"):
+            want = alone.params[name]
+            error = np.max(np.abs(np.asarray(r[f"fsdp_{name}"]) - want))
+            assert error <= 2e-5 * np.max(np.abs(want)), name
+        np.testing.assert_allclose(r["fsdp_loss"], alone.history["loss"], rtol=2e-6)
+        assert r["fsdp_checkpoint"].startswith(
+            "checkpoint_dir: the checkpoint format gathers every array on process 0"
+        )

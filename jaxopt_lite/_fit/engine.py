@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxopt_lite._host import placement, programs
+from jaxopt_lite._host import placement, programs, sharding
 from jaxopt_lite._host.plan import RunPlan, columns
 from jaxopt_lite._loop import guard, train, unrolled
 from jaxopt_lite._transforms.scaling import current_learning_rate
@@ -31,6 +31,7 @@ class Program(NamedTuple):
     fns: programs.Static  # (Loss, Eval | None), array leaves as inputs
     optimizer: programs.Static  # the optimizer's recipe tree, numbers as inputs
     cfg: train.LoopConfig
+    layout: sharding.Layout | None = None  # the state's, when sharded
 
 
 def _parts(program: Program, fn_inputs: list, opt_inputs: list):
@@ -42,7 +43,8 @@ def _parts(program: Program, fn_inputs: list, opt_inputs: list):
 @functools.partial(jax.jit, static_argnums=0)
 def fit_init(program, fn_inputs, opt_inputs, params, model_state, key):
     optimizer = _parts(program, fn_inputs, opt_inputs)[2]
-    return train.init_train_state(params, model_state, optimizer, key, program.cfg)
+    state = train.init_train_state(params, model_state, optimizer, key, program.cfg)
+    return state if program.layout is None else program.layout.constrain(state)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -52,11 +54,23 @@ def fit_chunk(program, fn_inputs, opt_inputs, state, data, eval_data, steps, tot
     out = guard.run_chunk(
         loss, optimizer, cfg, state, data, steps, total, eval_, eval_data
     )
-    if cfg.batch_sharding is None:
+    return _placed(program, out)
+
+
+def _placed(program: Program, out: tuple) -> tuple:
+    """A chunk's ``(state, rows)`` where the run keeps them: the state
+    sharded as its layout says (else whole on every device of the mesh), the
+    rows whole on every device, so every process can read them."""
+    if program.layout is not None:
+        state, rows = out
+        everywhere = placement.replicated(program.layout.shardings[0].mesh)
+        return program.layout.constrain(state), jax.lax.with_sharding_constraint(
+            rows, everywhere
+        )
+    if program.cfg.batch_sharding is None:
         return out
-    # state and rows whole on every device, so every process can read them
     return jax.lax.with_sharding_constraint(
-        out, placement.replicated(cfg.batch_sharding.mesh)
+        out, placement.replicated(program.cfg.batch_sharding.mesh)
     )
 
 
@@ -69,11 +83,7 @@ def fit_unrolled(program, fn_inputs, opt_inputs, state, data, eval_data, steps, 
         loss, optimizer, cfg, state, data, steps, total, eval_, eval_data,
         boundary=boundary,
     )  # fmt: skip
-    if cfg.batch_sharding is None:
-        return out
-    return jax.lax.with_sharding_constraint(
-        out, placement.replicated(cfg.batch_sharding.mesh)
-    )
+    return _placed(program, out)
 
 
 def host_rows(device_rows: Any, columns: dict) -> dict[str, np.ndarray]:
@@ -103,23 +113,41 @@ class FitEngine:
         )
         structure, opt_inputs = programs.split_optimizer(optimizer)
         self.program = Program(fns, structure, unrolled.compiled(plan.cfg))
-        self.eval_data = plan.eval_data
+        self.eval_data, self.params = plan.eval_data, plan.params
         if plan.mesh is not None:  # with the run's other arrays, on its mesh
             copy = placement.replicated(plan.mesh)
             fn_inputs, opt_inputs = placement.put((fn_inputs, opt_inputs), copy)
             self.eval_data = placement.put(self.eval_data, copy)
         self.fn_inputs, self.opt_inputs = fn_inputs, opt_inputs
+        if plan.sharding is not None:  # the state's layout: part of the programs
+            self.params = sharding.param_layout(plan.sharding).place(plan.params)
+            abstract = jax.eval_shape(fit_init, self.program, *self._init_args())
+            self.program = self.program._replace(
+                layout=sharding.layout(plan.sharding, abstract)
+            )
         self.columns: dict[str, np.dtype] = {}
 
-    def init(self) -> train.TrainState:
+    def _init_args(self) -> tuple:
         plan = self.plan
-        state = fit_init(
-            self.program, self.fn_inputs, self.opt_inputs, plan.params,
-            plan.model_state, plan.key,
-        )  # fmt: skip
+        return (
+            self.fn_inputs,
+            self.opt_inputs,
+            self.params,
+            plan.model_state,
+            plan.key,
+        )
+
+    def init(self) -> train.TrainState:
+        state = fit_init(self.program, *self._init_args())
         has_rate = current_learning_rate(state.opt_state) is not None
-        self.columns = columns(plan, has_rate)
+        self.columns = columns(self.plan, has_rate)
         return state
+
+    def place(self, state: train.TrainState) -> train.TrainState:
+        if self.program.layout is not None:
+            return self.program.layout.place(state)
+        assert self.plan.mesh is not None  # called only with a mesh
+        return placement.put(state, placement.replicated(self.plan.mesh))
 
     def chunk(self, state, data, start: int, steps: int, total: int):
         args = (self.program, self.fn_inputs, self.opt_inputs)

@@ -62,6 +62,7 @@ def fit(
     resume: bool | str = False,
     overwrite: bool = False,
     mesh: jax.sharding.Mesh | None = None,
+    param_sharding: Any = None,
 ) -> FitResult:
     r"""Train with minibatch gradient steps in one compiled loop.
 
@@ -183,10 +184,23 @@ def fit(
             ``overwrite``, an existing checkpoint is an error, never silently
             overwritten.
         mesh: a `jax.sharding.Mesh` with an axis named ``"data"`` for data
-            parallelism: batches (and the data, when its size divides) are split
-            over that axis, parameters, optimizer and model state are
-            replicated, and XLA inserts the gradient all-reduce. ``batch_size``
-            must be divisible by the axis size. See the multi-device guide.
+            parallelism (or ``"model"``, or both): batches (and the data, when
+            its size divides) are split over ``"data"``, and XLA inserts the
+            gradient all-reduce; ``batch_size`` must be divisible by the size
+            of ``"data"``. Parameters,
+            optimizer and model state are replicated, unless the mesh has an
+            axis ``"model"`` (FSDP): then each leaf of at least 2**14 elements
+            is split over it along its largest dimension divisible by its size
+            (flax's partitioning metadata and ``param_sharding`` first), the
+            optimizer state like the parameter it mirrors, and the state stays
+            split between chunks. See the multi-device guide.
+        param_sharding: how to split each parameter over ``mesh`` (overrides
+            the default rule of ``mesh``): a function ``(path, leaf) ->
+            PartitionSpec | None`` (``path`` as in
+            ``jax.tree_util.tree_flatten_with_path``; ``None``: the default for
+            that leaf), or a pytree of ``PartitionSpec`` with the structure of
+            ``params`` (or a prefix of it; ``None`` for the default). Each
+            named axis must be in the mesh and its size divide the dimension.
 
     Returns:
         A `FitResult`.

@@ -56,6 +56,7 @@ class RunOptions(NamedTuple):
     resume: Any = False
     overwrite: Any = False
     mesh: Any = None
+    param_sharding: Any = None
 
     @classmethod
     def of(cls, arguments: dict[str, Any]) -> RunOptions:

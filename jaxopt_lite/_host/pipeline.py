@@ -81,6 +81,10 @@ class Engine(Protocol):
         """The parameters and model state the callbacks may read."""
         ...
 
+    def place(self, state: PyTree) -> PyTree:
+        """``state`` on the run's mesh, laid out as its programs expect."""
+        ...
+
 
 class Outcome(NamedTuple):
     """What a pipeline run finished with."""
@@ -140,7 +144,7 @@ def start(plan: RunPlan, engine: Engine) -> tuple[PyTree, list[dict]]:
                 plan.stream.stream, saved.metadata.get(_STREAM), reached, plan.resume
             )
     if plan.mesh is not None:
-        state = placement.put(state, placement.replicated(plan.mesh))
+        state = engine.place(state)
     return state, rows
 
 

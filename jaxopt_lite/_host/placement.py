@@ -2,9 +2,10 @@
 
 Data parallelism needs nothing but placement: the data (and every batch) is
 split over the mesh axis ``"data"`` while parameters and optimizer state are
-replicated, and XLA's SPMD partitioner turns the mean over the batch into a
-per-device partial mean plus an all-reduce. A sweep can also split its runs
-over an axis ``"runs"``. No collectives are written by hand.
+replicated (or split over ``"model"``: `sharding`), and XLA's SPMD
+partitioner turns the mean over the batch into a per-device partial mean
+plus an all-reduce. A sweep can also split its runs over an axis ``"runs"``.
+No collectives are written by hand.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from jaxopt_lite._host.global_batch import check_split
 PyTree = Any
 DATA = "data"
 RUNS = "runs"
+MODEL = "model"  # parameters split over it (`sharding`)
 
 
 def check_mesh(

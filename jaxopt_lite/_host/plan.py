@@ -28,6 +28,7 @@ from jaxopt_lite._host import (
     pacing,
     placement,
     run_checks,
+    sharding,
 )
 from jaxopt_lite._host.batch_layout import is_stream
 from jaxopt_lite._host.loggers import Callback
@@ -62,6 +63,7 @@ class RunPlan(NamedTuple):
     mesh: jax.sharding.Mesh | None
     callbacks: tuple[Callback, ...]
     settings: dict[str, Any]  # what a resumed run must agree on
+    sharding: sharding.Specs | None = None  # None: parameters replicated
 
 
 def _check_callbacks(callbacks: Any) -> tuple[Callback, ...]:
@@ -131,7 +133,7 @@ def plan_run(
     data: Any,
     o: RunOptions,
     *,
-    mesh_axes: tuple[str, ...] = (placement.DATA,),
+    mesh_axes: tuple[str, ...] = (placement.DATA, placement.MODEL),
     who: str = "fit",
 ) -> RunPlan:
     """Check every option of a training run (see `fit`) and lay it out.
@@ -173,6 +175,11 @@ def plan_run(
                 f"log_every={o.log_every}."
             )
     placement.check_batch(the_mesh, batch_size)
+    specs = sharding.plan_specs(
+        the_mesh, params, model_state, o.param_sharding,
+        reserved=tuple(a for a in mesh_axes if a == placement.RUNS),
+        checkpoint_dir=o.checkpoint_dir,
+    )  # fmt: skip
     key = validate.check_key("key", o.key)
 
     form = LossForm(model_state is not None, o.has_aux, o.step_key)
@@ -258,6 +265,7 @@ def plan_run(
             "log_every": o.log_every,
             "step_key": o.step_key,
         },
+        sharding=specs,
     )
 
 

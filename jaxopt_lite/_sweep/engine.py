@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lite._host import placement, programs
+from jaxopt_lite._host import placement, programs, sharding
 from jaxopt_lite._host.options import infer_mode
 from jaxopt_lite._host.plan import RunPlan, columns
 from jaxopt_lite._loop import unrolled
@@ -158,6 +158,15 @@ class SweepEngine:
             self.grid.append(row)
         self.active = [[True for _ in row] for row in self.grid]
         self.columns: dict[str, np.dtype] = {}
+        if plan.sharding is not None:  # a block's layout: part of the programs
+            if self.params is not None:
+                self.params = sharding.param_layout(plan.sharding).place(self.params)
+            abstract = jax.eval_shape(self._init_block, *self.grid[0][0])
+            self.program = self.program._replace(
+                layout=sharding.layout(
+                    plan.sharding, abstract, lead=2, prefix=(spmd_axis, None)
+                )
+            )
 
     def _init_block(self, hp, ids):
         return sweep_program.sweep_init(
@@ -186,6 +195,13 @@ class SweepEngine:
         rate = current_learning_rate(states[0][0].opt_state)
         self.columns = columns(self.plan, rate is not None)
         return states
+
+    def place(self, state: list[list[Any]]) -> list[list[Any]]:
+        layout = self.program.layout
+        assert self.plan.mesh is not None  # called only with a mesh
+        if layout is None:
+            return placement.put(state, placement.replicated(self.plan.mesh))
+        return [[layout.place(s) for s in row] for row in state]
 
     def chunk(self, state, data, start: int, steps: int, total: int):
         end = np.int32(total)

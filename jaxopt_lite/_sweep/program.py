@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from jaxopt_lite._core import recipe
-from jaxopt_lite._host import programs
+from jaxopt_lite._host import programs, sharding
 from jaxopt_lite._loop import chunk, train, unrolled
 
 PyTree = Any
@@ -37,6 +37,7 @@ class Program(NamedTuple):
     how: tuple  # how each run's optimizer is made (see `optimizers`)
     cfg: train.LoopConfig
     spmd_axis: str | None  # the mesh axis the runs are split over
+    layout: sharding.Layout | None = None  # a block's state's, when sharded
 
 
 def _weak(values: np.ndarray) -> jax.Array:
@@ -182,7 +183,8 @@ class _Block:
 def sweep_init(program, fn_inputs, hp, shared, key, seed_ids, params, model_state):
     """The state of a block of runs before their first step."""
     block = _Block(program, fn_inputs)
-    return block.init(hp, shared, key, seed_ids, params, model_state)
+    state = block.init(hp, shared, key, seed_ids, params, model_state)
+    return state if program.layout is None else program.layout.constrain(state)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -190,7 +192,10 @@ def sweep_chunk(program, fn_inputs, hp, shared, state, data, eval_data, steps, t
     """One chunk of a block of runs: ``(state, rows)``, rows with leading axes
     ``[configs, seeds]``."""
     block = _Block(program, fn_inputs)
-    return block.chunk(hp, shared, state, data, eval_data, steps, total)
+    state, rows = block.chunk(hp, shared, state, data, eval_data, steps, total)
+    if program.layout is not None:  # the state stays sharded
+        state = program.layout.constrain(state)
+    return state, rows
 
 
 @functools.partial(jax.jit, static_argnums=(0, 9))
@@ -200,4 +205,7 @@ def sweep_unrolled(
     """One call of the unrolled form for a block of runs (`sweep_chunk`'s
     result); ``boundary``: the call ends at an evaluation or check."""
     block = _Block(program, fn_inputs, boundary)
-    return block.chunk(hp, shared, state, data, eval_data, steps, total)
+    state, rows = block.chunk(hp, shared, state, data, eval_data, steps, total)
+    if program.layout is not None:  # the state stays sharded
+        state = program.layout.constrain(state)
+    return state, rows

@@ -117,8 +117,8 @@ def sweep(
             ``skip_spikes``, ``microbatches``, ``compute_dtype``,
             ``loss_scale``,
             ``log_every``, ``chunk_size``, ``unroll``, ``progress``,
-            ``callbacks``,
-            ``checkpoint_dir``, ``resume``, ``overwrite``, ``mesh``. For a
+            ``callbacks``, ``checkpoint_dir``, ``resume``, ``overwrite``,
+            ``mesh``, ``param_sharding``. For a
             batch of runs: ``state`` is every run's initial model state;
             ``key`` is the key the seeds' keys are folded from;
             ``early_stopping`` applies to every run separately; a chunk is a
@@ -127,8 +127,10 @@ def sweep(
             configuration-major (``config * seeds + seed``), beside the
             shared ``step`` and ``eval_step``; a checkpoint holds every run;
             ``mesh`` may also have an axis ``"runs"`` (the runs split over
-            it: each device trains its share of the configurations). See the
-            multi-device guide.
+            it: each device trains its share of the configurations), beside
+            ``"data"`` and ``"model"`` (each run's parameters split over it;
+            ``param_sharding`` may not name ``"runs"``). See the multi-device
+            guide.
 
     Returns:
         A `SweepResult`.
@@ -165,7 +167,7 @@ def sweep(
         params = sweep_table.check_init(init, key)
     plan = plan_run(
         loss_fn, params, data, options._replace(key=key),
-        mesh_axes=(placement.DATA, placement.RUNS), who="sweep",
+        mesh_axes=(placement.DATA, placement.RUNS, placement.MODEL), who="sweep",
     )  # fmt: skip
     how, batched, shared = sweep_program.optimizers(make_optimizer, built, table)
 

@@ -59,11 +59,13 @@ def hutchinson_estimator_diag_hessian(
         Hutchinson, *A stochastic estimator of the trace of the influence
         matrix for Laplacian smoothing splines*, 1989.
     """
-    key = v.check_key("random_seed", random_seed)
+    # None: the key is made in init, so that importing the package (which
+    # builds the default estimator) starts no XLA backend (jax.distributed)
+    key = None if random_seed is None else v.check_key("random_seed", random_seed)
 
     def init_fn(params):
         del params
-        return HutchinsonState(key)
+        return HutchinsonState(v.check_key("random_seed", None) if key is None else key)
 
     def update_fn(updates, state, params: Any = None, obj_fn=None, **extra_args):
         del updates, extra_args

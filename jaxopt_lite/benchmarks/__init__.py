@@ -1,6 +1,6 @@
 """The jaxopt_lite benchmark suite: speed as ratios measured side by side.
 
-Nine sections, each timing its contestants in one process, interleaved within
+Ten sections, each timing its contestants in one process, interleaved within
 each repeat, reporting medians with compilation excluded (and reported apart):
 
 1. ``loop``: training steps/s of `jaxopt_lite.fit` against a hand-written optax
@@ -22,7 +22,10 @@ each repeat, reporting medians with compilation excluded (and reported apart):
    (overlap of loading and compute), and host-to-device throughput;
 9. ``models``: fit with model state and a step key (a flax.linen CNN with
    BatchNorm and Dropout) against a hand-written scan and a Python loop, and
-   the cost of the CSV and TensorBoard loggers.
+   the cost of the CSV and TensorBoard loggers;
+10. ``fsdp``: per-device bytes of parameters and optimizer state with FSDP
+    (a ``("data", "model")`` mesh) against replicated parameters, on 8
+    simulated CPU devices in a child process.
 
 Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two
 minutes on two CPU cores), ``jaxopt-lite bench --full``, or
@@ -56,6 +59,7 @@ SECTIONS = (
     "compile",
     "streams",
     "models",
+    "fsdp",
 )
 
 _COLUMNS = {
@@ -139,12 +143,26 @@ _COLUMNS = {
         "Dropout on digits, Adam, batch 64)",
         ["contestant", "steps", "steps_per_s", "median_s", "compile_s", "fit_speedup"],
     ),
+    "fsdp": (
+        "FSDP: the fullest device's bytes of parameters + Adam state, 8 simulated "
+        "CPU devices (64 -> H -> H -> 10 MLP, batch 128)",
+        [
+            "layout",
+            "hidden",
+            "params_bytes",
+            "opt_state_bytes",
+            "bytes_per_device",
+            "vs_replicated",
+            "steps_per_s",
+        ],
+    ),
 }
 
 
 def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
     from jaxopt_lite.benchmarks import (
         _compile,
+        _fsdp,
         _fullbatch,
         _loops,
         _models,
@@ -164,6 +182,7 @@ def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
         "compile": lambda: _compile.compile_once(mode, data),
         "streams": lambda: _streams.streams(mode, data),
         "models": lambda: _models.models(mode, data),
+        "fsdp": lambda: _fsdp.fsdp(mode),
     }
 
 

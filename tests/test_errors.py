@@ -418,3 +418,10 @@ def test_unguarded_nonfinite_steps_are_applied_shown_and_not_called_skipped():
     with pytest.warns(RuntimeWarning, match="was skipped: the parameters are the"):
         guarded = jol.fit(bad, PARAMS, OPT, DATA, steps=3)
     assert guarded.skipped == 3 and guarded.history["skipped"].tolist() == [1, 1, 1]
+
+
+def test_a_history_too_large_to_allocate_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"history_size=2147483647 with steps="):
+        jol.minimize(quadratic, PARAMS, OPT, steps=2**31 - 1, history_size=2**31 - 1)
+    result = jol.minimize(quadratic, PARAMS, OPT, steps=2**31 - 1, tol=1e-3)
+    assert result.converged and len(result.history["value"]) == result.steps

@@ -23,6 +23,9 @@ from jaxopt_lite._host import checks
 
 PyTree = Any
 DIFF = ("implicit", "unroll")
+# The most history rows `minimize` keeps (three columns of at most 8 bytes:
+# 3 GiB), far below the int32 sizes a buffer must stay under.
+MAX_HISTORY_ROWS = 2**27
 
 
 def check_settings(
@@ -36,6 +39,15 @@ def check_settings(
         _check_tolerance(name, value)
     v.check_choice("diff", diff, DIFF)
     v.check_count("history_size", history_size, minimum=0)
+    rows = min(steps, history_size)
+    if rows > MAX_HISTORY_ROWS:
+        raise ValueError(
+            f"history_size={history_size} with steps={steps} would keep {rows} "
+            "rows of history, allocated before the first iteration (about "
+            f"{rows * 3 * 8 / 2**30:.0f} GiB); at most {MAX_HISTORY_ROWS} rows "
+            "are allowed: lower history_size (it keeps the first iterations), "
+            "or use history_size=0."
+        )
 
 
 def _check_tolerance(name: str, value: Any) -> None:

@@ -141,8 +141,10 @@ def minimize(
         has_aux: ``fun`` returns ``(value, aux)``.
         diff: ``"implicit"`` or ``"unroll"`` (how reverse-mode derivatives
             are computed).
-        history_size: record the first ``history_size`` iterations (0 to
-            2**31 - 1); memory does not grow with ``steps`` beyond that.
+        history_size: record the first ``history_size`` iterations (>= 0);
+            memory does not grow with ``steps`` beyond that. The rows kept,
+            ``min(steps, history_size)``, are allocated up front: at most
+            2**27 of them.
 
     Returns:
         A `MinimizeResult`.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 import re
@@ -12,6 +13,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxopt_lite._host import programs
 
 PyTree = Any
 
@@ -125,6 +128,26 @@ def _call(name: str, argnames: Sequence[str]) -> str:
     return f"{name}({', '.join(argnames)})"
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(static: programs.Static, inputs: list, *args: Any) -> Any:
+    return programs.combine(static, inputs)(*args)
+
+
+def traced(fun: Callable, args: tuple) -> Any:
+    """``fun(*args)`` traced abstractly (``jax.jit``'s ``Traced``: its
+    ``out_info`` and ``jaxpr``). The function is keyed by its structure, its
+    arrays are inputs (`programs.partition`), so ``jax.jit``'s own cache
+    reuses the trace for the same function and shapes: a repeated call costs
+    no tracing."""
+    static, inputs = programs.partition(fun, programs.array_inputs)
+    return _apply.trace(static, inputs, *args)
+
+
+def shapes(fun: Callable, args: tuple) -> Any:
+    """``jax.eval_shape(fun, *args)``, from the cached trace (`traced`)."""
+    return traced(fun, args).out_info
+
+
 def check_arity(name: str, fun: Callable, argnames: Sequence[str]) -> bool:
     """Raise ``TypeError`` when ``fun`` cannot be called with ``len(argnames)``
     positional arguments, or cannot be traced by JAX (which keeps weak
@@ -168,8 +191,8 @@ def check_scalar_output(
     positional arguments and return a real JAX scalar (with ``has_aux``, a pair
     ``(scalar, aux)``). Returns the abstract aux."""
     signed = check_arity(name, fun, argnames)
-    try:  # eval_shape caches the trace: calling again retraces nothing
-        out = jax.eval_shape(fun, *args)
+    try:
+        out = shapes(fun, args)
     except TypeError as error:
         if not signed and _ARITY_ERROR.search(str(error)):
             raise TypeError(

@@ -55,10 +55,27 @@ def loss_arguments(
     return args, names
 
 
+CONVOLUTION = "conv_general_dilated"
+
+
+def _has_primitive(jaxpr: Any, name: str) -> bool:
+    """Whether ``jaxpr`` (or a jaxpr inside one of its equations: a call, a
+    loop body, a branch) applies the primitive ``name``."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == name:
+            return True
+        for value in eqn.params.values():
+            for inner in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(inner, "jaxpr", inner)  # a ClosedJaxpr's jaxpr
+                if hasattr(inner, "eqns") and _has_primitive(inner, name):
+                    return True
+    return False
+
+
 def convolves(loss_fn: Any, args: tuple) -> bool:
     """Whether ``loss_fn(*args)`` computes a convolution (its program, traced
     abstractly: JAX caches the trace per function and shapes)."""
-    return "conv_general_dilated" in str(jax.jit(loss_fn).trace(*args).jaxpr)
+    return _has_primitive(checks.traced(loss_fn, args).jaxpr.jaxpr, CONVOLUTION)
 
 
 def check_loss(
@@ -82,7 +99,7 @@ def check_loss(
     else:
         shape = "(loss, (new_state, aux))" if has_aux else "(loss, new_state)"
         checks.check_arity("loss_fn", loss_fn, names)
-        out = jax.eval_shape(loss_fn, *args)
+        out = checks.shapes(loss_fn, args)
         if not (isinstance(out, tuple) and len(out) == 2):
             raise TypeError(
                 f"with state=, loss_fn(params, state, batch) must return {shape}; "

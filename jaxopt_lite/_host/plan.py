@@ -5,7 +5,7 @@ the parameters and the data, and lays the run out (sampling, history rows,
 evaluation, early stopping, chunks, reporting, checkpoints, devices). `fit`
 and `sweep` build their programs and engines from the `RunPlan` and hand
 both to the one host pipeline (`pipeline.drive`). Nothing here compiles or
-touches the devices beyond abstract tracing (``jax.eval_shape``, whose
+touches the devices beyond abstract tracing (`checks.traced`, whose
 traces JAX caches per function and shapes).
 """
 

@@ -86,7 +86,7 @@ def check_eval_fn(
     if eval_data is not None:
         eval_data = checks.check_data("eval_data", eval_data)
     checks.check_arity("eval_fn", eval_fn, argnames)
-    out = jax.eval_shape(eval_fn, *args, eval_data)
+    out = checks.shapes(eval_fn, (*args, eval_data))
     check_metric_keys("eval_fn's", out)
     shapes = eval_names(out)
     if not all(

@@ -3,7 +3,7 @@
 A solver is often called many times with the same settings (a loop over data
 sets, an outer optimization): ``x0`` skips its full check when it is already
 a tree of strongly typed floating-point JAX arrays, and the output check of
-``fun`` traces it abstractly through ``jax.eval_shape``, whose trace JAX
+``fun`` traces it abstractly through ``jax.jit``, whose trace JAX
 caches per function and shapes.
 """
 
@@ -98,7 +98,7 @@ def value_dtype(fun: Callable, has_aux: bool, x0: PyTree, args: Any) -> Any:
         has_aux=has_aux,
         argnames=("x", "args")[: len(call_args)],
     )
-    out = jax.eval_shape(fun, *call_args)
+    out = checks.shapes(fun, call_args)
     return (out[0] if has_aux else out).dtype
 
 

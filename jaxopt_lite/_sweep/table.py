@@ -121,7 +121,7 @@ def check_init(init: Callable, key: jax.Array) -> PyTree:
     """Abstract parameters of ``init(key)``; it must take the key, and every
     leaf must be inexact."""
     checks.check_arity("params", init, ("key",))
-    shapes = jax.eval_shape(init, key)
+    shapes = checks.shapes(init, (key,))
     leaves = jax.tree_util.tree_flatten_with_path(shapes)[0]
     if not leaves:
         raise ValueError(

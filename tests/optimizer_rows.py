@@ -112,6 +112,10 @@ OPTIMIZER_ROWS: list[Row] = [
         ours("rmsprop"),
         {"learning_rate": 0.01},
         optax.rmsprop,
+        # The same formulas; compiled in one program with optax's (jax 0.10),
+        # XLA fuses the two differently and Rosenbrock's valley grows the
+        # last-bit differences to 2.3e-5 in 100 steps.
+        parity_rtol=5e-5,
         converge_kwargs={"learning_rate": 5e-3},
         traced=("learning_rate", "decay", "eps", "initial_scale"),
         invalid=(*LR_INVALID, ("decay", 1.0), ("eps", -1.0)),

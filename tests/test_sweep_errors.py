@@ -202,19 +202,6 @@ def test_a_branch_that_keeps_the_structure_sweeps_the_right_values():
     assert jnp.allclose(result.params[:, 0, 0], expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("data", "kind"),
-    [([DATA, DATA], "list"), ((b for b in [DATA]), "generator")],
-)
-def test_streams_of_batches_are_refused(data, kind):
-    with pytest.raises(
-        TypeError,
-        match=rf"sweep needs data in memory: .* got a {kind}, which is read as a "
-        r"stream of batches \(as fit accepts\)",
-    ):
-        jol.sweep(make_sgd, HP, loss_fn, PARAMS, data, steps=2)
-
-
 def _with_aux(name):
     def loss(p, batch):
         value = loss_fn(p, batch)

@@ -76,7 +76,9 @@ def test_default_ranking_smooths_the_last_rows():
     )
     by_score = np.argmin(result.score.mean(1))
     assert result.best() == (result.config(int(by_score)), int(by_score))
-    assert result.table().splitlines()[-1] == f"* best by {result.ranked_by}"
+    assert result.table().splitlines()[-1] == (
+        f"* best by tail_loss ({result.ranked_by}); ties go to the lower final_loss"
+    )
 
 
 def test_partial_last_row_and_eval_without_stopping():

@@ -160,7 +160,7 @@ def scale_by_galore(
             dtype = state_dtype(x)
             if plan is None:
                 projectors.append(jnp.zeros((0, 0), dtype))
-                proxies.append(jnp.zeros(jnp.shape(x), dtype))
+                proxies.append(jnp.zeros_like(x, dtype))  # sharded like x
                 continue
             big = plan.m if plan.left else plan.n
             small = (plan.rank, plan.n) if plan.left else (plan.m, plan.rank)

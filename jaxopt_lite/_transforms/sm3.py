@@ -35,8 +35,8 @@ def _cover(x: jax.Array) -> list[jax.Array]:
     """Zero accumulators for parameter ``x``: one per axis, or one shaped like
     ``x`` when it has fewer than two axes."""
     dtype = state_dtype(x, real=True)
-    if jnp.ndim(x) < 2:
-        return [jnp.zeros(jnp.shape(x), dtype)]
+    if jnp.ndim(x) < 2:  # shaped like x, and sharded like it
+        return [jnp.zeros_like(x, dtype)]
     return [jnp.zeros((n,), dtype) for n in jnp.shape(x)]
 
 

@@ -54,6 +54,7 @@ class RunOptions(NamedTuple):
     checkpoint_dir: Any = None
     resume: Any = False
     overwrite: Any = False
+    checkpointing: Any = None
     mesh: Any = None
 
     @classmethod

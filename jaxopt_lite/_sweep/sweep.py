@@ -117,7 +117,8 @@ def sweep(
             ``skip_spikes``, ``microbatches``, ``compute_dtype``,
             ``loss_scale``,
             ``log_every``, ``chunk_size``, ``progress``, ``callbacks``,
-            ``checkpoint_dir``, ``resume``, ``overwrite``, ``mesh``. For a
+            ``checkpoint_dir``, ``resume``, ``overwrite``, ``checkpointing``,
+            ``mesh``. For a
             batch of runs: ``state`` is every run's initial model state;
             ``key`` is the key the seeds' keys are folded from;
             ``early_stopping`` applies to every run separately; a chunk is a

@@ -261,7 +261,7 @@ def _open(plan: Any, like: PyTree) -> Store:
     if backend == "orbax":
         return orbax_store.OrbaxStore(
             folder, keep_last=c.keep_last, keep_best=c.keep_best,
-            best_metric=c.best_metric, best_mode=c.best_mode,
+            best_metric=c.best_metric, best_mode=c.best_mode or "min",
             async_save=c.async_save is not False, replace=plan.overwrite,
         )  # fmt: skip
     if jax.process_count() > 1 and not all(

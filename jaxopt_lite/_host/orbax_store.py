@@ -226,14 +226,15 @@ def _options(ocp: Any, keep_last: int, keep_best: Any, metric: str, mode: str,
              async_save: bool) -> Any:  # fmt: skip
     from orbax.checkpoint import checkpoint_managers as policies
 
-    keep = [policies.LatestN(n=keep_last)]
+    keep: list[Any] = [policies.LatestN(n=keep_last)]
     if keep_best is not None:
         worst = math.inf if mode == "min" else -math.inf
 
         def rank(metrics: Any) -> float:
             value = metrics.get(metric) if isinstance(metrics, dict) else None
-            ok = isinstance(value, (int, float)) and math.isfinite(value)
-            return float(value) if ok else worst
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                return float(value)
+            return worst
 
         keep.append(
             policies.BestN(

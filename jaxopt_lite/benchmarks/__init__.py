@@ -1,6 +1,6 @@
 """The jaxopt_lite benchmark suite: speed as ratios measured side by side.
 
-Nine sections, each timing its contestants in one process, interleaved within
+Ten sections, each timing its contestants in one process, interleaved within
 each repeat, reporting medians with compilation excluded (and reported apart):
 
 1. ``loop``: training steps/s of `jaxopt_lite.fit` against a hand-written optax
@@ -22,7 +22,10 @@ each repeat, reporting medians with compilation excluded (and reported apart):
    (overlap of loading and compute), and host-to-device throughput;
 9. ``models``: fit with model state and a step key (a flax.linen CNN with
    BatchNorm and Dropout) against a hand-written scan and a Python loop, and
-   the cost of the CSV and TensorBoard loggers.
+   the cost of the CSV and TensorBoard loggers;
+10. ``checkpoints``: fit with a checkpoint after every chunk, as one ``.npz``
+    and through Orbax, written while the host waits or in the background
+    (how much of the save the next chunk hides).
 
 Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two
 minutes on two CPU cores), ``jaxopt-lite bench --full``, or
@@ -56,6 +59,7 @@ SECTIONS = (
     "compile",
     "streams",
     "models",
+    "checkpoints",
 )
 
 _COLUMNS = {
@@ -134,6 +138,11 @@ _COLUMNS = {
             "mb_per_s",
         ],
     ),
+    "checkpoints": (
+        "fit with a checkpoint after every chunk (MLP on digits, two hidden "
+        "layers, Adam, batch 128)",
+        ["variant", "steps", "saves", "median_s", "time_vs_none", "save_ms"],
+    ),
     "models": (
         "fit with model state and a step key (flax.linen CNN with BatchNorm and "
         "Dropout on digits, Adam, batch 64)",
@@ -144,6 +153,7 @@ _COLUMNS = {
 
 def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
     from jaxopt_lite.benchmarks import (
+        _checkpoints,
         _compile,
         _fullbatch,
         _loops,
@@ -164,6 +174,7 @@ def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
         "compile": lambda: _compile.compile_once(mode, data),
         "streams": lambda: _streams.streams(mode, data),
         "models": lambda: _models.models(mode, data),
+        "checkpoints": lambda: _checkpoints.checkpoints(mode, data),
     }
 
 

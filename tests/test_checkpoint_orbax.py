@@ -25,7 +25,7 @@ import pytest
 from jax.experimental import multihost_utils
 
 import jaxopt_lite as jol
-from jaxopt_lite._host import checkpoint_store, orbax_store
+from jaxopt_lite._host import checkpoint_store, orbax_read, orbax_store
 
 ocp = pytest.importorskip("orbax.checkpoint")
 
@@ -74,7 +74,7 @@ def test_resume_is_bit_identical_and_the_last_n_are_kept(tmp_path, whole):
     keep = jol.Checkpointing(keep_last=2)  # more than one: Orbax, by itself
     part = run(checkpoint_dir=tmp_path, checkpointing=keep, callbacks=[Interrupt(12)])
     assert part.interrupted and not part.preempted and part.step == 12
-    assert orbax_store.step_folders(tmp_path) == [4, 8]  # 12 the callback never saw
+    assert orbax_read.step_folders(tmp_path) == [4, 8]  # 12 the callback never saw
     assert not jol.has_checkpoint(tmp_path)  # no .npz beside it
     rest = run(checkpoint_dir=tmp_path, checkpointing=keep, resume=True)
     assert rest.step == 24 and not rest.interrupted
@@ -88,7 +88,7 @@ def test_a_preemption_notice_saves_and_stops(tmp_path, monkeypatch, whole):
     assert calls == [0, 1, 2]  # once per chunk, counted: the sync point's ids
     assert (part.step, part.preempted, part.interrupted) == (12, True, True)
     assert "preempted=True" in repr(part)
-    assert orbax_store.step_folders(tmp_path / "orbax") == [12]
+    assert orbax_read.step_folders(tmp_path / "orbax") == [12]
     notice_at(monkeypatch, 1)
     npz = run(checkpoint_dir=tmp_path / "npz")  # the same with the .npz
     assert npz.preempted and npz.step == 8
@@ -154,7 +154,7 @@ def test_saves_are_written_while_the_next_chunk_runs(tmp_path, monkeypatch, back
         assert events[:3] == [4, 8, "written"]
     else:
         assert events[:3] == [4, "written", 8]
-    assert result.save_error is None and orbax_store.step_folders(tmp_path) == [24]
+    assert result.save_error is None and orbax_read.step_folders(tmp_path) == [24]
 
 
 def test_keep_best_keeps_the_best_steps_by_a_history_column(tmp_path):
@@ -163,8 +163,19 @@ def test_keep_best_keeps_the_best_steps_by_a_history_column(tmp_path):
     history = result.history
     loss = dict(zip(history["step"].tolist(), history["loss"].tolist(), strict=True))
     highest = sorted(loss, key=loss.__getitem__)[-2:]
-    assert orbax_store.step_folders(tmp_path) == sorted({*highest, 24})
+    assert orbax_read.step_folders(tmp_path) == sorted({*highest, 24})
     assert highest != [20, 24]  # the latest alone would not pass
+    # an eval metric: no value before the first evaluation (step 8)
+    keep = jol.Checkpointing(keep_last=1, keep_best=1, best_metric="score")
+    scored = run(
+        checkpoint_dir=tmp_path / "eval", checkpointing=keep, eval_every=8,
+        eval_fn=lambda p, d: {"score": -loss_fn(p, d)}, eval_data=DATA,
+    )  # fmt: skip
+    history = scored.history
+    evals = dict(zip(history["eval_step"].tolist(), history["eval_score"].tolist(),
+                     strict=True))  # fmt: skip
+    best = max(evals, key=evals.__getitem__)  # a score: higher is better
+    assert orbax_read.step_folders(tmp_path / "eval") == sorted({best, 24})
     resolved = checkpoint_store.check_checkpointing(
         jol.Checkpointing(keep_best=1, best_metric="accuracy"), tmp_path,
         ["loss", "grad_norm", "eval_accuracy"],
@@ -191,7 +202,7 @@ def test_a_grain_stream_resumes_through_orbax_exactly(tmp_path):
         )  # fmt: skip
 
     cut = fit(checkpoint_dir=tmp_path, checkpointing=ORBAX, callbacks=[Interrupt(9)])
-    assert cut.interrupted and orbax_store.step_folders(tmp_path) == [6]
+    assert cut.interrupted and orbax_read.step_folders(tmp_path) == [6]
     resumed = fit(checkpoint_dir=tmp_path, checkpointing=ORBAX, resume=True)
     same(parts(resumed), parts(fit()))
 
@@ -211,7 +222,7 @@ def test_another_runs_checkpoint_is_refused_and_overwrite_replaces_it(tmp_path):
     with pytest.raises(ValueError, match=r"holds a checkpoint \(an Orbax checkpoint"):
         run(checkpoint_dir=tmp_path)
     run(checkpoint_dir=tmp_path, overwrite=True, steps=8)  # auto: the .npz
-    assert jol.has_checkpoint(tmp_path) and orbax_store.step_folders(tmp_path) == []
+    assert jol.has_checkpoint(tmp_path) and orbax_read.step_folders(tmp_path) == []
     run(checkpoint_dir=tmp_path, overwrite=True, steps=4, checkpointing=ORBAX)
     assert os.listdir(tmp_path) == ["4"]
 

@@ -25,7 +25,13 @@ from typing import Any, NamedTuple, Protocol
 import jax
 
 from jaxopt_lite._core import validate
-from jaxopt_lite._host import checkpoint, checkpoint_format, options, orbax_store
+from jaxopt_lite._host import (
+    checkpoint,
+    checkpoint_format,
+    options,
+    orbax_read,
+    orbax_store,
+)
 
 PyTree = Any
 BACKENDS = ("auto", "npz", "orbax")
@@ -218,7 +224,7 @@ def found(directory: Any) -> str | None:
     ``ValueError`` when it holds both)."""
     folder = checkpoint_format.checkpoint_dir(directory, "checkpoint_dir")
     npz = os.path.lexists(folder / checkpoint_format.FILENAME)
-    steps = orbax_store.step_folders(folder)
+    steps = orbax_read.step_folders(folder)
     if npz and steps:
         raise ValueError(
             f"checkpoint_dir={os.fspath(directory)!r} holds both a "
@@ -232,7 +238,7 @@ def check_fresh(directory: Any, *, resume: Any, overwrite: Any) -> None:
     """`checkpoint.check_fresh`, also for a folder that holds Orbax steps."""
     steps = []
     if isinstance(directory, (str, os.PathLike)) and os.fspath(directory):
-        steps = orbax_store.step_folders(directory)
+        steps = orbax_read.step_folders(directory)
     orbax = f"an Orbax checkpoint of steps {steps}" if steps else None
     checkpoint.check_fresh(directory, resume=resume, overwrite=overwrite, found=orbax)
 
@@ -294,5 +300,8 @@ def opened(plan: Any, like: PyTree) -> Iterator[Store | None]:
     store = _open(plan, like)
     try:
         yield store
-    finally:
-        store.close()
+    except BaseException:
+        with contextlib.suppress(Exception):  # the run's own error goes first
+            store.close()
+        raise
+    store.close()

@@ -13,14 +13,10 @@ every process is done, so a killed save never leaves a half-written step
 are written in a background thread while the next chunk runs. Keep-last-N
 and keep-best-N are Orbax preservation policies.
 
-Restoring treats the folder as untrusted input before Orbax reads it: only
-folders and regular files (no links, pipes or devices, so nothing can hang),
-metadata files of bounded size, a manifest checked against the run's state
-(paths, shapes, dtypes) and against what TensorStore says is stored, chunks
-no larger than their arrays and history columns no longer than the run: no
-size a small folder declares can make a restore allocate more than the run's
-state. Orbax is imported here only, and only when a run uses it (the
-``orbax`` extra).
+A restore first reads the folder as untrusted input (`orbax_read`), then
+asks Orbax for each leaf in the sharding the run gives it, so each process
+reads only its own shards. Orbax is imported here only, and only when a run
+uses it (the ``orbax`` extra).
 """
 
 from __future__ import annotations
@@ -29,7 +25,6 @@ import math
 import os
 import pathlib
 import shutil
-import stat
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,15 +32,9 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from jaxopt_lite._host import checkpoint, checkpoint_format, checkpoint_read
+from jaxopt_lite._host import checkpoint, checkpoint_format, orbax_read
+from jaxopt_lite._host.orbax_read import ARRAYS, FORMAT, MANIFEST, VERSION, unreadable
 
-FORMAT = "jaxopt_lite.orbax"
-VERSION = 1
-ARRAYS, MANIFEST = "arrays", "manifest"  # the two items of a step
-_JSON_FILE = "metadata"  # the file Orbax's JSON handler writes in its item
-_DATA = "d"  # TensorStore's data folders: their files may be of any size
-MAX_METADATA_BYTES = 256 * 2**20  # any other file in a step (Orbax's metadata)
-MAX_ENTRIES = 2**20  # files and folders in a checkpoint folder
 _TEMPORARY = ".orbax-checkpoint-tmp"  # in the names of unfinished steps
 INSTALL = "pip install 'jaxopt-lite[orbax]'"
 
@@ -62,27 +51,13 @@ def import_orbax(what: str) -> Any:
     return ocp
 
 
-def _is_step(name: str) -> bool:
-    return name.isascii() and name.isdigit()
-
-
-def step_folders(directory: Any) -> list[int]:
-    """The steps of the Orbax checkpoint in ``directory`` (its entries named
-    by a number), found without Orbax; ``[]`` when there is none."""
-    try:
-        with os.scandir(directory) as entries:
-            return sorted(int(e.name) for e in entries if _is_step(e.name))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
 def remove(directory: pathlib.Path, also: tuple[str, ...] = ()) -> None:
     """Delete the Orbax steps in ``directory``, their temporaries and the
     files named in ``also`` (a run that overwrites the folder; process 0
     deletes, every process waits for it)."""
     if jax.process_index() == 0:
         for name in os.listdir(directory) if directory.is_dir() else ():
-            if _is_step(name) or _TEMPORARY in name or name in also:
+            if orbax_read.is_step(name) or _TEMPORARY in name or name in also:
                 path = directory / name
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path)
@@ -92,131 +67,10 @@ def remove(directory: pathlib.Path, also: tuple[str, ...] = ()) -> None:
         multihost_utils.sync_global_devices("jaxopt_lite: old checkpoints removed")
 
 
-def unreadable(where: Any, reason: str) -> ValueError:
-    return ValueError(
-        f"{where} is not a readable jaxopt_lite Orbax checkpoint ({reason}): it may "
-        "be damaged, or written by another program. Move that step folder away "
-        "to resume from the one before, or start a new checkpoint_dir."
-    )
-
-
-def check_folder(directory: pathlib.Path) -> None:
-    """Refuse a checkpoint folder whose steps hold anything but folders and
-    regular files (a link, pipe or device could make a read hang or go
-    elsewhere), too many entries, or an oversized metadata file."""
-    if not directory.is_dir():
-        return
-    pending, seen = [directory], 0
-    while pending:
-        folder = pending.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if folder == directory and not _is_step(entry.name):
-                    continue  # the lock, a temporary (deleted unread), the user's
-                seen += 1
-                if seen > MAX_ENTRIES:
-                    raise unreadable(directory, f"over {MAX_ENTRIES} files")
-                mode = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(mode.st_mode):
-                    pending.append(pathlib.Path(entry.path))
-                elif not stat.S_ISREG(mode.st_mode) or folder == directory:
-                    raise unreadable(
-                        entry.path, "it is not a folder or a regular file"
-                        if folder != directory else "a step is a folder",
-                    )  # fmt: skip
-                elif folder.name != _DATA and mode.st_size > MAX_METADATA_BYTES:
-                    raise unreadable(entry.path, "an oversized metadata file")
-
-
-def _manifest_problem(manifest: Any) -> str | None:
-    """What is wrong with a manifest read from disk, or None."""
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        return f"its manifest is not a {FORMAT} manifest"
-    if manifest.get("version") != VERSION:
-        return (
-            f"it has format version {manifest.get('version')!r}; this jaxopt_lite "
-            f"reads version {VERSION}"
-        )
-    leaves, arrays = manifest.get("leaves"), manifest.get("arrays")
-    if not (
-        isinstance(leaves, list)
-        and isinstance(arrays, list)
-        and isinstance(manifest.get("metadata"), dict)
-    ):
-        return "its manifest has no lists of leaves and arrays"
-    for fields, key in [(f, "path") for f in leaves] + [(f, "name") for f in arrays]:
-        if not isinstance(fields, dict) or not all(
-            isinstance(fields.get(k, ""), str) for k in (key, "dtype", "impl")
-        ):
-            return "an entry of its manifest is not a dict of str fields"
-        shape = fields.get("shape")
-        if not isinstance(shape, list) or not all(
-            isinstance(n, int) and not isinstance(n, bool) for n in shape
-        ):
-            return f"{fields.get(key)!r} has the shape {shape!r}"
-        problem = checkpoint_read.shape_problem(shape)
-        if problem is not None:
-            return f"{fields.get(key)!r} has {problem}"
-    names = [f["name"] for f in arrays]
-    if len(set(names)) != len(names):
-        return "its manifest names an array twice"
-    return None
-
-
-def read_manifest(step: pathlib.Path) -> dict[str, Any]:
-    """The checked manifest of the step folder ``step``."""
-    path = step / MANIFEST / _JSON_FILE
-    try:
-        with checkpoint_read.open_regular(path) as f:
-            data = f.read(checkpoint_read.MAX_JSON_BYTES + 1)
-    except FileNotFoundError:
-        raise unreadable(step, f"it has no {MANIFEST} item") from None
-    except OSError as e:
-        raise unreadable(step, f"its {MANIFEST} cannot be read: {e}") from None
-    manifest = checkpoint_read.parse_json(np.frombuffer(data, np.uint8), MANIFEST, path)
-    problem = _manifest_problem(manifest)
-    if problem is not None:
-        raise unreadable(step, problem)
-    return manifest
-
-
-def _stored(shape: tuple[int, ...], dtype: Any) -> tuple[tuple[int, ...], np.dtype]:
-    """The shape and dtype TensorStore holds for a leaf (a key's data)."""
-    if checkpoint_format.is_key(dtype):
-        data = jax.eval_shape(jax.random.key_data, jax.ShapeDtypeStruct(shape, dtype))
-        return tuple(data.shape), np.dtype(data.dtype)
-    return tuple(shape), np.dtype(dtype)
-
-
-def _check_stored(step: pathlib.Path, found: Any, wanted: dict[str, tuple]) -> None:
-    """Refuse arrays whose stored shape, dtype or chunks (as TensorStore reads
-    them from the files) differ from what the manifest and the run expect;
-    ``wanted`` maps each stored name to (what it is, shape, dtype)."""
-    tree = getattr(found, "tree", found)
-    names = set(tree) if isinstance(tree, Mapping) else set()
-    if names != set(wanted):
-        odd = sorted(set(wanted) - names) or sorted(names - set(wanted))
-        raise unreadable(step, f"its {ARRAYS} item and its manifest differ: {odd[0]}")
-    for name, (what, shape, dtype) in wanted.items():
-        meta = tree[name]
-        got = tuple(getattr(meta, "shape", None) or ()), getattr(meta, "dtype", None)
-        if got[0] != shape or got[1] is None or np.dtype(got[1]) != dtype:
-            raise unreadable(
-                step, f"{what} is stored with shape {got[0]} and dtype {got[1]}, "
-                f"not the {shape} and {dtype} of its manifest",
-            )  # fmt: skip
-        chunk = getattr(getattr(meta, "storage", None), "chunk_shape", None)
-        if chunk is not None and (
-            len(chunk) != len(shape)
-            or any(c > max(n, 1) for c, n in zip(chunk, shape, strict=True))
-        ):
-            raise unreadable(step, f"{what} has chunks {chunk} larger than {shape}")
-
-
 def _blank(shape: tuple, dtype: Any, sharding: Any, impl: Any) -> jax.Array:
     """A leaf with no elements (Orbax stores none), placed like the run's."""
     if checkpoint_format.is_key(dtype):
-        data_shape, data_dtype = _stored(shape, dtype)
+        data_shape, data_dtype = orbax_read.stored(shape, dtype)
         data = jax.device_put(np.zeros(data_shape, data_dtype), sharding)
         return jax.random.wrap_key_data(data, impl=str(impl))
     return jax.device_put(np.zeros(shape, dtype), sharding)
@@ -297,7 +151,8 @@ class OrbaxStore:
         if self._manager is None:
             if self._replace:
                 remove(self.directory, also=(checkpoint_format.FILENAME,))
-            check_folder(self.directory)
+                self._replace = False
+            orbax_read.check_folder(self.directory)
             try:
                 self._manager = _manager(self.ocp, self.directory, self._options)
             except Exception as e:  # whatever Orbax makes of a damaged folder
@@ -312,7 +167,7 @@ class OrbaxStore:
                     f"no checkpoint found: {self.directory} holds no finished Orbax "
                     "step (a save that was killed leaves none)."
                 )
-            self._latest = step, read_manifest(self.directory / str(step))
+            self._latest = step, orbax_read.read_manifest(self.directory / str(step))
         return self._latest
 
     def metadata(self) -> dict[str, Any]:
@@ -337,7 +192,7 @@ class OrbaxStore:
                     shape, dtype, sharding=sharding or default
                 )
                 what = checkpoint_format.path_name(paths[i])
-                wanted[f"leaf_{i}"] = (what, *_stored(shape, dtype))
+                wanted[f"leaf_{i}"] = (what, *orbax_read.stored(shape, dtype))
         for i, fields in enumerate(manifest["arrays"]):
             shape, limit = tuple(fields["shape"]), bound.get(fields["name"])
             if (
@@ -382,7 +237,7 @@ class OrbaxStore:
             found = manager.item_metadata(step)[ARRAYS]
         except Exception as e:  # Orbax's and TensorStore's own errors
             raise unreadable(where, f"{type(e).__name__}: {e}") from e
-        _check_stored(where, found, wanted)
+        orbax_read.check_stored(where, found, wanted)
         args = ocp.args.Composite(**{ARRAYS: ocp.args.StandardRestore(targets)})
         try:
             return manager.restore(step, args=args)[ARRAYS]
@@ -395,6 +250,8 @@ class OrbaxStore:
         if self.keep_best is None:
             return None
         values = np.asarray(arrays[self.best_metric], np.float64)
+        if not values.size:  # e.g. before the first evaluation
+            return None
         latest = []
         for run in values.reshape(-1, values.shape[-1]):
             finite = run[np.isfinite(run)]

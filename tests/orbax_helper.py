@@ -27,6 +27,7 @@ if __name__ == "__main__":  # before JAX starts; importing this file sets nothin
 import jax
 import jax.numpy as jnp
 import numpy as np
+import processes
 
 X = np.linspace(-1.0, 1.0, 64, dtype=np.float32)
 DATA = {"x": X, "y": 3.0 * X + 1.0}
@@ -132,12 +133,8 @@ def scale_report(process: int, port: str, folder: str, phase: str) -> dict:
     (phase ``first``), or resumed from that checkpoint (``resume``)."""
     from jax.experimental import multihost_utils
 
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        f"127.0.0.1:{port}", num_processes=2, process_id=process,
-        initialization_timeout=40,
-    )  # fmt: skip
-    import jaxopt_lite as jol
+    processes.join(process, port)
+    import jaxopt_lite as jol  # after joining: importing it starts JAX
 
     mesh = jax.make_mesh((jax.device_count(),), ("data",))
     data = jax.tree.map(lambda a: a[32 * process : 32 * process + 32], scale_data())

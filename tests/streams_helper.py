@@ -22,6 +22,7 @@ if __name__ == "__main__":  # before JAX starts; importing this file sets nothin
 
 import jax
 import numpy as np
+import processes
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -80,13 +81,7 @@ def mesh_report() -> dict:
 
 
 def distributed_report(process: int, port: str) -> dict:
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        f"127.0.0.1:{port}",
-        num_processes=2,
-        process_id=process,
-        initialization_timeout=40,
-    )
+    processes.join(process, port)
     out: dict = {
         "process": jax.process_index(),
         "devices": jax.device_count(),
@@ -137,11 +132,7 @@ def fit_report(process: int, port: str, checkpoint: str) -> dict:
     examples) and streamed (each yields half of every batch)."""
     import jaxopt_lite as jol
 
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        f"127.0.0.1:{port}", num_processes=2, process_id=process,
-        initialization_timeout=40,
-    )  # fmt: skip
+    processes.join(process, port)
     mesh = jax.make_mesh((jax.device_count(),), ("data",))
     data = fit_data()
     mine = jax.tree.map(lambda a: a[32 * process : 32 * process + 32], data)

@@ -10,11 +10,10 @@ The killed save and the two-process run happen in subprocesses
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import shutil
-import socket
-import subprocess
 import sys
 import threading
 
@@ -29,6 +28,7 @@ from jaxopt_lite._host import checkpoint_store, orbax_read, orbax_store
 
 ocp = pytest.importorskip("orbax.checkpoint")
 
+import processes  # noqa: E402
 from orbax_helper import DATA, PARAMS, loss_fn, run  # noqa: E402
 
 HELPER = pathlib.Path(__file__).with_name("orbax_helper.py")
@@ -82,9 +82,11 @@ def test_resume_is_bit_identical_and_the_last_n_are_kept(tmp_path, whole):
     assert sorted(os.listdir(tmp_path)) == ["20", "24"]  # no lock, no temporary
 
 
-def test_a_preemption_notice_saves_and_stops(tmp_path, monkeypatch, whole):
+def test_a_preemption_notice_saves_and_stops(tmp_path, monkeypatch, caplog, whole):
     calls = notice_at(monkeypatch, 2)
-    part = run(checkpoint_dir=tmp_path / "orbax", checkpointing=ORBAX)
+    with caplog.at_level(logging.WARNING, logger="jaxopt_lite"):
+        part = run(checkpoint_dir=tmp_path / "orbax", checkpointing=ORBAX)
+    assert "fit was interrupted (preempted) at step 12 of 24" in caplog.text
     assert calls == [0, 1, 2]  # once per chunk, counted: the sync point's ids
     assert (part.step, part.preempted, part.interrupted) == (12, True, True)
     assert "preempted=True" in repr(part)
@@ -376,18 +378,8 @@ def test_a_damaged_or_crafted_folder_is_refused_with_a_clear_error(
 # --- in other processes --------------------------------------------------------
 
 
-def helper(*args: str, stdout=subprocess.PIPE) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    root = str(HELPER.parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    return subprocess.Popen(
-        [sys.executable, str(HELPER), *args], env=env, stdout=stdout,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
 def test_a_save_killed_midway_leaves_the_previous_checkpoint(tmp_path, whole):
-    child = helper("killed", str(tmp_path))
+    child = processes.start(HELPER, "killed", str(tmp_path))
     watchdog = threading.Timer(120, child.kill)
     watchdog.start()
     try:
@@ -405,31 +397,17 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint(tmp_path, whole):
     assert os.listdir(tmp_path) == ["24"]  # the temporary went as the run began
 
 
-def reports(tmp_path, phase: str, folder: str) -> list[dict]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    outs = [tmp_path / f"{phase}{p}.json" for p in (0, 1)]
-    procs = [
-        helper("scale", str(out), str(p), port, folder, phase, stdout=None)
-        for p, out in enumerate(outs)
-    ]
-    try:
-        for proc in procs:
-            _, err = proc.communicate(timeout=150)
-            assert proc.returncode == 0, err
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return [json.loads(out.read_text()) for out in outs]
+def both(tmp_path, phase: str, folder: str) -> list[dict]:
+    port = processes.free_port()
+    calls = [["scale", str(p), port, folder, phase] for p in (0, 1)]
+    (tmp_path / phase).mkdir()
+    return processes.reports(HELPER, tmp_path / phase, calls, timeout=150)
 
 
 def test_a_two_process_run_resumes_in_fresh_processes_bit_identically(tmp_path):
     folder = str(tmp_path / "run")
-    first = reports(tmp_path, "first", folder)
-    then = reports(tmp_path, "resume", folder)
+    first = both(tmp_path, "first", folder)
+    then = both(tmp_path, "resume", folder)
     values = np.arange(16.0, dtype=np.float32).reshape(8, 2)
     for process, (a, b) in enumerate(zip(first, then, strict=True)):
         assert a["calls"] == [0, 1] and a["steps"] == [8]  # saved once preempted

@@ -105,12 +105,7 @@ def manifest_problem(manifest: Any) -> str | None:
             isinstance(fields.get(k, ""), str) for k in (key, "dtype", "impl")
         ):
             return "an entry of its manifest is not a dict of str fields"
-        shape = fields.get("shape")
-        if not isinstance(shape, list) or not all(
-            isinstance(n, int) and not isinstance(n, bool) for n in shape
-        ):
-            return f"{fields.get(key)!r} has the shape {shape!r}"
-        problem = checkpoint_read.shape_problem(shape)
+        problem = checkpoint_read.listed_shape_problem(fields.get("shape"))
         if problem is not None:
             return f"{fields.get(key)!r} has {problem}"
     names = [f["name"] for f in arrays]

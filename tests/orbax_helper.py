@@ -130,7 +130,8 @@ def sharded_state(mesh, folder: str, phase: str) -> dict:
 
 def scale_report(process: int, port: str, folder: str, phase: str) -> dict:
     """`fit` over two processes' 4 devices: uninterrupted, preempted at step 8
-    (phase ``first``), or resumed from that checkpoint (``resume``)."""
+    (phase ``first``), or resumed from that checkpoint (``resume``); through
+    Orbax (the default here) and the one-file ``.npz`` of process 0."""
     from jax.experimental import multihost_utils
 
     processes.join(process, port)
@@ -144,8 +145,11 @@ def scale_report(process: int, port: str, folder: str, phase: str) -> dict:
         log_every=2, progress=False, checkpoint_dir=folder,
     )  # fmt: skip
 
+    npz = {"checkpoint_dir": folder + "-npz", "checkpointing": jol.Checkpointing(
+        backend="npz")}  # fmt: skip
+
     def fit(**more):
-        return jol.fit(scale_loss, params, jol.adam(0.05), data, **options, **more)
+        return jol.fit(scale_loss, params, jol.adam(0.05), data, **{**options, **more})
 
     def report(result) -> dict:
         leaves = jax.tree.leaves((result.params, result.opt_state))
@@ -174,8 +178,10 @@ def scale_report(process: int, port: str, folder: str, phase: str) -> dict:
         out["part"] = report(fit())
         out["calls"] = calls
         out["steps"] = sorted(int(n) for n in os.listdir(folder) if n.isdigit())
+        out["part_npz"] = report(fit(**npz))
     else:
         out["resumed"] = report(fit(resume=True))
+        out["resumed_npz"] = report(fit(resume=True, **npz))
     jax.distributed.shutdown()
     return out
 

@@ -410,13 +410,14 @@ def test_a_two_process_run_resumes_in_fresh_processes_bit_identically(tmp_path):
     then = both(tmp_path, "resume", folder)
     values = np.arange(16.0, dtype=np.float32).reshape(8, 2)
     for process, (a, b) in enumerate(zip(first, then, strict=True)):
-        assert a["calls"] == [0, 1] and a["steps"] == [8]  # saved once preempted
+        assert a["calls"] == [0, 1] * 2 and a["steps"] == [8]  # two runs, each from 0
         assert (a["part"]["step"], a["part"]["preempted"]) == (8, True)
         whole, resumed = a["whole"], b["resumed"]
         assert resumed["step"] == 16 and not resumed["interrupted"]
         assert resumed["leaves"] == whole["leaves"]  # bit for bit (JSON floats)
         assert resumed["history"] == whole["history"]
         assert resumed["specs"] == whole["specs"]  # the run's own placement
+        assert a["part_npz"]["step"] == 8 and b["resumed_npz"] == resumed  # .npz
         # a state split over both processes' devices: restored split or whole
         split, full = b["sharded"]["split"], b["sharded"]["copy"]
         assert split["spec"] == "P('data',)" and full["spec"] == "P()"

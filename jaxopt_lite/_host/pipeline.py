@@ -5,8 +5,8 @@ its state and run one compiled chunk; this module does everything around
 it: start or resume from a checkpoint, dispatch each chunk before the host
 reads the one before (so the devices never wait), pace the chunks, read the
 history rows, update the progress bar, call the callbacks, write
-checkpoints, and let Ctrl-C through between chunks, returning what was
-finished.
+checkpoints (through a `checkpoint_store.Store`), and let Ctrl-C or a
+preemption notice through between chunks, returning what was finished.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def initial(plan: RunPlan, engine: Engine) -> PyTree:
 
 
 def start(
-    plan: RunPlan, engine: Engine, state: PyTree, store: Any
+    plan: RunPlan, engine: Engine, state: PyTree, store: checkpoint_store.Store | None
 ) -> tuple[PyTree, list[dict]]:
     """The initial (or resumed) state and the history rows so far."""
     rows: list[dict[str, np.ndarray]] = []
@@ -205,7 +205,11 @@ class _Reported(NamedTuple):
 
 
 def _save(
-    plan: RunPlan, engine: Engine, store: Any, at: _Reported | None, rows: list
+    plan: RunPlan,
+    engine: Engine,
+    store: checkpoint_store.Store,
+    at: _Reported | None,
+    rows: list,
 ) -> str | None:
     """Save ``at`` (``None``: wait for the save in progress to end; the
     Ctrl-C of this moment waits too); a failed save is warned about and
@@ -261,7 +265,7 @@ def drive(
     rows: list[dict],
     finish: Callable[[Outcome], Any],
     desc: str,
-    store: Any = None,
+    store: checkpoint_store.Store | None = None,
 ) -> Any:
     """Run ``engine`` from ``state`` to the end (or early stopping, Ctrl-C, a
     preemption, a callback's error) and return ``finish(outcome)``, which the

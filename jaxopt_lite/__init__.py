@@ -364,6 +364,7 @@ from jaxopt_lite._host.checkpoint import Checkpoint as Checkpoint
 from jaxopt_lite._host.checkpoint import has_checkpoint as has_checkpoint
 from jaxopt_lite._host.checkpoint import load_checkpoint as load_checkpoint
 from jaxopt_lite._host.checkpoint import save_checkpoint as save_checkpoint
+from jaxopt_lite._host.checkpoint_store import Checkpointing as Checkpointing
 
 # --- loops and drivers: fit (_fit/), minimize (_minimize/), options and
 # loggers (_host/) ---
@@ -616,6 +617,7 @@ __all__ = [
     "has_checkpoint",
     "load_checkpoint",
     "save_checkpoint",
+    "Checkpointing",
     # loops and drivers
     "EarlyStopping",
     "SpikeSkip",

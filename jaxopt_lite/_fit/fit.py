@@ -19,6 +19,7 @@ from jaxopt_lite._core import validate
 from jaxopt_lite._fit.engine import FitEngine
 from jaxopt_lite._fit.result import FitResult, fit_result
 from jaxopt_lite._host import checks, pipeline
+from jaxopt_lite._host.checkpoint_store import Checkpointing
 from jaxopt_lite._host.loggers import Callback
 from jaxopt_lite._host.options import EarlyStopping, RunOptions
 from jaxopt_lite._host.plan import plan_run
@@ -61,6 +62,7 @@ def fit(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool | str = False,
     overwrite: bool = False,
+    checkpointing: Checkpointing | None = None,
     mesh: jax.sharding.Mesh | None = None,
     param_sharding: Any = None,
 ) -> FitResult:
@@ -174,7 +176,8 @@ def fit(
         checkpoint_dir: save the whole run state there (atomically, without
             pickle) after every chunk when ``chunk_size`` is given, else at
             most once a minute; and always when the run ends or is
-            interrupted, after the callbacks saw the last chunk.
+            interrupted (Ctrl-C or a preemption notice of ``jax.distributed``,
+            checked between chunks), after the callbacks saw the last chunk.
         resume: continue from the checkpoint in ``checkpoint_dir``; the result
             is bit-identical to an uninterrupted run. The settings, the history
             columns (``eval_fn``, aux metrics) and the model must be those of
@@ -183,6 +186,10 @@ def fit(
             checkpoint (replaced at the first save). Without ``resume`` or
             ``overwrite``, an existing checkpoint is an error, never silently
             overwritten.
+        checkpointing: a `Checkpointing` (``None``: its defaults): the backend
+            (one ``.npz`` file, or Orbax for sharded and multi-process runs),
+            how many checkpoints to keep (the latest and the best) and whether
+            to write them in the background while training goes on.
         mesh: a `jax.sharding.Mesh` with an axis named ``"data"`` for data
             parallelism (or ``"model"``, or both): batches (and the data, when
             its size divides) are split over ``"data"``, and XLA inserts the

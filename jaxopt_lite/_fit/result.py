@@ -29,8 +29,8 @@ class FitResult(NamedTuple):
             finished.
         step: steps taken.
         stopped_early: early stopping ended the run.
-        interrupted: Ctrl-C ended the run; everything up to the last finished
-            chunk is kept.
+        interrupted: Ctrl-C or a preemption ended the run; everything up to
+            the last finished chunk is kept.
         best_step: step of the best early-stopping check (``None`` without
             early stopping).
         state: the final model state (``None`` without ``state=``); the one
@@ -45,6 +45,9 @@ class FitResult(NamedTuple):
             disk, say), as text: the run went on, a ``RuntimeWarning`` said
             so, and the checkpoint on disk is the last one written.
         seconds: the run's wall-clock time, compilation included.
+        preempted: a preemption notice of ``jax.distributed`` ended the run
+            (``interrupted`` is then ``True`` too), after the checkpoint of the
+            last chunk was saved: resume it with ``resume=True``.
 
     ``repr(result)`` is a one-line summary; the fields hold the arrays.
     """
@@ -61,6 +64,7 @@ class FitResult(NamedTuple):
     error: str | None = None
     save_error: str | None = None
     seconds: float = 0.0
+    preempted: bool = False
 
     def __repr__(self) -> str:
         return summary("FitResult", self)
@@ -108,6 +112,7 @@ def fit_result(plan: RunPlan, outcome: Outcome) -> FitResult:
         error=outcome.error,
         save_error=outcome.save_error,
         seconds=outcome.seconds,
+        preempted=outcome.preempted,
     )
 
 
@@ -132,7 +137,7 @@ def summary(name: str, result: Any) -> str:
     parts.append(f"seconds={result.seconds:.3g}")
     if result.skipped:
         parts.append(f"skipped={result.skipped}")
-    for flag in ("stopped_early", "interrupted"):
+    for flag in ("stopped_early", "interrupted", "preempted"):
         if getattr(result, flag):
             parts.append(f"{flag}=True")
     for text in ("error", "save_error"):

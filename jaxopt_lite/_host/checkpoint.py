@@ -198,15 +198,18 @@ def has_checkpoint(directory: str | os.PathLike) -> bool:
     return True
 
 
-def check_fresh(directory: Any, *, resume: Any, overwrite: Any) -> None:
+def check_fresh(
+    directory: Any, *, resume: Any, overwrite: Any, found: str | None = None
+) -> None:
     """Refuse to start a run over an existing checkpoint by accident.
 
     For a driver taking ``checkpoint_dir``, ``resume`` and ``overwrite``: with
     ``resume=True`` the folder must hold a readable checkpoint; without it, a
     file ``checkpoint.npz`` already there (readable or not) is an error unless
-    ``overwrite=True``. The old checkpoint is not deleted here: the run's
-    first save replaces it atomically, so a run that fails before saving
-    loses nothing.
+    ``overwrite=True``. ``found`` describes a checkpoint of another format
+    that the folder holds (an Orbax one), which counts as well. The old
+    checkpoint is not deleted here: the run's first save replaces it, so a
+    run that fails before saving loses nothing.
 
     Raises:
         TypeError: ``resume`` or ``overwrite`` is not a bool.
@@ -230,7 +233,7 @@ def check_fresh(directory: Any, *, resume: Any, overwrite: Any) -> None:
         )
     folder = checkpoint_format.checkpoint_dir(directory, "checkpoint_dir")
     if resume:
-        if not has_checkpoint(folder):
+        if found is None and not has_checkpoint(folder):
             raise FileNotFoundError(
                 f"resume=True but checkpoint_dir={os.fspath(directory)!r} holds no "
                 f"checkpoint ({folder / checkpoint_format.FILENAME} does not "
@@ -244,12 +247,12 @@ def check_fresh(directory: Any, *, resume: Any, overwrite: Any) -> None:
             f"{path} exists and is not a regular file, so no run can save "
             "there; move it away."
         )
-    if path.exists() and not overwrite:
+    if (path.exists() or found is not None) and not overwrite:
         raise ValueError(
             f"checkpoint_dir={os.fspath(directory)!r} already holds a checkpoint "
-            f"({path}), which this run would overwrite. Pass resume=True to "
+            f"({found or path}), which this run would overwrite. Pass resume=True to "
             "continue that run, or overwrite=True to start over and replace it "
-            "(or delete the file)."
+            "(or delete it)."
         )
 
 
@@ -308,7 +311,7 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
         metadata = archive.json(checkpoint_format.METADATA)
         if not isinstance(metadata, dict):
             raise ValueError(f"{path} has a corrupt metadata entry.")
-        _check_like(directory, manifest["leaves"], like_paths, expected)
+        check_like(directory, manifest["leaves"], like_paths, expected)
         values = [
             checkpoint_format.decode(archive, f"leaf_{i}", fields)
             for i, fields in enumerate(manifest["leaves"])
@@ -322,6 +325,9 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
         like_paths, manifest["leaves"], values, expected, strict=True
     ):
         if checkpoint_format.is_key(dtype):
+            if sharding is not None and not sharding.is_fully_addressable:
+                # device_put cannot place keys over other processes: their data
+                value, sharding = jax.device_put(value, sharding), None
             try:
                 leaf = jax.random.wrap_key_data(
                     jnp.asarray(value), impl=str(fields["impl"])
@@ -339,11 +345,11 @@ def load_checkpoint(directory: str | os.PathLike, like: PyTree) -> Checkpoint:
     return Checkpoint(jax.tree_util.tree_unflatten(like_def, leaves), arrays, metadata)
 
 
-def _check_like(
+def check_like(
     directory: pathlib.Path, stored: list[dict], like_paths: list[str], expected: list
 ) -> None:
-    """Refuse a manifest whose leaves differ from ``like``'s (before any leaf
-    is read)."""
+    """Refuse a manifest whose leaves (``path``, ``shape``, ``dtype``) differ
+    from ``like``'s (before any leaf is read)."""
     mismatch = f"checkpoint in {directory} does not match this run: "
     stored_paths = [f["path"] for f in stored]
     if stored_paths != like_paths:

@@ -218,12 +218,7 @@ def _entry_problem(fields: Any, name_key: str) -> str | None:
     for key in (name_key, "dtype", "stored_dtype", "shape"):
         if key not in fields:
             return f"an entry has no {key!r}"
-    shape = fields["shape"]
-    if not isinstance(shape, list) or not all(
-        isinstance(n, int) and not isinstance(n, bool) for n in shape
-    ):
-        return f"{fields[name_key]!r} has the shape {shape!r}"
-    problem = checkpoint_read.shape_problem(shape)
+    problem = checkpoint_read.listed_shape_problem(fields["shape"])
     if problem is not None:
         return f"{fields[name_key]!r} has {problem}"
     stored = _dtype(fields["stored_dtype"])

@@ -91,6 +91,16 @@ def shape_problem(shape: Any) -> str | None:
     return None
 
 
+def listed_shape_problem(shape: Any) -> str | None:
+    """Why ``shape`` (a manifest's field) is not the list of ints of a sane
+    array's shape, or None."""
+    if not isinstance(shape, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in shape
+    ):
+        return f"the shape {shape!r}"
+    return shape_problem(shape)
+
+
 def json_depth(value: Any) -> int:
     """How deeply lists and dicts nest in ``value`` (without recursion)."""
     deepest, stack = 0, [(value, 1)]

@@ -1,4 +1,4 @@
-"""Ctrl-C held off where it would leave a run half-done.
+"""Ctrl-C held off where it would leave a run half-done; preemption notices.
 
 The host pipeline lets Ctrl-C through between chunks, never inside the few
 host steps that must finish once started: compiling and dispatching a chunk
@@ -7,6 +7,10 @@ of callbacks (every logger sees a chunk, or none does), and a checkpoint save
 (the checkpoint on disk always matches what the loggers saw). Inside
 `deferred`, SIGINT is recorded instead of raised; when the block ends, the
 interrupt is delivered as it would have been.
+
+A cluster that is about to preempt a multi-process job tells JAX's
+distributed runtime; `Preemption` asks it between chunks, so that every
+process stops at the same chunk, after saving.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+
+from jax.experimental import multihost_utils
 
 
 @contextlib.contextmanager
@@ -45,3 +51,27 @@ def _deliver(handler: object) -> None:
         raise KeyboardInterrupt
     if callable(handler):
         handler(signal.SIGINT, None)
+
+
+class Preemption:
+    """Whether a preemption notice reached the job, asked once per chunk.
+
+    `reached` calls ``jax.experimental.multihost_utils.
+    reached_preemption_sync_point`` with a count of its calls: JAX's sync point
+    is the count after the highest one any process reported when the notice
+    came, so every process must call it at the same places with the same
+    consecutive numbers, which the chunk boundaries give (step numbers, which
+    jump by whole chunks, would miss it). Outside ``jax.distributed``, or with
+    its preemption service off, it is never reached.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def reached(self) -> bool:
+        """Call on every process between the same two chunks."""
+        calls, self.calls = self.calls, self.calls + 1
+        try:
+            return bool(multihost_utils.reached_preemption_sync_point(calls))
+        except RuntimeError:  # the preemption service is off
+            return False

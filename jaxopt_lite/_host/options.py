@@ -55,6 +55,7 @@ class RunOptions(NamedTuple):
     checkpoint_dir: Any = None
     resume: Any = False
     overwrite: Any = False
+    checkpointing: Any = None
     mesh: Any = None
     param_sharding: Any = None
 

@@ -5,8 +5,8 @@ its state and run one compiled chunk; this module does everything around
 it: start or resume from a checkpoint, dispatch each chunk before the host
 reads the one before (so the devices never wait), pace the chunks, read the
 history rows, update the progress bar, call the callbacks, write
-checkpoints, and let Ctrl-C through between chunks, returning what was
-finished.
+checkpoints (through a `checkpoint_store.Store`), and let Ctrl-C or a
+preemption notice through between chunks, returning what was finished.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import jax
 import numpy as np
 
 from jaxopt_lite._host import (
-    checkpoint,
-    checkpoint_format,
+    checkpoint_store,
     checkpoint_write,
     feeds,
     interrupts,
@@ -95,16 +94,10 @@ class Outcome(NamedTuple):
     error: str | None  # a callback's error, as text
     save_error: str | None  # the last failed checkpoint save, as text
     seconds: float  # wall-clock time of the run (compilation included)
+    preempted: bool = False  # a preemption notice stopped it (saved first)
 
 
-def _saved_metadata(directory: Any) -> dict[str, Any]:
-    path = checkpoint_format.checkpoint_dir(directory) / checkpoint_format.FILENAME
-    entries = checkpoint_format.read(path, (checkpoint_format.METADATA,))
-    return checkpoint_format.read_json(entries, checkpoint_format.METADATA, path)
-
-
-def _check_resumable(plan: RunPlan, columns: list[str]) -> None:
-    saved = _saved_metadata(plan.checkpoint_dir)
+def _check_resumable(plan: RunPlan, columns: list[str], saved: dict) -> None:
     where = f"the checkpoint in {plan.checkpoint_dir}"
     if saved.get(_COLUMNS) not in (None, columns):
         raise ValueError(
@@ -122,14 +115,26 @@ def _check_resumable(plan: RunPlan, columns: list[str]) -> None:
             )
 
 
-def start(plan: RunPlan, engine: Engine) -> tuple[PyTree, list[dict]]:
-    """The initial (or resumed) state and the history rows so far."""
+def initial(plan: RunPlan, engine: Engine) -> PyTree:
+    """The state before the first step, placed on the devices (a checkpoint
+    is restored with this placement)."""
     with interrupts.deferred():  # never inside the compiler
         state = engine.init()
+    if plan.mesh is not None:  # replicated, or sharded as the engine's layout
+        state = engine.place(state)
+    return state
+
+
+def start(
+    plan: RunPlan, engine: Engine, state: PyTree, store: checkpoint_store.Store | None
+) -> tuple[PyTree, list[dict]]:
+    """The initial (or resumed) state and the history rows so far."""
     rows: list[dict[str, np.ndarray]] = []
-    if plan.resume and plan.checkpoint_dir is not None:
-        _check_resumable(plan, list(engine.columns))
-        saved = checkpoint.load_checkpoint(plan.checkpoint_dir, state)
+    if plan.resume and store is not None:
+        _check_resumable(plan, list(engine.columns), store.metadata())
+        most = (*engine.lead, plan.total_steps + 1)  # rows a run can have
+        bound = {k: jax.ShapeDtypeStruct(most, d) for k, d in engine.columns.items()}
+        saved = store.restore(state, bound)
         state = saved.tree
         reached = engine.step(state)
         if reached > plan.total_steps:
@@ -143,8 +148,6 @@ def start(plan: RunPlan, engine: Engine) -> tuple[PyTree, list[dict]]:
             feeds.resume_stream(
                 plan.stream.stream, saved.metadata.get(_STREAM), reached, plan.resume
             )
-    if plan.mesh is not None:
-        state = engine.place(state)
     return state, rows
 
 
@@ -209,26 +212,29 @@ class _Reported(NamedTuple):
     stream_at: Any  # where a stream stood
 
 
-def _save(plan: RunPlan, engine: Engine, at: _Reported, rows: list) -> str | None:
-    """Save ``at`` (the Ctrl-C of this moment waits for the save to end); a
-    failed save is warned about and returned as text, never raised: the run
-    and its result go on without it."""
-    assert plan.checkpoint_dir is not None
-    if jax.process_index() != 0:  # several processes hold the same run
-        return None
+def _save(
+    plan: RunPlan,
+    engine: Engine,
+    store: checkpoint_store.Store,
+    at: _Reported | None,
+    rows: list,
+) -> str | None:
+    """Save ``at`` (``None``: wait for the save in progress to end; the
+    Ctrl-C of this moment waits too); a failed save is warned about and
+    returned as text, never raised: the run and its result go on without it."""
     metadata = {**plan.settings, _COLUMNS: list(engine.columns)}
-    if at.stream_at is not None:
+    if at is not None and at.stream_at is not None:
         metadata[_STREAM] = at.stream_at
     try:
         with interrupts.deferred():
-            checkpoint.save_checkpoint(
-                plan.checkpoint_dir,
-                at.state,
-                arrays=history(engine, rows[: at.rows]),
-                metadata=metadata,
-            )
+            if at is None:
+                store.wait()
+            else:
+                arrays = history(engine, rows[: at.rows])
+                store.save(engine.step(at.state), at.state, arrays, metadata)
     except OSError as error:
-        text = f"saving the checkpoint at step {engine.step(at.state)} failed: {error}"
+        step = "" if at is None else f" at step {engine.step(at.state)}"
+        text = f"saving the checkpoint{step} failed: {error}"
         warnings.warn(
             f"{text}. The run goes on and its result holds the trained "
             "parameters (save_error names the failure); the last checkpoint "
@@ -251,11 +257,13 @@ def run(
         lock = checkpoint_write.WriterLock(plan.checkpoint_dir)
     with lock:
         if plan.checkpoint_dir is not None:  # again, now that nobody else writes
-            checkpoint.check_fresh(
+            checkpoint_store.check_fresh(
                 plan.checkpoint_dir, resume=bool(plan.resume), overwrite=plan.overwrite
             )
-        state, rows = start(plan, engine)
-        return drive(plan, engine, state, rows, finish, desc)
+        state = initial(plan, engine)
+        with checkpoint_store.opened(plan, state) as store:
+            state, rows = start(plan, engine, state, store)
+            return drive(plan, engine, state, rows, finish, desc, store)
 
 
 def drive(
@@ -265,10 +273,11 @@ def drive(
     rows: list[dict],
     finish: Callable[[Outcome], Any],
     desc: str,
+    store: checkpoint_store.Store | None = None,
 ) -> Any:
     """Run ``engine`` from ``state`` to the end (or early stopping, Ctrl-C, a
-    callback's error) and return ``finish(outcome)``, which the callbacks'
-    ``on_end`` then receives."""
+    preemption, a callback's error) and return ``finish(outcome)``, which the
+    callbacks' ``on_end`` then receives; checkpoints go to ``store``."""
     began = time.perf_counter()
     feed = _feed(plan)
     mode = plan.progress if jax.process_index() == 0 else "off"
@@ -277,6 +286,7 @@ def drive(
     reported = saved = _Reported(state, len(rows), feed.state(first))
     planned, stopped = first, engine.stopped(state)
     interrupted, error, save_error, pending = False, None, None, None
+    preemption, preempted = interrupts.Preemption(), False
     last_ready = last_save = time.perf_counter()
     try:
         while True:
@@ -314,12 +324,15 @@ def drive(
                         reported = _Reported(finished, len(rows), at)
                 if error is not None:
                     break
-                due = plan.fixed_chunks or now - last_save >= CHECKPOINT_SECONDS
-                due = due or step >= feed.total or stopped
-                if plan.checkpoint_dir is not None and due:
-                    save_error = _save(plan, engine, reported, rows) or save_error
+                preempted = preemption.reached()  # on every process, as one
+                due = plan.fixed_chunks or step >= feed.total or stopped or preempted
+                timed = now - last_save >= CHECKPOINT_SECONDS  # agreed by all
+                if store is not None and (due or store.due(timed)):
+                    save_error = (
+                        _save(plan, engine, store, reported, rows) or save_error
+                    )
                     saved, last_save = reported, time.perf_counter()
-                if stopped:
+                if stopped or preempted:
                     break
             if launched is None and not waited:
                 break
@@ -327,14 +340,16 @@ def drive(
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:  # e.g. a bad batch of a stream: keep what was done
-        if plan.checkpoint_dir is not None and reported.rows > saved.rows:
-            _save(plan, engine, reported, rows)
+        if store is not None and reported.rows > saved.rows:
+            _save(plan, engine, store, reported, rows)
         raise
     finally:
         feed.close()
-    if plan.checkpoint_dir is not None and reported.rows > saved.rows:
+    if store is not None:
         try:
-            save_error = _save(plan, engine, reported, rows) or save_error
+            if reported.rows > saved.rows:
+                save_error = _save(plan, engine, store, reported, rows) or save_error
+            save_error = _save(plan, engine, store, None, rows) or save_error
         except KeyboardInterrupt:  # held until the save ended: it is on disk
             interrupted = True
     resume = ""
@@ -342,11 +357,11 @@ def drive(
         resume = (
             f"continue it with resume=True and checkpoint_dir={plan.checkpoint_dir!r}"
         )
-    bar.close(interrupted, resume)
+    bar.close(interrupted or preempted, resume, "preempted" if preempted else "")
     result = finish(
         Outcome(
-            finished, history(engine, rows), interrupted, error, save_error,
-            time.perf_counter() - began,
+            finished, history(engine, rows), interrupted or preempted, error,
+            save_error, time.perf_counter() - began, preempted,
         )
     )  # fmt: skip
     _call(plan.callbacks, "on_end", result)

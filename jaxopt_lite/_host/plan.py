@@ -21,7 +21,7 @@ import numpy as np
 from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import metric_dtype
 from jaxopt_lite._host import (
-    checkpoint,
+    checkpoint_store,
     feeds,
     model_checks,
     options,
@@ -60,6 +60,7 @@ class RunPlan(NamedTuple):
     checkpoint_dir: str | os.PathLike | None
     resume: bool | str  # True, False or "skip" (a stream, by counting)
     overwrite: bool
+    checkpointing: checkpoint_store.Checkpointing  # checked, metric resolved
     mesh: jax.sharding.Mesh | None
     callbacks: tuple[Callback, ...]
     settings: dict[str, Any]  # what a resumed run must agree on
@@ -178,7 +179,6 @@ def plan_run(
     specs = sharding.plan_specs(
         the_mesh, params, model_state, o.param_sharding,
         reserved=tuple(a for a in mesh_axes if a == placement.RUNS),
-        checkpoint_dir=o.checkpoint_dir,
     )  # fmt: skip
     key = validate.check_key("key", o.key)
 
@@ -204,8 +204,13 @@ def plan_run(
     stop = check_early_stopping(
         o.early_stopping, eval_names, steps_per_epoch, eval_every
     )
-    checkpoint.check_fresh(
+    checkpoint_store.check_fresh(
         o.checkpoint_dir, resume=bool(o.resume), overwrite=o.overwrite
+    )
+    checkpointing = checkpoint_store.check_checkpointing(
+        o.checkpointing,
+        o.checkpoint_dir,
+        ["loss", "grad_norm", *aux_names, *eval_names],
     )
     shuffle = stream is None if o.shuffle is None else o.shuffle
     if unroll and o.chunk_size is not None and o.chunk_size % unroll:
@@ -254,6 +259,7 @@ def plan_run(
         checkpoint_dir=o.checkpoint_dir,
         resume=o.resume,
         overwrite=o.overwrite,
+        checkpointing=checkpointing,
         mesh=the_mesh,
         callbacks=_check_callbacks(o.callbacks),
         settings={

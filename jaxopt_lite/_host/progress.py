@@ -86,17 +86,17 @@ class Progress:
             + (f" ({done / max(now - self._start, 1e-9):.4g} steps/s)" if done else "")
         )
 
-    def close(self, interrupted: bool = False, resume: str = "") -> None:
+    def close(self, interrupted: bool = False, resume: str = "", why: str = "") -> None:
         """End the bar (or write the last line); say loudly when the run was
-        interrupted, and how to resume it."""
+        interrupted (by ``why``, Ctrl-C by default), and how to resume it."""
         if self._bar is not None:
             self._bar.close()
         elif self.mode == "log" and self.step > self._initial:
             self._line()
         if interrupted:
             emit(
-                f"{self.desc} was interrupted (Ctrl-C) at step {self.step} of "
-                f"{self.total}; the result holds the work finished until then"
-                + (f"; {resume}" if resume else "."),
+                f"{self.desc} was interrupted ({why or 'Ctrl-C'}) at step "
+                f"{self.step} of {self.total}; the result holds the work finished "
+                "until then" + (f"; {resume}" if resume else "."),
                 logging.WARNING,
             )

@@ -179,7 +179,6 @@ def plan_specs(
     rule: Any,
     *,
     reserved: tuple[str, ...] = (),
-    checkpoint_dir: Any = None,
 ) -> Specs | None:
     """Check ``param_sharding`` (``rule``) and lay out the parameters (see the
     module docstring); ``None`` when the run is not sharded: no ``"model"``
@@ -191,12 +190,6 @@ def plan_specs(
         )
     if mesh is None or (rule is None and placement.MODEL not in mesh.axis_names):
         return None
-    if checkpoint_dir is not None and placement.is_multiprocess(mesh):
-        raise ValueError(
-            "checkpoint_dir: the checkpoint format gathers every array on process "
-            "0, which sharded parameters over several processes do not allow; "
-            "run without checkpoint_dir (or replicate the parameters)."
-        )
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     given = [None] * len(leaves) if rule is None else _user_specs(rule, params)
     flax = _metadata_specs(params)

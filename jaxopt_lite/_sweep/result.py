@@ -53,8 +53,10 @@ class SweepResult(NamedTuple):
             loss or gradient was not finite (0 with ``skip_nonfinite=False``,
             which applies them). A ``RuntimeWarning`` names the runs that
             skipped every step.
-        interrupted: Ctrl-C ended the sweep; every run holds the work of the
-            chunks finished until then.
+        interrupted: Ctrl-C or a preemption ended the sweep; every run holds
+            the work of the chunks finished until then.
+        preempted: a preemption notice of ``jax.distributed`` ended the sweep,
+            after its checkpoint was saved (``interrupted`` is ``True`` too).
         error: ``None``, or ``"<Callback>.<method> raised <Error>: <message>"``
             when a callback raised: the sweep stopped there (as `fit` does).
         state: the final model states (``None`` without ``state=``), leading
@@ -93,6 +95,7 @@ class SweepResult(NamedTuple):
     interrupted: bool = False
     error: str | None = None
     state: PyTree = None
+    preempted: bool = False
 
     @property
     def num_configs(self) -> int:
@@ -249,6 +252,7 @@ def assemble(
         interrupted=interrupted,
         error=outcome.error,
         state=model_state,
+        preempted=outcome.preempted,
     )
     _warn_nonfinite(result, steps, nonfinite, guarded)
     return result

@@ -118,7 +118,7 @@ def sweep(
             ``loss_scale``,
             ``log_every``, ``chunk_size``, ``unroll``, ``progress``,
             ``callbacks``, ``checkpoint_dir``, ``resume``, ``overwrite``,
-            ``mesh``, ``param_sharding``. For a
+            ``checkpointing``, ``mesh``, ``param_sharding``. For a
             batch of runs: ``state`` is every run's initial model state;
             ``key`` is the key the seeds' keys are folded from;
             ``early_stopping`` applies to every run separately; a chunk is a

@@ -26,6 +26,9 @@ each repeat, reporting medians with compilation excluded (and reported apart):
 10. ``fsdp``: per-device bytes of parameters and optimizer state with FSDP
     (a ``("data", "model")`` mesh) against replicated parameters, on 8
     simulated CPU devices in a child process.
+11. ``checkpoints``: fit with a checkpoint after every chunk, as one ``.npz``
+    and through Orbax, written while the host waits or in the background
+    (how much of the save the next chunk hides).
 
 Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two
 minutes on two CPU cores), ``jaxopt-lite bench --full``, or
@@ -60,6 +63,7 @@ SECTIONS = (
     "streams",
     "models",
     "fsdp",
+    "checkpoints",
 )
 
 _COLUMNS = {
@@ -138,6 +142,11 @@ _COLUMNS = {
             "mb_per_s",
         ],
     ),
+    "checkpoints": (
+        "fit with a checkpoint after every chunk (MLP on digits, two hidden "
+        "layers, Adam, batch 128)",
+        ["variant", "steps", "saves", "median_s", "time_vs_none", "save_ms"],
+    ),
     "models": (
         "fit with model state and a step key (flax.linen CNN with BatchNorm and "
         "Dropout on digits, Adam, batch 64)",
@@ -161,6 +170,7 @@ _COLUMNS = {
 
 def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
     from jaxopt_lite.benchmarks import (
+        _checkpoints,
         _compile,
         _fsdp,
         _fullbatch,
@@ -183,6 +193,7 @@ def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
         "streams": lambda: _streams.streams(mode, data),
         "models": lambda: _models.models(mode, data),
         "fsdp": lambda: _fsdp.fsdp(mode),
+        "checkpoints": lambda: _checkpoints.checkpoints(mode, data),
     }
 
 

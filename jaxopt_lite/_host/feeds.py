@@ -20,6 +20,7 @@ import warnings
 from typing import Any, NamedTuple
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 from jaxopt_lite._core import validate
@@ -137,6 +138,12 @@ class ArrayFeed:
         self.ahead = True
         if not self.fixed and steps > 0:
             self.size = paced(steps, elapsed, self.unit, self.cap)
+            if jax.process_count() > 1:  # every process runs the same chunks:
+                # process 0's clock decides (each one's own would drift apart
+                # and leave the others waiting in a collective)
+                self.size = int(
+                    multihost_utils.broadcast_one_to_all(np.int32(self.size))
+                )
 
     def state(self, step: int) -> None:
         del step

@@ -20,8 +20,8 @@ import warnings
 from typing import Any, NamedTuple
 
 import jax
-from jax.experimental import multihost_utils
 import numpy as np
+from jax.experimental import multihost_utils
 
 from jaxopt_lite._core import validate
 from jaxopt_lite._host.pacing import paced

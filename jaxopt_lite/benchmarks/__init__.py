@@ -48,9 +48,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
+
 from jaxopt_lite.benchmarks import _harness
 
-__all__ = ["SECTIONS", "main", "run"]
+__all__ = ["GPU_SECTIONS", "SECTIONS", "main", "run"]
 
 SECTIONS = (
     "loop",
@@ -65,6 +67,10 @@ SECTIONS = (
     "fsdp",
     "checkpoints",
 )
+
+# what `--gpu` runs: fit against a Python loop and a scan (MLP and CNN), a
+# sweep of 64 runs against 64 fits, and stream throughput
+GPU_SECTIONS = ("loop", "models", "sweep", "streams")
 
 _COLUMNS = {
     "loop": (
@@ -322,6 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="all sizes (hidden 32/256/1024, 50M-parameter updates, ...)",
     )
     group.add_argument(
+        "--gpu",
+        dest="mode",
+        action="store_const",
+        const="gpu",
+        help="the GPU targets (loop, models, sweep, streams) on the default GPU, "
+        "in about ten minutes on one H100",
+    )
+    group.add_argument(
         "--smoke",
         dest="mode",
         action="store_const",
@@ -342,6 +356,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sections = SECTIONS if not args.only else tuple(args.only.split(","))
     try:
+        if args.mode == "gpu":
+            sections = tuple(args.only.split(",")) if args.only else GPU_SECTIONS
+            if jax.default_backend() != "gpu":
+                parser.error(
+                    f"--gpu needs a GPU; JAX's default backend is "
+                    f"{jax.default_backend()!r}."
+                )
         report = run(args.mode, sections, repeats=args.repeats)
     except ValueError as error:
         parser.error(str(error))

@@ -117,6 +117,31 @@ MODES = {
         model_steps=1_000,
         model_steps_cpu=100,
     ),
+    # The GPU targets in about ten minutes on one H100 (`--gpu`): fit against
+    # a Python loop and a hand-written scan (MLP and CNN), a sweep of 64
+    # learning rates against 64 sequential fits, and stream throughput.
+    "gpu": Mode(
+        name="gpu",
+        repeats=5,
+        loop_steps=2_000,
+        hidden=(32, 1024),
+        torch_threads=None,
+        torch_steps=500,
+        minimize_steps=1_000,
+        minimize_problems=("rosenbrock-10d",),
+        minimize_max_steps=10_000,
+        sweep_ks=(1, 64),
+        sweep_steps=400,
+        sweep_sequential_max_k=64,
+        update_params=5_000_000,
+        update_leaves=(1, 200),
+        update_optimizers=("adam",),
+        update_repeats=5,
+        overhead_variants=("default", "fit, 10 steps", "scan, 10 steps"),
+        stream_steps=2_000,
+        model_steps=1_000,
+        model_steps_cpu=100,
+    ),
     "full": Mode(
         name="full",
         repeats=7,

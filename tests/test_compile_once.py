@@ -476,3 +476,22 @@ def test_a_second_process_reads_the_loop_from_the_persistent_cache(tmp_path):
     misses_again, hits_again, second = child()
     assert misses_again == 0 and hits_again == misses
     assert second == first and math.isfinite(second)
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
+def test_two_programs_calling_minimize_with_the_same_objective(x64):
+    # Two different jitted programs around one objective and optimizer: each
+    # traces minimize's program into its own, and both keep working (a cache
+    # of arrays made inside one trace once leaked into the other).
+    def rosenbrock(x):
+        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+    with jax.enable_x64(x64):
+        opt = jol.lbfgs()
+        first = jax.jit(lambda x: jol.minimize(rosenbrock, x, opt, steps=200).params)
+        second = jax.jit(lambda x: jol.minimize(rosenbrock, x, opt, steps=200).value)
+        x0 = jnp.zeros(10)
+        for _ in range(2):
+            np.testing.assert_allclose(first(x0), jnp.ones(10), atol=1e-3)
+            assert float(second(x0)) < 1e-6
+            assert float(second(x0 + 0.1)) < 1e-6

@@ -182,7 +182,8 @@ class Built:
 
     @classmethod
     def tree_unflatten(cls, static: tuple, children: tuple) -> Built:
-        return cls(*children, static)
+        factory, args, kwargs = children
+        return cls(factory, args, kwargs, static)
 
 
 def _has_recipe(x: Any) -> bool:

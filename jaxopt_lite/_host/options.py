@@ -242,7 +242,7 @@ def check_microbatches(
     """``microbatches`` (an int or a `Microbatches`) as a `Microbatches`, or
     ``None`` for one; the batch size must be a multiple of the count."""
     rule = microbatches if isinstance(microbatches, Microbatches) else None
-    count = microbatches if rule is None else rule.count
+    count: Any = microbatches if rule is None else rule.count
     name = "microbatches" if rule is None else "microbatches.count"
     validate.check_count(name, count)
     if rule is not None and not (

@@ -12,6 +12,7 @@ moved to the front (runs stopped early write fewer), NaN (or -1) after them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -78,7 +79,7 @@ def _fill(dtype: np.dtype) -> Any:
     return np.nan if np.issubdtype(dtype, np.floating) else -1
 
 
-def compact(columns: dict[str, np.ndarray], ran: np.ndarray) -> dict[str, np.ndarray]:
+def compact(columns: Mapping[str, Any], ran: Any) -> dict[str, np.ndarray]:
     """Each run's rows that ran moved to the front, in order, NaN (or -1)
     after them, trimmed to the longest run."""
     size = int(ran.sum(-1).max()) if ran.size else 0
@@ -101,7 +102,7 @@ def _merged(rows: ChunkRows | list[ChunkRows]) -> ChunkRows:
     if not isinstance(rows, list):
         return rows
 
-    def cat(parts: list[dict], masks: list[np.ndarray]) -> tuple[dict, np.ndarray]:
+    def cat(parts: list[dict], masks: list[Any]) -> tuple[dict, Any]:
         kept = [(p, m) for p, m in zip(parts, masks, strict=True) if p]
         if not kept:
             return {}, np.zeros((*masks[0].shape[:-1], 0), bool)

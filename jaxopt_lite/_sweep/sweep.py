@@ -151,7 +151,7 @@ def sweep(
         >>> result.best()
         ({'learning_rate': 0.1, 'momentum': 0.0}, 2)
     """
-    options = RunOptions.given("sweep", options)
+    run = RunOptions.given("sweep", options)
     validate.check_callable("make_optimizer", make_optimizer)
     validate.check_callable("loss_fn", loss_fn)
     validate.check_bool("grid", grid)
@@ -159,14 +159,14 @@ def sweep(
     validate.check_int("max_parallel", max_parallel, optional=True)
     table = sweep_table.configurations(hyperparams, grid)
     built = sweep_table.check_make_optimizer(make_optimizer, table)
-    key = validate.check_key("key", options.key)
+    key = validate.check_key("key", run.key)
     init = params if _is_init(params) else None
     if init is None:
         params = checks.check_params("params", params)
     else:
         params = sweep_table.check_init(init, key)
     plan = plan_run(
-        loss_fn, params, data, options._replace(key=key),
+        loss_fn, params, data, run._replace(key=key),
         mesh_axes=(placement.DATA, placement.RUNS, placement.MODEL), who="sweep",
     )  # fmt: skip
     how, batched, shared = sweep_program.optimizers(make_optimizer, built, table)

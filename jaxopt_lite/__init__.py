@@ -168,6 +168,8 @@ from jaxopt_lite._drivers.fit import FitResult as FitResult
 from jaxopt_lite._drivers.fit import fit as fit
 from jaxopt_lite._drivers.minimize import MinimizeResult as MinimizeResult
 from jaxopt_lite._drivers.minimize import minimize as minimize
+from jaxopt_lite._drivers.lbfgsb import LBFGSB as LBFGSB
+from jaxopt_lite._drivers.lbfgsb import lbfgsb as lbfgsb
 from jaxopt_lite._drivers.loggers import Callback as Callback
 from jaxopt_lite._drivers.loggers import CSVLogger as CSVLogger
 from jaxopt_lite._drivers.loggers import TensorBoardLogger as TensorBoardLogger
@@ -293,6 +295,8 @@ __all__ = [
     "MinimizeResult",
     "fit",
     "minimize",
+    "LBFGSB",
+    "lbfgsb",
     "Callback",
     "CSVLogger",
     "TensorBoardLogger",

@@ -10,12 +10,14 @@ import optax
 
 from jaxopt_lite._core import recipe as _recipe
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._drivers import lbfgsb as _lbfgsb
 from jaxopt_lite._drivers import minimize_checks as _mc
 from jaxopt_lite._drivers import minimize_result as _result
 from jaxopt_lite._drivers import programs as _programs
 from jaxopt_lite._drivers.minimize_result import MinimizeResult as MinimizeResult
 from jaxopt_lite._loop import full_batch as _full_batch
 from jaxopt_lite._loop import implicit as _implicit
+from jaxopt_lite._loop import lbfgsb as _lbfgsb_loop
 
 PyTree = Any
 
@@ -51,6 +53,11 @@ def _build(
             return converted(x, t[0], t[1], *t[2])
 
         def loop(opt_inputs, theta, x0, tols, lower, upper):
+            if opt_key[0] == "lbfgsb":
+                spec = _lbfgsb.LBFGSB.rebuild(opt_key, opt_inputs)
+                return _lbfgsb_loop.lbfgsb_loop(
+                    objective, spec, cfg, x0, theta, tols, lower, upper
+                )
             optimizer = _recipe.rebuild(opt_key, opt_inputs)
             return _full_batch.full_batch_loop(
                 objective, optax.with_extra_args_support(optimizer), cfg,
@@ -71,7 +78,7 @@ def _build(
 def minimize(
     fun: Callable[..., jax.Array],
     x0: PyTree,
-    optimizer: optax.GradientTransformation,
+    optimizer: optax.GradientTransformation | _lbfgsb.LBFGSB,
     *,
     args: Any = None,
     steps: int = 1000,
@@ -156,9 +163,13 @@ def minimize(
         ('converged', 62, Array([3., 3.], dtype=float32))
     """
     v.check_callable("fun", fun)
-    v.check_transform("optimizer", optimizer)
+    is_lbfgsb = isinstance(optimizer, _lbfgsb.LBFGSB)
+    if not is_lbfgsb:
+        v.check_transform("optimizer", optimizer)
     _mc.check_settings(steps, tol, rtol, atol, has_aux, diff, history_size)
     x0 = _mc.check_x0(x0)
+    if is_lbfgsb:
+        _lbfgsb.check_use(x0, diff)
     fun_key, fun_inputs = _programs.split_callable(fun)
     dtype = _mc.value_dtype(fun, fun_key, fun_inputs, has_aux, x0, args)
     lo = hi = None
@@ -173,7 +184,10 @@ def minimize(
         bounded=lo is not None,
         unroll=diff == "unroll",
     )
-    opt_key, opt_inputs = _recipe.split(optimizer)
+    if isinstance(optimizer, _lbfgsb.LBFGSB):
+        opt_key, opt_inputs = optimizer.split()
+    else:
+        opt_key, opt_inputs = _recipe.split(optimizer)
     key = (fun_key, opt_key, cfg, args is not None, diff == "implicit")
     run, columns = _programs.program(("minimize", *key), lambda: _build(*key))
     tols = _full_batch.Tolerances(*_mc.tolerances(tol, rtol, atol, dtype))

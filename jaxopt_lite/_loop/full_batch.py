@@ -186,7 +186,7 @@ def full_batch_loop(
         _tree.tree_global_norm(search_direction_grad(x0, grad)[0]), aux,
         jnp.full([], RUNNING, jnp.int32), one, one, None,
     )  # fmt: skip
-    init = init._replace(status=_status(init, init, tols, cfg, first=True))
+    init = init._replace(status=stopping_status(init, init, tols, cfg, first=True))
     reuse = not (cfg.bounded or cfg.unroll or cfg.has_aux)
 
     def body(s: FullBatchState) -> tuple[FullBatchState, jax.Array]:
@@ -230,7 +230,7 @@ def full_batch_loop(
         unsatisfied = None
         if searches:
             unsatisfied = jnp.any(jnp.stack([_unsatisfied(ls) for ls in searches]))
-        status = _status(s, new, tols, cfg, first=False, unsatisfied=unsatisfied)
+        status = stopping_status(s, new, tols, cfg, first=False, unsatisfied=unsatisfied)
         failed = status == LINESEARCH_FAILED
         kept = optax.tree.where(
             failed,
@@ -244,7 +244,7 @@ def full_batch_loop(
         return new, jnp.stack([jnp.asarray(r, dtype) for r in row])
 
     nan_row = jnp.full([len(columns)], jnp.nan, dtype)
-    final, rows = _run(body, init, nan_row, cfg)
+    final, rows = run_rows(body, init, nan_row, cfg)
     return final._replace(history=rows)
 
 
@@ -258,7 +258,7 @@ def full_batch_loop(
 _BLOCK = 8
 
 
-def _run(
+def run_rows(
     body: Callable, init: FullBatchState, nan_row: jax.Array, cfg: Config
 ) -> tuple[FullBatchState, jax.Array]:
     """Iterate ``body`` from ``init`` until the status leaves RUNNING; the
@@ -307,7 +307,7 @@ def _run(
     return final, rows[: cfg.history_size]
 
 
-def _status(
+def stopping_status(
     old: FullBatchState,
     new: FullBatchState,
     tols: Tolerances,

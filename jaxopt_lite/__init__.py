@@ -169,6 +169,7 @@ from jaxopt_lite._drivers.fit import fit as fit
 from jaxopt_lite._drivers.minimize import MinimizeResult as MinimizeResult
 from jaxopt_lite._drivers.minimize import minimize as minimize
 from jaxopt_lite._drivers.lbfgsb import LBFGSB as LBFGSB
+from jaxopt_lite._drivers.lbfgsb import LBFGSBState as LBFGSBState
 from jaxopt_lite._drivers.lbfgsb import lbfgsb as lbfgsb
 from jaxopt_lite._drivers.loggers import Callback as Callback
 from jaxopt_lite._drivers.loggers import CSVLogger as CSVLogger
@@ -296,6 +297,7 @@ __all__ = [
     "fit",
     "minimize",
     "LBFGSB",
+    "LBFGSBState",
     "lbfgsb",
     "Callback",
     "CSVLogger",

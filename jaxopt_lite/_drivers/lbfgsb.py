@@ -10,6 +10,7 @@ import numpy as np
 
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._loop.lbfgsb import LBFGSB as LBFGSB
+from jaxopt_lite._loop.lbfgsb import LBFGSBState as LBFGSBState
 
 # scipy's defaults: ftol = factr * eps with factr = 1e7 in float64
 _FTOL = 1e7 * float(np.finfo(np.float64).eps)

@@ -230,7 +230,9 @@ def full_batch_loop(
         unsatisfied = None
         if searches:
             unsatisfied = jnp.any(jnp.stack([_unsatisfied(ls) for ls in searches]))
-        status = stopping_status(s, new, tols, cfg, first=False, unsatisfied=unsatisfied)
+        status = stopping_status(
+            s, new, tols, cfg, first=False, unsatisfied=unsatisfied
+        )
         failed = status == LINESEARCH_FAILED
         kept = optax.tree.where(
             failed,

@@ -183,7 +183,17 @@ def lbfgsb_loop(
             return new_ls, new_stp, xt, ft, gt, auxt, gdt, evals + 1, finite & done
 
         ls = _mt.start(f, gd0, stp, LINESEARCH_FTOL, 0.0, max_step)
-        start = (ls, stp, x, f, g, aux, gd0, jnp.zeros([], jnp.int32), jnp.asarray(False))
+        start = (
+            ls,
+            stp,
+            x,
+            f,
+            g,
+            aux,
+            gd0,
+            jnp.zeros([], jnp.int32),
+            jnp.asarray(False),
+        )
         _, stp, xt, ft, gt, auxt, gdt, evals, done = jax.lax.while_loop(
             more, trial, start
         )

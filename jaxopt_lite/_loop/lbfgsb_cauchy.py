@@ -4,10 +4,20 @@ Along the projected steepest-descent path $x(t) = P(x - t g)$ the quadratic
 model $m(z) = g^\\top (z - x) + \\tfrac12 (z - x)^\\top B (z - x)$ is piecewise
 quadratic in $t$, with a breakpoint $t_i$ where element $i$ reaches its bound.
 The generalized Cauchy point is the first local minimizer of $m$ along the
-path: the breakpoints are visited in increasing order (one fixed-size sort),
-and a ``lax.while_loop`` updates the slope $f'$ and curvature $f''$ of each
-segment in $O(m^2)$ (Byrd, Lu, Nocedal and Zhu 1995, Algorithm CP), until
-the minimizer $-f'/f''$ falls inside the current segment.
+path. The Fortran code visits the breakpoints in increasing order, updating
+the slope $f'$ and curvature $f''$ of each segment in $O(m^2)$ (Byrd, Lu,
+Nocedal and Zhu 1995, Algorithm CP) until the minimizer $-f'/f''$ falls
+inside the current segment. Here all segments are done at once: after one
+sort, the direction $d_k$ of segment $k$ (the elements not yet stopped),
+$p_k = W^\\top d_k$ and $c_k = W^\\top (x(t_k) - x)$ are cumulative sums
+over the breakpoints, and
+
+$$
+f'_k = -\\lVert d_k \\rVert^2 + \\theta t_k \\lVert d_k \\rVert^2 - c_k^\\top M p_k,
+\\qquad f''_k = \\theta \\lVert d_k \\rVert^2 - p_k^\\top M p_k ,
+$$
+
+$O(n m^2)$ vectorized work for all $k$ instead of $n$ dependent steps.
 """
 
 from __future__ import annotations
@@ -30,18 +40,6 @@ class CauchyPoint(NamedTuple):
     point: jax.Array
     c: jax.Array
     free: jax.Array
-
-
-class _Segment(NamedTuple):
-    k: jax.Array  # breakpoints passed
-    t: jax.Array  # the last breakpoint passed
-    t_sum: jax.Array
-    f1: jax.Array  # slope f' at the segment's start
-    f2: jax.Array  # curvature f''
-    t_min: jax.Array  # the segment's minimizer, relative to its start
-    c: jax.Array  # W^T (x(t) - x)
-    p: jax.Array  # W^T d over the elements still moving
-    found: jax.Array
 
 
 def element_states(
@@ -90,52 +88,53 @@ def cauchy_point(
     # every moving element stops at a bound: the path ends at the last one
     bounded = ~jnp.any(moving & ~has_break & (d != 0))
     w = jnp.concatenate([mem.y, mem.theta * mem.s])  # W^T: [2m, n]
-    p = w @ d
-    f1 = -(d @ d)
-    f2_org = -mem.theta * f1
-    f2 = f2_org - p @ (middle @ p)
-    order = jnp.argsort(t, stable=True)
-    zero = jnp.zeros([], dtype)
+    order = jnp.argsort(t)
+    k = jnp.arange(x.size)
+    # Passing breakpoint j (in sorted order) freezes its element at the bound:
+    # it leaves d (and W^T d), and its part of the path stays at t_j d_j.
+    is_break = k < n_break
+    t_sorted = jnp.where(is_break, t[order], 0)
+    d_sorted = jnp.where(is_break, d[order], 0)
+    w_sorted = w[:, order]
+    times = jnp.concatenate([jnp.zeros(1, dtype), t_sorted])  # t_k: k passed
 
-    def more(s: _Segment) -> jax.Array:
-        return ~s.found & (s.k < n_break)
+    def passed_sum(terms):  # [..., n] -> [..., n + 1]: over the k passed
+        zero = jnp.zeros((*terms.shape[:-1], 1), dtype)
+        return jnp.concatenate([zero, jnp.cumsum(terms, axis=-1)], axis=-1)
 
-    def next_break(s: _Segment) -> _Segment:
-        i = order[s.k]
-        dt = t[i] - s.t
-        inside = s.t_min < dt  # the minimizer lies before this breakpoint
-        d_i = d[i]
-        z_i = jnp.where(d_i > 0, upper[i], lower[i]) - x[i]
-        d2 = d_i * d_i
-        f1 = s.f1 + dt * s.f2 + d2 - mem.theta * d_i * z_i
-        f2 = s.f2 - mem.theta * d2
-        c = s.c + dt * s.p
-        w_i = w[:, i]
-        v = middle @ w_i
-        f1 = f1 + d_i * (c @ v)
-        f2 = f2 + d_i * 2 * (s.p @ v) - d2 * (w_i @ v)
-        f2 = jnp.maximum(eps * f2_org, f2)
-        k = s.k + 1
-        last = k >= n_break
-        t_min = jnp.where(last & bounded, zero, -f1 / f2)
-        moved = _Segment(
-            k, t[i], s.t_sum + dt, f1, f2, t_min, c, s.p - d_i * w_i, s.found
-        )
-        return jax.tree.map(
-            lambda a, b: jnp.where(inside, a, b), s._replace(found=True), moved
-        )
+    def rest_sum(terms):  # over the breakpoints not yet passed (no cancellation)
+        zero = jnp.zeros((*terms.shape[:-1], 1), dtype)
+        rest = jnp.flip(jnp.cumsum(jnp.flip(terms, -1), axis=-1), -1)
+        return jnp.concatenate([rest, zero], axis=-1)
 
-    start = _Segment(
-        jnp.zeros([], jnp.int32), zero, zero, f1, f2, -f1 / f2,
-        jnp.zeros_like(p), p, jnp.asarray(False),
-    )  # fmt: skip
-    end = jax.lax.while_loop(more, next_break, start)
-    t_min = jnp.maximum(end.t_min, 0)
-    rank = jnp.zeros(x.shape, jnp.int32).at[order].set(jnp.arange(x.size, dtype=jnp.int32))
-    passed = has_break & (rank < end.k)
-    point = jnp.where(passed, jnp.where(d > 0, upper, lower), x + (end.t_sum + t_min) * d)
+    d_free = jnp.where(has_break, 0, d)  # moving elements that never stop
+    sq = d_free @ d_free + rest_sum(d_sorted * d_sorted)  # |d_k|^2
+    p = (w @ d_free)[:, None] + rest_sum(w_sorted * d_sorted[None, :])  # W^T d_k
+    c = times[None, :] * p + passed_sum(w_sorted * (t_sorted * d_sorted)[None, :])
+    mp = middle @ p
+    # slope and curvature of the model at the start of segment k
+    f1 = -sq + mem.theta * times * sq - jnp.sum(c * mp, axis=0)
+    f2_org = mem.theta * sq[0]
+    f2 = mem.theta * sq - jnp.sum(p * mp, axis=0)
+    f2 = jnp.where(jnp.arange(x.size + 1) > 0, jnp.maximum(eps * f2_org, f2), f2)
+    t_min = -f1 / f2
+    # the first segment whose minimizer comes before its end; past the last
+    # breakpoint, 0 when every moving element has stopped
+    inside = (t_min[:-1] < t_sorted - times[:-1]) & is_break
+    last = jnp.where(jnp.any(inside), jnp.argmax(inside), n_break)
+    t_end = jnp.where(~jnp.any(inside) & bounded, 0, t_min[last])
+    t_end = jnp.maximum(t_end, 0)
+    # the elements whose breakpoints were passed (a stable sort: ties by index)
+    t_last = jnp.where(last > 0, t[order[last - 1]], -jnp.inf)
+    i_last = order[last - 1]
+    passed = has_break & (
+        (t < t_last) | ((t == t_last) & (jnp.arange(x.size) <= i_last))
+    )
+    point = jnp.where(
+        passed, jnp.where(d > 0, upper, lower), x + (times[last] + t_end) * d
+    )
     state = jnp.where(passed, jnp.where(d > 0, AT_UPPER, AT_LOWER), state)
-    c = end.c + t_min * end.p
+    c = c[:, last] + t_end * p[:, last]
     # d = 0 (every element held or with a zero gradient): the point is x
     still = jnp.all(d == 0)
     point = jnp.where(still, x, point)

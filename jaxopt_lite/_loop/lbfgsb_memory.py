@@ -118,4 +118,6 @@ def push(
     new = Memory(new_s, new_y, rolled_sy, rolled_ss, mem.chol_t, theta, count)
     new = new._replace(chol_t=_factor_t(new))
     ok = jnp.all(jnp.isfinite(new.chol_t))
-    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, empty(m, s.shape[0], s.dtype))
+    return jax.tree.map(
+        lambda a, b: jnp.where(ok, a, b), new, empty(m, s.shape[0], s.dtype)
+    )

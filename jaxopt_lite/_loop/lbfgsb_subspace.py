@@ -6,7 +6,8 @@ primal method: with the reduced gradient $r = Z^\\top (g + B (z - x))$,
 
 $$
 \\hat d = -\\frac{1}{\\theta} r - \\frac{1}{\\theta^2} Z^\\top W K^{-1} W^\\top Z r,
-\\qquad K = \\begin{bmatrix} -D - Y Z Z^\\top Y^\\top / \\theta & L_A^\\top - R_Z^\\top \\\\
+\\qquad K = \\begin{bmatrix} -D - Y Z Z^\\top Y^\\top / \\theta
+& L_A^\\top - R_Z^\\top \\\\
 L_A - R_Z & \\theta S A A^\\top S^\\top \\end{bmatrix}
 $$
 
@@ -38,8 +39,8 @@ def _k_factor(mem: _memory.Memory, free: jax.Array) -> jax.Array:
     both = live[:, None] & live[None, :]
     eye = jnp.eye(m, dtype=mem.s.dtype)
     ys = jnp.concatenate([mem.y, mem.s])
-    on_free = (ys * free) @ ys.T  # [[Y Y^T, Y S^T], [S Y^T, S S^T]] on free
-    on_held = (ys * ~free) @ ys.T  # the same on the elements held at a bound
+    on_free = (ys * free[None, :]) @ ys.T  # [[Y Y^T, Y S^T], [S Y^T, S S^T]] on free
+    on_held = (ys * ~free[None, :]) @ ys.T  # the same on the elements held at a bound
     d = jnp.diagonal(mem.sy)
     a11 = jnp.where(both, jnp.diag(d) + on_free[:m, :m] / mem.theta, eye)
     # L_A - R_Z: the strict lower triangle of S Y^T on the held elements minus

@@ -185,7 +185,9 @@ def update(
     span = jnp.abs(new.sty - new.stx)
     # bisect when the interval did not shrink enough over two trials
     step = jnp.where(
-        new.bracketed & (span >= 0.66 * width1), new.stx + 0.5 * (new.sty - new.stx), step
+        new.bracketed & (span >= 0.66 * width1),
+        new.stx + 0.5 * (new.sty - new.stx),
+        step,
     )
     width1 = jnp.where(new.bracketed, width, width1)
     width = jnp.where(new.bracketed, span, width)

@@ -264,7 +264,9 @@ def run_rows(
     body: Callable, init: FullBatchState, nan_row: jax.Array, cfg: Config
 ) -> tuple[FullBatchState, jax.Array]:
     """Iterate ``body`` from ``init`` until the status leaves RUNNING; the
-    first ``cfg.history_size`` rows (NaN past the last step)."""
+    first ``cfg.history_size`` rows (NaN past the last step). Each row goes
+    to the step its iteration started from, so a call of ``body`` that does
+    not advance ``step`` (L-BFGS-B's restart) has its row overwritten."""
 
     def step_if_running(s):
         return jax.lax.cond(s.status == RUNNING, body, lambda s: (s, nan_row), s)
@@ -273,10 +275,13 @@ def run_rows(
         if cfg.unroll:
             return jax.lax.scan(lambda s, _: step_if_running(s), s, length=_BLOCK)
 
+        first = s.step
+
         def one_row(c):
             s, rows, j = c
+            at = s.step - first
             s, row = body(s)
-            return s, jax.lax.dynamic_update_index_in_dim(rows, row, j, 0), j + 1
+            return s, jax.lax.dynamic_update_index_in_dim(rows, row, at, 0), j + 1
 
         empty = jnp.broadcast_to(nan_row, (_BLOCK, *nan_row.shape))
         s, rows, _ = jax.lax.while_loop(

@@ -143,14 +143,13 @@ def lbfgsb_loop(
 
     def search(mem, x, f, g, aux, first) -> _Trial:
         """One attempt: Cauchy point, subspace step, line search."""
-        middle = _memory.middle(mem)
         skip = ~constrained & (mem.count > 0)  # as the Fortran code: no GCP
         cauchy = jax.lax.cond(
             skip,
             lambda: CauchyPoint(x, jnp.zeros(2 * m, dtype), jnp.ones(n, bool)),
-            lambda: cauchy_point(x, g, lo, hi, mem, middle),
+            lambda: cauchy_point(x, g, lo, hi, mem),
         )
-        end = subspace_point(x, g, lo, hi, mem, middle, cauchy)
+        end = subspace_point(x, g, lo, hi, mem, cauchy)
         d = end - x
         dnorm = jnp.linalg.norm(d)
         max_step = _max_step(x, d, lo, hi, first, constrained)
@@ -163,11 +162,15 @@ def lbfgsb_loop(
             moved = jnp.minimum(hi, jnp.maximum(lo, x + stp * d))
             return jnp.where(stp == 1, end, moved)
 
+        # The carry's scalars in one vector: the search state, then
+        # stp, f, g.d, evaluations, done.
         def more(c):
-            return ~c[-1] & (c[-2] < spec.max_linesearch_steps) & usable
+            v = c[0]
+            return (v[-1] == 0) & (v[-2] < spec.max_linesearch_steps) & usable
 
         def trial(c):
-            ls, stp, _, _, _, _, _, evals, _ = c
+            v = c[0]
+            ls, stp, evals = _mt.unpack(v[: _mt.SIZE]), v[_mt.SIZE], v[-2]
             xt = trial_point(stp)
             ft, gt, auxt = evaluate(xt)
             gdt = gt @ d
@@ -178,55 +181,34 @@ def lbfgsb_loop(
             # A non-finite trial: halve the step towards the best one so far.
             finite = jnp.isfinite(ft) & jnp.isfinite(gdt)
             stx = ls.interval.stx
-            new_ls = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new_ls, ls)
+            packed = jnp.where(finite, _mt.pack(new_ls), v[: _mt.SIZE])
             new_stp = jnp.where(finite, new_stp, stx + 0.5 * (stp - stx))
-            return new_ls, new_stp, xt, ft, gt, auxt, gdt, evals + 1, finite & done
+            tail = jnp.stack([new_stp, ft, gdt, evals + 1, finite & done]).astype(dtype)
+            return jnp.concatenate([packed, tail]), xt, gt, auxt
 
-        ls = _mt.start(f, gd0, stp, LINESEARCH_FTOL, 0.0, max_step)
-        start = (
-            ls,
-            stp,
-            x,
-            f,
-            g,
-            aux,
-            gd0,
-            jnp.zeros([], jnp.int32),
-            jnp.asarray(False),
+        ls = _mt.pack(_mt.start(f, gd0, stp, LINESEARCH_FTOL, 0.0, max_step))
+        tail = jnp.stack([stp, f, gd0, 0, 0]).astype(dtype)
+        v, xt, gt, auxt = jax.lax.while_loop(
+            more, trial, (jnp.concatenate([ls, tail]), x, g, aux)
         )
-        _, stp, xt, ft, gt, auxt, gdt, evals, done = jax.lax.while_loop(
-            more, trial, start
-        )
-        return _Trial(done, xt, ft, gt, auxt, gdt, gd0, stp, d, dnorm**2, evals)
+        stp, ft, gdt, evals, done = (v[_mt.SIZE + i] for i in range(5))
+        return _Trial(
+            done > 0, xt, ft, gt, auxt, gdt, gd0, stp, d, dnorm**2,
+            evals.astype(jnp.int32),
+        )  # fmt: skip
 
     def iteration(s: _fb.FullBatchState) -> tuple[_fb.FullBatchState, jax.Array]:
         x, f, g = s.params, s.value, s.grad
-        first = s.step == 0
-
-        def attempt(c):
-            mem, _, evals, _ = c
-            out = search(mem, x, f, g, s.aux, first)
-            retry = ~out.ok & (mem.count > 0)
-            mem = jax.tree.map(
-                lambda a, b: jnp.where(retry, a, b), _memory.empty(m, n, dtype), mem
-            )
-            return mem, out, evals + out.evals, retry
-
-        zero = jnp.zeros([], dtype)
-        blank = _Trial(
-            jnp.asarray(False), x, f, g, s.aux, zero, zero, zero, x, zero,
-            jnp.zeros([], jnp.int32),
-        )  # fmt: skip
-        mem, out, evals, _ = jax.lax.while_loop(
-            lambda c: c[3],
-            attempt,
-            (s.opt_state.memory, blank, jnp.zeros([], jnp.int32), jnp.asarray(True)),
-        )
+        mem = s.opt_state.memory
+        out = search(mem, x, f, g, s.aux, s.step == 0)
+        # A failed search with pairs in memory empties it and tries again
+        # from x at the next call (which does not advance the step count).
+        restart = ~out.ok & (mem.count > 0)
         # A step that the search accepted with a higher value (it ended on a
         # warning) is refused too: the run stops at x.
-        failed = ~out.ok | (out.f > f)
+        failed = (~out.ok | (out.f > f)) & ~restart
         x1, f1, g1, aux1 = jax.tree.map(
-            lambda a, b: jnp.where(failed, a, b), (x, f, g, s.aux),
+            lambda a, b: jnp.where(failed | restart, a, b), (x, f, g, s.aux),
             (out.x, out.f, out.g, out.aux),
         )  # fmt: skip
         # The pair s = stp d, y = g1 - g, with s.y from the line search's
@@ -236,14 +218,14 @@ def lbfgsb_loop(
         descent = jnp.where(unit, -out.gd0, -out.gd0 * out.stp)
         pair = jnp.where(unit, out.d, out.stp * out.d)
         ss = jnp.where(unit, out.dtd, out.stp * out.stp * out.dtd)
-        pushed = _memory.push(mem, pair, out.g - g, sy, ss)
-        keep = failed | (sy <= eps * descent)
-        mem = jax.tree.map(lambda a, b: jnp.where(keep, a, b), mem, pushed)
-        rate = jnp.where(failed, 0, out.stp).astype(dtype)
-        evals = s.fun_evals + evals
+        accept = ~failed & ~restart & (sy > eps * descent)
+        mem = _memory.push(mem, pair, out.g - g, sy, ss, accept, restart)
+        rate = jnp.where(failed | restart, 0, out.stp).astype(dtype)
+        evals = s.fun_evals + out.evals
         new = _fb.FullBatchState(
-            x1, LBFGSBState(mem, rate), s.step + 1, f1, g1, grad_norm(x1, g1),
-            aux1, s.status, evals, evals, None,
+            x1, LBFGSBState(mem, rate), s.step + jnp.where(restart, 0, 1), f1, g1,
+            jnp.where(restart, s.grad_norm, grad_norm(x1, g1)), aux1, s.status,
+            evals, evals, None,
         )  # fmt: skip
         status = _fb.stopping_status(s, new, tols, cfg, first=False)
         reduced = (f - f1) <= ftol * jnp.maximum(
@@ -251,7 +233,8 @@ def lbfgsb_loop(
         )
         done = (projected_gradient_max(x1, g1, lo, hi) <= gtol) | reduced
         status = jnp.where((status != _fb.NONFINITE) & done, _fb.CONVERGED, status)
-        status = jnp.where(failed, _fb.LINESEARCH_FAILED, status).astype(jnp.int32)
+        status = jnp.where(failed, _fb.LINESEARCH_FAILED, status)
+        status = jnp.where(restart, s.status, status).astype(jnp.int32)
         row = jnp.stack([s.value, s.grad_norm, rate]).astype(vdtype)
         return new._replace(status=status), row
 

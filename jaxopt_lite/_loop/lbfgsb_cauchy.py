@@ -7,17 +7,20 @@ The generalized Cauchy point is the first local minimizer of $m$ along the
 path. The Fortran code visits the breakpoints in increasing order, updating
 the slope $f'$ and curvature $f''$ of each segment in $O(m^2)$ (Byrd, Lu,
 Nocedal and Zhu 1995, Algorithm CP) until the minimizer $-f'/f''$ falls
-inside the current segment. Here all segments are done at once: after one
-sort, the direction $d_k$ of segment $k$ (the elements not yet stopped),
-$p_k = W^\\top d_k$ and $c_k = W^\\top (x(t_k) - x)$ are cumulative sums
-over the breakpoints, and
+inside the current segment. Here the breakpoints are taken a chunk at a time
+(the ``_CHUNK`` smallest left, by ``lax.top_k``), and the segments of a chunk
+all at once: with $d_k$ the direction on segment $k$ (the elements not yet
+stopped), $p_k = W^\\top d_k$ and $c_k = W^\\top (x(t_k) - x)$, prefix sums
+over the chunk, and
 
 $$
 f'_k = -\\lVert d_k \\rVert^2 + \\theta t_k \\lVert d_k \\rVert^2 - c_k^\\top M p_k,
-\\qquad f''_k = \\theta \\lVert d_k \\rVert^2 - p_k^\\top M p_k ,
+\\qquad f''_k = \\theta \\lVert d_k \\rVert^2 - p_k^\\top M p_k .
 $$
 
-$O(n m^2)$ vectorized work for all $k$ instead of $n$ dependent steps.
+A ``lax.while_loop`` moves to the next chunk only while no segment of this
+one holds the minimizer: usually one chunk, $O(n \\log c + m c^2 + m^2 c)$
+work without a full sort or an $O(n)$ prefix sum (XLA:CPU's is quadratic).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from jaxopt_lite._loop import lbfgsb_memory as _memory
 UNBOUNDED, FREE, ZERO_GRADIENT, AT_LOWER, AT_UPPER, FIXED = -1, 0, -3, 1, 2, 3
 
 
+_CHUNK = 64  # breakpoints taken at a time
+
+
 class CauchyPoint(NamedTuple):
     """The generalized Cauchy point, ``c`` $= W^\\top$ (``point`` $- x$), and
     per element whether it is free there (not held at a bound)."""
@@ -40,6 +46,21 @@ class CauchyPoint(NamedTuple):
     point: jax.Array
     c: jax.Array
     free: jax.Array
+
+
+class _Sweep(NamedTuple):
+    """The sweep along the path, chunk by chunk."""
+
+    gone: jax.Array  # per element: its breakpoint was passed
+    t: jax.Array  # the last breakpoint passed (0 before the first)
+    sq: jax.Array  # |d|^2 of the elements still moving
+    p: jax.Array  # W^T d over them
+    frozen: jax.Array  # the sum of t_i d_i w_i over those stopped
+    k: jax.Array  # breakpoints passed
+    found: jax.Array
+    chunks: jax.Array  # chunks looked at
+    t_end: jax.Array  # the Cauchy point's t, once found
+    c_end: jax.Array  # its W^T (x(t) - x)
 
 
 def element_states(
@@ -70,10 +91,9 @@ def cauchy_point(
     lower: jax.Array,
     upper: jax.Array,
     mem: _memory.Memory,
-    middle: jax.Array,
 ) -> CauchyPoint:
     """The generalized Cauchy point from ``x`` with gradient ``g`` for the
-    model of ``mem`` (``middle``: its $M$), in ``[lower, upper]``."""
+    model of ``mem``, in ``[lower, upper]``."""
     dtype = x.dtype
     eps = jnp.finfo(dtype).eps
     state = element_states(x, g, lower, upper)
@@ -82,59 +102,75 @@ def cauchy_point(
     down = moving & jnp.isfinite(lower) & (d < 0)
     up = moving & jnp.isfinite(upper) & (d > 0)
     has_break = down | up
-    # NaN sorts last: the elements without a breakpoint come after the others
-    t = jnp.where(down, (x - lower) / -d, jnp.where(up, (upper - x) / d, jnp.nan))
-    n_break = jnp.sum(has_break)
+    t = jnp.where(down, (x - lower) / -d, jnp.where(up, (upper - x) / d, jnp.inf))
     # every moving element stops at a bound: the path ends at the last one
     bounded = ~jnp.any(moving & ~has_break & (d != 0))
     w = jnp.concatenate([mem.y, mem.theta * mem.s])  # W^T: [2m, n]
-    order = jnp.argsort(t)
-    k = jnp.arange(x.size)
-    # Passing breakpoint j (in sorted order) freezes its element at the bound:
-    # it leaves d (and W^T d), and its part of the path stays at t_j d_j.
-    is_break = k < n_break
-    t_sorted = jnp.where(is_break, t[order], 0)
-    d_sorted = jnp.where(is_break, d[order], 0)
-    w_sorted = w[:, order]
-    times = jnp.concatenate([jnp.zeros(1, dtype), t_sorted])  # t_k: k passed
+    theta, middle = mem.theta, mem.middle
+    size = min(x.size, _CHUNK)
+    # before[j, i]: breakpoint i of a chunk comes before segment j
+    before = (jnp.arange(size)[None, :] < jnp.arange(size)[:, None]).astype(dtype)
+    f2_org = theta * (d @ d)
 
-    def passed_sum(terms):  # [..., n] -> [..., n + 1]: over the k passed
-        zero = jnp.zeros((*terms.shape[:-1], 1), dtype)
-        return jnp.concatenate([zero, jnp.cumsum(terms, axis=-1)], axis=-1)
+    def more(s: _Sweep) -> jax.Array:
+        return ~s.found & (s.chunks <= x.size // size + 1)
 
-    def rest_sum(terms):  # over the breakpoints not yet passed (no cancellation)
-        zero = jnp.zeros((*terms.shape[:-1], 1), dtype)
-        rest = jnp.flip(jnp.cumsum(jnp.flip(terms, -1), axis=-1), -1)
-        return jnp.concatenate([rest, zero], axis=-1)
+    def chunk(s: _Sweep) -> _Sweep:
+        neg, idx = jax.lax.top_k(jnp.where(s.gone | ~has_break, -jnp.inf, -t), size)
+        ends = -neg  # the chunk's breakpoints, increasing; inf past the last
+        real = jnp.isfinite(ends)
+        dc = jnp.where(real, d[idx], 0)
+        wc = jnp.where(real[None, :], w[:, idx], 0)
+        starts = jnp.concatenate([s.t[None], ends[:-1]])  # segment j: [start, end]
+        # |d|^2, W^T d and W^T (x(t) - x) at the start of each segment
+        sq = s.sq - (dc * dc) @ before.T
+        p = s.p[:, None] - (wc * dc[None, :]) @ before.T
+        frozen = wc * jnp.where(real, ends * dc, 0)[None, :]  # t_i d_i w_i
+        c = starts[None, :] * p + s.frozen[:, None] + frozen @ before.T
+        mp = middle @ p
+        f1 = -sq + theta * starts * sq - jnp.sum(c * mp, axis=0)
+        f2 = theta * sq - jnp.sum(p * mp, axis=0)
+        f2 = jnp.where(s.k + jnp.arange(size) > 0, jnp.maximum(eps * f2_org, f2), f2)
+        t_min = -f1 / f2
+        # past the last breakpoint: 0 when every moving element has stopped
+        t_min = jnp.where(~real & bounded, 0, t_min)
+        inside = jnp.isfinite(starts) & (t_min < ends - starts)
+        found = jnp.any(inside)
+        j = jnp.argmax(inside)
+        passing = real & (jnp.arange(size) < jnp.where(found, j, size))
+        t_end = jnp.maximum(t_min[j], 0)
+        return _Sweep(
+            s.gone.at[idx].set(s.gone[idx] | passing),
+            jnp.where(
+                jnp.any(passing), jnp.max(jnp.where(passing, ends, -jnp.inf)), s.t
+            ),
+            s.sq - jnp.sum(jnp.where(passing, dc * dc, 0)),
+            s.p - wc @ jnp.where(passing, dc, 0),
+            s.frozen + frozen @ passing.astype(dtype),
+            s.k + jnp.sum(passing, dtype=jnp.int32),
+            found,
+            s.chunks + 1,
+            jnp.where(found, starts[j] + t_end, s.t_end),
+            jnp.where(found, c[:, j] + t_end * p[:, j], s.c_end),
+        )
 
-    d_free = jnp.where(has_break, 0, d)  # moving elements that never stop
-    sq = d_free @ d_free + rest_sum(d_sorted * d_sorted)  # |d_k|^2
-    p = (w @ d_free)[:, None] + rest_sum(w_sorted * d_sorted[None, :])  # W^T d_k
-    c = times[None, :] * p + passed_sum(w_sorted * (t_sorted * d_sorted)[None, :])
-    mp = middle @ p
-    # slope and curvature of the model at the start of segment k
-    f1 = -sq + mem.theta * times * sq - jnp.sum(c * mp, axis=0)
-    f2_org = mem.theta * sq[0]
-    f2 = mem.theta * sq - jnp.sum(p * mp, axis=0)
-    f2 = jnp.where(jnp.arange(x.size + 1) > 0, jnp.maximum(eps * f2_org, f2), f2)
-    t_min = -f1 / f2
-    # the first segment whose minimizer comes before its end; past the last
-    # breakpoint, 0 when every moving element has stopped
-    inside = (t_min[:-1] < t_sorted - times[:-1]) & is_break
-    last = jnp.where(jnp.any(inside), jnp.argmax(inside), n_break)
-    t_end = jnp.where(~jnp.any(inside) & bounded, 0, t_min[last])
-    t_end = jnp.maximum(t_end, 0)
-    # the elements whose breakpoints were passed (a stable sort: ties by index)
-    t_last = jnp.where(last > 0, t[order[last - 1]], -jnp.inf)
-    i_last = order[last - 1]
-    passed = has_break & (
-        (t < t_last) | ((t == t_last) & (jnp.arange(x.size) <= i_last))
-    )
-    point = jnp.where(
-        passed, jnp.where(d > 0, upper, lower), x + (times[last] + t_end) * d
-    )
+    zero = jnp.zeros([], dtype)
+    p0 = w @ d
+    # The first segment alone needs no sort: when its minimizer comes before
+    # the smallest breakpoint (often), the loop does not run.
+    t_first = (d @ d) / (f2_org - p0 @ (middle @ p0))  # -f1 / f2
+    first = t_first < jnp.min(t, initial=jnp.inf)
+    t_first = jnp.maximum(t_first, 0)
+    start = _Sweep(
+        jnp.zeros(x.shape, bool), zero, d @ d, p0, jnp.zeros_like(p0),
+        jnp.zeros([], jnp.int32), first, jnp.zeros([], jnp.int32),
+        jnp.where(first, t_first, 0), jnp.where(first, t_first, 0) * p0,
+    )  # fmt: skip
+    end = jax.lax.while_loop(more, chunk, start)
+    passed = end.gone
+    point = jnp.where(passed, jnp.where(d > 0, upper, lower), x + end.t_end * d)
     state = jnp.where(passed, jnp.where(d > 0, AT_UPPER, AT_LOWER), state)
-    c = c[:, last] + t_end * p[:, last]
+    c = end.c_end
     # d = 0 (every element held or with a zero gradient): the point is x
     still = jnp.all(d == 0)
     point = jnp.where(still, x, point)

@@ -35,18 +35,16 @@ def _k_factor(mem: _memory.Memory, free: jax.Array) -> jax.Array:
     \\mathcal{L}^\\top$ (NaN where a factorization fails), the identity in
     empty slots."""
     m = mem.s.shape[0]
-    live = _memory.stored(mem)
-    both = live[:, None] & live[None, :]
+    both, later, d = _memory.masks(mem)
     eye = jnp.eye(m, dtype=mem.s.dtype)
     ys = jnp.concatenate([mem.y, mem.s])
-    on_free = (ys * free[None, :]) @ ys.T  # [[Y Y^T, Y S^T], [S Y^T, S S^T]] on free
-    on_held = (ys * ~free[None, :]) @ ys.T  # the same on the elements held at a bound
-    d = jnp.diagonal(mem.sy)
-    a11 = jnp.where(both, jnp.diag(d) + on_free[:m, :m] / mem.theta, eye)
-    # L_A - R_Z: the strict lower triangle of S Y^T on the held elements minus
-    # the upper triangle (with the diagonal) of S Y^T on the free ones
-    k21 = jnp.where(both, jnp.tril(on_held[m:, :m], -1) - jnp.triu(on_free[m:, :m]), 0)
-    a22 = jnp.where(both, mem.theta * on_held[m:, m:], eye)
+    on_free = (ys * free[None, :]) @ mem.y.T  # [Y Y^T; S Y^T] on the free elements
+    on_held = (mem.s * ~free[None, :]) @ ys.T  # [S Y^T, S S^T] on the held ones
+    a11 = jnp.where(both, jnp.diag(d) + on_free[:m] / mem.theta, eye)
+    # L_A - R_Z: S Y^T on the held elements below the diagonal (in the order
+    # the pairs came) minus S Y^T on the free ones on and above it
+    k21 = jnp.where(later, on_held[:, :m], 0) - jnp.where(both & ~later, on_free[m:], 0)
+    a22 = jnp.where(both, mem.theta * on_held[:, m:], eye)
     l1 = jnp.linalg.cholesky(a11)
     e = _solve(l1, k21.T, lower=True)
     l2 = jnp.linalg.cholesky(a22 + e.T @ e)
@@ -59,7 +57,6 @@ def subspace_point(
     lower: jax.Array,
     upper: jax.Array,
     mem: _memory.Memory,
-    middle: jax.Array,
     cauchy: CauchyPoint,
 ) -> jax.Array:
     """The end point of the search direction: the subspace minimizer from
@@ -68,14 +65,15 @@ def subspace_point(
     m = mem.s.shape[0]
     theta = mem.theta
     z, free = cauchy.point, cauchy.free
-    v = middle @ cauchy.c
+    v = mem.middle @ cauchy.c
     r = -theta * (z - x) - g + mem.y.T @ v[:m] + mem.s.T @ (theta * v[m:])
     r = jnp.where(free, r, 0)
     wv = jnp.concatenate([mem.y @ r, theta * (mem.s @ r)])
     lk = _k_factor(mem, free)
     u = _solve(lk, wv, lower=True)
     u = jnp.concatenate([-u[:m], u[m:]])
-    wv = _solve(lk.T, u, lower=False)
+    live = _memory.stored(mem)
+    wv = jnp.where(jnp.concatenate([live, live]), _solve(lk.T, u, lower=False), 0)
     d = (r + (mem.y.T @ wv[:m]) / theta + mem.s.T @ wv[m:]) * (1 / theta)
     d = jnp.where(free, d, 0)
     projected = jnp.where(free, jnp.minimum(upper, jnp.maximum(lower, z + d)), z)

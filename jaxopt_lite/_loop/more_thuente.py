@@ -57,6 +57,22 @@ class SearchState(NamedTuple):
     width1: jax.Array
 
 
+SIZE = 15  # the length of a packed `SearchState`
+
+
+def pack(state: SearchState) -> jax.Array:
+    """``state`` as one vector (the flags as 0 or 1): a loop carries one
+    buffer instead of fifteen scalars, each of which costs a copy per trial."""
+    dtype = state.finit.dtype
+    return jnp.stack([jnp.asarray(v, dtype) for v in jax.tree.leaves(state)])
+
+
+def unpack(v: jax.Array) -> SearchState:
+    """The `SearchState` that `pack` gave ``v`` for."""
+    interval = Interval(v[0], v[1], v[2], v[3], v[4], v[5], v[6] > 0)
+    return SearchState(interval, v[7] > 0, *(v[i] for i in range(8, SIZE)))
+
+
 def start(f0: jax.Array, g0: jax.Array, stp: jax.Array, ftol, stpmin, stpmax):
     """The state before the first trial ``stp`` from $\\phi(0)$ = ``f0`` and
     $\\phi'(0)$ = ``g0`` < 0."""

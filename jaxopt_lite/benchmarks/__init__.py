@@ -1,6 +1,6 @@
 """The jaxopt_lite benchmark suite: speed as ratios measured side by side.
 
-Nine sections, each timing its contestants in one process, interleaved within
+Ten sections, each timing its contestants in one process, interleaved within
 each repeat, reporting medians with compilation excluded (and reported apart):
 
 1. ``loop``: training steps/s of `jaxopt_lite.fit` against a hand-written optax
@@ -22,7 +22,10 @@ each repeat, reporting medians with compilation excluded (and reported apart):
    (overlap of loading and compute), and host-to-device throughput;
 9. ``models``: fit with model state and a step key (a flax.linen CNN with
    BatchNorm and Dropout) against a hand-written scan and a Python loop, and
-   the cost of the CSV and TensorBoard loggers.
+   the cost of the CSV and TensorBoard loggers;
+10. ``bounded``: ``minimize`` with `jaxopt_lite.lbfgsb` against scipy's
+    L-BFGS-B and jaxopt's ``LBFGSB`` on the bound-constrained CUTEst problems
+    of ``sif2jax`` (solved counts, iterations, time).
 
 Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two
 minutes on two CPU cores), ``jaxopt-lite bench --full``, or
@@ -56,6 +59,7 @@ SECTIONS = (
     "compile",
     "streams",
     "models",
+    "bounded",
 )
 
 _COLUMNS = {
@@ -139,11 +143,18 @@ _COLUMNS = {
         "Dropout on digits, Adam, batch 64)",
         ["contestant", "steps", "steps_per_s", "median_s", "compile_s", "fit_speedup"],
     ),
+    # the columns are the solvers that ran; each cell reads
+    # "solved iterations/fun_evals time"
+    "bounded": (
+        "Bound-constrained problems: L-BFGS-B (float64, projected gradient <= 1e-5)",
+        ["problem", "n"],
+    ),
 }
 
 
 def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
     from jaxopt_lite.benchmarks import (
+        _bounded,
         _compile,
         _fullbatch,
         _loops,
@@ -164,6 +175,7 @@ def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
         "compile": lambda: _compile.compile_once(mode, data),
         "streams": lambda: _streams.streams(mode, data),
         "models": lambda: _models.models(mode, data),
+        "bounded": lambda: _bounded.bounded(mode),
     }
 
 

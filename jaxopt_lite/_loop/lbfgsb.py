@@ -68,7 +68,7 @@ class LBFGSBState(NamedTuple):
 class _Trial(NamedTuple):
     """The outcome of one attempt at an iteration."""
 
-    ok: jax.Array  # the line search ended with a step to accept
+    outcome: jax.Array  # how the line search ended (more_thuente's codes; 0: failed)
     x: jax.Array
     f: jax.Array
     g: jax.Array
@@ -174,7 +174,7 @@ def lbfgsb_loop(
             xt = trial_point(stp)
             ft, gt, auxt = evaluate(xt)
             gdt = gt @ d
-            new_ls, new_stp, done = _mt.update(
+            new_ls, new_stp, outcome = _mt.update(
                 ls, stp, ft, gdt, LINESEARCH_FTOL, LINESEARCH_GTOL,
                 LINESEARCH_XTOL, 0.0, max_step,
             )  # fmt: skip
@@ -183,7 +183,8 @@ def lbfgsb_loop(
             stx = ls.interval.stx
             packed = jnp.where(finite, _mt.pack(new_ls), v[: _mt.SIZE])
             new_stp = jnp.where(finite, new_stp, stx + 0.5 * (stp - stx))
-            tail = jnp.stack([new_stp, ft, gdt, evals + 1, finite & done]).astype(dtype)
+            outcome = jnp.where(finite, outcome, 0)
+            tail = jnp.stack([new_stp, ft, gdt, evals + 1, outcome]).astype(dtype)
             return jnp.concatenate([packed, tail]), xt, gt, auxt
 
         ls = _mt.pack(_mt.start(f, gd0, stp, LINESEARCH_FTOL, 0.0, max_step))
@@ -191,9 +192,9 @@ def lbfgsb_loop(
         v, xt, gt, auxt = jax.lax.while_loop(
             more, trial, (jnp.concatenate([ls, tail]), x, g, aux)
         )
-        stp, ft, gdt, evals, done = (v[_mt.SIZE + i] for i in range(5))
+        stp, ft, gdt, evals, outcome = (v[_mt.SIZE + i] for i in range(5))
         return _Trial(
-            done > 0, xt, ft, gt, auxt, gdt, gd0, stp, d, dnorm**2,
+            outcome, xt, ft, gt, auxt, gdt, gd0, stp, d, dnorm**2,
             evals.astype(jnp.int32),
         )  # fmt: skip
 
@@ -203,10 +204,12 @@ def lbfgsb_loop(
         out = search(mem, x, f, g, s.aux, s.step == 0)
         # A failed search with pairs in memory empties it and tries again
         # from x at the next call (which does not advance the step count).
-        restart = ~out.ok & (mem.count > 0)
-        # A step that the search accepted with a higher value (it ended on a
-        # warning) is refused too: the run stops at x.
-        failed = (~out.ok | (out.f > f)) & ~restart
+        restart = (out.outcome == 0) & (mem.count > 0)
+        # A search that ended on a warning without a decrease (rounding errors
+        # prevent progress) ends the run at x, as a failure: scipy stops there
+        # too, but calls it convergence when f did not increase.
+        stuck = (out.outcome == _mt.WARNING) & (out.f >= f)
+        failed = ((out.outcome == 0) | stuck) & ~restart
         x1, f1, g1, aux1 = jax.tree.map(
             lambda a, b: jnp.where(failed | restart, a, b), (x, f, g, s.aux),
             (out.x, out.f, out.g, out.aux),

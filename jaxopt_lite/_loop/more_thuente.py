@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 _XTRAPL, _XTRAPU = 1.1, 4.0  # extrapolation factors while nothing is bracketed
+CONVERGED, WARNING = 1, 2  # how a search ended
 
 
 class Interval(NamedTuple):
@@ -164,10 +165,11 @@ def update(
     state: SearchState, stp, f, g, ftol, gtol, xtol, stpmin, stpmax
 ) -> tuple[SearchState, jax.Array, jax.Array]:
     """After the trial ``stp`` with $\\phi$ = ``f`` and $\\phi'$ = ``g``:
-    ``(state, next_stp, done)``. ``done``: the conditions hold, or a warning
-    ends the search (rounding errors prevent progress, the interval is below
-    ``xtol``, or the step sits at ``stpmax`` or ``stpmin``); ``stp`` is then
-    the step to accept and the state is returned unchanged."""
+    ``(state, next_stp, outcome)``: ``outcome`` is 0 while the search goes
+    on, `CONVERGED` when both conditions hold, `WARNING` when a warning ends
+    it (rounding errors prevent progress, the interval is below ``xtol``, or
+    the step sits at ``stpmax`` or ``stpmin``); ``stp`` is then the step to
+    accept and the state is returned unchanged."""
     iv = state.interval
     ftest = state.finit + stp * state.gtest
     stage2 = state.stage2 | ((f <= ftest) & (g >= 0))
@@ -225,4 +227,5 @@ def update(
     )  # fmt: skip
     kept = state._replace(stage2=stage2)
     out = jax.tree.map(lambda a, b: jnp.where(done, a, b), kept, moved)
-    return out, jnp.where(done, stp, step), done
+    outcome = jnp.where(converged, CONVERGED, jnp.where(warning, WARNING, 0))
+    return out, jnp.where(done, stp, step), outcome

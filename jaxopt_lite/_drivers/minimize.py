@@ -105,7 +105,9 @@ def minimize(
     searches (`lbfgs`, `scale_by_zoom_linesearch`,
     `scale_by_backtracking_linesearch`, and optax's) and Polyak step sizes work; the
     value and gradient at the new point are taken from the line search's state when
-    it holds them, else evaluated once. The stopping tests run inside the loop in
+    it holds them, else evaluated once (`lbfgsb()` runs its own iteration
+    instead: Cauchy point, subspace step, Moré-Thuente search, with its own
+    extra stopping tests). The stopping tests run inside the loop in
     the parameters' precision, in this order: a non-finite value or gradient
     (``"nonfinite"``); ``tol`` on the gradient norm (a gradient of exactly zero
     when ``tol`` is not given), or both ``rtol``/``atol`` tests (element-wise on
@@ -134,7 +136,8 @@ def minimize(
         x0: initial parameters: any pytree of floating-point arrays (clipped
             into the bounds first).
         optimizer: any optax gradient transformation, e.g. `lbfgs()` or
-            ``jaxopt_lite.gd(0.1)``.
+            ``jaxopt_lite.gd(0.1)``; or `lbfgsb()`, which runs the L-BFGS-B
+            method (the bounds enter its model; only ``diff="implicit"``).
         args: data or hyper-parameters passed to ``fun`` (any pytree); the
             solution is differentiable with respect to it.
         steps: the most iterations, an integer in [1, 2**31 - 1].
@@ -144,7 +147,8 @@ def minimize(
         atol: absolute tolerance $a$ of that test (>= 0); giving either turns
             the test on, the other defaulting to 0.
         lower: lower bounds: a real number or a pytree like ``x0`` (``-inf``:
-            none; ``+inf`` is refused).
+            none; ``+inf`` is refused). The solution is differentiable with
+            respect to them where they hold it.
         upper: upper bounds, likewise (``+inf``: none; ``-inf`` is refused).
         has_aux: ``fun`` returns ``(value, aux)``.
         diff: ``"implicit"`` or ``"unroll"`` (how reverse-mode derivatives

@@ -67,7 +67,7 @@ def lbfgsb(
         >>> f = lambda x: jnp.sum((x - jnp.array([2.0, -1.0, 0.5])) ** 2)
         >>> result = jol.minimize(f, jnp.zeros(3), jol.lbfgsb(), lower=0.0,
         ...                       upper=1.0)
-        >>> result.status, result.steps, result.params
+        >>> result.status, result.steps, result.params.round(4)
         ('converged', 2, Array([1. , 0. , 0.5], dtype=float32))
 
     References:

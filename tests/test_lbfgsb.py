@@ -329,10 +329,14 @@ def test_validation_of_its_use():
 def test_pytree_parameters_aux_and_no_bounds_match_scipy():
     def fun(p):
         x = jnp.concatenate([p["a"], p["b"]])
-        return rosen(x), {"first": x[0]}
+        return rosen(x) + jnp.sum(p["none"]), {"first": x[0]}
 
     with jax.enable_x64(True):
-        x0 = {"a": jnp.array([-1.2, 1.0]), "b": jnp.array([-1.2, 1.0, 0.5])}
+        x0 = {
+            "a": jnp.array([-1.2, 1.0]),
+            "b": jnp.array([-1.2, 1.0, 0.5]),
+            "none": jnp.zeros((0, 3)),  # a zero-size leaf takes no part
+        }
         result = jol.minimize(fun, x0, SOLVER, has_aux=True, steps=STEPS)
         flat = jax.jit(jax.value_and_grad(lambda x: rosen(x)))
         ref = scipy.optimize.minimize(
@@ -346,4 +350,5 @@ def test_pytree_parameters_aux_and_no_bounds_match_scipy():
         got = np.concatenate([result.params["a"], result.params["b"]])
         np.testing.assert_allclose(got, ref.x, rtol=0, atol=1e-10)
         assert result.aux["first"] == result.params["a"][0]
+        assert result.params["none"].shape == (0, 3)
         assert isinstance(result.opt_state, jol.LBFGSBState)

@@ -254,7 +254,10 @@ def lbfgsb_loop(
     status = jnp.where((status != _fb.NONFINITE) & small, _fb.CONVERGED, status)
     init = init._replace(status=status.astype(jnp.int32))
     nan_row = jnp.full([3], jnp.nan, vdtype)
-    final, rows = _fb.run_rows(iteration, init, nan_row, cfg)
+    if n == 0:  # nothing to move: x0 is the solution (its status says so)
+        final, rows = _fb.run_rows(lambda s: (s, nan_row), init, nan_row, cfg)
+    else:
+        final, rows = _fb.run_rows(iteration, init, nan_row, cfg)
     return final._replace(
         params=unravel(final.params),
         grad=unravel(final.grad),

@@ -162,15 +162,14 @@ def lbfgsb_loop(
             moved = jnp.minimum(hi, jnp.maximum(lo, x + stp * d))
             return jnp.where(stp == 1, end, moved)
 
-        # The carry's scalars in one vector: the search state, then
-        # stp, f, g.d, evaluations, done.
+        # The carry's scalars in one vector: the search state, then stp, f,
+        # g.d and the outcome (0 while searching); the evaluations apart.
         def more(c):
-            v = c[0]
-            return (v[-1] == 0) & (v[-2] < spec.max_linesearch_steps) & usable
+            return (c[0][-1] == 0) & (c[1] < spec.max_linesearch_steps) & usable
 
         def trial(c):
-            v = c[0]
-            ls, stp, evals = _mt.unpack(v[: _mt.SIZE]), v[_mt.SIZE], v[-2]
+            v, evals = c[0], c[1]
+            ls, stp = _mt.unpack(v[: _mt.SIZE]), v[_mt.SIZE]
             xt = trial_point(stp)
             ft, gt, auxt = evaluate(xt)
             gdt = gt @ d
@@ -184,19 +183,15 @@ def lbfgsb_loop(
             packed = jnp.where(finite, _mt.pack(new_ls), v[: _mt.SIZE])
             new_stp = jnp.where(finite, new_stp, stx + 0.5 * (stp - stx))
             outcome = jnp.where(finite, outcome, 0)
-            tail = jnp.stack([new_stp, ft, gdt, evals + 1, outcome]).astype(dtype)
-            return jnp.concatenate([packed, tail]), xt, gt, auxt
+            tail = jnp.stack([new_stp, ft, gdt, outcome]).astype(dtype)
+            return jnp.concatenate([packed, tail]), evals + 1, xt, gt, auxt
 
         ls = _mt.pack(_mt.start(f, gd0, stp, LINESEARCH_FTOL, 0.0, max_step))
-        tail = jnp.stack([stp, f, gd0, 0, 0]).astype(dtype)
-        v, xt, gt, auxt = jax.lax.while_loop(
-            more, trial, (jnp.concatenate([ls, tail]), x, g, aux)
-        )
-        stp, ft, gdt, evals, outcome = (v[_mt.SIZE + i] for i in range(5))
-        return _Trial(
-            outcome, xt, ft, gt, auxt, gdt, gd0, stp, d, dnorm**2,
-            evals.astype(jnp.int32),
-        )  # fmt: skip
+        tail = jnp.stack([stp, f, gd0, 0]).astype(dtype)
+        start = (jnp.concatenate([ls, tail]), jnp.zeros([], jnp.int32), x, g, aux)
+        v, evals, xt, gt, auxt = jax.lax.while_loop(more, trial, start)
+        stp, ft, gdt, outcome = (v[_mt.SIZE + i] for i in range(4))
+        return _Trial(outcome, xt, ft, gt, auxt, gdt, gd0, stp, d, dnorm**2, evals)
 
     def iteration(s: _fb.FullBatchState) -> tuple[_fb.FullBatchState, jax.Array]:
         x, f, g = s.params, s.value, s.grad

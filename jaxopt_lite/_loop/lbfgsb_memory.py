@@ -86,7 +86,7 @@ def masks(mem: Memory) -> tuple[jax.Array, jax.Array, jax.Array]:
     live, order = stored(mem), rank(mem)
     both = live[:, None] & live[None, :]
     later = both & (order[:, None] > order[None, :])
-    return both, later, jnp.where(live, jnp.diagonal(mem.sy), 1)
+    return both, later, jnp.where(live, diagonal(mem.sy), 1)
 
 
 def _middle(mem: Memory) -> jax.Array:
@@ -121,19 +121,28 @@ def push(
     code does)."""
     m = mem.s.shape[0]
     at = mem.head
-    old_s, old_y = mem.s[at], mem.y[at]
-    new_s = mem.s.at[at].set(jnp.where(accept, s, old_s))
-    new_y = mem.y.at[at].set(jnp.where(accept, y, old_y))
-    row_sy = (new_y @ s).at[at].set(sy)  # s . y_j
-    col_sy = new_s @ y  # s_i . y
-    col_ss = (new_s @ s).at[at].set(ss)
-    new_sy = mem.sy.at[at].set(row_sy).at[:, at].set(col_sy).at[at, at].set(sy)
-    new_ss = mem.ss.at[at].set(col_ss).at[:, at].set(col_ss)
+    # Masks rather than scatters: one fused select per array.
+    slot = jnp.arange(m) == at
+    row = slot[:, None] & accept
+    new_s = jnp.where(row, s[None, :], mem.s)
+    new_y = jnp.where(row, y[None, :], mem.y)
+    col = row.T
+    # the new row of S Y^T is s . y_j, its column s_i . y, its corner the
+    # caller's s . y; S S^T likewise
+    new_sy = jnp.where(
+        row & col,
+        sy,
+        jnp.where(
+            row, (new_y @ s)[None, :], jnp.where(col, (new_s @ y)[:, None], mem.sy)
+        ),
+    )
+    col_ss = jnp.where(slot, ss, new_s @ s)
+    new_ss = jnp.where(row, col_ss[None, :], jnp.where(col, col_ss[:, None], mem.ss))
     grown = mem._replace(
         s=new_s,
         y=new_y,
-        sy=jnp.where(accept, new_sy, mem.sy),
-        ss=jnp.where(accept, new_ss, mem.ss),
+        sy=new_sy,
+        ss=new_ss,
         theta=jnp.where(accept, (y @ y) / sy, mem.theta),
         count=jnp.where(accept, jnp.minimum(mem.count + 1, m), mem.count),
         head=jnp.where(accept, (at + 1) % m, at),
@@ -142,3 +151,8 @@ def push(
     bad = accept & ~jnp.all(jnp.isfinite(middle))
     grown = grown._replace(middle=jnp.where(accept, middle, mem.middle))
     return forget(grown, bad | reset)
+
+
+def diagonal(a: jax.Array) -> jax.Array:
+    """The diagonal of a square matrix, as one fused reduction."""
+    return jnp.sum(jnp.where(jnp.eye(a.shape[0], dtype=bool), a, 0), axis=1)

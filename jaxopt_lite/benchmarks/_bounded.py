@@ -3,8 +3,8 @@
 ``minimize(fun, x0, lbfgsb(), lower=, upper=)`` against scipy's L-BFGS-B
 (the Fortran algorithm, here its C translation) and jaxopt's ``LBFGSB``, in
 float64, on the bounded problems of the CUTEst collection as written in pure
-JAX by the ``sif2jax`` package (without it, and in smoke mode, on two
-Moré-Garbow-Hillstrom problems given a box, one in smoke mode). Quick mode runs a curated
+JAX by the ``sif2jax`` package (without it, on two Moré-Garbow-Hillstrom
+problems given a box; in smoke mode, on one). Quick mode runs a curated
 handful, full mode every bounded problem with at most 1000 variables.
 
 Two runs of ours: with scipy's stopping tests (``lbfgsb()``: projected

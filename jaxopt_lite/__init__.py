@@ -376,6 +376,9 @@ from jaxopt_lite._fit.result import FitResult as FitResult
 from jaxopt_lite._fit.fit import fit as fit
 from jaxopt_lite._minimize.result import MinimizeResult as MinimizeResult
 from jaxopt_lite._minimize.minimize import minimize as minimize
+from jaxopt_lite._minimize.lbfgsb import LBFGSB as LBFGSB
+from jaxopt_lite._minimize.lbfgsb import LBFGSBState as LBFGSBState
+from jaxopt_lite._minimize.lbfgsb import lbfgsb as lbfgsb
 from jaxopt_lite._host.loggers import Callback as Callback
 from jaxopt_lite._host.loggers import CSVLogger as CSVLogger
 from jaxopt_lite._host.loggers import TensorBoardLogger as TensorBoardLogger
@@ -627,6 +630,9 @@ __all__ = [
     "MinimizeResult",
     "fit",
     "minimize",
+    "LBFGSB",
+    "LBFGSBState",
+    "lbfgsb",
     "Callback",
     "CSVLogger",
     "TensorBoardLogger",

@@ -56,10 +56,11 @@ def test_numbers_are_positive_and_finite(report):
     # a compile time is 0 when an earlier contestant compiled the same loop;
     # the solvers section records objective values and gradient norms, which
     # can be exactly 0 at a solution; the compile section counts the
-    # compilations of later calls, which must be 0
+    # compilations of later calls, which must be 0; the bounded section counts
+    # problems (none of a size in smoke mode) and records projected gradients
     def zero_ok(path):
         return path.endswith(("compile_s", "_later")) or path.startswith(
-            ".solvers.runs"
+            (".solvers.runs", ".bounded.")
         )
 
     # the checkpoints section reports differences of times (a save's cost,
@@ -99,6 +100,11 @@ def test_sections_have_their_key_numbers(report):
     assert "scipy L-BFGS-B" in solvers["solvers"]
     assert {r["problem"] for r in solvers["runs"]} == {"beale"}
     assert all(r["solved"] for r in solvers["runs"])
+    bounded = s["bounded"]["ratios"][0]
+    assert bounded["problems"] == len(s["bounded"]["rows"]) >= 1
+    assert bounded["solved jaxopt_lite"] == bounded["problems"]
+    if "scipy L-BFGS-B" in s["bounded"]["columns"]:
+        assert bounded["scipy solved, jaxopt_lite not"] == []
     streams = s["streams"]["ratios"][0]
     assert streams["stream_equals_in_memory"]  # the same batches, in order
     assert {r["variant"] for r in s["checkpoints"]["rows"]} == {

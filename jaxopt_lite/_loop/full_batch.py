@@ -186,7 +186,7 @@ def full_batch_loop(
         _tree.tree_global_norm(search_direction_grad(x0, grad)[0]), aux,
         jnp.full([], RUNNING, jnp.int32), one, one, None,
     )  # fmt: skip
-    init = init._replace(status=_status(init, init, tols, cfg, first=True))
+    init = init._replace(status=stopping_status(init, init, tols, cfg, first=True))
     reuse = not (cfg.bounded or cfg.unroll or cfg.has_aux)
 
     def body(s: FullBatchState) -> tuple[FullBatchState, jax.Array]:
@@ -230,7 +230,9 @@ def full_batch_loop(
         unsatisfied = None
         if searches:
             unsatisfied = jnp.any(jnp.stack([_unsatisfied(ls) for ls in searches]))
-        status = _status(s, new, tols, cfg, first=False, unsatisfied=unsatisfied)
+        status = stopping_status(
+            s, new, tols, cfg, first=False, unsatisfied=unsatisfied
+        )
         failed = status == LINESEARCH_FAILED
         kept = optax.tree.where(
             failed,
@@ -244,7 +246,7 @@ def full_batch_loop(
         return new, jnp.stack([jnp.asarray(r, dtype) for r in row])
 
     nan_row = jnp.full([len(columns)], jnp.nan, dtype)
-    final, rows = _run(body, init, nan_row, cfg)
+    final, rows = run_rows(body, init, nan_row, cfg)
     return final._replace(history=rows)
 
 
@@ -258,11 +260,13 @@ def full_batch_loop(
 _BLOCK = 8
 
 
-def _run(
+def run_rows(
     body: Callable, init: FullBatchState, nan_row: jax.Array, cfg: Config
 ) -> tuple[FullBatchState, jax.Array]:
     """Iterate ``body`` from ``init`` until the status leaves RUNNING; the
-    first ``cfg.history_size`` rows (NaN past the last step)."""
+    first ``cfg.history_size`` rows (NaN past the last step). Each row goes
+    to the step its iteration started from, so a call of ``body`` that does
+    not advance ``step`` (L-BFGS-B's restart) has its row overwritten."""
 
     def step_if_running(s):
         return jax.lax.cond(s.status == RUNNING, body, lambda s: (s, nan_row), s)
@@ -271,10 +275,13 @@ def _run(
         if cfg.unroll:
             return jax.lax.scan(lambda s, _: step_if_running(s), s, length=_BLOCK)
 
+        first = s.step
+
         def one_row(c):
             s, rows, j = c
+            at = s.step - first
             s, row = body(s)
-            return s, jax.lax.dynamic_update_index_in_dim(rows, row, j, 0), j + 1
+            return s, jax.lax.dynamic_update_index_in_dim(rows, row, at, 0), j + 1
 
         empty = jnp.broadcast_to(nan_row, (_BLOCK, *nan_row.shape))
         s, rows, _ = jax.lax.while_loop(
@@ -307,7 +314,7 @@ def _run(
     return final, rows[: cfg.history_size]
 
 
-def _status(
+def stopping_status(
     old: FullBatchState,
     new: FullBatchState,
     tols: Tolerances,

@@ -11,8 +11,11 @@ $$
 and a vector-Jacobian product costs one linear solve with the Hessian
 (conjugate gradient on Hessian-vector products) and one vector-Jacobian
 product of $\\nabla_x f$ in $\\theta$. Under box constraints the solve is
-restricted to the coordinates that are not held at a bound (their
-derivative is 0).
+restricted to the free coordinates $F$; those held at a bound ($A$) follow
+it, $x^\\star_A = b_A$, so a bound that depends on the data gets the
+cotangent $\\bar b_A = \\bar x_A - (\\nabla^2_{xx} f\\, v)_A + \\bar f\\,
+\\nabla_A f$ (with $v$ the solve's solution on $F$; constant bounds give
+held coordinates a zero derivative).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def with_implicit_gradient(
     derivative in ``theta`` (through the final ``params`` and ``value``) is the
     implicit one, for ``objective(x, theta)`` (the value alone); the derivative
     in ``consts`` (what the loop needs besides the problem: the optimizer's
-    numbers), ``x0``, the tolerances and the bounds is zero.
+    numbers), ``x0`` and the tolerances is zero; that in the bounds goes to
+    the bounds that hold coordinates at the solution.
 
     Everything ``run`` and ``objective`` depend on must come in through these
     arguments, not through a closure: a ``custom_vjp`` cannot differentiate
@@ -81,8 +85,22 @@ def with_implicit_gradient(
         v, _ = jax.scipy.sparse.linalg.cg(hvp, keep(x_bar), tol=_cg_tol(x))
         _, pullback = jax.vjp(lambda t: (grad_x(x, t), objective(x, t)), theta)
         (theta_bar,) = pullback((optax.tree.scale(-1.0, keep(v)), value_bar))
-        # None: a zero cotangent for every leaf of that argument.
-        return None, theta_bar, None, None, None, None
+        if not bounded:  # None: a zero cotangent for every leaf of that argument
+            return None, theta_bar, None, None, None, None
+        # A held coordinate follows its bound: x_A = b_A moves x_F through
+        # H_FA and the value through g_A.
+        hv = jax.jvp(lambda y: grad_x(y, theta), (x,), (keep(v),))[1]
+        bound_bar = jax.tree.map(
+            lambda m, xb, h, gi: jnp.where(m, 0, xb - h + value_bar * gi),
+            free, x_bar, hv, g,
+        )  # fmt: skip
+        lower_bar = jax.tree.map(
+            lambda b, gi: jnp.where(gi > 0, b, jnp.zeros_like(b)), bound_bar, g
+        )
+        upper_bar = jax.tree.map(
+            lambda b, gi: jnp.where(gi < 0, b, jnp.zeros_like(b)), bound_bar, g
+        )
+        return None, theta_bar, None, None, lower_bar, upper_bar
 
     solve.defvjp(solve_fwd, solve_bwd)
     return solve

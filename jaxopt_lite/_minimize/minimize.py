@@ -11,8 +11,9 @@ import optax
 
 from jaxopt_lite._core import validate
 from jaxopt_lite._host import programs
-from jaxopt_lite._loop import full_batch, implicit
+from jaxopt_lite._loop import full_batch, implicit, lbfgsb
 from jaxopt_lite._minimize import checks, result
+from jaxopt_lite._minimize.lbfgsb import LBFGSB, check_use
 from jaxopt_lite._minimize.result import MinimizeResult
 
 PyTree = Any
@@ -22,10 +23,11 @@ class Program(NamedTuple):
     """The static part of `minimize`'s program."""
 
     fun: programs.Static  # the objective, its array leaves as inputs
-    optimizer: programs.Static  # the optimizer's recipe tree, numbers as inputs
+    optimizer: programs.Static  # its recipe tree or `LBFGSB`, numbers as inputs
     cfg: full_batch.Config
     with_args: bool
     implicit: bool
+    lbfgsb: bool  # the optimizer is `lbfgsb()`'s settings, run by its own loop
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -53,6 +55,11 @@ def minimize_loop(
         return converted(x, t[0], t[1], *t[2])
 
     def loop(opt_inputs, theta, x0, tols, lower, upper):
+        if program.lbfgsb:
+            spec = programs.combine(program.optimizer, opt_inputs)
+            return lbfgsb.lbfgsb_loop(
+                objective, spec, cfg, x0, theta, tols, lower, upper
+            )
         optimizer = programs.join_optimizer(program.optimizer, opt_inputs)
         return full_batch.full_batch_loop(
             objective, optax.with_extra_args_support(optimizer), cfg,
@@ -70,7 +77,7 @@ def minimize_loop(
 def minimize(
     fun: Callable[..., jax.Array],
     x0: PyTree,
-    optimizer: optax.GradientTransformation,
+    optimizer: optax.GradientTransformation | LBFGSB,
     *,
     args: Any = None,
     steps: int = 1000,
@@ -97,7 +104,9 @@ def minimize(
     searches (`lbfgs`, `scale_by_zoom_linesearch`,
     `scale_by_backtracking_linesearch`, and optax's) and Polyak step sizes work; the
     value and gradient at the new point are taken from the line search's state when
-    it holds them, else evaluated once. The stopping tests run inside the loop in
+    it holds them, else evaluated once (`lbfgsb()` runs its own iteration
+    instead: Cauchy point, subspace step, Moré-Thuente search, with its own
+    extra stopping tests). The stopping tests run inside the loop in
     the parameters' precision, in this order: a non-finite value or gradient
     (``"nonfinite"``); ``tol`` on the gradient norm (a gradient of exactly zero
     when ``tol`` is not given), or both ``rtol``/``atol`` tests (element-wise on
@@ -126,7 +135,8 @@ def minimize(
         x0: initial parameters: any pytree of floating-point arrays (clipped
             into the bounds first).
         optimizer: any optax gradient transformation, e.g. `lbfgs()` or
-            ``jaxopt_lite.gd(0.1)``.
+            ``jaxopt_lite.gd(0.1)``; or `lbfgsb()`, which runs the L-BFGS-B
+            method (the bounds enter its model; only ``diff="implicit"``).
         args: data or hyper-parameters passed to ``fun`` (any pytree); the
             solution is differentiable with respect to it.
         steps: the most iterations, an integer in [1, 2**31 - 1].
@@ -136,7 +146,8 @@ def minimize(
         atol: absolute tolerance $a$ of that test (>= 0); giving either turns
             the test on, the other defaulting to 0.
         lower: lower bounds: a real number or a pytree like ``x0`` (``-inf``:
-            none; ``+inf`` is refused).
+            none; ``+inf`` is refused). The solution is differentiable with
+            respect to them where they hold it.
         upper: upper bounds, likewise (``+inf``: none; ``-inf`` is refused).
         has_aux: ``fun`` returns ``(value, aux)``.
         diff: ``"implicit"`` or ``"unroll"`` (how reverse-mode derivatives
@@ -157,9 +168,13 @@ def minimize(
         ('converged', 62, Array([3., 3.], dtype=float32))
     """
     validate.check_callable("fun", fun)
-    validate.check_transform("optimizer", optimizer)
+    is_lbfgsb = isinstance(optimizer, LBFGSB)
+    if not is_lbfgsb:
+        validate.check_transform("optimizer", optimizer)
     checks.check_settings(steps, tol, rtol, atol, has_aux, diff, history_size)
     x0 = checks.check_x0(x0)
+    if is_lbfgsb:
+        check_use(x0, diff)
     fun_static, fun_inputs = programs.partition(fun, programs.array_inputs)
     dtype = checks.value_dtype(fun, has_aux, x0, args)
     lo = hi = None
@@ -174,8 +189,15 @@ def minimize(
         bounded=lo is not None,
         unroll=diff == "unroll",
     )
-    opt_static, opt_inputs = programs.split_optimizer(optimizer)
-    program = Program(fun_static, opt_static, cfg, args is not None, diff == "implicit")
+    if is_lbfgsb:  # its counts are static, its tolerances inputs
+        opt_static, opt_inputs = programs.partition(
+            optimizer, lambda x: not isinstance(x, int)
+        )
+    else:
+        opt_static, opt_inputs = programs.split_optimizer(optimizer)
+    program = Program(
+        fun_static, opt_static, cfg, args is not None, diff == "implicit", is_lbfgsb
+    )
     tols = full_batch.Tolerances(*checks.tolerances(tol, rtol, atol, dtype))
     params, opt_state, aux, packed = minimize_loop(
         program, fun_inputs, opt_inputs, x0, args, tols, lo, hi

@@ -25,10 +25,13 @@ each repeat, reporting medians with compilation excluded (and reported apart):
    the cost of the CSV and TensorBoard loggers;
 10. ``fsdp``: per-device bytes of parameters and optimizer state with FSDP
     (a ``("data", "model")`` mesh) against replicated parameters, on 8
-    simulated CPU devices in a child process.
+    simulated CPU devices in a child process;
 11. ``checkpoints``: fit with a checkpoint after every chunk, as one ``.npz``
     and through Orbax, written while the host waits or in the background
-    (how much of the save the next chunk hides).
+    (how much of the save the next chunk hides);
+12. ``bounded``: ``minimize`` with `jaxopt_lite.lbfgsb` against scipy's
+    L-BFGS-B and jaxopt's ``LBFGSB`` on the bound-constrained CUTEst problems
+    of ``sif2jax`` (solved counts, iterations, time).
 
 Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two
 minutes on two CPU cores), ``jaxopt-lite bench --full``, or
@@ -66,6 +69,7 @@ SECTIONS = (
     "models",
     "fsdp",
     "checkpoints",
+    "bounded",
 )
 
 # what `--gpu` runs: fit against a Python loop and a scan (MLP and CNN), a
@@ -171,11 +175,18 @@ _COLUMNS = {
             "steps_per_s",
         ],
     ),
+    # the columns are the solvers that ran; each cell reads
+    # "solved iterations/fun_evals time"
+    "bounded": (
+        "Bound-constrained problems: L-BFGS-B (float64, projected gradient <= 1e-5)",
+        ["problem", "n"],
+    ),
 }
 
 
 def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
     from jaxopt_lite.benchmarks import (
+        _bounded,
         _checkpoints,
         _compile,
         _fsdp,
@@ -200,6 +211,7 @@ def _runners(mode: _harness.Mode, data: dict) -> dict[str, Callable[[], dict]]:
         "models": lambda: _models.models(mode, data),
         "fsdp": lambda: _fsdp.fsdp(mode),
         "checkpoints": lambda: _checkpoints.checkpoints(mode, data),
+        "bounded": lambda: _bounded.bounded(mode),
     }
 
 

@@ -207,7 +207,7 @@ def is_solved(value: float, grad_norm: float, f_star: float, tol: float) -> bool
     return bool(close or grad_norm <= tol)
 
 
-def _one_blas_thread() -> contextlib.AbstractContextManager:
+def one_blas_thread() -> contextlib.AbstractContextManager:
     threadpoolctl = _harness.optional_module("threadpoolctl")
     if threadpoolctl is None:
         return contextlib.nullcontext()
@@ -240,7 +240,7 @@ def solve_all(
 ) -> tuple[dict[str, Record], dict[str, _harness.Timing]]:
     """Run ``solvers`` on ``fun`` from ``x0`` (float64), interleaved, and return
     each one's record (with the final ``value`` and ``grad_norm``) and timing."""
-    with jax.enable_x64(True), _one_blas_thread():
+    with jax.enable_x64(True), one_blas_thread():
         x = jnp.asarray(x0, dtype=jnp.float64)
         records: dict[str, Record] = {name: {} for name in solvers}
         contestants = [

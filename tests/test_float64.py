@@ -31,11 +31,18 @@ ROWS_BY_NAME = {row.name: row for row in rows("optimizer")}
 
 def _rebuilt(kwargs, module):
     """The row's hyper-parameters with a schedule learning rate rebuilt under
-    x64 (the table's exponential decay, from its initial value)."""
+    x64 (the table's exponential decay, from its initial value). optax's
+    schedules divide the optimizer's int32 count in float32 even under x64
+    (ours are float64: docs/optax-differences.md): the oracle's gets the
+    count as a float64."""
     kwargs = dict(kwargs)
     rate = kwargs.get("learning_rate")
     if callable(rate):
-        kwargs["learning_rate"] = module.exponential_decay(float(rate(0)), 10, 0.5)
+        init = float(str(np.float32(rate(0))))  # 0.01, not float32(0.01)
+        schedule = module.exponential_decay(init, 10, 0.5)
+        if module is optax:
+            schedule = lambda n, s=schedule: s(jnp.asarray(n, jnp.float64))  # noqa: E731
+        kwargs["learning_rate"] = schedule
     return kwargs
 
 

@@ -87,11 +87,13 @@ def compute_dtype(x: Any) -> Any:
 
 
 def tree_compute_dtype(tree: PyTree) -> Any:
-    """The widest `compute_dtype` over the leaves of ``tree`` (float32 when it
-    has none): the precision of hyper-parameters, norms and counters derived
-    from parameters ``tree``."""
+    """The widest `compute_dtype` over the leaves of ``tree``: the precision
+    of hyper-parameters, norms and counters derived from parameters ``tree``.
+    A tree without leaves (``init(None)``) gives the default float dtype, as
+    in optax: float32, or float64 under x64."""
     dtypes = [compute_dtype(x) for x in jax.tree.leaves(tree)]
-    return max(dtypes, key=lambda d: jnp.finfo(d).bits, default=jnp.dtype("float32"))
+    default = jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
+    return max(dtypes, key=lambda d: jnp.finfo(d).bits, default=default)
 
 
 def metric_dtype(tree: PyTree) -> np.dtype:

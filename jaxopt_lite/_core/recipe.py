@@ -12,7 +12,8 @@ numbers as arguments, so a new learning rate reuses the program.
 
 Python numbers are passed to ``jax.jit`` as they are and become weakly typed
 tracers, so they promote exactly like the numbers they stand for (a bfloat16
-model stays in bfloat16).
+model stays in bfloat16). An integer outside int32 (``decay_steps=10**10``)
+is a setting instead: no int32 argument could hold it without x64.
 """
 
 from __future__ import annotations
@@ -149,10 +150,16 @@ def _kind(x: Any) -> tuple:
     return (type(x),)
 
 
+def _fits_int32(n: Any) -> bool:
+    return -(2**31) <= int(n) < 2**31
+
+
 def _node(x: Any, out: list[Any]) -> tuple:
     """The structure of ``x``; its numbers are appended to ``out``."""
     if x is None or isinstance(x, (bool, np.bool_, str, bytes, type, np.dtype)):
         return ("s", type(x), x)
+    if isinstance(x, (numbers.Integral, np.integer)) and not _fits_int32(x):
+        return ("s", type(x), x)  # no int32 argument holds it (decay_steps=10**10)
     if isinstance(x, (numbers.Number, np.generic)):
         out.append(x)
         return ("n", *_kind(x))

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import compute_dtype, div
+from jaxopt_lite._core.dtypes import compute_dtype, mul
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
 
@@ -260,7 +260,10 @@ def cosine_decay_schedule(
     v.check_range("alpha", alpha)
     v.check_positive("exponent", exponent)
     dtype = base.result_dtype(init_value, alpha, exponent)
-    return base.cosine(init_value, decay_steps, alpha, exponent, dtype)
+    ct = compute_dtype(dtype)
+    init = base.lift(init_value, ct)
+    end = mul(init, base.lift(alpha, ct))
+    return base.cosine(init, end, decay_steps, exponent, dtype)
 
 
 @recipe
@@ -296,11 +299,10 @@ def step_decay(
     dtype = base.result_dtype(init_value, gamma)
     ct = compute_dtype(dtype)
     init, gamma = base.lift(init_value, ct), base.lift(gamma, ct)
-    size = base.lift_count(step_size, ct)
 
     def schedule(step):
-        drops = base.floor_div(jnp.asarray(step), size, ct)
-        return (init * jnp.power(gamma, drops)).astype(dtype)
+        drops = base.floor_ratio(step, 0, step_size, ct)
+        return jnp.asarray(init * jnp.power(gamma, drops)).astype(dtype)
 
     return schedule
 
@@ -348,12 +350,12 @@ def inverse_time_decay(
     dtype = base.result_dtype(init_value, decay_rate)
     ct = compute_dtype(dtype)
     init, rate = base.lift(init_value, ct), base.lift(decay_rate, ct)
-    steps = base.lift_count(decay_steps, ct)
 
     def schedule(step):
-        step = jnp.asarray(step)
-        progress = div(step.astype(ct), steps)
-        progress = jnp.where(staircase, base.floor_div(step, steps, ct), progress)
-        return (init / (1 + rate * progress)).astype(dtype)
+        progress = base.ratio(base.time(step, ct), base.time(decay_steps, ct))
+        if staircase is not False:  # a Python False needs no floor (a flag)
+            floor = base.floor_ratio(step, 0, decay_steps, ct)
+            progress = jnp.where(staircase, floor, progress)
+        return jnp.asarray(init / (1 + rate * progress)).astype(dtype)
 
     return schedule

@@ -41,7 +41,7 @@ def _rebuilt(kwargs, module):
         init = float(str(np.float32(rate(0))))  # 0.01, not float32(0.01)
         schedule = module.exponential_decay(init, 10, 0.5)
         if module is optax:
-            schedule = lambda n, s=schedule: s(jnp.asarray(n, jnp.float64))  # noqa: E731
+            schedule = lambda n, s=schedule: s(jnp.asarray(n, jnp.float64))
         kwargs["learning_rate"] = schedule
     return kwargs
 

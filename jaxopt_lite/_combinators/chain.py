@@ -50,7 +50,10 @@ def chain(
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, tuple) or len(state) != len(parts):
-            raise ValueError(
+            # A tuple of the wrong length is a bad value, anything else a bad
+            # kind of state (optax's errors too).
+            error = ValueError if isinstance(state, tuple) else TypeError
+            raise error(
                 f"chain of {len(parts)} transforms got a state that is not a tuple of "
                 f"{len(parts)} states: pass the state made by this chain's init."
             )

@@ -249,8 +249,8 @@ def linear_onecycle_schedule(
         _floor_product(pct_final, transition_steps, ct),
         transition_steps,
     ]
-    start = peak / div
-    return _interpolate("linear", [start, peak, start, start / final], knots, dtype)
+    points = [peak / div, peak, peak / div, peak / (div * final)]
+    return _interpolate("linear", points, knots, dtype)
 
 
 @recipe

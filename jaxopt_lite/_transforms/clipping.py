@@ -18,9 +18,8 @@ from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import div, mul, promote
 from jaxopt_lite._core.recipe import recipe
 
-
-class ClipState(NamedTuple):
-    """``clip`` keeps no state."""
+# optax's class itself, so that states compare equal to optax's as trees.
+ClipState = optax.ClipState
 
 
 @recipe
@@ -69,8 +68,8 @@ def clip(max_delta: float | jax.Array) -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ClipByGlobalNormState(NamedTuple):
-    """``clip_by_global_norm`` keeps no state."""
+# optax's class itself, so that states compare equal to optax's as trees.
+ClipByGlobalNormState = optax.ClipByGlobalNormState
 
 
 @recipe
@@ -195,8 +194,8 @@ def _unit_norm(x: jax.Array, axis: Any) -> jax.Array:
     return jnp.broadcast_to(_tree.l2_norm(x, axis=axis, keepdims=True), x.shape)
 
 
-class AdaptiveGradClipState(NamedTuple):
-    """``adaptive_grad_clip`` keeps no state."""
+# optax's class itself, so that states compare equal to optax's as trees.
+AdaptiveGradClipState = optax.AdaptiveGradClipState
 
 
 @recipe(static=("axis",))
@@ -258,17 +257,15 @@ def adaptive_grad_clip(
         del params
         return AdaptiveGradClipState()
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params):
         v.require_params("adaptive_grad_clip", params)
         return jax.tree.map(one, updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ZeroNansState(NamedTuple):
-    """One bool per leaf: did the last update hold a NaN in that leaf?"""
-
-    found_nan: Any
+# optax's class itself, so that states compare equal to optax's as trees.
+ZeroNansState = optax.ZeroNansState
 
 
 @recipe

@@ -56,11 +56,8 @@ def scale_by_sign() -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleByLionState(NamedTuple):
-    """Update count (int32, saturating) and the momentum ``mu``."""
-
-    count: jax.Array
-    mu: Any
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByLionState = optax.ScaleByLionState
 
 
 @recipe

@@ -37,6 +37,7 @@ STRICT_PROMOTION = frozenset(
         "test_finite_accumulate",
         "test_float64",
         "test_optax_fidelity",
+        "test_optax_calls",
     }
 )
 

@@ -95,9 +95,9 @@ def _all(schedules, steps):
 
 
 def test_every_family_is_float64_at_int32_and_python_int_steps():
-    """Every family (non-dyadic values, and the float32 parity table) at
-    int32 steps, eagerly and in one compiled program; the families at
-    Python-int steps and at a compiled scalar int32 count."""
+    """Every family (non-dyadic values) at int32 steps, eagerly and in one
+    compiled program (with the float32 parity table), at Python-int steps
+    and at a compiled scalar int32 count."""
     with jax.enable_x64(True):
         ours = {name: build(jol) for name, build in X64_CASES.items()}
         expected = _optax_float64(X64_CASES)
@@ -110,8 +110,9 @@ def test_every_family_is_float64_at_int32_and_python_int_steps():
         everything = {**ours, **table}
         compiled = jax.jit(lambda s: _all(everything, s))(steps32)
         for name, schedule in everything.items():
-            _assert_float64_close(schedule(steps32), expected[name], f"{name} eager")
             _assert_float64_close(compiled[name], expected[name], f"{name} jit")
+            if name in ours:  # (the table's cases eagerly: in float32 only)
+                _assert_float64_close(schedule(steps32), expected[name], name)
         counter = jax.jit(lambda s: _all(ours, s))
         at_count = [counter(jnp.int32(s)) for s in PY_STEPS]
         for name, schedule in ours.items():

@@ -7,10 +7,12 @@ arrays or traced values: nothing branches in Python on their values, so one
 can be swept with ``jax.vmap`` or passed as a ``jax.jit`` argument without
 recompiling. Traced values are not checked.
 
-A schedule accepts a step (a Python int or an integer array; an array of steps
-gives an array of values) and returns the promoted dtype of its float
-hyper-parameters, at least the default float (float32, or float64 with x64);
-the arithmetic runs in float32 or wider.
+A schedule accepts a step (an integer of any size, an integer array such as
+an optimizer's int32 count, or a float; an array of steps gives an array of
+values) and returns the promoted dtype of its float hyper-parameters, at
+least the default float (float32, or float64 with x64); the arithmetic runs
+in that dtype, float32 or wider, whatever the step's dtype (``base.py``
+says how).
 
 Names, arguments and defaults mirror optax's schedules and give the same
 numbers, including optax's constant schedules for ``transition_steps <= 0``
@@ -19,9 +21,9 @@ numbers, including optax's constant schedules for ``transition_steps <= 0``
 are rejected with a ``ValueError``: ``decay_rate < 0``, a negative
 ``transition_begin``, ``warmup_steps=0`` in `warmup_constant_schedule`,
 powers and exponents ``<= 0`` (docs/optax-differences.md lists them).
-Polynomial and linear schedules end exactly on ``end_value`` even under
-``jit`` (optax's can miss it by a rounding error there, or give NaN for
-powers below 1).
+Every schedule returns its end points exactly, compiled or not, and stays
+between them (optax's can miss an end by a rounding error under ``jit``,
+give NaN for powers below 1, or start a warm-up from 0.0 below 0).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ modulus (the phase is kept). Norms do not overflow (``_core.tree.l2_norm``).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -124,8 +124,8 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ClipByBlockRmsState(NamedTuple):
-    """``clip_by_block_rms`` keeps no state."""
+# optax's counterpart keeps optax.EmptyState (no class of its own).
+ClipByBlockRmsState = optax.EmptyState
 
 
 @recipe
@@ -308,8 +308,8 @@ def zero_nans() -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class CentralizeState(NamedTuple):
-    """``centralize`` keeps no state."""
+# optax's counterpart keeps optax.EmptyState (no class of its own).
+CentralizeState = optax.EmptyState
 
 
 @recipe

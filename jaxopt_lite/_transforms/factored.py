@@ -4,7 +4,7 @@ each parameter block's RMS."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -168,8 +168,8 @@ def scale_by_factored_rms(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleByParamBlockRmsState(NamedTuple):
-    """``scale_by_param_block_rms`` keeps no state."""
+# optax's counterpart keeps optax.EmptyState (no class of its own).
+ScaleByParamBlockRmsState = optax.EmptyState
 
 
 @recipe

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +17,8 @@ from jaxopt_lite._core.validate import check_dtype
 _LION_MODES = ("hard", "smooth", "refined")
 
 
-class ScaleBySignState(NamedTuple):
-    """``scale_by_sign`` keeps no state."""
+# optax's counterpart keeps optax.EmptyState (no class of its own).
+ScaleBySignState = optax.EmptyState
 
 
 @recipe

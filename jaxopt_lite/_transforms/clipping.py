@@ -257,7 +257,7 @@ def adaptive_grad_clip(
         del params
         return AdaptiveGradClipState()
 
-    def update_fn(updates, state, params):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("adaptive_grad_clip", params)
         return jax.tree.map(one, updates, params), state
 

@@ -150,7 +150,7 @@ def scale_by_factored_rms(
             v=jax.tree.unflatten(treedef, fulls),
         )
 
-    def update_fn(updates, state, params):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("scale_by_factored_rms", params)
         decay = decay_rate_fn(state.count - step_offset, decay_rate)
         leaves, treedef = jax.tree.flatten(updates)
@@ -214,7 +214,7 @@ def scale_by_param_block_rms(
         del params
         return ScaleByParamBlockRmsState()
 
-    def update_fn(updates, state, params):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("scale_by_param_block_rms", params)
         return jax.tree.map(one, updates, params), state
 

@@ -82,7 +82,7 @@ def scale_by_trust_ratio(
         del params
         return ScaleByTrustRatioState()
 
-    def update_fn(updates, state, params):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("scale_by_trust_ratio", params)
         return jax.tree.map(one, updates, params), state
 
@@ -150,7 +150,7 @@ def scale_by_novograd(
         nu = jax.tree.map(lambda p: jnp.zeros([], state_dtype(p, real=True)), params)
         return ScaleByNovogradState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
 
-    def update_fn(updates, state, params):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("scale_by_novograd", params)
         count = _tree.safe_increment(state.count)
         first = count == 1

@@ -122,7 +122,7 @@ def scale_by_lbfgs(
             weights_memory=jnp.zeros([memory_size], dtype),
         )
 
-    def update_fn(updates, state, params):  # params required, as in optax
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("scale_by_lbfgs", params)
         started = state.count > 0
         slot = (state.count - 1) % memory_size

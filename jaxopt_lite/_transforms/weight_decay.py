@@ -68,17 +68,16 @@ def add_decayed_weights(
         Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, 2019.
     """
     v.check_range("weight_decay", weight_decay, allow_schedule=True)
-    scheduled = callable(weight_decay)
 
     def init_fn(params):
         del params
-        if scheduled:
+        if callable(weight_decay):
             return AddDecayedWeightsScheduleState(count=jnp.zeros([], jnp.int32))
         return AddDecayedWeightsState()
 
-    def update_fn(updates, state, params):  # params required, as in optax
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("add_decayed_weights", params)
-        if scheduled:
+        if callable(weight_decay):
             rate = weight_decay(state.count)
             state = AddDecayedWeightsScheduleState(_tree.safe_increment(state.count))
         else:  # the state is not read (optax's callers may pass anything)

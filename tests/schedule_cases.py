@@ -5,28 +5,20 @@ the same name and arguments) and one valid set of arguments per factory."""
 from __future__ import annotations
 
 import jax.numpy as jnp
+import optax
 
 import jaxopt_lite as jol
 
 STEPS = jnp.arange(0, 81, dtype=jnp.int32)
 
-OPTAX_NAMES = [
-    "constant_schedule",
-    "linear_schedule",
-    "polynomial_schedule",
-    "exponential_decay",
-    "cosine_decay_schedule",
-    "warmup_cosine_decay_schedule",
-    "warmup_exponential_decay_schedule",
-    "warmup_constant_schedule",
-    "piecewise_constant_schedule",
-    "piecewise_interpolate_schedule",
-    "linear_onecycle_schedule",
-    "cosine_onecycle_schedule",
-    "sgdr_schedule",
-    "join_schedules",
+# The public schedules, and which of them optax has.
+SCHEDULE_NAMES = [
+    name
+    for name in jol.__all__
+    if getattr(jol, name).__module__.startswith("jaxopt_lite._schedules.")
 ]
-EXTRA_NAMES = ["step_decay", "inverse_time_decay"]
+OPTAX_NAMES = [name for name in SCHEDULE_NAMES if hasattr(optax, name)]
+EXTRA_NAMES = [name for name in SCHEDULE_NAMES if not hasattr(optax, name)]
 
 SGDR_CYCLES = [
     dict(init_value=0.0, peak_value=1.0, warmup_steps=3, decay_steps=10),

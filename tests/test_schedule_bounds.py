@@ -258,6 +258,9 @@ def test_big_lengths_are_settings_of_compiled_programs():
     assert numbers == [10.0, 0.5]
     rebuilt = jax.jit(lambda n, s: recipe.rebuild(key, n)(s))
     np.testing.assert_allclose(rebuilt(numbers, 3e9), schedule(3 * G), rtol=1e-6)
+    huge = jol.cosine_decay_schedule(1.0, 10**20)  # beyond int64 too
+    assert 10**20 not in recipe.split(huge)[1]
+    np.testing.assert_allclose(huge(3 * 10**19), 0.5 * (1 + np.cos(0.3 * np.pi)))
     assert recipe.split(jol.cosine_decay_schedule(10.0, 2 * G, 0.5))[1] == [
         10.0,
         2 * G,

@@ -30,6 +30,8 @@ def concrete_values(value: Any) -> np.ndarray | None:
         value, (numbers.Number, np.ndarray, np.generic, jax.Array)
     ):
         return None
+    if isinstance(value, numbers.Integral) and not -(2**63) <= int(value) < 2**63:
+        return np.asarray(float(value))  # a Python int beyond int64 (a length)
     try:
         return np.asarray(value)
     except Exception:  # a non-fully-addressable array, for instance

@@ -25,6 +25,10 @@ STRICT_PROMOTION = frozenset(
         "test_optimizers",
         "test_optimizer_behaviour",
         "test_schedules",
+        "test_schedule_sweeps",
+        "test_schedule_checks",
+        "test_schedule_precision",
+        "test_schedule_bounds",
         "test_combine",
         "test_clipping",
         "test_inject",
@@ -40,6 +44,7 @@ STRICT_PROMOTION = frozenset(
         "test_soap",
         "test_pruning",
         "test_contrib",
+        "test_optax_calls",
     }
 )
 

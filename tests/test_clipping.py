@@ -92,8 +92,10 @@ def test_adaptive_grad_clip_limits_each_unit():
 
 def test_adaptive_grad_clip_errors():
     t = jol.adaptive_grad_clip(0.1)
-    with pytest.raises(ValueError, match="params"):
+    with pytest.raises(TypeError, match="params"):  # a required argument (optax)
         t.update(jnp.ones(2), t.init(jnp.ones(2)))
+    with pytest.raises(ValueError, match="params"):
+        t.update(jnp.ones(2), t.init(jnp.ones(2)), None)
     x = jnp.ones((1, 2, 1, 2, 1, 2))
     with pytest.raises(ValueError, match=r"axis="):
         t.update(x, t.init(x), x)

@@ -61,6 +61,8 @@ def test_chain_rejects_a_foreign_state():
     opt = jol.chain(jol.scale(1.0), jol.scale(2.0))
     with pytest.raises(ValueError, match="tuple of 2 states"):
         opt.update(jnp.ones(1), (jol.scale(1.0).init(None),))
+    with pytest.raises(TypeError, match="tuple of 2 states"):  # as optax's
+        opt.update(jnp.ones(1), 0)
 
 
 # --- named_chain -----------------------------------------------------------

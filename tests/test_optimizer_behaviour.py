@@ -220,8 +220,10 @@ def test_trust_ratio_per_leaf():
     np.testing.assert_allclose(out["a"], [0.0, 2.5], rtol=1e-6)  # 0.5 * 5 / 0.1
     np.testing.assert_array_equal(out["zero"], grads["zero"])  # ratio 1
     np.testing.assert_array_equal(out["b"], grads["b"])
-    with pytest.raises(ValueError, match="params"):
+    with pytest.raises(TypeError, match="params"):  # a required argument (optax)
         t.update(grads, t.init(params))
+    with pytest.raises(ValueError, match="params"):
+        t.update(grads, t.init(params), None)
 
 
 def test_lamb_lars_novograd_match_optax_on_matrices():

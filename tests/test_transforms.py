@@ -221,9 +221,14 @@ def test_traced_decay_keeps_bfloat16_state():
 
 
 def test_add_decayed_weights_needs_params():
+    """As optax's: a required argument (TypeError when left out); None is a
+    ValueError."""
     t = jol.add_decayed_weights(0.1)
+    grads = _grads(jnp.float32)[0]
+    with pytest.raises(TypeError, match="params"):
+        t.update(grads, t.init(None))
     with pytest.raises(ValueError, match="params"):
-        t.update(_grads(jnp.float32)[0], t.init(None))
+        t.update(grads, t.init(None), None)
 
 
 def test_add_decayed_weights_prefix_mask_and_schedule_count():

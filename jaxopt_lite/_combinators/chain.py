@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import optax
 
 from jaxopt_lite._core.recipe import recipe
@@ -50,7 +52,10 @@ def chain(
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, tuple) or len(state) != len(parts):
-            raise ValueError(
+            # A tuple of the wrong length is a bad value, anything else a bad
+            # kind of state (optax's errors too).
+            error = ValueError if isinstance(state, tuple) else TypeError
+            raise error(
                 f"chain of {len(parts)} transforms got a state that is not a tuple of "
                 f"{len(parts)} states: pass the state made by this chain's init."
             )
@@ -75,8 +80,9 @@ def named_chain(
     u \leftarrow T_{\text{name}_k}(\dots T_{\text{name}_1}(g))
     $$
 
-    The state is a ``dict`` mapping each name to the state of its transform,
-    so ``state["adam"]`` is the state of the transform named ``"adam"``.
+    The state is an ``OrderedDict`` (in the transforms' order, as optax's)
+    mapping each name to the state of its transform, so ``state["adam"]`` is
+    the state of the transform named ``"adam"``.
 
     Args:
         *named_transforms: ``(name, transform)`` pairs, applied in the order
@@ -114,10 +120,10 @@ def named_chain(
     parts = [(n, optax.with_extra_args_support(t)) for n, t in named_transforms]
 
     def init_fn(params):
-        return {name: t.init(params) for name, t in parts}
+        return collections.OrderedDict((name, t.init(params)) for name, t in parts)
 
     def update_fn(updates, state, params=None, **extra_args):
-        new_state = {}
+        new_state = collections.OrderedDict()
         for name, t in parts:
             updates, new_state[name] = t.update(
                 updates, state[name], params, **extra_args

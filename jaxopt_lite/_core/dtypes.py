@@ -148,7 +148,11 @@ def zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
 
 
 def cast_like(tree: PyTree, like: PyTree) -> PyTree:
-    """Cast every leaf of ``tree`` to the dtype of the matching leaf of ``like``."""
+    """Cast every leaf of ``tree`` to the dtype of the matching leaf of ``like``
+    (``None`` leaves of ``tree``, updates optax lets through, stay ``None``)."""
     return jax.tree.map(
-        lambda x, y: jnp.asarray(x).astype(jnp.result_type(y)), tree, like
+        lambda x, y: None if x is None else jnp.asarray(x).astype(jnp.result_type(y)),
+        tree,
+        like,
+        is_leaf=lambda x: x is None,
     )

@@ -12,7 +12,8 @@ the program.
 
 Python numbers are passed to ``jax.jit`` as they are and become weakly typed
 tracers, so they promote exactly like the numbers they stand for (a bfloat16
-model stays in bfloat16).
+model stays in bfloat16). An integer outside int32 (``decay_steps=10**10``)
+is a setting instead: no int32 argument could hold it without x64.
 """
 
 from __future__ import annotations

@@ -79,14 +79,17 @@ def tree_update_moment(
 def tree_update_infinity_moment(
     updates: PyTree, moments: PyTree, decay: jax.typing.ArrayLike, eps: float
 ) -> PyTree:
-    """``max(decay * m, |g| + eps)`` leafwise (the Adamax norm)."""
-    return jax.tree.map(
-        lambda g, m: jnp.maximum(*promote(mul(decay, m), add(jnp.abs(g), eps))).astype(
+    """``max(decay * m, |g| + eps)`` leafwise (the Adamax norm); ``None``
+    updates give ``None``, as in `tree_update_moment`."""
+
+    def one(g, m):
+        if g is None:
+            return None
+        return jnp.maximum(*promote(mul(decay, m), add(jnp.abs(g), eps))).astype(
             m.dtype
-        ),
-        updates,
-        moments,
-    )
+        )
+
+    return jax.tree.map(one, updates, moments, is_leaf=lambda x: x is None)
 
 
 def decay_power(decay: Any, count: jax.Array, dtype: Any) -> jax.Array:

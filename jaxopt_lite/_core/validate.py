@@ -30,6 +30,8 @@ def concrete_values(value: Any) -> np.ndarray | None:
         value, (numbers.Number, np.ndarray, np.generic, jax.Array)
     ):
         return None
+    if isinstance(value, numbers.Integral) and not -(2**63) <= int(value) < 2**63:
+        return np.asarray(float(value))  # a Python int beyond int64 (a length)
     try:
         return np.asarray(value)
     except Exception:  # a non-fully-addressable array, for instance
@@ -245,9 +247,28 @@ def check_dtype(name: str, value: Any, *, kind: Any = jnp.inexact) -> Any:
     return dtype
 
 
+class _Missing:
+    """The type of `MISSING`."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+"""The default of the ``params`` argument of an ``update`` that reads the
+parameters: optax's takes it as a required argument, so leaving it out is a
+``TypeError`` (`require_params`), while ``params=None`` is a ``ValueError``."""
+
+
 def require_params(name: str, params: Any) -> None:
-    """``ValueError`` when the transform ``name`` is updated without the
-    parameters it reads (``params`` is ``None``), as optax does."""
+    """Errors of an ``update`` of the transform ``name`` that reads the
+    parameters, as optax's: ``TypeError`` when ``params`` is left out
+    (`MISSING`), ``ValueError`` when it is ``None``."""
+    if params is MISSING:
+        raise TypeError(
+            f"{name}'s update() missing 1 required positional argument: 'params'; "
+            "call update(updates, state, params)."
+        )
     if params is None:
         raise ValueError(
             f"{name} needs the parameters: call update(updates, state, params)."

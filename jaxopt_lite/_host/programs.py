@@ -89,6 +89,8 @@ def optimizer_inputs(x: Any) -> bool:
     """The inputs of a recipe tree: every number and (non-boolean) array."""
     if _is_flag(x):
         return False
+    if isinstance(x, (int, np.integer)) and not -(2**31) <= int(x) < 2**31:
+        return False  # a setting: no int32 argument holds it (decay_steps=10**10)
     return isinstance(x, (int, float, complex, np.generic, np.ndarray, jax.Array))
 
 

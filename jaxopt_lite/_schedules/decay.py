@@ -7,10 +7,12 @@ arrays or traced values: nothing branches in Python on their values, so one
 can be swept with ``jax.vmap`` or passed as a ``jax.jit`` argument without
 recompiling. Traced values are not checked.
 
-A schedule accepts a step (a Python int or an integer array; an array of steps
-gives an array of values) and returns the promoted dtype of its float
-hyper-parameters, at least the default float (float32, or float64 with x64);
-the arithmetic runs in float32 or wider.
+A schedule accepts a step (an integer of any size, an integer array such as
+an optimizer's int32 count, or a float; an array of steps gives an array of
+values) and returns the promoted dtype of its float hyper-parameters, at
+least the default float (float32, or float64 with x64); the arithmetic runs
+in that dtype, float32 or wider, whatever the step's dtype (``base.py``
+says how).
 
 Names, arguments and defaults mirror optax's schedules and give the same
 numbers, including optax's constant schedules for ``transition_steps <= 0``
@@ -19,9 +21,9 @@ numbers, including optax's constant schedules for ``transition_steps <= 0``
 are rejected with a ``ValueError``: ``decay_rate < 0``, a negative
 ``transition_begin``, ``warmup_steps=0`` in `warmup_constant_schedule`,
 powers and exponents ``<= 0`` (docs/optax-differences.md lists them).
-Polynomial and linear schedules end exactly on ``end_value`` even under
-``jit`` (optax's can miss it by a rounding error there, or give NaN for
-powers below 1).
+Every schedule returns its end points exactly, compiled or not, and stays
+between them (optax's can miss an end by a rounding error under ``jit``,
+give NaN for powers below 1, or start a warm-up from 0.0 below 0).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import compute_dtype, div
+from jaxopt_lite._core.dtypes import compute_dtype, mul
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
 
@@ -260,7 +262,10 @@ def cosine_decay_schedule(
     v.check_range("alpha", alpha)
     v.check_positive("exponent", exponent)
     dtype = base.result_dtype(init_value, alpha, exponent)
-    return base.cosine(init_value, decay_steps, alpha, exponent, dtype)
+    ct = compute_dtype(dtype)
+    init = base.lift(init_value, ct)
+    end = mul(init, base.lift(alpha, ct))
+    return base.cosine(init, end, decay_steps, exponent, dtype)
 
 
 @recipe
@@ -296,11 +301,10 @@ def step_decay(
     dtype = base.result_dtype(init_value, gamma)
     ct = compute_dtype(dtype)
     init, gamma = base.lift(init_value, ct), base.lift(gamma, ct)
-    size = base.lift_count(step_size, ct)
 
     def schedule(step):
-        drops = base.floor_div(jnp.asarray(step), size, ct)
-        return (init * jnp.power(gamma, drops)).astype(dtype)
+        drops = base.floor_ratio(step, 0, step_size, ct)
+        return jnp.asarray(init * jnp.power(gamma, drops)).astype(dtype)
 
     return schedule
 
@@ -348,12 +352,12 @@ def inverse_time_decay(
     dtype = base.result_dtype(init_value, decay_rate)
     ct = compute_dtype(dtype)
     init, rate = base.lift(init_value, ct), base.lift(decay_rate, ct)
-    steps = base.lift_count(decay_steps, ct)
 
     def schedule(step):
-        step = jnp.asarray(step)
-        progress = div(step.astype(ct), steps)
-        progress = jnp.where(staircase, base.floor_div(step, steps, ct), progress)
-        return (init / (1 + rate * progress)).astype(dtype)
+        progress = base.ratio(base.time(step, ct), base.time(decay_steps, ct))
+        if staircase is not False:  # a Python False needs no floor (a flag)
+            floor = base.floor_ratio(step, 0, decay_steps, ct)
+            progress = jnp.where(staircase, floor, progress)
+        return jnp.asarray(init / (1 + rate * progress)).astype(dtype)
 
     return schedule

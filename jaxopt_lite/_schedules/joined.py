@@ -75,10 +75,11 @@ def warmup_cosine_decay_schedule(
     dtype = base.result_dtype(init_value, peak_value, end_value, exponent)
     ct = compute_dtype(dtype)
     peak, end = base.lift(peak_value, ct), base.lift(end_value, ct)
-    alpha = jnp.where(peak == 0, 0.0, end / jnp.where(peak == 0, 1.0, peak))
+    # optax decays to peak * (end / peak), hence to 0 when the peak is 0.
+    end = jnp.where(peak == 0, 0.0, end).astype(ct)
     warmup = base.polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
-    cosine_steps = base.lift_count(decay_steps, ct) - base.lift_count(warmup_steps, ct)
-    decay = base.cosine(peak_value, cosine_steps, alpha, exponent, dtype)
+    cosine_steps = base.offset(decay_steps, warmup_steps, ct)
+    decay = base.cosine(peak, end, cosine_steps, exponent, dtype)
     return base.join([warmup, decay], [warmup_steps])
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxopt_lite._core import validate as v
-from jaxopt_lite._core.dtypes import add, compute_dtype, div, mul, promote, sub
+from jaxopt_lite._core.dtypes import compute_dtype, mul
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
 
@@ -35,34 +35,33 @@ def _floor_product(a: Any, b: Any, dtype: Any) -> Any:
 
 
 def _linear_between(a, b, x):
-    return add(mul(b - a, x), a)
+    return (b - a) * x + a
 
 
 def _cosine_between(a, b, x):
-    return add(b, mul((a - b) / 2.0, jnp.cos(jnp.pi * x) + 1))
+    return b + (a - b) / 2.0 * (jnp.cos(jnp.pi * x) + 1)
 
 
-def _interpolate(kind, init, knots, scales, dtype) -> base.Schedule:
-    """Interpolate between ``init * prod(scales[:i])`` placed at ``knots[i-1]``
-    (the first value at step 0); hold the last value after the last knot."""
+def _interpolate(kind, values, knots, dtype) -> base.Schedule:
+    """Interpolate between ``values[i]``, placed at ``knots[i - 1]`` (the
+    first value at step 0); hold the last value after the last knot. Each
+    value is hit exactly at its knot, and the values in between stay between
+    the two of their segment."""
     ct = compute_dtype(dtype)
     between = _linear_between if kind == "linear" else _cosine_between
-    knots = [0, *(base.lift_count(k, ct) for k in knots)]
+    knots = [0, *knots]
 
     def schedule(step):
-        step = jnp.asarray(step)
-        values = [jnp.asarray(init).astype(ct)]
-        for s in scales:
-            values.append(values[-1] * jnp.asarray(s).astype(ct))
-        last = jnp.greater_equal(*promote(step, knots[-1]))
-        out = jnp.where(last, values[-1], values[0])
+        points = [jnp.asarray(x).astype(ct) for x in values]
+        out = jnp.where(base.offset(step, knots[-1], ct) >= 0, points[-1], points[0])
         for i in range(len(knots) - 1):
-            lo, hi = knots[i], knots[i + 1]
-            x = div(sub(step, lo), jnp.maximum(sub(hi, lo), 1))
-            inside = jnp.greater_equal(*promote(step, lo)) & jnp.less(
-                *promote(step, hi)
-            )
-            out = jnp.where(inside, *promote(between(values[i], values[i + 1], x), out))
+            since = base.offset(step, knots[i], ct)
+            width = jnp.maximum(base.offset(knots[i + 1], knots[i], ct), 1)
+            a, b = points[i], points[i + 1]
+            value = base.between(between(a, b, base.ratio(since, width)), a, b)
+            value = jnp.where(since <= 0, a, value)
+            inside = (since >= 0) & (base.offset(step, knots[i + 1], ct) < 0)
+            out = jnp.where(inside, value, out)
         return out.astype(dtype)
 
     return schedule
@@ -120,15 +119,11 @@ def piecewise_constant_schedule(
     ct = compute_dtype(dtype)
 
     def schedule(step):
-        step = jnp.asarray(step)
         value = jnp.asarray(init_value).astype(ct)
+        shape = jnp.broadcast_shapes(value.shape, jnp.shape(step))
         for boundary, scale in items:
-            value = jnp.where(
-                jnp.greater_equal(*promote(step, boundary)),
-                value * base.lift(scale, ct),
-                value,
-            )
-        shape = jnp.broadcast_shapes(value.shape, step.shape)
+            reached = base.offset(step, boundary, ct) >= 0
+            value = jnp.where(reached, value * base.lift(scale, ct), value)
         return jnp.broadcast_to(value, shape).astype(dtype)
 
     return schedule
@@ -177,8 +172,12 @@ def piecewise_interpolate_schedule(
     items = _check_boundaries(boundaries_and_scales, 0.0)
     scales = [scale for _, scale in items]
     dtype = base.result_dtype(init_value, *scales)
+    ct = compute_dtype(dtype)
+    values = [base.lift(init_value, ct)]
+    for scale in scales:  # the scales compound
+        values.append(mul(values[-1], base.lift(scale, ct)))
     knots = [boundary for boundary, _ in items]
-    return _interpolate(interpolate_type, init_value, knots, scales, dtype)
+    return _interpolate(interpolate_type, values, knots, dtype)
 
 
 def _onecycle_args(transition_steps, peak_value, pct_start, div, final_div) -> Any:
@@ -250,8 +249,8 @@ def linear_onecycle_schedule(
         _floor_product(pct_final, transition_steps, ct),
         transition_steps,
     ]
-    scales = [div, 1.0 / div, 1.0 / final]
-    return _interpolate("linear", peak / div, knots, scales, dtype)
+    points = [peak / div, peak, peak / div, peak / (div * final)]
+    return _interpolate("linear", points, knots, dtype)
 
 
 @recipe
@@ -300,5 +299,5 @@ def cosine_onecycle_schedule(
         _floor_product(pct_start, transition_steps, ct),
         _floor_product(1, transition_steps, ct),
     ]
-    scales = [div, 1.0 / (div * final)]
-    return _interpolate("cosine", peak / div, knots, scales, dtype)
+    points = [peak / div, peak, peak / (div * final)]
+    return _interpolate("cosine", points, knots, dtype)

@@ -86,7 +86,7 @@ def polynomial_sparsity_schedule(
 
     def schedule(step):
         step = jnp.asarray(step)
-        rises = base.floor_div(step - begin_step, frequency, compute_dtype(dtype))
+        rises = base.floor_ratio(step, begin_step, frequency, compute_dtype(dtype))
         latest = add(begin_step, mul(frequency, rises))
         tau = jnp.where(step >= end_step, *promote(end_step, latest))
         value = curve(tau)

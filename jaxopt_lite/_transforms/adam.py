@@ -8,7 +8,7 @@ parameters work. Updates come back in the gradients' dtype.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,23 +28,11 @@ from jaxopt_lite._core.dtypes import (
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByAdamState = optax.ScaleByAdamState
 
-class ScaleByAdamState(NamedTuple):
-    """Update count (int32, saturating), first moment and second moment."""
-
-    count: jax.Array
-    mu: _tree.PyTree
-    nu: _tree.PyTree
-
-
-class ScaleByAmsgradState(NamedTuple):
-    """Update count, first and second moments, and the running maximum of the
-    (corrected) second moment."""
-
-    count: jax.Array
-    mu: _tree.PyTree
-    nu: _tree.PyTree
-    nu_max: _tree.PyTree
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByAmsgradState = optax.ScaleByAmsgradState
 
 
 def _check_moments(b1: Any, b2: Any, eps: Any, eps_root: Any = 0.0) -> None:
@@ -299,7 +287,11 @@ def scale_by_adamax(
         nu = _tree.tree_update_infinity_moment(updates, state.nu, b2, eps)  # pyright: ignore[reportArgumentType]
         mu_hat = _tree.tree_bias_correction(mu, b1, count)
         new_updates = jax.tree.map(
-            lambda g, m, n: div(m, n).astype(g.dtype), updates, mu_hat, nu
+            lambda g, m, n: None if g is None else div(m, n).astype(g.dtype),
+            updates,
+            mu_hat,
+            nu,
+            is_leaf=lambda x: x is None,
         )
         return new_updates, ScaleByAdamState(count, mu, nu)
 

@@ -27,6 +27,9 @@ from jaxopt_lite._transforms.adam import (
     _zero_state,
 )
 
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByBeliefState = optax.ScaleByBeliefState
+
 
 @recipe
 def scale_by_radam(
@@ -163,7 +166,7 @@ def scale_by_belief(
     check_bool("nesterov", nesterov)
 
     def init_fn(params):
-        return _zero_state(params)
+        return ScaleByBeliefState(*_zero_state(params))
 
     def update_fn(updates, state, params=None):
         del params
@@ -175,7 +178,7 @@ def scale_by_belief(
         mu_hat = _first_moment_hat(updates, mu, b1, count, nesterov)
         nu_hat = _tree.tree_bias_correction(nu, b2, count)
         new_updates = _adam_ratio(updates, mu_hat, nu_hat, eps, 0.0)
-        return new_updates, ScaleByAdamState(count, mu, nu)
+        return new_updates, ScaleByBeliefState(count, mu, nu)
 
     return optax.GradientTransformation(init_fn, update_fn)
 

@@ -7,7 +7,7 @@ modulus (the phase is kept). Norms do not overflow (``_core.tree.l2_norm``).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,9 +18,8 @@ from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import div, mul, promote
 from jaxopt_lite._core.recipe import recipe
 
-
-class ClipState(NamedTuple):
-    """``clip`` keeps no state."""
+# optax's class itself, so that states compare equal to optax's as trees.
+ClipState = optax.ClipState
 
 
 @recipe
@@ -69,8 +68,8 @@ def clip(max_delta: float | jax.Array) -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ClipByGlobalNormState(NamedTuple):
-    """``clip_by_global_norm`` keeps no state."""
+# optax's class itself, so that states compare equal to optax's as trees.
+ClipByGlobalNormState = optax.ClipByGlobalNormState
 
 
 @recipe
@@ -125,8 +124,8 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ClipByBlockRmsState(NamedTuple):
-    """``clip_by_block_rms`` keeps no state."""
+# optax's counterpart keeps optax.EmptyState (no class of its own).
+ClipByBlockRmsState = optax.EmptyState
 
 
 @recipe
@@ -195,8 +194,8 @@ def _unit_norm(x: jax.Array, axis: Any) -> jax.Array:
     return jnp.broadcast_to(_tree.l2_norm(x, axis=axis, keepdims=True), x.shape)
 
 
-class AdaptiveGradClipState(NamedTuple):
-    """``adaptive_grad_clip`` keeps no state."""
+# optax's class itself, so that states compare equal to optax's as trees.
+AdaptiveGradClipState = optax.AdaptiveGradClipState
 
 
 @recipe(static=("axis",))
@@ -258,17 +257,15 @@ def adaptive_grad_clip(
         del params
         return AdaptiveGradClipState()
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("adaptive_grad_clip", params)
         return jax.tree.map(one, updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ZeroNansState(NamedTuple):
-    """One bool per leaf: did the last update hold a NaN in that leaf?"""
-
-    found_nan: Any
+# optax's class itself, so that states compare equal to optax's as trees.
+ZeroNansState = optax.ZeroNansState
 
 
 @recipe
@@ -311,8 +308,8 @@ def zero_nans() -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class CentralizeState(NamedTuple):
-    """``centralize`` keeps no state."""
+# optax's counterpart keeps optax.EmptyState (no class of its own).
+CentralizeState = optax.EmptyState
 
 
 @recipe

@@ -4,7 +4,7 @@ each parameter block's RMS."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,15 +38,8 @@ def _factored_axes(
     return int(order[-2]), int(order[-1])
 
 
-class FactoredState(NamedTuple):
-    """Update count (int32, saturating) and, per leaf, the row and column
-    averages of squared gradients (factored leaves) or the full average
-    (other leaves). Unused slots hold a zero array of shape ``(1,)``."""
-
-    count: jax.Array
-    v_row: Any
-    v_col: Any
-    v: Any
+# optax's class itself, so that states compare equal to optax's as trees.
+FactoredState = optax.FactoredState
 
 
 @recipe(static=("min_dim_size_to_factor",))
@@ -157,7 +150,7 @@ def scale_by_factored_rms(
             v=jax.tree.unflatten(treedef, fulls),
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("scale_by_factored_rms", params)
         decay = decay_rate_fn(state.count - step_offset, decay_rate)
         leaves, treedef = jax.tree.flatten(updates)
@@ -175,8 +168,8 @@ def scale_by_factored_rms(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleByParamBlockRmsState(NamedTuple):
-    """``scale_by_param_block_rms`` keeps no state."""
+# optax's counterpart keeps optax.EmptyState (no class of its own).
+ScaleByParamBlockRmsState = optax.EmptyState
 
 
 @recipe
@@ -221,7 +214,7 @@ def scale_by_param_block_rms(
         del params
         return ScaleByParamBlockRmsState()
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("scale_by_param_block_rms", params)
         return jax.tree.map(one, updates, params), state
 

@@ -3,7 +3,7 @@ and NovoGrad's layer-wise second moment."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,9 +23,8 @@ from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.tree import safe_norm
 from jaxopt_lite._core.validate import check_dtype
 
-
-class ScaleByTrustRatioState(NamedTuple):
-    """``scale_by_trust_ratio`` keeps no state."""
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByTrustRatioState = optax.ScaleByTrustRatioState
 
 
 @recipe
@@ -83,20 +82,15 @@ def scale_by_trust_ratio(
         del params
         return ScaleByTrustRatioState()
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("scale_by_trust_ratio", params)
         return jax.tree.map(one, updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleByNovogradState(NamedTuple):
-    """Update count (int32, saturating), momentum ``mu`` and the per-leaf
-    average squared gradient norm ``nu`` (one real scalar per leaf)."""
-
-    count: jax.Array
-    mu: Any
-    nu: Any
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByNovogradState = optax.ScaleByNovogradState
 
 
 @recipe
@@ -156,7 +150,7 @@ def scale_by_novograd(
         nu = jax.tree.map(lambda p: jnp.zeros([], state_dtype(p, real=True)), params)
         return ScaleByNovogradState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("scale_by_novograd", params)
         count = _tree.safe_increment(state.count)
         first = count == 1

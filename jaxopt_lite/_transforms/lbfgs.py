@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._core import validate as v
+from jaxopt_lite._core.dtypes import tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 
 PyTree = Any
@@ -109,7 +110,9 @@ def scale_by_lbfgs(
             lambda x: jnp.zeros((memory_size, *jnp.shape(x)), jnp.result_type(x)),
             params,
         )
-        dtype = jnp.real(jnp.empty((), jax.tree.leaves(params)[0].dtype)).dtype
+        leaves = jax.tree.leaves(params)  # none for init(None), as optax allows
+        first = leaves[0].dtype if leaves else tree_compute_dtype(params)
+        dtype = jnp.real(jnp.empty((), first)).dtype
         return ScaleByLBFGSState(
             count=jnp.zeros([], jnp.int32),
             params=optax.tree.zeros_like(params),
@@ -119,11 +122,8 @@ def scale_by_lbfgs(
             weights_memory=jnp.zeros([memory_size], dtype),
         )
 
-    def update_fn(updates, state, params=None):
-        if params is None:
-            raise TypeError(
-                "scale_by_lbfgs.update needs params (the current parameters)."
-            )
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
+        v.require_params("scale_by_lbfgs", params)
         started = state.count > 0
         slot = (state.count - 1) % memory_size
         s = optax.tree.sub(params, state.params)

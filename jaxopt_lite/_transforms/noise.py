@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,11 +26,8 @@ def resolve_key(key: Any, seed: Any) -> jax.Array:
     return v.check_key("key", key)
 
 
-class AddNoiseState(NamedTuple):
-    """Update count (int32, saturating) and the PRNG key of the next draw."""
-
-    count: jax.Array
-    rng_key: jax.Array
+# optax's class itself, so that states compare equal to optax's as trees.
+AddNoiseState = optax.AddNoiseState
 
 
 @recipe

@@ -19,11 +19,8 @@ from jaxopt_lite._core.dtypes import add, mul, real_full_like, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
 
-
-class ScaleByRssState(NamedTuple):
-    """The running sum of squared gradients (real dtype)."""
-
-    sum_of_squares: _tree.PyTree
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByRssState = optax.ScaleByRssState
 
 
 @recipe
@@ -82,8 +79,14 @@ def scale_by_rss(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleByRmsState(NamedTuple):
-    """Update count (int32, saturating) and the average of squared gradients."""
+# optax's classes: the count is kept only with ``bias_correction`` (optax's
+# class with the count is private; ours has its name and fields).
+ScaleByRmsState = optax.ScaleByRmsState
+
+
+class ScaleByRmsWithCountState(NamedTuple):
+    """Update count (int32, saturating) and the moving average of squared
+    gradients (real dtype), for ``bias_correction=True``."""
 
     count: jax.Array
     nu: _tree.PyTree
@@ -159,24 +162,32 @@ def scale_by_rms(
     _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
 
     def init_fn(params):
-        return ScaleByRmsState(
-            jnp.zeros([], jnp.int32), real_full_like(params, initial_scale)
-        )
+        nu = real_full_like(params, initial_scale)
+        if bias_correction:
+            return ScaleByRmsWithCountState(jnp.zeros([], jnp.int32), nu)
+        return ScaleByRmsState(nu)
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
         nu = _tree.tree_update_moment(updates, state.nu, decay, 2)
-        nu_hat = _tree.tree_bias_correction(nu, decay, count) if bias_correction else nu
+        if not bias_correction:
+            return _divide_by_root(updates, nu, eps, eps_in_sqrt), ScaleByRmsState(nu)
+        count = _tree.safe_increment(state.count)
+        nu_hat = _tree.tree_bias_correction(nu, decay, count)
         new_updates = _divide_by_root(updates, nu_hat, eps, eps_in_sqrt)
-        return new_updates, ScaleByRmsState(count, nu)
+        return new_updates, ScaleByRmsWithCountState(count, nu)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleByStddevState(NamedTuple):
+# As for `scale_by_rms`: optax's class, and one with a count for
+# ``bias_correction=True``.
+ScaleByRStdDevState = optax.ScaleByRStdDevState
+
+
+class ScaleByRStdDevWithCountState(NamedTuple):
     """Update count (int32, saturating), averages of gradients and of their
-    squares."""
+    squares, for ``bias_correction=True``."""
 
     count: jax.Array
     mu: _tree.PyTree
@@ -226,34 +237,31 @@ def scale_by_stddev(
     _check_rms_args(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
 
     def init_fn(params):
-        return ScaleByStddevState(
-            jnp.zeros([], jnp.int32),
-            zeros_like(params),
-            real_full_like(params, initial_scale),
-        )
+        mu, nu = zeros_like(params), real_full_like(params, initial_scale)
+        if bias_correction:
+            return ScaleByRStdDevWithCountState(jnp.zeros([], jnp.int32), mu, nu)
+        return ScaleByRStdDevState(mu, nu)
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
         mu = _tree.tree_update_moment(updates, state.mu, decay, 1)
         nu = _tree.tree_update_moment(updates, state.nu, decay, 2)
         if bias_correction:
+            count = _tree.safe_increment(state.count)
             mu_hat = _tree.tree_bias_correction(mu, decay, count)
             nu_hat = _tree.tree_bias_correction(nu, decay, count)
+            new_state = ScaleByRStdDevWithCountState(count, mu, nu)
         else:
             mu_hat, nu_hat = mu, nu
+            new_state = ScaleByRStdDevState(mu, nu)
         variance = jax.tree.map(lambda m, n: n - _tree.abs_sq(m), mu_hat, nu_hat)
-        new_updates = _divide_by_root(updates, variance, eps, eps_in_sqrt)
-        return new_updates, ScaleByStddevState(count, mu, nu)
+        return _divide_by_root(updates, variance, eps, eps_in_sqrt), new_state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleByAdaDeltaState(NamedTuple):
-    """Averages of squared gradients and of squared updates (real dtype)."""
-
-    e_g: _tree.PyTree
-    e_x: _tree.PyTree
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByAdaDeltaState = optax.ScaleByAdaDeltaState
 
 
 @recipe

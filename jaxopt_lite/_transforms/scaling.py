@@ -27,8 +27,8 @@ from jaxopt_lite._core.recipe import recipe
 ScalarOrSchedule = optax.ScalarOrSchedule
 
 
-class ScaleState(NamedTuple):
-    """``scale`` keeps no state."""
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleState = optax.ScaleState
 
 
 @recipe
@@ -65,10 +65,8 @@ def scale(step_size: float | jax.Array) -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleByScheduleState(NamedTuple):
-    """The number of updates done so far (int32, saturating)."""
-
-    count: jax.Array
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByScheduleState = optax.ScaleByScheduleState
 
 
 @recipe

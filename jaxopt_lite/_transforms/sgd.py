@@ -15,11 +15,8 @@ from jaxopt_lite._core.dtypes import add, cast_like, mul, promoted_dtype, zeros_
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 
-
-class TraceState(NamedTuple):
-    """The momentum buffer."""
-
-    trace: _tree.PyTree
+# optax's class itself, so that states compare equal to optax's as trees.
+TraceState = optax.TraceState
 
 
 @recipe
@@ -71,12 +68,13 @@ def trace(
     def update_fn(updates, state, params=None):
         del params
 
-        def plus_decayed(g, m):  # g + decay * m
-            return add(g, mul(decay, m))
+        def plus_decayed(g, m):  # g + decay * m; None updates stay None (optax)
+            return None if g is None else add(g, mul(decay, m))
 
-        new_trace = jax.tree.map(plus_decayed, updates, state.trace)
+        none = lambda x: x is None
+        new_trace = jax.tree.map(plus_decayed, updates, state.trace, is_leaf=none)
         if nesterov:
-            out = jax.tree.map(plus_decayed, updates, new_trace)
+            out = jax.tree.map(plus_decayed, updates, new_trace, is_leaf=none)
         else:
             out = new_trace
         return cast_like(out, updates), TraceState(cast_like(new_trace, state.trace))

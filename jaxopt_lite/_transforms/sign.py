@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +17,8 @@ from jaxopt_lite._core.validate import check_dtype
 _LION_MODES = ("hard", "smooth", "refined")
 
 
-class ScaleBySignState(NamedTuple):
-    """``scale_by_sign`` keeps no state."""
+# optax's counterpart keeps optax.EmptyState (no class of its own).
+ScaleBySignState = optax.EmptyState
 
 
 @recipe
@@ -56,11 +56,8 @@ def scale_by_sign() -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleByLionState(NamedTuple):
-    """Update count (int32, saturating) and the momentum ``mu``."""
-
-    count: jax.Array
-    mu: Any
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByLionState = optax.ScaleByLionState
 
 
 @recipe

@@ -15,9 +15,13 @@ from jaxopt_lite._core.dtypes import add, mul
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
 
+AddDecayedWeightsState = optax.AddDecayedWeightsState
+"""The (empty) state for a constant rate: optax's own."""
 
-class AddDecayedWeightsState(NamedTuple):
-    """The number of updates done so far (int32, saturating), for schedules."""
+
+class AddDecayedWeightsScheduleState(NamedTuple):
+    """For a schedule rate: the number of updates done so far (int32,
+    saturating). optax's state has the same field (its class is private)."""
 
     count: jax.Array
 
@@ -48,6 +52,8 @@ def add_decayed_weights(
 
     Returns:
         An ``optax.GradientTransformation``; ``update`` needs ``params``.
+        Its state is empty for a constant rate and counts the updates for a
+        schedule, as optax's.
 
     Example:
         >>> import jax.numpy as jnp, jaxopt_lite as jol
@@ -65,18 +71,24 @@ def add_decayed_weights(
 
     def init_fn(params):
         del params
-        return AddDecayedWeightsState(count=jnp.zeros([], jnp.int32))
+        if callable(weight_decay):
+            return AddDecayedWeightsScheduleState(count=jnp.zeros([], jnp.int32))
+        return AddDecayedWeightsState()
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("add_decayed_weights", params)
-        rate = weight_decay(state.count) if callable(weight_decay) else weight_decay
+        if callable(weight_decay):
+            rate = weight_decay(state.count)
+            state = AddDecayedWeightsScheduleState(_tree.safe_increment(state.count))
+        else:  # the state is not read (optax's callers may pass anything)
+            rate = weight_decay
         new_updates = jax.tree.map(  # None updates stay None, as in optax
             lambda g, p: None if g is None else add(g, mul(rate, p)).astype(g.dtype),
             updates,
             params,
             is_leaf=lambda x: x is None,
         )
-        return new_updates, AddDecayedWeightsState(_tree.safe_increment(state.count))
+        return new_updates, state
 
     decay = optax.GradientTransformation(init_fn, update_fn)
     if mask is None:

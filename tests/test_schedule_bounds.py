@@ -16,7 +16,7 @@ import pytest
 from helpers import standard_promotion
 
 import jaxopt_lite as jol
-from jaxopt_lite._core import recipe
+from jaxopt_lite._host import programs
 
 CYCLE = dict(init_value=0.0, peak_value=0.02, warmup_steps=3, decay_steps=17)
 
@@ -116,11 +116,11 @@ def _traced(schedules):
     ``fit`` and ``sweep`` compile them)."""
     keys, numbers = {}, {}
     for name, schedule in schedules.items():
-        keys[name], numbers[name] = recipe.split(schedule)
+        keys[name], numbers[name] = programs.split_optimizer(schedule)
 
     @jax.jit
     def run(numbers, steps):
-        rebuilt = {n: recipe.rebuild(k, numbers[n]) for n, k in keys.items()}
+        rebuilt = {n: programs.join_optimizer(k, numbers[n]) for n, k in keys.items()}
         return _all(rebuilt, steps)
 
     return lambda steps: run(numbers, steps)
@@ -254,14 +254,14 @@ def test_big_lengths_are_settings_of_compiled_programs():
     program: `recipe.split` keeps it in the structure (``fit`` and ``sweep``
     compile schedules that way), the other numbers stay arguments."""
     schedule = jol.cosine_decay_schedule(10.0, 20 * G, 0.5)
-    key, numbers = recipe.split(schedule)
+    key, numbers = programs.split_optimizer(schedule)
     assert numbers == [10.0, 0.5]
-    rebuilt = jax.jit(lambda n, s: recipe.rebuild(key, n)(s))
+    rebuilt = jax.jit(lambda n, s: programs.join_optimizer(key, n)(s))
     np.testing.assert_allclose(rebuilt(numbers, 3e9), schedule(3 * G), rtol=1e-6)
     huge = jol.cosine_decay_schedule(1.0, 10**20)  # beyond int64 too
-    assert 10**20 not in recipe.split(huge)[1]
+    assert 10**20 not in programs.split_optimizer(huge)[1]
     np.testing.assert_allclose(huge(3 * 10**19), 0.5 * (1 + np.cos(0.3 * np.pi)))
-    assert recipe.split(jol.cosine_decay_schedule(10.0, 2 * G, 0.5))[1] == [
+    assert programs.split_optimizer(jol.cosine_decay_schedule(10.0, 2 * G, 0.5))[1] == [
         10.0,
         2 * G,
         0.5,

@@ -57,10 +57,10 @@ def test_warmup_is_read_from_step_0():
     trajectory is the NumPy method's (1e-12 in float64, 1e-6 in float32)."""
     y0 = np.array([3.0, 1.0, -1.0])
     # (the schedule's values at int32 counts, as the optimizer reads them)
-    warmup = jol.warmup_constant_schedule(0.0, 0.2, 4)
-    rate = lambda t: float(warmup(jnp.int32(t)))
     for x64, rtol in ((False, 1e-6), (True, 1e-12)):
         with jax.enable_x64(x64):
+            warmup = jol.warmup_constant_schedule(0.0, 0.2, 4)
+            rate = lambda t, w=warmup: float(w(jnp.int32(t)))
             expected = _numpy_schedule_free_sgd(rate, 0.9, 8, y0)
             opt = jol.schedule_free_sgd(0.2, warmup_steps=4)
             y0_ = jnp.asarray(y0, jnp.float64 if x64 else jnp.float32)
@@ -89,7 +89,8 @@ def test_warmup_is_read_from_step_0():
         theirs.init(jnp.asarray(y0, jnp.float32)),
         jnp.asarray(y0, jnp.float32),
     )
-    np.testing.assert_allclose(their_state.weight_sum, rate(1) ** 2)
+    warmup = jol.warmup_constant_schedule(0.0, 0.2, 4)
+    np.testing.assert_allclose(their_state.weight_sum, warmup(jnp.int32(1)) ** 2)
 
 
 def test_warmup_adamw_first_update_is_zero_and_then_moves():

@@ -292,6 +292,12 @@ def overheads(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any
         fit_("skip_nonfinite=False", skip_nonfinite=False),
         fit_("replace=True", replace=True),
         fit_("shuffle=False", shuffle=False),
+        # training at scale: in-step accumulation, bfloat16 compute (float32
+        # master parameters), spike skipping decided inside the loop
+        fit_("microbatches=2", microbatches=2),
+        fit_("microbatches=4", microbatches=4),
+        fit_("compute_dtype=bfloat16", compute_dtype=jnp.bfloat16),
+        fit_("skip_spikes=SpikeSkip()", skip_spikes=jol.SpikeSkip()),
     ]
 
     def scan_(name, optimizer, extras=()):

@@ -124,3 +124,34 @@ def test_the_checker_finds_upward_imports(tmp_path: pathlib.Path):
     assert len(_violations(pathlib.PurePath("_sweep/bad.py"), modules)) == 1
     assert _violations(pathlib.PurePath("examples/bad.py"), ["jaxopt_lite"]) == []
     assert len(_violations(pathlib.PurePath("examples/bad.py"), modules)) == 3
+
+
+def _renamed(path: pathlib.Path) -> list[str]:
+    """The package's own names imported under another name (``from
+    jaxopt_lite._core import validate as v``); ``x as x`` re-exports are fine."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "jaxopt_lite"
+        ):
+            found += [
+                f"{node.module}.{a.name} as {a.asname}"
+                for a in node.names
+                if a.asname not in (None, a.name)
+            ]
+    return found
+
+
+def test_modules_are_imported_under_their_own_names(tmp_path: pathlib.Path):
+    renamed = {
+        str(p.relative_to(PACKAGE)): _renamed(p)
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if _renamed(p)
+    }
+    assert renamed == {}
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "from jaxopt_lite._core import validate as v\n"
+        "from jaxopt_lite import sweep as sweep\n"
+    )
+    assert _renamed(bad) == ["jaxopt_lite._core.validate as v"]

@@ -18,7 +18,7 @@ from table_row import Row
 from transform_table import rows
 
 import jaxopt_lite as jol
-from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core import tree_math
 
 BIG = 1e19  # float32: BIG**2 overflows, BIG does not
 TINY = 1e-25  # float32: TINY**2 flushes to zero, TINY does not
@@ -32,50 +32,50 @@ def _big_tree():
 
 
 def test_global_norm_does_not_overflow():
-    norm = _tree.tree_global_norm(_big_tree())
+    norm = tree_math.tree_global_norm(_big_tree())
     np.testing.assert_allclose(norm, BIG * np.sqrt(7.0), rtol=1e-6)
     assert norm.dtype == jnp.float32
     # ordinary magnitudes: exactly the plain formula (optax's)
     small = jax.tree.map(lambda x: x / 1e18, _big_tree())
-    assert _tree.tree_global_norm(small) == optax.tree.norm(small)
+    assert tree_math.tree_global_norm(small) == optax.tree.norm(small)
     # NaN and inf inputs still give NaN and inf
-    assert np.isnan(_tree.tree_global_norm({"a": jnp.array([1.0, jnp.nan])}))
-    assert np.isinf(_tree.tree_global_norm({"a": jnp.array([1.0, jnp.inf])}))
-    assert _tree.tree_global_norm({}) == 0.0
+    assert np.isnan(tree_math.tree_global_norm({"a": jnp.array([1.0, jnp.nan])}))
+    assert np.isinf(tree_math.tree_global_norm({"a": jnp.array([1.0, jnp.inf])}))
+    assert tree_math.tree_global_norm({}) == 0.0
 
 
 def test_global_norm_does_not_underflow():
     tiny = {"a": jnp.full((3,), TINY), "b": jnp.full((2, 2), -TINY)}
-    norm = _tree.tree_global_norm(tiny)
+    norm = tree_math.tree_global_norm(tiny)
     np.testing.assert_allclose(norm, TINY * np.sqrt(7.0), rtol=1e-6)
     assert norm.dtype == jnp.float32
     assert optax.tree.norm(tiny) == 0.0  # what the plain formula gives
     # tiny leaves next to ordinary ones do not matter, as in the plain formula
     mixed = {"a": jnp.full((3,), TINY), "b": jnp.array([3.0, 4.0])}
-    assert _tree.tree_global_norm(mixed) == optax.tree.norm(mixed) == 5.0
-    assert _tree.tree_global_norm({"z": jnp.zeros(3)}) == 0.0
+    assert tree_math.tree_global_norm(mixed) == optax.tree.norm(mixed) == 5.0
+    assert tree_math.tree_global_norm({"z": jnp.zeros(3)}) == 0.0
 
 
 def test_l2_norm_per_unit_does_not_underflow():
     x = jnp.array([[TINY, 1.0], [TINY, 2.0]])
     np.testing.assert_allclose(
-        _tree.l2_norm(x, axis=0), [TINY * np.sqrt(2.0), np.sqrt(5.0)], rtol=1e-6
+        tree_math.l2_norm(x, axis=0), [TINY * np.sqrt(2.0), np.sqrt(5.0)], rtol=1e-6
     )
     np.testing.assert_allclose(
-        _tree.l2_norm(jnp.full(4, TINY), mean=True), TINY, rtol=1e-6
+        tree_math.l2_norm(jnp.full(4, TINY), mean=True), TINY, rtol=1e-6
     )
     np.testing.assert_allclose(
-        _tree.safe_norm(jnp.full(4, TINY), 0.0), 2 * TINY, rtol=1e-6
+        tree_math.safe_norm(jnp.full(4, TINY), 0.0), 2 * TINY, rtol=1e-6
     )
 
 
 def test_l2_norm_per_unit_does_not_overflow():
     x = jnp.array([[BIG, 1.0], [BIG, 2.0]])
     np.testing.assert_allclose(
-        _tree.l2_norm(x, axis=0), [BIG * np.sqrt(2.0), np.sqrt(5.0)], rtol=1e-6
+        tree_math.l2_norm(x, axis=0), [BIG * np.sqrt(2.0), np.sqrt(5.0)], rtol=1e-6
     )
     np.testing.assert_allclose(
-        _tree.l2_norm(x, mean=True), np.sqrt(BIG**2 / 2), rtol=1e-6
+        tree_math.l2_norm(x, mean=True), np.sqrt(BIG**2 / 2), rtol=1e-6
     )
 
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core import tree_math
 from jaxopt_lite._core.dtypes import at_least_float32, div
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import (
@@ -131,7 +131,9 @@ def accumulate_gradients(
             acc = jax.tree.map(
                 lambda g, a: a + g.astype(a.dtype), updates, state.acc_grads
             )
-        finite = _tree.tree_all_finite(updates) if skip_nonfinite else jnp.array(True)
+        finite = (
+            tree_math.tree_all_finite(updates) if skip_nonfinite else jnp.array(True)
+        )
         emit = (n == k - 1) & finite
         grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
 
@@ -146,9 +148,9 @@ def accumulate_gradients(
 
         new_updates, inner_state = jax.lax.cond(emit, step, wait, state.inner_opt_state)
         new_state = AccumulateGradientsState(
-            mini_step=_tree.safe_increment(n) % k,
+            mini_step=tree_math.safe_increment(n) % k,
             gradient_step=jnp.where(
-                emit, _tree.safe_increment(state.gradient_step), state.gradient_step
+                emit, tree_math.safe_increment(state.gradient_step), state.gradient_step
             ),
             inner_opt_state=inner_state,
             acc_grads=optax.tree.where(emit, optax.tree.zeros_like(acc), acc),
@@ -159,7 +161,7 @@ def accumulate_gradients(
         # A dropped micro-step leaves the state as it was (emit is False, so
         # the updates are already zero).
         skipped = state._replace(
-            total_skipped=_tree.safe_increment(state.total_skipped)
+            total_skipped=tree_math.safe_increment(state.total_skipped)
         )
         return new_updates, optax.tree.where(finite, new_state, skipped)
 
@@ -230,7 +232,7 @@ def apply_every(k: int | jax.Array = 1) -> optax.GradientTransformation:
         updates = jax.tree.map(
             lambda a: jnp.where(emit, a, jnp.zeros_like(a)), grad_acc
         )
-        count = _tree.safe_increment(state.count) % k
+        count = tree_math.safe_increment(state.count) % k
         return updates, ApplyEveryState(count.astype(jnp.int32), grad_acc)
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -10,9 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import dtypes as _dtypes
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import dtypes, tree_math, validate
 from jaxopt_lite._core.dtypes import add, compute_dtype, div, mul, promote, sub
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import (
@@ -68,7 +66,7 @@ def ema(
         >>> u, state.ema
         (Array([2.], dtype=float32), Array([2.], dtype=float32))
     """
-    v.check_decay("decay", decay)
+    validate.check_decay("decay", decay)
     check_bool("debias", debias)
     accumulator_dtype = check_dtype(
         "accumulator_dtype", accumulator_dtype, kind=jnp.inexact
@@ -76,16 +74,16 @@ def ema(
 
     def init_fn(params):
         return EmaState(
-            jnp.zeros([], jnp.int32), _dtypes.zeros_like(params, accumulator_dtype)
+            jnp.zeros([], jnp.int32), dtypes.zeros_like(params, accumulator_dtype)
         )
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
+        count = tree_math.safe_increment(state.count)
         # The average in the precision of the update and the state together
         # (optax's), cast to the state's dtype only when stored.
-        new = jax.tree.map(lambda g, m: _tree.ema(decay, m, g), updates, state.ema)
-        out = _tree.tree_bias_correction(new, decay, count) if debias else new
+        new = jax.tree.map(lambda g, m: tree_math.ema(decay, m, g), updates, state.ema)
+        out = tree_math.tree_bias_correction(new, decay, count) if debias else new
         out = jax.tree.map(
             lambda u, g: (
                 u.astype(g.dtype) if jnp.issubdtype(g.dtype, jnp.inexact) else u
@@ -93,7 +91,7 @@ def ema(
             out,
             updates,
         )
-        return out, EmaState(count, _dtypes.cast_like(new, state.ema))
+        return out, EmaState(count, dtypes.cast_like(new, state.ema))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -163,7 +161,7 @@ def ema_params(
         averaging*, 1992.
     """
     check_transform("inner", inner)
-    v.check_decay("decay", decay)
+    validate.check_decay("decay", decay)
     check_bool("debias", debias)
     accumulator_dtype = check_dtype(
         "accumulator_dtype", accumulator_dtype, kind=jnp.inexact
@@ -175,11 +173,11 @@ def ema_params(
         return EmaParamsState(jnp.zeros([], jnp.int32), ema, inner.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        v.require_params("ema_params", params)
+        validate.require_params("ema_params", params)
         updates, inner_state = inner.update(
             updates, state.inner_state, params, **extra_args
         )
-        count = _tree.safe_increment(state.count)
+        count = tree_math.safe_increment(state.count)
 
         def weight(m):  # in the average's precision (float64 for float64)
             if not debias:
@@ -286,12 +284,12 @@ def lookahead(
     """
     check_transform("fast_optimizer", fast_optimizer)
     check_int("sync_period", sync_period, minimum=1, traced=True)
-    v.check_range("slow_step_size", slow_step_size, 0.0, 1.0)
+    validate.check_range("slow_step_size", slow_step_size, 0.0, 1.0)
     check_bool("reset_state", reset_state)
     fast = optax.with_extra_args_support(fast_optimizer)
 
     def check_params(params):
-        v.require_params("lookahead", params)
+        validate.require_params("lookahead", params)
         if isinstance(params, optax.LookaheadParams):
             raise TypeError(
                 "jaxopt_lite.lookahead takes the ordinary (fast) parameters, not "

@@ -7,7 +7,7 @@ import collections
 import optax
 
 from jaxopt_lite._core.recipe import recipe
-from jaxopt_lite._core.tree import as_arrays
+from jaxopt_lite._core.tree_math import as_arrays
 from jaxopt_lite._core.validate import check_transform
 
 

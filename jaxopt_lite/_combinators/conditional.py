@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core import tree_math
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_callable, check_transform
 
@@ -62,7 +62,7 @@ def _conditional(inner, should_transform_fn, forward_extra_args, skipped_updates
                 f"array of shape {run.shape}."
             )
         updates, inner_state = jax.lax.cond(run, apply, skip, inner_state)
-        return updates, inner_state, _tree.safe_increment(step)
+        return updates, inner_state, tree_math.safe_increment(step)
 
     return init, update
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core import tree_math
 from jaxopt_lite._core.dtypes import promote
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_int, check_number, check_transform
@@ -77,14 +77,16 @@ def apply_if_finite(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        finite = _tree.tree_all_finite(updates)
+        finite = tree_math.tree_all_finite(updates)
         notfinite_count = jnp.where(
             finite,
             jnp.zeros([], jnp.int32),
-            _tree.safe_increment(state.notfinite_count),
+            tree_math.safe_increment(state.notfinite_count),
         )
         total_notfinite = jnp.where(
-            finite, state.total_notfinite, _tree.safe_increment(state.total_notfinite)
+            finite,
+            state.total_notfinite,
+            tree_math.safe_increment(state.total_notfinite),
         )
 
         def apply(operands):
@@ -185,6 +187,6 @@ def skip_large_updates(
     """
     del gradient_step, params
     check_number("max_squared_norm", max_squared_norm)
-    norm_squared = _tree.tree_sum_squares(updates)
+    norm_squared = tree_math.tree_sum_squares(updates)
     should_skip = ~jnp.less(*promote(norm_squared, max_squared_norm))
     return should_skip, {"should_skip": should_skip, "norm_squared": norm_squared}

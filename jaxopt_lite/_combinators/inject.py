@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core import tree_math
 from jaxopt_lite._core.dtypes import tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_callable, check_dtype
@@ -207,7 +207,7 @@ def inject_hyperparams(
             updates, inner_state = build(hyperparams).update(
                 updates, state.inner_state, params, **extra_args
             )
-            count = _tree.safe_increment(state.count)
+            count = tree_math.safe_increment(state.count)
             states = {
                 k: f.update(state.hyperparams_states[k], **extra_args)
                 for k, f in stateful.items()

@@ -9,8 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul, sub, tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 
@@ -27,7 +26,7 @@ class MechanicState(NamedTuple):
     m: jax.Array
     v: jax.Array
     s: jax.Array
-    x0: _tree.PyTree
+    x0: tree_math.PyTree
 
 
 @recipe(static=("num_betas",))
@@ -96,16 +95,16 @@ def mechanize(
     References:
         Cutkosky, Defazio and Mehta, *Mechanic: A Learning Rate Tuner*, 2023.
     """
-    v.check_transform("base_optimizer", base_optimizer)
-    v.check_nonnegative("weight_decay", weight_decay)
-    v.check_nonnegative("eps", eps)
-    v.check_nonnegative("s_init", s_init)
-    v.check_int("num_betas", num_betas)
+    validate.check_transform("base_optimizer", base_optimizer)
+    validate.check_nonnegative("weight_decay", weight_decay)
+    validate.check_nonnegative("eps", eps)
+    validate.check_nonnegative("s_init", s_init)
+    validate.check_int("num_betas", num_betas)
     base = optax.with_extra_args_support(base_optimizer)
     decays = np.array([1.0 - 0.1**i for i in range(1, num_betas + 1)])
 
     def init_fn(params):
-        params = _tree.as_arrays(params)
+        params = tree_math.as_arrays(params)
         dtype = tree_compute_dtype(params)
         zeros = jnp.zeros([num_betas], dtype)
         return MechanicState(
@@ -119,8 +118,8 @@ def mechanize(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        v.require_params("mechanize", params)
-        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
+        validate.require_params("mechanize", params)
+        updates, params = tree_math.as_arrays(updates), tree_math.as_arrays(params)
         dtype = state.s.dtype
         base_updates, base_state = base.update(
             updates, state.base_optimizer_state, params, **extra_args
@@ -128,14 +127,14 @@ def mechanize(
         x0 = optax.tree.where(state.count == 0, params, state.x0)
         total = jnp.sum(state.s)
         coef = div(
-            mul(mul(weight_decay, total), _tree.tree_global_norm(updates)),
-            add(_tree.tree_global_norm(params), eps),
+            mul(mul(weight_decay, total), tree_math.tree_global_norm(updates)),
+            add(tree_math.tree_global_norm(params), eps),
         ).astype(dtype)
         decayed = jax.tree.map(lambda g, p: add(g, mul(coef, p)), updates, params)
         previous = jax.tree.map(
             lambda a, p: div(sub(a, p), add(total, eps)), x0, params
         )
-        h = _tree.tree_vdot(decayed, previous).astype(dtype)
+        h = tree_math.tree_vdot(decayed, previous).astype(dtype)
         betas = jnp.asarray(decays, dtype)
         m = jnp.maximum(betas * state.m, add(jnp.abs(h), eps).astype(dtype))
         var = betas**2 * state.v + h**2
@@ -152,7 +151,7 @@ def mechanize(
             params,
             updates,
         )
-        count = _tree.safe_increment(state.count)
+        count = tree_math.safe_increment(state.count)
         return new_updates, MechanicState(base_state, count, r, m, var, s, x0)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
     add,
     div,
@@ -107,14 +106,14 @@ def reduce_on_plateau(
     References:
         PyTorch, ``torch.optim.lr_scheduler.ReduceLROnPlateau``.
     """
-    v.check_range("factor", factor, 0.0, 1.0, low_closed=False)
+    validate.check_range("factor", factor, 0.0, 1.0, low_closed=False)
     check_int("patience", patience, minimum=0, traced=True)
-    v.check_range("rtol", rtol, 0.0, 1.0)
-    v.check_nonnegative("atol", atol)
+    validate.check_range("rtol", rtol, 0.0, 1.0)
+    validate.check_nonnegative("atol", atol)
     check_int("cooldown", cooldown, minimum=0, traced=True)
     check_int("accumulation_size", accumulation_size, minimum=1, traced=True)
-    v.check_nonnegative("min_scale", min_scale)
-    r, a = v.concrete_values(rtol), v.concrete_values(atol)
+    validate.check_nonnegative("min_scale", min_scale)
+    r, a = validate.concrete_values(rtol), validate.concrete_values(atol)
     if r is not None and a is not None and not (r > 0).any() and not (a > 0).any():
         raise ValueError(
             "rtol=0.0 and atol=0.0 are not allowed together: at least one must be "
@@ -142,7 +141,7 @@ def reduce_on_plateau(
         threshold = jnp.where(jnp.isfinite(best), shrunk, best)
         improved = mean < threshold
         best = jnp.where(improved, mean, best)
-        bad = jnp.where(improved, 0, _tree.safe_increment(state.plateau_count))
+        bad = jnp.where(improved, 0, tree_math.safe_increment(state.plateau_count))
         cooling = state.cooldown_count > 0
         reduce = ~cooling & ~improved & (bad >= patience)
         scale = jnp.where(reduce, *promote(mul(state.scale, factor), state.scale))
@@ -163,7 +162,7 @@ def reduce_on_plateau(
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         del params, extra_args
-        value = v.require_value("reduce_on_plateau", value)
+        value = validate.require_value("reduce_on_plateau", value)
         if jnp.shape(value) != ():
             raise ValueError(
                 f"reduce_on_plateau: value must be a scalar loss, got shape "
@@ -172,13 +171,13 @@ def reduce_on_plateau(
         if not isinstance(state, ReduceLROnPlateauState):
             # optax.contrib's state has the same fields, in the same order.
             state = ReduceLROnPlateauState(*(jnp.asarray(x) for x in state))
-        count = _tree.safe_increment(state.count)
+        count = tree_math.safe_increment(state.count)
         value = jnp.asarray(value).astype(state.avg_value.dtype)
         mean = div(add(mul(state.count, state.avg_value), value), count)
         state = state._replace(
             count=count, avg_value=mean.astype(state.avg_value.dtype)
         )
         state = jax.lax.cond(count >= accumulation_size, evaluate, lambda s: s, state)
-        return _tree.tree_scale(state.scale, updates), state
+        return tree_math.tree_scale(state.scale, updates), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import add, sub
 from jaxopt_lite._core.recipe import recipe
 
@@ -97,11 +97,11 @@ def sam(
         Foret et al., *Sharpness-Aware Minimization for Efficiently Improving
         Generalization*, 2021.
     """
-    v.check_transform("optimizer", optimizer)
-    v.check_transform("adv_optimizer", adv_optimizer)
-    v.check_int("sync_period", sync_period)
-    v.check_bool("reset_state", reset_state)
-    v.check_bool("opaque_mode", opaque_mode)
+    validate.check_transform("optimizer", optimizer)
+    validate.check_transform("adv_optimizer", adv_optimizer)
+    validate.check_int("sync_period", sync_period)
+    validate.check_bool("reset_state", reset_state)
+    validate.check_bool("opaque_mode", opaque_mode)
     if batch_axis_name is not None and not isinstance(batch_axis_name, str):
         raise TypeError(
             f"batch_axis_name must be None or a string, got {batch_axis_name!r}."
@@ -118,7 +118,7 @@ def sam(
         )
 
     def transparent_update(updates, state, params, **extra_args):
-        v.require_params("sam", params)
+        validate.require_params("sam", params)
         first = state.steps_since_sync == 0
         last = state.steps_since_sync == sync_period - 1
         adv_updates, adv_state = adv.update(

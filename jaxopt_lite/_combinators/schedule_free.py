@@ -10,8 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul, sub, tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 
@@ -137,11 +136,11 @@ def schedule_free(
     References:
         Defazio et al., *The Road Less Scheduled*, 2024.
     """
-    v.check_transform("base_optimizer", base_optimizer)
-    v.check_learning_rate("learning_rate", learning_rate)
-    v.check_range("b1", b1, 0.0, 1.0, low_closed=False)
-    v.check_range("weight_lr_power", weight_lr_power)
-    state_dtype = v.check_dtype("state_dtype", state_dtype)
+    validate.check_transform("base_optimizer", base_optimizer)
+    validate.check_learning_rate("learning_rate", learning_rate)
+    validate.check_range("b1", b1, 0.0, 1.0, low_closed=False)
+    validate.check_range("weight_lr_power", weight_lr_power)
+    state_dtype = validate.check_dtype("state_dtype", state_dtype)
     base = optax.with_extra_args_support(base_optimizer)
 
     def init_fn(params):
@@ -157,8 +156,8 @@ def schedule_free(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        v.require_params("schedule_free", params)
-        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
+        validate.require_params("schedule_free", params)
+        updates, params = tree_math.as_arrays(updates), tree_math.as_arrays(params)
         dtype = state.max_lr.dtype
         rate = (
             learning_rate(state.step_count)
@@ -185,7 +184,7 @@ def schedule_free(
         return new_updates, ScheduleFreeState(
             b1=state.b1,
             weight_sum=weight_sum,
-            step_count=_tree.safe_increment(state.step_count),
+            step_count=tree_math.safe_increment(state.step_count),
             max_lr=max_lr,
             base_optimizer_state=base_state,
             z=z,

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._host import checkpoint_format, checkpoint_read, checkpoint_write
 
 PyTree = Any
@@ -218,8 +218,8 @@ def check_fresh(
             readable (with ``resume=True``).
         FileNotFoundError: ``resume=True`` and there is no checkpoint.
     """
-    v.check_bool("resume", resume)
-    v.check_bool("overwrite", overwrite)
+    validate.check_bool("resume", resume)
+    validate.check_bool("overwrite", overwrite)
     if directory is None:
         for flag, given in (("resume", resume), ("overwrite", overwrite)):
             if given:

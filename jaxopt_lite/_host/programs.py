@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jaxopt_lite._core import recipe as _recipe
+from jaxopt_lite._core import recipe
 
 PyTree = Any
 
@@ -98,14 +98,14 @@ def _static_leaf(x: Any) -> Any:
     if _is_flag(x) and not isinstance(x, bool):
         array = np.asarray(x)
         return ("bool-array", array.shape, array.tobytes())
-    return (type(x), _recipe.hashable(x))
+    return (type(x), recipe.hashable(x))
 
 
 def _leaf(key: Any) -> Any:
     if key[0] == "bool-array":
         return np.frombuffer(key[2], np.bool_).reshape(key[1])
     value = key[1]
-    return value.get() if isinstance(value, _recipe.Identity) else value
+    return value.get() if isinstance(value, recipe.Identity) else value
 
 
 def partition(tree: PyTree, is_input: Callable[[Any], bool]) -> tuple[Static, list]:
@@ -126,9 +126,9 @@ def combine(static: Static, inputs: list) -> PyTree:
 
 def split_optimizer(optimizer: Any) -> tuple[Static, list]:
     """`partition` of an optimizer through its recipe (numbers are inputs)."""
-    return partition(_recipe.as_tree(optimizer), optimizer_inputs)
+    return partition(recipe.as_tree(optimizer), optimizer_inputs)
 
 
 def join_optimizer(static: Static, inputs: list) -> Any:
     """The optimizer of `split_optimizer`, rebuilt from ``inputs``."""
-    return _recipe.build(combine(static, inputs))
+    return recipe.build(combine(static, inputs))

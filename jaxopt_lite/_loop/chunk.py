@@ -19,9 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._loop import history as _history
-from jaxopt_lite._loop import sampling as _sampling
-from jaxopt_lite._loop import stopping as _stopping
+from jaxopt_lite._loop import history, sampling, stopping
 from jaxopt_lite._loop.loss import Eval, Loss
 from jaxopt_lite._loop.train import (
     LoopConfig,
@@ -56,7 +54,7 @@ def _next_boundary(cfg: LoopConfig, step: jax.Array, end: jax.Array) -> jax.Arra
 def close_row(cfg: LoopConfig, state: TrainState, train, n_train, done):
     """Write the row being built (kept when ``done``) and start the next one
     if it was; rows are written unconditionally, without a branch."""
-    train = _history.write(train, n_train, row(state))
+    train = history.write(train, n_train, row(state))
     fresh = empty_window(cfg)
     window = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh, state.window)
     return state._replace(window=window), train, n_train + done.astype(jnp.int32)
@@ -80,10 +78,10 @@ def maybe_check(cfg: LoopConfig, state: TrainState, results) -> TrainState:
     """An early-stopping check when one is due."""
     stop_cfg = cfg.stop
     assert stop_cfg is not None and state.stop is not None
-    value = _stopping.monitored(stop_cfg, state.stop, results)
+    value = stopping.monitored(stop_cfg, state.stop, results)
     stop = jax.lax.cond(
         state.step % stop_cfg.every == 0,
-        lambda s: _stopping.check(
+        lambda s: stopping.check(
             stop_cfg, s.stop, value, s.step, s.params, s.model_state
         ),
         lambda s: s.stop,
@@ -107,7 +105,7 @@ def run_chunk(
     total_steps: jax.Array,
     eval_fn: Eval | None = None,
     eval_data: PyTree = None,
-) -> tuple[TrainState, _history.ChunkRows]:
+) -> tuple[TrainState, history.ChunkRows]:
     """Up to ``steps`` (<= ``cfg.chunk_size``) more steps, ending early at
     ``total_steps`` or when early stopping stops the run.
 
@@ -134,16 +132,16 @@ def run_chunk(
         (`ChunkRows`: fixed-size buffers with masks of the rows that ran).
     """
     if cfg.sampling.stream:
-        data = _sampling.StreamChunk(data, state.step)
+        data = sampling.StreamChunk(data, state.step)
     end = state.step + jnp.minimum(steps, total_steps - state.step)
-    train = _history.buffers(
+    train = history.buffers(
         jax.eval_shape(row, state),
         cfg.chunk_size // cfg.log_every + 2,
     )
     evals: dict[str, jax.Array] = {}
     if cfg.eval is not None and eval_fn is not None:
         shape = jax.eval_shape(lambda s: evaluate(eval_fn, cfg, s, eval_data), state)
-        evals = _history.buffers(
+        evals = history.buffers(
             {"eval_step": state.step, **shape}, cfg.chunk_size // cfg.eval.every + 2
         )
     zero = jnp.zeros([], jnp.int32)
@@ -168,7 +166,7 @@ def run_chunk(
         if evals:
             due, results = _maybeevaluate(eval_fn, cfg, state, eval_data)
             row = {"eval_step": state.step, **results}
-            evals = _history.write(evals, n_evals, row)
+            evals = history.write(evals, n_evals, row)
             n_evals = n_evals + due.astype(jnp.int32)
         if cfg.stop is not None:
             state = maybe_check(cfg, state, results)
@@ -185,6 +183,6 @@ def run_chunk(
         ended = ended | state.stop.stopped
     unwritten = ended & (window.finite + window.skipped > 0)
     state, train, n_train = close_row(cfg, state, train, n_train, unwritten)
-    return state, _history.ChunkRows(
+    return state, history.ChunkRows(
         train, ran(train, n_train), evals, ran(evals, n_evals)
     )

@@ -16,9 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._transforms import backtracking as _backtracking
-from jaxopt_lite._transforms import zoom as _zoom
+from jaxopt_lite._core import tree_math
+from jaxopt_lite._transforms import backtracking, zoom
 from jaxopt_lite._transforms.scaling import current_learning_rate
 
 PyTree = Any
@@ -28,10 +27,10 @@ STATUSES = ("converged", "max_steps", "nonfinite", "linesearch_failed")
 
 # Line-search states that hold the value (and maybe the gradient) at the point
 # they accepted, with the number of trials in ``info.num_linesearch_steps``.
-_ZOOM = (optax.ScaleByZoomLinesearchState, _zoom.ScaleByZoomLinesearchState)
+_ZOOM = (optax.ScaleByZoomLinesearchState, zoom.ScaleByZoomLinesearchState)
 _BACKTRACK = (
     optax.ScaleByBacktrackingLinesearchState,
-    _backtracking.ScaleByBacktrackingLinesearchState,
+    backtracking.ScaleByBacktrackingLinesearchState,
 )
 
 
@@ -183,7 +182,7 @@ def full_batch_loop(
     one = jnp.ones([], jnp.int32)
     init = FullBatchState(
         x0, opt_state, jnp.zeros([], jnp.int32), value, grad,
-        _tree.tree_global_norm(search_direction_grad(x0, grad)[0]), aux,
+        tree_math.tree_global_norm(search_direction_grad(x0, grad)[0]), aux,
         jnp.full([], RUNNING, jnp.int32), one, one, None,
     )  # fmt: skip
     init = init._replace(status=stopping_status(init, init, tols, cfg, first=True))
@@ -217,7 +216,7 @@ def full_batch_loop(
         else:
             value, grad, aux = evaluate(params)
             extra = one
-        grad_norm = _tree.tree_global_norm(search_direction_grad(params, grad)[0])
+        grad_norm = tree_math.tree_global_norm(search_direction_grad(params, grad)[0])
         row = [s.value, s.grad_norm]
         rate = current_learning_rate(opt_state)
         if rate is not None:
@@ -332,7 +331,9 @@ def stopping_status(
     if not first:
         if unsatisfied is not None:
             moved = (
-                _tree.tree_max_abs(jax.tree.map(jnp.subtract, new.params, old.params))
+                tree_math.tree_max_abs(
+                    jax.tree.map(jnp.subtract, new.params, old.params)
+                )
                 > 0
             )
             failed = ~moved | (unsatisfied & ~(new.value < old.value))

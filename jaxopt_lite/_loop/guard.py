@@ -21,8 +21,7 @@ from typing import Any
 import jax
 import optax
 
-from jaxopt_lite._loop import chunk
-from jaxopt_lite._loop import train as _train
+from jaxopt_lite._loop import chunk, train
 from jaxopt_lite._loop.loss import Loss
 
 PyTree = Any
@@ -31,19 +30,19 @@ PyTree = Any
 def run_chunk(
     loss_fn: Loss,
     optimizer: optax.GradientTransformationExtraArgs,
-    cfg: _train.LoopConfig,
-    state: _train.TrainState,
+    cfg: train.LoopConfig,
+    state: train.TrainState,
     *args: Any,
     **kwargs: Any,
-) -> tuple[_train.TrainState, Any]:
+) -> tuple[train.TrainState, Any]:
     """`chunk.run_chunk` (the same arguments), with the per-step branch that
     skips steps (non-finite ones, spikes) paid only by chunks that hold such
     a step."""
 
-    def run(config: _train.LoopConfig):
+    def run(config: train.LoopConfig):
         return chunk.run_chunk(loss_fn, optimizer, config, state, *args, **kwargs)
 
-    if not _train.skipping(cfg):
+    if not train.skipping(cfg):
         return run(cfg)
     fast = run(cfg._replace(optimistic=True))
     # Skipped steps are counted in `skipped` in either pass.

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite._loop import full_batch as _full_batch
+from jaxopt_lite._loop import full_batch
 
 PyTree = Any
 
@@ -67,7 +67,7 @@ def with_implicit_gradient(
         x, g, theta, lower, upper = res
         x_bar, value_bar = cotangent.params, cotangent.value
         if bounded:
-            free = _full_batch.free_mask(x, g, lower, upper)
+            free = full_batch.free_mask(x, g, lower, upper)
         else:
             free = jax.tree.map(lambda a: jnp.ones(jnp.shape(a), bool), x)
 

@@ -23,9 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxopt_lite._loop import full_batch as _fb
-from jaxopt_lite._loop import lbfgsb_memory as _memory
-from jaxopt_lite._loop import more_thuente as _mt
+from jaxopt_lite._loop import full_batch, lbfgsb_memory, more_thuente
 from jaxopt_lite._loop.lbfgsb_cauchy import CauchyPoint, cauchy_point
 from jaxopt_lite._loop.lbfgsb_subspace import subspace_point
 
@@ -49,7 +47,7 @@ class LBFGSBState(NamedTuple):
     """The compact memory and the step length $\\alpha$ of the last iteration
     (the history's ``learning_rate``)."""
 
-    memory: _memory.Memory
+    memory: lbfgsb_memory.Memory
     learning_rate: jax.Array
 
 
@@ -93,13 +91,13 @@ def _max_step(x, d, lower, upper, first, constrained) -> jax.Array:
 def lbfgsb_loop(
     fun: Callable,
     spec: LBFGSB,
-    cfg: _fb.Config,
+    cfg: full_batch.Config,
     x0: PyTree,
     args: Any,
-    tols: _fb.Tolerances,
+    tols: full_batch.Tolerances,
     lower: PyTree,
     upper: PyTree,
-) -> _fb.FullBatchState:
+) -> full_batch.FullBatchState:
     """Minimize ``fun(x, args)`` (``(value, aux)`` with ``cfg.has_aux``) from
     ``x0`` inside ``[lower, upper]`` (``None``: no bounds) by L-BFGS-B, until
     a stopping test fires. Returns the state `minimize` reads, with an
@@ -127,7 +125,7 @@ def lbfgsb_loop(
         return jnp.asarray(value, dtype), grad, aux
 
     def grad_norm(x, g):
-        return jnp.linalg.norm(jnp.where(_fb.free_mask(x, g, lo, hi), g, 0))
+        return jnp.linalg.norm(jnp.where(full_batch.free_mask(x, g, lo, hi), g, 0))
 
     def search(mem, x, f, g, aux, first) -> _Trial:
         """One attempt: Cauchy point, subspace step, line search."""
@@ -157,31 +155,37 @@ def lbfgsb_loop(
 
         def trial(c):
             v, evals = c[0], c[1]
-            ls, stp = _mt.unpack(v[: _mt.SIZE]), v[_mt.SIZE]
+            ls, stp = more_thuente.unpack(v[: more_thuente.SIZE]), v[more_thuente.SIZE]
             xt = trial_point(stp)
             ft, gt, auxt = evaluate(xt)
             gdt = gt @ d
-            new_ls, new_stp, outcome = _mt.update(
+            new_ls, new_stp, outcome = more_thuente.update(
                 ls, stp, ft, gdt, LINESEARCH_FTOL, LINESEARCH_GTOL,
                 LINESEARCH_XTOL, 0.0, max_step,
             )  # fmt: skip
             # A non-finite trial: halve the step towards the best one so far.
             finite = jnp.isfinite(ft) & jnp.isfinite(gdt)
             stx = ls.interval.stx
-            packed = jnp.where(finite, _mt.pack(new_ls), v[: _mt.SIZE])
+            packed = jnp.where(
+                finite, more_thuente.pack(new_ls), v[: more_thuente.SIZE]
+            )
             new_stp = jnp.where(finite, new_stp, stx + 0.5 * (stp - stx))
             outcome = jnp.where(finite, outcome, 0)
             tail = jnp.stack([new_stp, ft, gdt, outcome]).astype(dtype)
             return jnp.concatenate([packed, tail]), evals + 1, xt, gt, auxt
 
-        ls = _mt.pack(_mt.start(f, gd0, stp, LINESEARCH_FTOL, 0.0, max_step))
+        ls = more_thuente.pack(
+            more_thuente.start(f, gd0, stp, LINESEARCH_FTOL, 0.0, max_step)
+        )
         tail = jnp.stack([stp, f, gd0, 0]).astype(dtype)
         start = (jnp.concatenate([ls, tail]), jnp.zeros([], jnp.int32), x, g, aux)
         v, evals, xt, gt, auxt = jax.lax.while_loop(more, trial, start)
-        stp, ft, gdt, outcome = (v[_mt.SIZE + i] for i in range(4))
+        stp, ft, gdt, outcome = (v[more_thuente.SIZE + i] for i in range(4))
         return _Trial(outcome, xt, ft, gt, auxt, gdt, gd0, stp, d, dnorm**2, evals)
 
-    def iteration(s: _fb.FullBatchState) -> tuple[_fb.FullBatchState, jax.Array]:
+    def iteration(
+        s: full_batch.FullBatchState,
+    ) -> tuple[full_batch.FullBatchState, jax.Array]:
         x, f, g = s.params, s.value, s.grad
         mem = s.opt_state.memory
         out = search(mem, x, f, g, s.aux, s.step == 0)
@@ -191,7 +195,7 @@ def lbfgsb_loop(
         # A search that ended on a warning without a decrease (rounding errors
         # prevent progress) ends the run at x, as a failure: scipy stops there
         # too, but calls it convergence when f did not increase.
-        stuck = (out.outcome == _mt.WARNING) & (out.f >= f)
+        stuck = (out.outcome == more_thuente.WARNING) & (out.f >= f)
         failed = ((out.outcome == 0) | stuck) & ~restart
         x1, f1, g1, aux1 = jax.tree.map(
             lambda a, b: jnp.where(failed | restart, a, b), (x, f, g, s.aux),
@@ -205,21 +209,23 @@ def lbfgsb_loop(
         pair = jnp.where(unit, out.d, out.stp * out.d)
         ss = jnp.where(unit, out.dtd, out.stp * out.stp * out.dtd)
         accept = ~failed & ~restart & (sy > eps * descent)
-        mem = _memory.push(mem, pair, out.g - g, sy, ss, accept, restart)
+        mem = lbfgsb_memory.push(mem, pair, out.g - g, sy, ss, accept, restart)
         rate = jnp.where(failed | restart, 0, out.stp).astype(dtype)
         evals = s.fun_evals + out.evals
-        new = _fb.FullBatchState(
+        new = full_batch.FullBatchState(
             x1, LBFGSBState(mem, rate), s.step + jnp.where(restart, 0, 1), f1, g1,
             jnp.where(restart, s.grad_norm, grad_norm(x1, g1)), aux1, s.status,
             evals, evals, None,
         )  # fmt: skip
-        status = _fb.stopping_status(s, new, tols, cfg, first=False)
+        status = full_batch.stopping_status(s, new, tols, cfg, first=False)
         reduced = (f - f1) <= ftol * jnp.maximum(
             jnp.maximum(jnp.abs(f), jnp.abs(f1)), 1
         )
         done = (projected_gradient_max(x1, g1, lo, hi) <= gtol) | reduced
-        status = jnp.where((status != _fb.NONFINITE) & done, _fb.CONVERGED, status)
-        status = jnp.where(failed, _fb.LINESEARCH_FAILED, status)
+        status = jnp.where(
+            (status != full_batch.NONFINITE) & done, full_batch.CONVERGED, status
+        )
+        status = jnp.where(failed, full_batch.LINESEARCH_FAILED, status)
         status = jnp.where(restart, s.status, status).astype(jnp.int32)
         row = jnp.stack([s.value, s.grad_norm, rate]).astype(vdtype)
         return new._replace(status=status), row
@@ -227,20 +233,22 @@ def lbfgsb_loop(
     f0, g0, aux0 = evaluate(flat0)
     vdtype = jax.eval_shape(lambda: objective(flat0)[0]).dtype
     one = jnp.ones([], jnp.int32)
-    state = LBFGSBState(_memory.empty(m, n, dtype), jnp.zeros([], dtype))
-    init = _fb.FullBatchState(
+    state = LBFGSBState(lbfgsb_memory.empty(m, n, dtype), jnp.zeros([], dtype))
+    init = full_batch.FullBatchState(
         flat0, state, jnp.zeros([], jnp.int32), f0, g0, grad_norm(flat0, g0), aux0,
-        jnp.full([], _fb.RUNNING, jnp.int32), one, one, None,
+        jnp.full([], full_batch.RUNNING, jnp.int32), one, one, None,
     )  # fmt: skip
-    status = _fb.stopping_status(init, init, tols, cfg, first=True)
+    status = full_batch.stopping_status(init, init, tols, cfg, first=True)
     small = projected_gradient_max(flat0, g0, lo, hi) <= gtol
-    status = jnp.where((status != _fb.NONFINITE) & small, _fb.CONVERGED, status)
+    status = jnp.where(
+        (status != full_batch.NONFINITE) & small, full_batch.CONVERGED, status
+    )
     init = init._replace(status=status.astype(jnp.int32))
     nan_row = jnp.full([3], jnp.nan, vdtype)
     if n == 0:  # nothing to move: x0 is the solution (its status says so)
-        final, rows = _fb.run_rows(lambda s: (s, nan_row), init, nan_row, cfg)
+        final, rows = full_batch.run_rows(lambda s: (s, nan_row), init, nan_row, cfg)
     else:
-        final, rows = _fb.run_rows(iteration, init, nan_row, cfg)
+        final, rows = full_batch.run_rows(iteration, init, nan_row, cfg)
     return final._replace(
         params=unravel(final.params),
         grad=unravel(final.grad),

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lite._loop import lbfgsb_memory as _memory
+from jaxopt_lite._loop import lbfgsb_memory
 
 # Element states, the Fortran code's ``iwhere`` (all but "at a bound" are free).
 UNBOUNDED, FREE, ZERO_GRADIENT, AT_LOWER, AT_UPPER, FIXED = -1, 0, -3, 1, 2, 3
@@ -90,7 +90,7 @@ def cauchy_point(
     g: jax.Array,
     lower: jax.Array,
     upper: jax.Array,
-    mem: _memory.Memory,
+    mem: lbfgsb_memory.Memory,
 ) -> CauchyPoint:
     """The generalized Cauchy point from ``x`` with gradient ``g`` for the
     model of ``mem``, in ``[lower, upper]``."""

@@ -24,18 +24,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lite._loop import lbfgsb_memory as _memory
+from jaxopt_lite._loop import lbfgsb_memory
 from jaxopt_lite._loop.lbfgsb_cauchy import CauchyPoint
 
 _solve = jax.scipy.linalg.solve_triangular
 
 
-def _k_factor(mem: _memory.Memory, free: jax.Array) -> jax.Array:
+def _k_factor(mem: lbfgsb_memory.Memory, free: jax.Array) -> jax.Array:
     """The lower triangular $\\mathcal{L}$ with $K = \\mathcal{L} E
     \\mathcal{L}^\\top$ (NaN where a factorization fails), the identity in
     empty slots."""
     m = mem.s.shape[0]
-    both, later, d = _memory.masks(mem)
+    both, later, d = lbfgsb_memory.masks(mem)
     eye = jnp.eye(m, dtype=mem.s.dtype)
     ys = jnp.concatenate([mem.y, mem.s])
     on_free = (ys * free[None, :]) @ mem.y.T  # [Y Y^T; S Y^T] on the free elements
@@ -56,7 +56,7 @@ def subspace_point(
     g: jax.Array,
     lower: jax.Array,
     upper: jax.Array,
-    mem: _memory.Memory,
+    mem: lbfgsb_memory.Memory,
     cauchy: CauchyPoint,
 ) -> jax.Array:
     """The end point of the search direction: the subspace minimizer from
@@ -72,7 +72,7 @@ def subspace_point(
     lk = _k_factor(mem, free)
     u = _solve(lk, wv, lower=True)
     u = jnp.concatenate([-u[:m], u[m:]])
-    live = _memory.stored(mem)
+    live = lbfgsb_memory.stored(mem)
     wv = jnp.where(jnp.concatenate([live, live]), _solve(lk.T, u, lower=False), 0)
     d = (r + (mem.y.T @ wv[:m]) / theta + mem.s.T @ wv[m:]) * (1 / theta)
     d = jnp.where(free, d, 0)

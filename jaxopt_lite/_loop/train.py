@@ -16,11 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._loop import gradient
-from jaxopt_lite._loop import history as _history
-from jaxopt_lite._loop import sampling as _sampling
-from jaxopt_lite._loop import stopping as _stopping
+from jaxopt_lite._core import tree_math
+from jaxopt_lite._loop import gradient, history
 from jaxopt_lite._loop.gradient import (
     LossScaleState,
     Microbatches,
@@ -28,6 +25,7 @@ from jaxopt_lite._loop.gradient import (
     init_loss_scale,
 )
 from jaxopt_lite._loop.loss import Loss
+from jaxopt_lite._loop.sampling import Sampling, sample_batch
 from jaxopt_lite._loop.spikes import (
     SpikeSkip,
     SpikeState,
@@ -35,6 +33,7 @@ from jaxopt_lite._loop.spikes import (
     is_spike,
     record,
 )
+from jaxopt_lite._loop.stopping import StopConfig, StopState, add_loss, init_stop_state
 
 PyTree = Any
 _STEP_KEY_STREAM = 0x5EED  # step keys: fold_in(fold_in(key, this), step)
@@ -49,13 +48,13 @@ class EvalConfig(NamedTuple):
 class LoopConfig(NamedTuple):
     """Static (hashable) settings of a training loop; changing one recompiles."""
 
-    sampling: _sampling.Sampling
+    sampling: Sampling
     log_every: int = 1  # steps per history row
     chunk_size: int = 1  # the most steps one chunk runs (sizes its row buffers)
     aux_names: tuple[str, ...] = ()  # the loss's aux metrics, as it returns them
     skip_nonfinite: bool = True  # skip steps whose loss or gradient is not finite
     eval: EvalConfig | None = None  # None: no evaluation
-    stop: _stopping.StopConfig | None = None  # None: no early stopping
+    stop: StopConfig | None = None  # None: no early stopping
     # where each batch lives (a `jax.sharding.Sharding` of its leading axis, set
     # by the drivers for data parallelism); None: wherever XLA puts it
     batch_sharding: Any = None
@@ -82,16 +81,14 @@ class TrainState(NamedTuple):
     key: jax.Array
     step: jax.Array  # int32: updates attempted so far
     skipped: jax.Array  # int32: non-finite (or spike) steps so far
-    window: _history.Window
-    stop: _stopping.StopState | None  # None unless cfg.stop
+    window: history.Window
+    stop: StopState | None  # None unless cfg.stop
     loss_scale: LossScaleState | None = None  # None unless cfg.precision scales
     spikes: SpikeState | None = None  # None unless cfg.spikes
 
 
-def empty_window(cfg: LoopConfig) -> _history.Window:
-    return _history.empty_window(
-        ("loss", "grad_norm", *cfg.aux_names), cfg.metric_dtype
-    )
+def empty_window(cfg: LoopConfig) -> history.Window:
+    return history.empty_window(("loss", "grad_norm", *cfg.aux_names), cfg.metric_dtype)
 
 
 def init_train_state(
@@ -104,9 +101,7 @@ def init_train_state(
     """The state of a run that has not taken a step yet."""
     stop = None
     if cfg.stop is not None:
-        stop = _stopping.init_stop_state(
-            cfg.stop, params, model_state, cfg.metric_dtype
-        )
+        stop = init_stop_state(cfg.stop, params, model_state, cfg.metric_dtype)
     return TrainState(
         params=params,
         opt_state=optimizer.init(params),
@@ -143,7 +138,7 @@ def train_step(
     data: PyTree,
 ) -> TrainState:
     """One step: sample, differentiate, update, add to the row's sums."""
-    batch = _sampling.sample_batch(cfg.sampling, data, state.step, state.key)
+    batch = sample_batch(cfg.sampling, data, state.step, state.key)
     if cfg.batch_sharding is not None:
         batch = jax.lax.with_sharding_constraint(batch, cfg.batch_sharding)
     scale = None if state.loss_scale is None else state.loss_scale.scale
@@ -151,7 +146,7 @@ def train_step(
         loss_fn, cfg.microbatches, cfg.precision, state.params, state.model_state,
         batch, step_key(state.key, state.step), scale, unroll=cfg.unroll > 0,
     )  # fmt: skip
-    grad_norm = _tree.tree_global_norm(grads)
+    grad_norm = tree_math.tree_global_norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     loss32 = loss.astype(cfg.metric_dtype)
     spike = jnp.zeros([], bool)
@@ -180,10 +175,10 @@ def train_step(
 
     metrics = {"loss": loss32, "grad_norm": grad_norm, **aux}
     # A non-finite step that is not skipped is applied, and its row shows it.
-    window = _history.add_step(state.window, metrics, ~skip)
+    window = history.add_step(state.window, metrics, ~skip)
     stop, spikes, loss_scale = state.stop, state.spikes, state.loss_scale
     if cfg.stop is not None and stop is not None:
-        stop = _stopping.add_loss(cfg.stop, stop, loss32, ~skip & finite)
+        stop = add_loss(cfg.stop, stop, loss32, ~skip & finite)
     if cfg.spikes is not None and spikes is not None:
         spikes = record(cfg.spikes, spikes, watched, ~skip & finite, spike)
     if cfg.precision is not None and loss_scale is not None:
@@ -192,7 +187,7 @@ def train_step(
         params=params,
         opt_state=opt_state,
         model_state=model_state,
-        step=_tree.safe_increment(state.step),
+        step=tree_math.safe_increment(state.step),
         skipped=state.skipped + (~finite | spike).astype(jnp.int32),
         window=window,
         stop=stop,
@@ -203,7 +198,7 @@ def train_step(
 
 def row(state: TrainState) -> dict[str, jax.Array]:
     """The history row of the window being built."""
-    row = _history.row(state.window, state.step, state.opt_state)
+    row = history.row(state.window, state.step, state.opt_state)
     if state.loss_scale is not None:
         row["loss_scale"] = state.loss_scale.scale.astype(row["loss"].dtype)
     return row

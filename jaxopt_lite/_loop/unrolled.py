@@ -21,8 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._loop import history as _history
-from jaxopt_lite._loop import sampling as _sampling
+from jaxopt_lite._loop import history, sampling
 from jaxopt_lite._loop.chunk import close_row, evaluate, maybe_check, ran
 from jaxopt_lite._loop.loss import Eval, Loss
 from jaxopt_lite._loop.train import LoopConfig, TrainState, row, train_step
@@ -49,17 +48,15 @@ def run_unrolled(
     eval_data: PyTree = None,
     *,
     boundary: bool = False,
-) -> tuple[TrainState, _history.ChunkRows]:
+) -> tuple[TrainState, history.ChunkRows]:
     """Up to ``steps`` (<= ``cfg.unroll``) more steps, unrolled (see the
     module docstring); the arguments and result are those of
     `chunk.run_chunk`, and ``boundary`` (static) says that the call ends at an
     evaluation or early-stopping step."""
     if cfg.sampling.stream:
-        data = _sampling.StreamChunk(data, state.step)
+        data = sampling.StreamChunk(data, state.step)
     end = state.step + jnp.minimum(steps, total_steps - state.step)
-    train = _history.buffers(
-        jax.eval_shape(row, state), cfg.unroll // cfg.log_every + 2
-    )
+    train = history.buffers(jax.eval_shape(row, state), cfg.unroll // cfg.log_every + 2)
     n_train = jnp.zeros([], jnp.int32)
     for _ in range(cfg.unroll):
         live = _live(state, end)
@@ -74,8 +71,8 @@ def run_unrolled(
     if boundary and cfg.eval is not None and eval_fn is not None:
         results = evaluate(eval_fn, cfg, state, eval_data)  # no branch around it
         due = state.step % cfg.eval.every == 0
-        evals = _history.buffers({"eval_step": state.step, **results}, 1)
-        evals = _history.write(evals, n_evals, {"eval_step": state.step, **results})
+        evals = history.buffers({"eval_step": state.step, **results}, 1)
+        evals = history.write(evals, n_evals, {"eval_step": state.step, **results})
         n_evals = due.astype(jnp.int32)
     if boundary and cfg.stop is not None:
         state = maybe_check(cfg, state, results)
@@ -86,7 +83,7 @@ def run_unrolled(
     window = state.window
     unwritten = ended & (window.finite + window.skipped > 0)
     state, train, n_train = close_row(cfg, state, train, n_train, unwritten)
-    return state, _history.ChunkRows(
+    return state, history.ChunkRows(
         train, ran(train, n_train), evals, ran(evals, n_evals)
     )
 

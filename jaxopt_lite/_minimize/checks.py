@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._host import checks
 
 PyTree = Any
@@ -33,12 +33,12 @@ def check_settings(
     history_size: Any,
 ) -> None:  # fmt: skip
     """Check the scalar settings."""
-    v.check_count("steps", steps)
-    v.check_bool("has_aux", has_aux)
+    validate.check_count("steps", steps)
+    validate.check_bool("has_aux", has_aux)
     for name, value in (("tol", tol), ("rtol", rtol), ("atol", atol)):
         _check_tolerance(name, value)
-    v.check_choice("diff", diff, DIFF)
-    v.check_count("history_size", history_size, minimum=0)
+    validate.check_choice("diff", diff, DIFF)
+    validate.check_count("history_size", history_size, minimum=0)
     rows = min(steps, history_size)
     if rows > MAX_HISTORY_ROWS:
         raise ValueError(
@@ -54,7 +54,7 @@ def _check_tolerance(name: str, value: Any) -> None:
     """``None`` or a finite scalar >= 0 (a tracer too: its shape is checked)."""
     if value is None:
         return
-    v.check_nonnegative(name, value)
+    validate.check_nonnegative(name, value)
     if np.ndim(value) != 0:
         raise TypeError(
             f"{name} must be a scalar (a number or a 0-d array), got an array of "
@@ -113,7 +113,7 @@ def bounds(lower: Any, upper: Any, x0: PyTree) -> tuple[PyTree, PyTree]:
 def _check_bound_leaf(name: str, b: Any) -> None:
     """A real number or array (``TypeError`` for strings, bytes, booleans,
     complex numbers and other objects)."""
-    v.check_number(name, b)
+    validate.check_number(name, b)
     if not (
         jnp.issubdtype(jnp.result_type(b), jnp.floating)
         or jnp.issubdtype(jnp.result_type(b), jnp.integer)

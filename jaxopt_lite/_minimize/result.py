@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-from jaxopt_lite._loop import full_batch as _full_batch
+from jaxopt_lite._loop import full_batch
 
 PyTree = Any
 _COUNT_BYTES = 16  # step, status, fun_evals, grad_evals: four int32
@@ -61,10 +61,10 @@ class MinimizeResult(NamedTuple):
     fun_evals: Any
     grad_evals: Any
 
-    STATUSES = _full_batch.STATUSES
+    STATUSES = full_batch.STATUSES
 
 
-def pack(final: _full_batch.FullBatchState) -> jax.Array:
+def pack(final: full_batch.FullBatchState) -> jax.Array:
     """``final``'s counts, value, gradient norm and history rows as one 1-D
     array of the value's dtype (inside the compiled program)."""
     dtype = jnp.result_type(final.value)
@@ -101,7 +101,7 @@ def unpack(
         rows = packed[..., n + 2 :].reshape(*packed.shape[:-1], -1, len(columns))
         return MinimizeResult(
             params, packed[..., n], packed[..., n + 1], step,
-            status == _full_batch.CONVERGED,
+            status == full_batch.CONVERGED,
             {name: rows[..., i] for i, name in enumerate(columns)},
             opt_state, aux, status, fun_evals, grad_evals,
         )  # fmt: skip
@@ -109,7 +109,7 @@ def unpack(
     step, code, fun_evals, grad_evals = host[:n].view(np.int32).tolist()
     value, grad_norm = host[n : n + 2].tolist()
     rows = host[n + 2 :].reshape(-1, len(columns))[:step]
-    status = _full_batch.STATUSES[code]
+    status = full_batch.STATUSES[code]
     return MinimizeResult(
         params, value, grad_norm, step, status == "converged",
         {name: rows[:, i] for i, name in enumerate(columns)},

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 from jaxopt_lite._transforms.clipping import clip_by_block_rms
@@ -105,16 +105,16 @@ def adafactor(
     # other names (with the pieces' rules), those of the private momentum_ema,
     # and weight_decay_rate (>= 0, where add_decayed_weights allows any sign).
     # The pieces check the rest.
-    v.check_range("decay_offset", decay_offset)  # step_offset
+    validate.check_range("decay_offset", decay_offset)  # step_offset
     check_bool("multiply_by_parameter_scale", multiply_by_parameter_scale)
     if clipping_threshold is not None:
-        v.check_positive("clipping_threshold", clipping_threshold)  # threshold
+        validate.check_positive("clipping_threshold", clipping_threshold)  # threshold
     if momentum is not None:
-        v.check_momentum("momentum", momentum)
+        validate.check_momentum("momentum", momentum)
     dtype_momentum = check_dtype("dtype_momentum", dtype_momentum)
     if weight_decay_rate is not None:
-        v.check_weight_decay("weight_decay_rate", weight_decay_rate)
-    v.check_nonnegative("eps", eps)  # epsilon
+        validate.check_weight_decay("weight_decay_rate", weight_decay_rate)
+    validate.check_nonnegative("eps", eps)  # epsilon
 
     parts = [
         scale_by_factored_rms(

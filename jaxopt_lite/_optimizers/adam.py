@@ -15,7 +15,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import (
     scale_by_adam,
@@ -147,7 +147,7 @@ def adamw(
     References:
         Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, 2019.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_adam(
             b1, b2, eps, eps_root, mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov

@@ -13,7 +13,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import (
     scale_by_adamax,
@@ -119,7 +119,7 @@ def adamaxw(
         Kingma and Ba, *Adam: A Method for Stochastic Optimization*, 2015.
         Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, 2019.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_adamax(b1, b2, eps),
         add_decayed_weights(weight_decay, mask),

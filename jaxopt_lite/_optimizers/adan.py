@@ -14,7 +14,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adan import scale_by_adan
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
@@ -74,7 +74,7 @@ def adan(
         Xie, Zhou, Li, Lin and Yan, *Adan: Adaptive Nesterov Momentum
         Algorithm for Faster Optimizing Deep Models*, 2022.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_adan(b1, b2, b3, eps, eps_root),
         add_decayed_weights(weight_decay, mask),

@@ -9,7 +9,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
 from jaxopt_lite._transforms.rms import (
@@ -129,7 +129,9 @@ def rmsprop(
     if momentum is None:  # no trace to check it
         check_bool("nesterov", nesterov)
     else:
-        v.check_momentum("momentum", momentum)  # trace's decay, by the user's name
+        validate.check_momentum(
+            "momentum", momentum
+        )  # trace's decay, by the user's name
     rescale = scale_by_stddev if centered else scale_by_rms
     parts = [
         rescale(
@@ -199,7 +201,7 @@ def adadelta(
     """
     if learning_rate is None:
         learning_rate = 1.0
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         add_decayed_weights(weight_decay, mask=weight_decay_mask),
         scale_by_adadelta(rho=rho, eps=eps),
@@ -247,5 +249,5 @@ def sm3(
         Anil, Gupta, Koren and Singer, *Memory-Efficient Adaptive
         Optimization*, 2019.
     """
-    v.check_decay("momentum", momentum)
+    validate.check_decay("momentum", momentum)
     return chain(scale_by_sm3(momentum), scale_by_learning_rate(learning_rate))

@@ -16,7 +16,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.ademamix import (
     scale_by_ademamix,
@@ -83,7 +83,7 @@ def acprop(
         Zhuang et al., *Momentum Centering and Asynchronous Update for
         Adaptive Gradient Methods*, 2021.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_acprop(b1, b2, eps, eps_root),
         add_decayed_weights(weight_decay, mask),
@@ -149,7 +149,7 @@ def ademamix(
         Pagliardini, Ablin and Grangier, *The AdEMAMix Optimizer: Better,
         Faster, Older*, 2024.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_ademamix(b1, b2, b3, alpha, eps, eps_root, mu_dtype),
         add_decayed_weights(weight_decay, mask),
@@ -212,7 +212,7 @@ def simplified_ademamix(
         Morwani et al., *Connections between Schedule-Free Optimizers,
         AdEMAMix, and Accelerated SGD Variants*, 2025.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_simplified_ademamix(b1, b2, alpha, eps, eps_root),
         add_decayed_weights(weight_decay, mask),
@@ -337,7 +337,7 @@ def madgrad(
         Adaptive, Dual Averaged Gradient Method for Stochastic Optimization*,
         2021.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         add_decayed_weights(weight_decay),
         scale_by_madgrad(learning_rate, momentum, eps),

@@ -15,7 +15,7 @@ import optax
 
 from jaxopt_lite._combinators.chain import chain
 from jaxopt_lite._combinators.masking import masked
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import scale_by_adam
 from jaxopt_lite._transforms.layerwise import scale_by_novograd, scale_by_trust_ratio
@@ -74,7 +74,7 @@ def lamb(
         You et al., *Large batch optimization for deep learning: training BERT
         in 76 minutes*, 2020.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
         add_decayed_weights(weight_decay=weight_decay, mask=mask),
@@ -135,8 +135,8 @@ def lars(
         You, Gitman and Ginsburg, *Large batch training of convolutional
         networks*, 2017.
     """
-    v.check_momentum("momentum", momentum)  # trace's decay, by the user's name
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_momentum("momentum", momentum)  # trace's decay, by the user's name
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         add_decayed_weights(weight_decay, mask=weight_decay_mask),
         masked(
@@ -246,7 +246,7 @@ def fromage(
         Bernstein, Vahdat, Yue and Liu, *On the distance between two neural
         networks and the stability of learning*, 2020.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
+    validate.check_learning_rate("learning_rate", learning_rate)
     if callable(learning_rate):
         shrink = lambda count: 1 / (1 + learning_rate(count) ** 2) ** 0.5
         rate = lambda count: shrink(count) * learning_rate(count)

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import optax
 
-from jaxopt_lite._combinators import chain as _combine
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._combinators import chain
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
-from jaxopt_lite._transforms import scaling as _transforms
-from jaxopt_lite._transforms import zoom as _zoom
+from jaxopt_lite._transforms import scaling, zoom
 from jaxopt_lite._transforms.lbfgs import scale_by_lbfgs
 
 # optax's default: a zoom line search whose first trial is always a unit step.
-_DEFAULT_LINESEARCH = _zoom.scale_by_zoom_linesearch(20, initial_guess_strategy="one")
+_DEFAULT_LINESEARCH = zoom.scale_by_zoom_linesearch(20, initial_guess_strategy="one")
 
 
 @recipe(static=("memory_size",))
 def lbfgs(
-    learning_rate: _transforms.ScalarOrSchedule | None = None,
+    learning_rate: scaling.ScalarOrSchedule | None = None,
     memory_size: int = 10,
     scale_init_precond: bool = True,
     linesearch: optax.GradientTransformation | None = _DEFAULT_LINESEARCH,
@@ -61,7 +60,7 @@ def lbfgs(
         scale optimization*, Math. Programming, 1989.
     """
     if learning_rate is not None:
-        v.check_learning_rate("learning_rate", learning_rate)
+        validate.check_learning_rate("learning_rate", learning_rate)
     if linesearch is not None and not isinstance(
         linesearch, optax.GradientTransformation
     ):
@@ -70,11 +69,11 @@ def lbfgs(
             f"jaxopt_lite.scale_by_zoom_linesearch(20)) or None, got {linesearch!r}."
         )
     base = (
-        _transforms.scale(-1.0)
+        scaling.scale(-1.0)
         if learning_rate is None
-        else _transforms.scale_by_learning_rate(learning_rate)
+        else scaling.scale_by_learning_rate(learning_rate)
     )
     parts = [scale_by_lbfgs(memory_size, scale_init_precond), base]
     if linesearch is not None:
         parts.append(linesearch)
-    return _combine.chain(*parts)
+    return chain.chain(*parts)

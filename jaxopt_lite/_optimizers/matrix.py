@@ -16,7 +16,7 @@ import optax
 
 from jaxopt_lite._combinators.chain import chain
 from jaxopt_lite._combinators.masking import partition
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._optimizers.adam import adamw
 from jaxopt_lite._transforms.galore import scale_by_galore
@@ -127,7 +127,7 @@ def muon(
         networks*, 2024.
         Liu et al., *Muon is Scalable for LLM Training*, 2025.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     spec = muon_weight_dimension_numbers
     check_spec_tree(spec, name="muon_weight_dimension_numbers", is_spec=_is_muon_spec)
 
@@ -229,7 +229,7 @@ def galore(
         Zhao et al., *GaLore: Memory-Efficient LLM Training by Gradient
         Low-Rank Projection*, 2024.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_galore(
             rank, update_proj_gap, scale, base_optimizer, weight_dimension_numbers

@@ -14,7 +14,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import scale_by_adam
 from jaxopt_lite._transforms.optimistic import scale_by_optimistic_gradient
@@ -131,10 +131,10 @@ def optimistic_adam(
             "weights the current direction); use optimistic_adam_v2, whose "
             f"learning_rate may be a schedule. Got {learning_rate!r}."
         )
-    v.check_nonnegative("learning_rate", learning_rate)
+    validate.check_nonnegative("learning_rate", learning_rate)
     if optimism is None:
         optimism = learning_rate
-    v.check_range("optimism", optimism)
+    validate.check_range("optimism", optimism)
     return chain(
         scale_by_adam(
             b1, b2, eps, eps_root, mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov

@@ -14,7 +14,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.cocob import scale_by_cocob
 from jaxopt_lite._transforms.distance_over_gradients import scale_by_dog, scale_by_dowg
@@ -71,7 +71,7 @@ def cocob(
         Orabona and Tommasi, *Training Deep Networks without Learning Rates
         Through Coin Betting*, 2017.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate, flip_sign=False),
@@ -84,7 +84,7 @@ def _decay_then(weight_decay: Any, mask: Any, *rest: optax.GradientTransformatio
     decay when ``weight_decay`` is ``None``."""
     if weight_decay is None:
         return chain(*rest)
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(add_decayed_weights(weight_decay, mask), *rest)
 
 

@@ -14,7 +14,7 @@ import optax
 
 from jaxopt_lite._combinators.chain import chain
 from jaxopt_lite._combinators.schedule_free import schedule_free
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._optimizers.sgd import sgd
 from jaxopt_lite._schedules.joined import warmup_constant_schedule
@@ -28,7 +28,7 @@ def _with_warmup(learning_rate: Any, warmup_steps: Any) -> Any:
     steps (none for ``None``)."""
     if warmup_steps is None:
         return learning_rate
-    v.check_learning_rate("learning_rate", learning_rate)
+    validate.check_learning_rate("learning_rate", learning_rate)
     return warmup_constant_schedule(0.0, learning_rate, warmup_steps)
 
 
@@ -86,7 +86,7 @@ def schedule_free_sgd(
     rate = _with_warmup(learning_rate, warmup_steps)
     optimizer = sgd(rate)
     if weight_decay is not None:
-        v.check_weight_decay("weight_decay", weight_decay)
+        validate.check_weight_decay("weight_decay", weight_decay)
         optimizer = chain(add_decayed_weights(weight_decay), optimizer)
     return schedule_free(optimizer, rate, b1, weight_lr_power, state_dtype)
 
@@ -147,8 +147,8 @@ def schedule_free_adamw(
         Defazio et al., *The Road Less Scheduled*, 2024.
         Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, 2019.
     """
-    v.check_decay("b2", b2)  # scale_by_rms's decay
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_decay("b2", b2)  # scale_by_rms's decay
+    validate.check_weight_decay("weight_decay", weight_decay)
     rate = _with_warmup(learning_rate, warmup_steps)
     optimizer = chain(
         scale_by_rms(decay=b2, eps=eps, eps_in_sqrt=False, bias_correction=True),

@@ -14,7 +14,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
 from jaxopt_lite._transforms.noise import add_noise
@@ -112,7 +112,7 @@ def sgd(
         check_bool("nesterov", nesterov)
         check_dtype("accumulator_dtype", accumulator_dtype)
         return chain(scale_by_learning_rate(learning_rate))
-    v.check_momentum("momentum", momentum)  # trace's decay, by the user's name
+    validate.check_momentum("momentum", momentum)  # trace's decay, by the user's name
     return chain(
         trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
         scale_by_learning_rate(learning_rate),
@@ -231,7 +231,7 @@ def polyak_sgd(
         learning rates based on the Polyak stepsize and function splitting in
         ERM*, 2023.
     """
-    v.check_learning_rate("scaling", scaling)
+    validate.check_learning_rate("scaling", scaling)
     return chain(
         scale_by_learning_rate(scaling),
         scale_by_polyak(
@@ -287,7 +287,7 @@ def dpsgd(
         Abadi et al., *Deep Learning with Differential Privacy*, 2016.
     """
     if momentum is not None:
-        v.check_momentum("momentum", momentum)  # trace's decay
+        validate.check_momentum("momentum", momentum)  # trace's decay
     check_bool("nesterov", nesterov)
     return chain(
         differentially_private_aggregate(l2_norm_clip, noise_multiplier, seed=seed),

@@ -8,7 +8,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.rprop import scale_by_rprop
 from jaxopt_lite._transforms.scaling import (
@@ -91,8 +91,8 @@ def signum(
         Zhao, Morwani, Brandfonbrener, Vyas and Kakade, *Deconstructing What
         Makes a Good Optimizer for Language Models*, 2024.
     """
-    v.check_decay("beta", beta)
-    v.check_dtype("accumulator_dtype", accumulator_dtype)
+    validate.check_decay("beta", beta)
+    validate.check_dtype("accumulator_dtype", accumulator_dtype)
     return chain(
         scale_by_lion(b1=beta, b2=beta, mu_dtype=accumulator_dtype),
         scale_by_learning_rate(learning_rate),
@@ -147,7 +147,7 @@ def lion(
     References:
         Chen et al., *Symbolic discovery of optimization algorithms*, 2023.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_lion(b1=b1, b2=b2, mu_dtype=mu_dtype),
         add_decayed_weights(weight_decay, mask),

@@ -14,7 +14,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
 from jaxopt_lite._transforms.soap import scale_by_soap
@@ -93,7 +93,7 @@ def soap(
         Vyas, Morwani, Zhao, Kwun, Shapira, Brandfonbrener, Janson and Kakade,
         *SOAP: Improving and Stabilizing Shampoo using Adam*, 2024.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_soap(
             b1, b2, shampoo_beta, eps, precondition_frequency, max_precond_dim

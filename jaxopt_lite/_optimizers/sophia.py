@@ -9,7 +9,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule, scale_by_learning_rate
 from jaxopt_lite._transforms.sophia import _HUTCHINSON, scale_by_sophia
@@ -86,7 +86,7 @@ def sophia(
         Liu, Li, Hall, Liang and Ma, *Sophia: A Scalable Stochastic
         Second-order Optimizer for Language Model Pre-training*, 2024.
     """
-    v.check_weight_decay("weight_decay", weight_decay)
+    validate.check_weight_decay("weight_decay", weight_decay)
     return chain(
         scale_by_sophia(
             b1,

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import compute_dtype, promote, promoted_dtype, sub
 
 Schedule = Callable[[ArrayLike], jax.Array]
@@ -40,12 +40,12 @@ def check_exponential(
 ) -> None:
     """The checks of `exponential_decay`'s arguments after ``init_value`` (in
     the order of `exponential`'s), shared with its warmup variant."""
-    v.check_range("transition_steps", steps)  # <= 0: constant, as in optax
-    v.check_nonnegative("decay_rate", rate)  # 0: constant, as in optax
-    v.check_nonnegative("transition_begin", begin)
-    v.check_flag("staircase", staircase)
+    validate.check_range("transition_steps", steps)  # <= 0: constant, as in optax
+    validate.check_nonnegative("decay_rate", rate)  # 0: constant, as in optax
+    validate.check_nonnegative("transition_begin", begin)
+    validate.check_flag("staircase", staircase)
     if end is not None:
-        v.check_range("end_value", end)
+        validate.check_range("end_value", end)
 
 
 def result_dtype(*values: Any) -> Any:

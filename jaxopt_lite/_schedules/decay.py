@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import compute_dtype, mul
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
@@ -58,7 +58,7 @@ def constant_schedule(value: ArrayLike) -> base.Schedule:
         >>> jol.constant_schedule(0.1)(1000)
         Array(0.1, dtype=float32)
     """
-    v.check_range("value", value)
+    validate.check_range("value", value)
     dtype = base.result_dtype(value)
 
     def schedule(step):
@@ -104,11 +104,11 @@ def polynomial_schedule(
         >>> sched(jnp.arange(6))
         Array([1.    , 0.5625, 0.25  , 0.0625, 0.    , 0.    ], dtype=float32)
     """
-    v.check_range("init_value", init_value)
-    v.check_range("end_value", end_value)
-    v.check_positive("power", power)
-    v.check_range("transition_steps", transition_steps)
-    v.check_nonnegative("transition_begin", transition_begin)
+    validate.check_range("init_value", init_value)
+    validate.check_range("end_value", end_value)
+    validate.check_positive("power", power)
+    validate.check_range("transition_steps", transition_steps)
+    validate.check_nonnegative("transition_begin", transition_begin)
     dtype = base.result_dtype(init_value, end_value, power)
     return base.polynomial(
         init_value,
@@ -152,10 +152,10 @@ def linear_schedule(
         >>> sched(jnp.arange(5))
         Array([1.  , 1.  , 0.75, 0.5 , 0.5 ], dtype=float32)
     """
-    v.check_range("init_value", init_value)
-    v.check_range("end_value", end_value)
-    v.check_range("transition_steps", transition_steps)
-    v.check_nonnegative("transition_begin", transition_begin)
+    validate.check_range("init_value", init_value)
+    validate.check_range("end_value", end_value)
+    validate.check_range("transition_steps", transition_steps)
+    validate.check_nonnegative("transition_begin", transition_begin)
     dtype = base.result_dtype(init_value, end_value)
     return base.polynomial(
         init_value, end_value, 1, transition_steps, transition_begin, dtype, "init"
@@ -217,7 +217,7 @@ def exponential_decay(
         >>> stairs(jnp.arange(7))
         Array([1. , 1. , 1. , 0.5, 0.5, 0.3, 0.3], dtype=float32)
     """
-    v.check_range("init_value", init_value)
+    validate.check_range("init_value", init_value)
     decay = (transition_steps, decay_rate, transition_begin, staircase, end_value)
     base.check_exponential(*decay)
     dtype = base.result_dtype(init_value, decay_rate, end_value)
@@ -257,10 +257,10 @@ def cosine_decay_schedule(
         Loshchilov and Hutter, *SGDR: Stochastic Gradient Descent with Warm
         Restarts*, 2017.
     """
-    v.check_range("init_value", init_value)
-    v.check_positive("decay_steps", decay_steps)
-    v.check_range("alpha", alpha)
-    v.check_positive("exponent", exponent)
+    validate.check_range("init_value", init_value)
+    validate.check_positive("decay_steps", decay_steps)
+    validate.check_range("alpha", alpha)
+    validate.check_positive("exponent", exponent)
     dtype = base.result_dtype(init_value, alpha, exponent)
     ct = compute_dtype(dtype)
     init = base.lift(init_value, ct)
@@ -295,9 +295,9 @@ def step_decay(
         >>> jol.step_decay(1.0, step_size=2, gamma=0.5)(jnp.arange(6))
         Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
     """
-    v.check_range("init_value", init_value)
-    v.check_positive("step_size", step_size)
-    v.check_positive("gamma", gamma)
+    validate.check_range("init_value", init_value)
+    validate.check_positive("step_size", step_size)
+    validate.check_positive("gamma", gamma)
     dtype = base.result_dtype(init_value, gamma)
     ct = compute_dtype(dtype)
     init, gamma = base.lift(init_value, ct), base.lift(gamma, ct)
@@ -345,10 +345,10 @@ def inverse_time_decay(
     References:
         Robbins and Monro, *A Stochastic Approximation Method*, 1951.
     """
-    v.check_range("init_value", init_value)
-    v.check_positive("decay_steps", decay_steps)
-    v.check_nonnegative("decay_rate", decay_rate)
-    v.check_flag("staircase", staircase)
+    validate.check_range("init_value", init_value)
+    validate.check_positive("decay_steps", decay_steps)
+    validate.check_nonnegative("decay_rate", decay_rate)
+    validate.check_flag("staircase", staircase)
     dtype = base.result_dtype(init_value, decay_rate)
     ct = compute_dtype(dtype)
     init, rate = base.lift(init_value, ct), base.lift(decay_rate, ct)

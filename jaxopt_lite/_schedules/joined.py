@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import compute_dtype
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
@@ -65,13 +65,15 @@ def warmup_cosine_decay_schedule(
         1 Hour*, 2017. Loshchilov and Hutter, *SGDR: Stochastic Gradient
         Descent with Warm Restarts*, 2017.
     """
-    v.check_range("init_value", init_value)
-    v.check_range("peak_value", peak_value)
-    v.check_nonnegative("warmup_steps", warmup_steps)
-    v.check_positive("decay_steps", decay_steps)
-    v.check_less("warmup_steps", warmup_steps, "decay_steps", decay_steps, strict=True)
-    v.check_range("end_value", end_value)
-    v.check_positive("exponent", exponent)
+    validate.check_range("init_value", init_value)
+    validate.check_range("peak_value", peak_value)
+    validate.check_nonnegative("warmup_steps", warmup_steps)
+    validate.check_positive("decay_steps", decay_steps)
+    validate.check_less(
+        "warmup_steps", warmup_steps, "decay_steps", decay_steps, strict=True
+    )
+    validate.check_range("end_value", end_value)
+    validate.check_positive("exponent", exponent)
     dtype = base.result_dtype(init_value, peak_value, end_value, exponent)
     ct = compute_dtype(dtype)
     peak, end = base.lift(peak_value, ct), base.lift(end_value, ct)
@@ -126,9 +128,9 @@ def warmup_exponential_decay_schedule(
         >>> sched(jnp.arange(6))
         Array([0.   , 0.5  , 1.   , 0.5  , 0.25 , 0.125], dtype=float32)
     """
-    v.check_range("init_value", init_value)
-    v.check_range("peak_value", peak_value)
-    v.check_nonnegative("warmup_steps", warmup_steps)
+    validate.check_range("init_value", init_value)
+    validate.check_range("peak_value", peak_value)
+    validate.check_nonnegative("warmup_steps", warmup_steps)
     decay = (transition_steps, decay_rate, transition_begin, staircase, end_value)
     base.check_exponential(*decay)
     dtype = base.result_dtype(init_value, peak_value, decay_rate, end_value)
@@ -165,9 +167,9 @@ def warmup_constant_schedule(
         Goyal et al., *Accurate, Large Minibatch SGD: Training ImageNet in
         1 Hour*, 2017.
     """
-    v.check_range("init_value", init_value)
-    v.check_range("peak_value", peak_value)
-    v.check_positive("warmup_steps", warmup_steps)
+    validate.check_range("init_value", init_value)
+    validate.check_range("peak_value", peak_value)
+    validate.check_positive("warmup_steps", warmup_steps)
     dtype = base.result_dtype(init_value, peak_value)
     return base.polynomial(init_value, peak_value, 1, warmup_steps, 0, dtype)
 
@@ -257,16 +259,16 @@ def join_schedules(
     if not schedules:
         raise ValueError("schedules=[] is not allowed: give at least one schedule.")
     for i, schedule in enumerate(schedules):
-        v.check_callable(f"schedules[{i}]", schedule)
+        validate.check_callable(f"schedules[{i}]", schedule)
     if not isinstance(boundaries, Sequence) or len(boundaries) != len(schedules) - 1:
         raise ValueError(
             f"boundaries={boundaries!r} is not allowed: it must be a list of "
             f"{len(schedules) - 1} steps (one fewer than the schedules)."
         )
     for i, boundary in enumerate(boundaries):
-        v.check_range(f"boundaries[{i}]", boundary)
+        validate.check_range(f"boundaries[{i}]", boundary)
     for i in range(len(boundaries) - 1):
-        v.check_less(
+        validate.check_less(
             f"boundaries[{i}]",
             boundaries[i],
             f"boundaries[{i + 1}]",

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import compute_dtype, mul
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
@@ -27,7 +27,7 @@ from jaxopt_lite._schedules import base
 def _floor_product(a: Any, b: Any, dtype: Any) -> Any:
     """``floor(a * b)``: exact in float64 when both are concrete (like Python's
     ``int(a * b)``), else traced in ``dtype``."""
-    ca, cb = v.concrete_values(a), v.concrete_values(b)
+    ca, cb = validate.concrete_values(a), validate.concrete_values(b)
     if ca is None or cb is None:
         return jnp.floor(mul(jnp.asarray(a).astype(dtype), b))
     out = np.floor(ca.astype(np.float64) * cb.astype(np.float64))
@@ -83,8 +83,8 @@ def _check_boundaries(
             f"got {boundaries_and_scales!r}."
         )
     for boundary, scale in boundaries_and_scales.items():
-        v.check_range(f"a boundary (step) of {name}", boundary, minimum)
-        v.check_nonnegative(f"{name}[{boundary!r}]", scale)
+        validate.check_range(f"a boundary (step) of {name}", boundary, minimum)
+        validate.check_nonnegative(f"{name}[{boundary!r}]", scale)
     return sorted(boundaries_and_scales.items(), key=lambda item: item[0])
 
 
@@ -113,7 +113,7 @@ def piecewise_constant_schedule(
         >>> sched(jnp.arange(6))
         Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
     """
-    v.check_range("init_value", init_value)
+    validate.check_range("init_value", init_value)
     items = _check_boundaries(boundaries_and_scales, -math.inf)
     dtype = base.result_dtype(init_value, *(scale for _, scale in items))
     ct = compute_dtype(dtype)
@@ -167,8 +167,8 @@ def piecewise_interpolate_schedule(
         >>> sched(jnp.arange(6))
         Array([1.   , 0.75 , 0.5  , 0.375, 0.25 , 0.25 ], dtype=float32)
     """
-    v.check_choice("interpolate_type", interpolate_type, ("linear", "cosine"))
-    v.check_range("init_value", init_value)
+    validate.check_choice("interpolate_type", interpolate_type, ("linear", "cosine"))
+    validate.check_range("init_value", init_value)
     items = _check_boundaries(boundaries_and_scales, 0.0)
     scales = [scale for _, scale in items]
     dtype = base.result_dtype(init_value, *scales)
@@ -183,11 +183,11 @@ def piecewise_interpolate_schedule(
 def _onecycle_args(transition_steps, peak_value, pct_start, div, final_div) -> Any:
     """Check the arguments both one-cycle schedules share; return the output
     dtype, the compute dtype, and the peak value and both factors lifted."""
-    v.check_positive("transition_steps", transition_steps)
-    v.check_range("peak_value", peak_value)
-    v.check_range("pct_start", pct_start, 0.0, 1.0)
-    v.check_positive("div_factor", div)
-    v.check_positive("final_div_factor", final_div)
+    validate.check_positive("transition_steps", transition_steps)
+    validate.check_range("peak_value", peak_value)
+    validate.check_range("pct_start", pct_start, 0.0, 1.0)
+    validate.check_positive("div_factor", div)
+    validate.check_positive("final_div_factor", final_div)
     dtype = base.result_dtype(peak_value, div, final_div)
     ct = compute_dtype(dtype)
     return dtype, ct, *(base.lift(x, ct) for x in (peak_value, div, final_div))
@@ -242,8 +242,8 @@ def linear_onecycle_schedule(
     dtype, ct, peak, div, final = _onecycle_args(
         transition_steps, peak_value, pct_start, div_factor, final_div_factor
     )
-    v.check_range("pct_final", pct_final, 0.0, 1.0)
-    v.check_less("pct_start", pct_start, "pct_final", pct_final, strict=False)
+    validate.check_range("pct_final", pct_final, 0.0, 1.0)
+    validate.check_less("pct_start", pct_start, "pct_final", pct_final, strict=False)
     knots = [
         _floor_product(pct_start, transition_steps, ct),
         _floor_product(pct_final, transition_steps, ct),

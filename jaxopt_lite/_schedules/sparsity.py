@@ -8,7 +8,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import add, compute_dtype, mul, promote, sub
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._schedules import base
@@ -67,17 +67,17 @@ def polynomial_sparsity_schedule(
         Zhu and Gupta, *To prune, or not to prune: exploring the efficacy of
         pruning for model compression*, 2017.
     """
-    v.check_range("final_sparsity", final_sparsity, 0.0, 1.0)
-    v.check_range("initial_sparsity", initial_sparsity, 0.0, 1.0)
-    v.check_less(
+    validate.check_range("final_sparsity", final_sparsity, 0.0, 1.0)
+    validate.check_range("initial_sparsity", initial_sparsity, 0.0, 1.0)
+    validate.check_less(
         "initial_sparsity", initial_sparsity, "final_sparsity", final_sparsity,
         strict=False,
     )  # fmt: skip
-    v.check_int("begin_step", begin_step, minimum=0, traced=True)
-    v.check_int("end_step", end_step, traced=True)
-    v.check_less("begin_step", begin_step, "end_step", end_step, strict=True)
-    v.check_int("frequency", frequency, traced=True)
-    v.check_positive("power", power)
+    validate.check_int("begin_step", begin_step, minimum=0, traced=True)
+    validate.check_int("end_step", end_step, traced=True)
+    validate.check_less("begin_step", begin_step, "end_step", end_step, strict=True)
+    validate.check_int("frequency", frequency, traced=True)
+    validate.check_positive("power", power)
     dtype = base.result_dtype(initial_sparsity, final_sparsity, power)
     span = sub(end_step, begin_step)
     curve = base.polynomial(

@@ -24,7 +24,7 @@ from jaxopt_lite._host.options import infer_mode
 from jaxopt_lite._host.plan import RunPlan, columns
 from jaxopt_lite._loop import unrolled
 from jaxopt_lite._loop.history import ChunkRows
-from jaxopt_lite._sweep import program as sweep_program
+from jaxopt_lite._sweep import program
 from jaxopt_lite._transforms.scaling import current_learning_rate
 
 PyTree = Any
@@ -134,7 +134,7 @@ class SweepEngine:
         )
         static, self.fn_inputs = programs.partition(fns, programs.array_inputs)
         cfg = unrolled.compiled(plan.cfg)
-        self.program = sweep_program.Program(static, how, cfg, spmd_axis)
+        self.program = program.Program(static, how, cfg, spmd_axis)
         self.shared, self.eval_data = shared, plan.eval_data
         self.params = plan.params if fns[2] is None else None
         self.model_state, self.key = plan.model_state, plan.key
@@ -170,7 +170,7 @@ class SweepEngine:
             )
 
     def _init_block(self, hp, ids):
-        return sweep_program.sweep_init(
+        return program.sweep_init(
             self.program, self.fn_inputs, hp, self.shared, self.key, ids,
             self.params, self.model_state,
         )  # fmt: skip
@@ -180,12 +180,12 @@ class SweepEngine:
         (their rows a list)."""
         args = (self.program, self.fn_inputs, hp, self.shared)
         if not self.program.cfg.unroll:
-            return sweep_program.sweep_chunk(
+            return program.sweep_chunk(
                 *args, state, data, self.eval_data, np.int32(steps), end
             )
         calls = []
         for n, boundary in unrolled.pieces(self.program.cfg, start, steps):
-            state, rows = sweep_program.sweep_unrolled(
+            state, rows = program.sweep_unrolled(
                 *args, state, data, self.eval_data, np.int32(n), end, boundary
             )
             calls.append(rows)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxopt_lite._core.tree import PyTree
+from jaxopt_lite._core.tree_math import PyTree
 from jaxopt_lite._host.pipeline import Outcome
 from jaxopt_lite._sweep import ranking
 

@@ -20,10 +20,16 @@ from jaxopt_lite._core import validate
 from jaxopt_lite._host import checks, pipeline, placement
 from jaxopt_lite._host.options import RunOptions
 from jaxopt_lite._host.plan import plan_run
-from jaxopt_lite._sweep import engine as sweep_engine
-from jaxopt_lite._sweep import program as sweep_program
-from jaxopt_lite._sweep import table as sweep_table
+from jaxopt_lite._sweep import program
+from jaxopt_lite._sweep.engine import SweepEngine, default_parallel, even, join
 from jaxopt_lite._sweep.result import SweepResult, assemble
+from jaxopt_lite._sweep.table import (
+    TRACE_ERRORS,
+    check_init,
+    check_make_optimizer,
+    configurations,
+    traced_value_error,
+)
 
 PyTree = Any
 
@@ -157,29 +163,29 @@ def sweep(
     validate.check_bool("grid", grid)
     validate.check_count("seeds", seeds)
     validate.check_int("max_parallel", max_parallel, optional=True)
-    table = sweep_table.configurations(hyperparams, grid)
-    built = sweep_table.check_make_optimizer(make_optimizer, table)
+    table = configurations(hyperparams, grid)
+    built = check_make_optimizer(make_optimizer, table)
     key = validate.check_key("key", run.key)
     init = params if _is_init(params) else None
     if init is None:
         params = checks.check_params("params", params)
     else:
-        params = sweep_table.check_init(init, key)
+        params = check_init(init, key)
     plan = plan_run(
         loss_fn, params, data, run._replace(key=key),
         mesh_axes=(placement.DATA, placement.RUNS, placement.MODEL), who="sweep",
     )  # fmt: skip
-    how, batched, shared = sweep_program.optimizers(make_optimizer, built, table)
+    how, batched, shared = program.optimizers(make_optimizer, built, table)
 
     # Blocks of [config_block, seed_block] runs, padded by repeating the last.
     num_configs = len(next(iter(table.values())))
     runs = num_configs * seeds
-    limit = max_parallel or sweep_engine.default_parallel(params, runs, plan.mesh)
-    seed_block = sweep_engine.even(seeds, limit)
-    config_block = sweep_engine.even(num_configs, max(1, limit // seed_block))
+    limit = max_parallel or default_parallel(params, runs, plan.mesh)
+    seed_block = even(seeds, limit)
+    config_block = even(num_configs, max(1, limit // seed_block))
     shards = placement.runs_size(plan.mesh)
     config_block = math.ceil(config_block / shards) * shards
-    engine = sweep_engine.SweepEngine(
+    engine = SweepEngine(
         plan, (plan.loss, plan.eval, init), how, batched, shared,
         (num_configs, seeds, config_block, seed_block),
     )  # fmt: skip
@@ -192,7 +198,7 @@ def sweep(
         def trim(x):  # the padding runs dropped
             return x if x.shape[:2] == engine.lead else x[:num_configs, :seeds]
 
-        joined = sweep_engine.join([[per_run(s) for s in row] for row in outcome.state])
+        joined = join([[per_run(s) for s in row] for row in outcome.state])
         return assemble(
             table, seeds, plan.cfg.stop, plan.cfg.skip_nonfinite,
             jax.tree.map(trim, joined), outcome,
@@ -200,8 +206,8 @@ def sweep(
 
     try:
         return pipeline.run(plan, engine, finish, "sweep")
-    except sweep_table.TRACE_ERRORS as error:
-        clear = sweep_table.traced_value_error(make_optimizer, table, params, error)
+    except TRACE_ERRORS as error:
+        clear = traced_value_error(make_optimizer, table, params, error)
         if clear is error:
             raise
         raise clear from error

@@ -14,8 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
     add,
     div,
@@ -36,14 +35,14 @@ ScaleByAmsgradState = optax.ScaleByAmsgradState
 
 
 def _check_moments(b1: Any, b2: Any, eps: Any, eps_root: Any = 0.0) -> None:
-    v.check_decay("b1", b1)
-    v.check_decay("b2", b2)
-    v.check_nonnegative("eps", eps)
-    v.check_nonnegative("eps_root", eps_root)
+    validate.check_decay("b1", b1)
+    validate.check_decay("b2", b2)
+    validate.check_nonnegative("eps", eps)
+    validate.check_nonnegative("eps_root", eps_root)
 
 
 def _zero_state(
-    params: _tree.PyTree, mu_dtype: Any = None, nu_dtype: Any = None
+    params: tree_math.PyTree, mu_dtype: Any = None, nu_dtype: Any = None
 ) -> ScaleByAdamState:
     return ScaleByAdamState(
         count=jnp.zeros([], jnp.int32),
@@ -58,7 +57,7 @@ def _check_nu_dtype(nu_dtype: Any) -> Any:
     return check_dtype("nu_dtype", nu_dtype, kind=jnp.floating)
 
 
-def _widen(moments: _tree.PyTree, updates: _tree.PyTree) -> _tree.PyTree:
+def _widen(moments: tree_math.PyTree, updates: tree_math.PyTree) -> tree_math.PyTree:
     """Each second-moment leaf in at least its gradient's real dtype, so a
     narrow ``nu_dtype`` only rounds what is stored: a bfloat16 nu of float32
     gradients is corrected and divided by in float32. With the default
@@ -70,20 +69,28 @@ def _widen(moments: _tree.PyTree, updates: _tree.PyTree) -> _tree.PyTree:
 
 
 def _first_moment_hat(
-    updates: _tree.PyTree, mu: _tree.PyTree, b1: Any, count: jax.Array, nesterov: bool
-) -> _tree.PyTree:
+    updates: tree_math.PyTree,
+    mu: tree_math.PyTree,
+    b1: Any,
+    count: jax.Array,
+    nesterov: bool,
+) -> tree_math.PyTree:
     r"""Bias-corrected first moment; with ``nesterov`` the look-ahead
     $\beta_1 \hat\mu_{t+1} + (1 - \beta_1) \hat g_t$ (Dozat, 2016)."""
     if not nesterov:
-        return _tree.tree_bias_correction(mu, b1, count)
-    mu_next = _tree.tree_bias_correction(mu, b1, _tree.safe_increment(count))
-    g_hat = _tree.tree_bias_correction(updates, b1, count)
-    return jax.tree.map(lambda m, g: _tree.ema(b1, m, g), mu_next, g_hat)
+        return tree_math.tree_bias_correction(mu, b1, count)
+    mu_next = tree_math.tree_bias_correction(mu, b1, tree_math.safe_increment(count))
+    g_hat = tree_math.tree_bias_correction(updates, b1, count)
+    return jax.tree.map(lambda m, g: tree_math.ema(b1, m, g), mu_next, g_hat)
 
 
 def _adam_ratio(
-    updates: _tree.PyTree, mu_hat: _tree.PyTree, nu_hat: _tree.PyTree, eps, eps_root
-) -> _tree.PyTree:
+    updates: tree_math.PyTree,
+    mu_hat: tree_math.PyTree,
+    nu_hat: tree_math.PyTree,
+    eps,
+    eps_root,
+) -> tree_math.PyTree:
     r"""$\hat\mu / (\sqrt{\hat\nu + \epsilon_r} + \epsilon)$ in the gradients' dtype."""
     return jax.tree.map(
         lambda g, m, n: div(m, add(jnp.sqrt(add(n, eps_root)), eps)).astype(g.dtype),
@@ -153,11 +160,11 @@ def scale_by_adam(
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
-        mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
-        nu = _tree.tree_update_moment(updates, state.nu, b2, 2)
+        count = tree_math.safe_increment(state.count)
+        mu = tree_math.tree_update_moment(updates, state.mu, b1, 1)
+        nu = tree_math.tree_update_moment(updates, state.nu, b2, 2)
         mu_hat = _first_moment_hat(updates, mu, b1, count, nesterov)
-        nu_hat = _tree.tree_bias_correction(_widen(nu, updates), b2, count)
+        nu_hat = tree_math.tree_bias_correction(_widen(nu, updates), b2, count)
         new_updates = _adam_ratio(updates, mu_hat, nu_hat, eps, eps_root)
         return new_updates, ScaleByAdamState(count, mu, nu)
 
@@ -225,13 +232,15 @@ def scale_by_amsgrad(
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
-        mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
-        nu = _tree.tree_update_moment(updates, state.nu, b2, 2)
-        mu_hat = _tree.tree_bias_correction(mu, b1, count) if bias_correction_mu else mu
+        count = tree_math.safe_increment(state.count)
+        mu = tree_math.tree_update_moment(updates, state.mu, b1, 1)
+        nu = tree_math.tree_update_moment(updates, state.nu, b2, 2)
+        mu_hat = (
+            tree_math.tree_bias_correction(mu, b1, count) if bias_correction_mu else mu
+        )
         nu_eff = _widen(nu, updates)
         if bias_correction_nu:
-            nu_eff = _tree.tree_bias_correction(nu_eff, b2, count)
+            nu_eff = tree_math.tree_bias_correction(nu_eff, b2, count)
         nu_max = jax.tree.map(
             lambda old, new: jnp.maximum(*promote(old, new)), state.nu_max, nu_eff
         )
@@ -281,11 +290,11 @@ def scale_by_adamax(
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
-        mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
+        count = tree_math.safe_increment(state.count)
+        mu = tree_math.tree_update_moment(updates, state.mu, b1, 1)
         # (_tree annotates eps as float; arrays and tracers work too.)
-        nu = _tree.tree_update_infinity_moment(updates, state.nu, b2, eps)  # pyright: ignore[reportArgumentType]
-        mu_hat = _tree.tree_bias_correction(mu, b1, count)
+        nu = tree_math.tree_update_infinity_moment(updates, state.nu, b2, eps)  # pyright: ignore[reportArgumentType]
+        mu_hat = tree_math.tree_bias_correction(mu, b1, count)
         new_updates = jax.tree.map(
             lambda g, m, n: None if g is None else div(m, n).astype(g.dtype),
             updates,

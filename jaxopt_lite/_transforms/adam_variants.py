@@ -7,8 +7,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
     add,
     full_like,
@@ -82,7 +81,7 @@ def scale_by_radam(
         Beyond*, 2020.
     """
     _check_moments(b1, b2, eps, eps_root)
-    v.check_range("threshold", threshold)
+    validate.check_range("threshold", threshold)
     check_bool("nesterov", nesterov)
 
     def init_fn(params):
@@ -90,11 +89,11 @@ def scale_by_radam(
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
-        mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
-        nu = _tree.tree_update_moment(updates, state.nu, b2, 2)
+        count = tree_math.safe_increment(state.count)
+        mu = tree_math.tree_update_moment(updates, state.mu, b1, 1)
+        nu = tree_math.tree_update_moment(updates, state.nu, b2, 2)
         mu_hat = _first_moment_hat(updates, mu, b1, count, nesterov)
-        nu_hat = _tree.tree_bias_correction(nu, b2, count)
+        nu_hat = tree_math.tree_bias_correction(nu, b2, count)
         rho_inf = 2.0 / (1.0 - b2) - 1.0
         b2t = jax.lax.pow(jnp.asarray(b2), count)  # b2**count, float ** int
         twice = (2 * count).astype(b2t.dtype)  # 2t, in b2t's precision
@@ -170,13 +169,13 @@ def scale_by_belief(
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
-        mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
+        count = tree_math.safe_increment(state.count)
+        mu = tree_math.tree_update_moment(updates, state.mu, b1, 1)
         error = optax.tree.sub(updates, mu)
-        nu = _tree.tree_update_moment(error, state.nu, b2, 2)
+        nu = tree_math.tree_update_moment(error, state.nu, b2, 2)
         nu = jax.tree.map(lambda n: add(n, eps_root).astype(n.dtype), nu)
         mu_hat = _first_moment_hat(updates, mu, b1, count, nesterov)
-        nu_hat = _tree.tree_bias_correction(nu, b2, count)
+        nu_hat = tree_math.tree_bias_correction(nu, b2, count)
         new_updates = _adam_ratio(updates, mu_hat, nu_hat, eps, 0.0)
         return new_updates, ScaleByBeliefState(count, mu, nu)
 
@@ -225,7 +224,7 @@ def scale_by_yogi(
         Zaheer et al., *Adaptive Methods for Nonconvex Optimization*, 2018.
     """
     _check_moments(b1, b2, eps, eps_root)
-    v.check_nonnegative("initial_accumulator_value", initial_accumulator_value)
+    validate.check_nonnegative("initial_accumulator_value", initial_accumulator_value)
 
     def init_fn(params):
         return ScaleByAdamState(
@@ -236,16 +235,16 @@ def scale_by_yogi(
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
-        mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
+        count = tree_math.safe_increment(state.count)
+        mu = tree_math.tree_update_moment(updates, state.mu, b1, 1)
 
         def second(g, n):
-            g2 = _tree.abs_sq(g)
+            g2 = tree_math.abs_sq(g)
             return sub(n, mul(mul(1 - b2, jnp.sign(n - g2)), g2)).astype(n.dtype)
 
         nu = jax.tree.map(second, updates, state.nu)
-        mu_hat = _tree.tree_bias_correction(mu, b1, count)
-        nu_hat = _tree.tree_bias_correction(nu, b2, count)
+        mu_hat = tree_math.tree_bias_correction(mu, b1, count)
+        nu_hat = tree_math.tree_bias_correction(nu, b2, count)
         new_updates = _adam_ratio(updates, mu_hat, nu_hat, eps, eps_root)
         return new_updates, ScaleByAdamState(count, mu, nu)
 

@@ -15,8 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul, real_full_like, sub, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
@@ -26,10 +25,10 @@ class ScaleByAdanState(NamedTuple):
     second moment ``n``, the previous gradient ``g`` and the update count
     ``t`` (int32, saturating); optax's field names."""
 
-    m: _tree.PyTree
-    v: _tree.PyTree
-    n: _tree.PyTree
-    g: _tree.PyTree
+    m: tree_math.PyTree
+    v: tree_math.PyTree
+    n: tree_math.PyTree
+    g: tree_math.PyTree
     t: jax.Array
 
 
@@ -79,9 +78,9 @@ def scale_by_adan(
         Algorithm for Faster Optimizing Deep Models*, 2022.
     """
     for name, decay in (("b1", b1), ("b2", b2), ("b3", b3)):
-        v.check_decay(name, decay)
-    v.check_nonnegative("eps", eps)
-    v.check_nonnegative("eps_root", eps_root)
+        validate.check_decay(name, decay)
+    validate.check_nonnegative("eps", eps)
+    validate.check_nonnegative("eps_root", eps_root)
 
     def init_fn(params):
         zeros = zeros_like(params)
@@ -103,14 +102,14 @@ def scale_by_adan(
             updates,
             state.g,
         )
-        m = _tree.tree_update_moment(updates, state.m, b1, 1)
-        diff_avg = _tree.tree_update_moment(diff, state.v, b2, 1)
+        m = tree_math.tree_update_moment(updates, state.m, b1, 1)
+        diff_avg = tree_math.tree_update_moment(diff, state.v, b2, 1)
         ahead = jax.tree.map(lambda g, d: add(g, mul(1 - b2, d)), updates, diff)
-        n = _tree.tree_update_moment(ahead, state.n, b3, 2)
-        t = _tree.safe_increment(state.t)
-        m_hat = _tree.tree_bias_correction(m, b1, t)
-        v_hat = _tree.tree_bias_correction(diff_avg, b2, t)
-        n_hat = _tree.tree_bias_correction(n, b3, t)
+        n = tree_math.tree_update_moment(ahead, state.n, b3, 2)
+        t = tree_math.safe_increment(state.t)
+        m_hat = tree_math.tree_bias_correction(m, b1, t)
+        v_hat = tree_math.tree_bias_correction(diff_avg, b2, t)
+        n_hat = tree_math.tree_bias_correction(n, b3, t)
         new_updates = jax.tree.map(
             lambda g, mh, vh, nh: div(
                 add(mh, mul(1 - b2, vh)), add(jnp.sqrt(add(nh, eps_root)), eps)

@@ -13,8 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, mul, real_full_like, sub, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import _adam_ratio, _check_moments
@@ -29,9 +28,9 @@ class ScaleByAdemamixState(NamedTuple):
 
     count: jax.Array
     count_m2: jax.Array
-    m1: _tree.PyTree
-    m2: _tree.PyTree
-    nu: _tree.PyTree
+    m1: tree_math.PyTree
+    m2: tree_math.PyTree
+    nu: tree_math.PyTree
 
 
 def _at(value: Any, count: jax.Array) -> Any:
@@ -92,9 +91,9 @@ def scale_by_ademamix(
         Faster, Older*, 2024.
     """
     _check_moments(b1, b2, eps, eps_root)
-    v.check_range("b3", b3, 0.0, 1.0, high_closed=False, allow_schedule=True)
-    v.check_range("alpha", alpha, allow_schedule=True)
-    mu_dtype = v.check_dtype("mu_dtype", mu_dtype)
+    validate.check_range("b3", b3, 0.0, 1.0, high_closed=False, allow_schedule=True)
+    validate.check_range("alpha", alpha, allow_schedule=True)
+    mu_dtype = validate.check_dtype("mu_dtype", mu_dtype)
 
     def init_fn(params):
         zero = jnp.zeros([], jnp.int32)
@@ -109,16 +108,16 @@ def scale_by_ademamix(
     def update_fn(updates, state, params=None):
         del params
         alpha_now = _at(alpha, state.count_m2)
-        m1 = _tree.tree_update_moment(updates, state.m1, b1, 1)
-        m2 = _tree.tree_update_moment(updates, state.m2, _at(b3, state.count_m2), 1)
-        nu = _tree.tree_update_moment(updates, state.nu, b2, 2)
-        count = _tree.safe_increment(state.count)
-        m1_hat = _tree.tree_bias_correction(m1, b1, count)
+        m1 = tree_math.tree_update_moment(updates, state.m1, b1, 1)
+        m2 = tree_math.tree_update_moment(updates, state.m2, _at(b3, state.count_m2), 1)
+        nu = tree_math.tree_update_moment(updates, state.nu, b2, 2)
+        count = tree_math.safe_increment(state.count)
+        m1_hat = tree_math.tree_bias_correction(m1, b1, count)
         mixed = jax.tree.map(lambda f, s: add(f, mul(alpha_now, s)), m1_hat, m2)
-        nu_hat = _tree.tree_bias_correction(nu, b2, count)
+        nu_hat = tree_math.tree_bias_correction(nu, b2, count)
         new_updates = _adam_ratio(updates, mixed, nu_hat, eps, eps_root)
         return new_updates, ScaleByAdemamixState(
-            count, _tree.safe_increment(state.count_m2), m1, m2, nu
+            count, tree_math.safe_increment(state.count_m2), m1, m2, nu
         )
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -129,8 +128,8 @@ class ScaleBySimplifiedAdEMAMixState(NamedTuple):
     and the second moment ``n``."""
 
     t: jax.Array
-    m: _tree.PyTree
-    n: _tree.PyTree
+    m: tree_math.PyTree
+    n: tree_math.PyTree
 
 
 @recipe
@@ -177,11 +176,11 @@ def scale_by_simplified_ademamix(
         Morwani et al., *Connections between Schedule-Free Optimizers,
         AdEMAMix, and Accelerated SGD Variants*, 2025.
     """
-    v.check_momentum("b1", b1)
-    v.check_decay("b2", b2)
-    v.check_range("alpha", alpha, allow_schedule=True)
-    v.check_nonnegative("eps", eps)
-    v.check_nonnegative("eps_root", eps_root)
+    validate.check_momentum("b1", b1)
+    validate.check_decay("b2", b2)
+    validate.check_range("alpha", alpha, allow_schedule=True)
+    validate.check_nonnegative("eps", eps)
+    validate.check_nonnegative("eps_root", eps_root)
 
     def init_fn(params):
         return ScaleBySimplifiedAdEMAMixState(
@@ -198,14 +197,14 @@ def scale_by_simplified_ademamix(
         )
         # g^2 + b2 (n - g^2): optax's order of operations for the average
         n = jax.tree.map(
-            lambda g, n: add(_tree.abs_sq(g), mul(b2, sub(n, _tree.abs_sq(g)))).astype(
-                n.dtype
-            ),
+            lambda g, n: add(
+                tree_math.abs_sq(g), mul(b2, sub(n, tree_math.abs_sq(g)))
+            ).astype(n.dtype),
             updates,
             state.n,
         )
-        t = _tree.safe_increment(state.t)
-        n_hat = _tree.tree_bias_correction(n, b2, t)
+        t = tree_math.safe_increment(state.t)
+        n_hat = tree_math.tree_bias_correction(n, b2, t)
         numerator = jax.tree.map(lambda m, g: add(m, mul(alpha_now, g)), m, updates)
         new_updates = _adam_ratio(updates, numerator, n_hat, eps, eps_root)
         return new_updates, ScaleBySimplifiedAdEMAMixState(t, m, n)

@@ -15,8 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, promote, tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import ScaleByAdamState, _check_moments, _zero_state
@@ -68,13 +67,15 @@ def scale_by_acprop(
 
     def update_fn(updates, state, params=None):
         del params
-        mu = _tree.tree_update_moment(updates, state.mu, b1, 1)
+        mu = tree_math.tree_update_moment(updates, state.mu, b1, 1)
         error = optax.tree.sub(updates, state.mu)
-        nu = _tree.tree_update_moment(error, state.nu, b2, 2)
+        nu = tree_math.tree_update_moment(error, state.nu, b2, 2)
         nu = jax.tree.map(lambda n: add(n, eps_root).astype(n.dtype), nu)
         first = state.count == 0
         # s_{t-1}, corrected for its own t - 1 steps (1 before any step).
-        nu_prev = _tree.tree_bias_correction(state.nu, b2, jnp.maximum(state.count, 1))
+        nu_prev = tree_math.tree_bias_correction(
+            state.nu, b2, jnp.maximum(state.count, 1)
+        )
         new_updates = jax.tree.map(
             lambda g, n: div(g, add(jnp.sqrt(jnp.where(first, 1, n)), eps)).astype(
                 g.dtype
@@ -82,7 +83,9 @@ def scale_by_acprop(
             updates,
             nu_prev,
         )
-        return new_updates, ScaleByAdamState(_tree.safe_increment(state.count), mu, nu)
+        return new_updates, ScaleByAdamState(
+            tree_math.safe_increment(state.count), mu, nu
+        )
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -147,10 +150,10 @@ def scale_by_adopt(
         $\beta_2$ with the Optimal Rate*, 2024.
     """
     _check_moments(b1, b2, eps)
-    mu_dtype = v.check_dtype("mu_dtype", mu_dtype)
-    v.check_bool("nesterov", nesterov)
-    v.check_bool("use_clipping", use_clipping)
-    v.check_callable("clip_value_fn", clip_value_fn)
+    mu_dtype = validate.check_dtype("mu_dtype", mu_dtype)
+    validate.check_bool("nesterov", nesterov)
+    validate.check_bool("use_clipping", use_clipping)
+    validate.check_callable("clip_value_fn", clip_value_fn)
 
     def init_fn(params):
         return _zero_state(params, mu_dtype)
@@ -160,7 +163,7 @@ def scale_by_adopt(
         started = state.count > 0
         b1_now = jnp.where(started, *promote(b1, 1.0))
         b2_now = jnp.where(started, *promote(b2, 0.0))
-        nu = _tree.tree_update_moment(updates, state.nu, b2_now, 2)
+        nu = tree_math.tree_update_moment(updates, state.nu, b2_now, 2)
         bound = clip_value_fn(state.count.astype(tree_compute_dtype(updates)))
 
         def normalized(g, n):
@@ -170,12 +173,14 @@ def scale_by_adopt(
             return ratio
 
         ratios = jax.tree.map(normalized, updates, state.nu)
-        mu = jax.tree.map(lambda r, m: _tree.ema(b1_now, m, r), ratios, state.mu)
+        mu = jax.tree.map(lambda r, m: tree_math.ema(b1_now, m, r), ratios, state.mu)
         out = mu
         if nesterov:
-            out = jax.tree.map(lambda r, m: _tree.ema(b1_now, m, r), ratios, mu)
+            out = jax.tree.map(lambda r, m: tree_math.ema(b1_now, m, r), ratios, mu)
         new_updates = jax.tree.map(lambda g, o: o.astype(g.dtype), updates, out)
         mu = jax.tree.map(lambda m, old: m.astype(old.dtype), mu, state.mu)
-        return new_updates, ScaleByAdamState(_tree.safe_increment(state.count), mu, nu)
+        return new_updates, ScaleByAdamState(
+            tree_math.safe_increment(state.count), mu, nu
+        )
 
     return optax.GradientTransformation(init_fn, update_fn)

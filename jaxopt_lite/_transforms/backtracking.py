@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
-from jaxopt_lite._transforms import linesearch as _ls
+from jaxopt_lite._transforms import linesearch
 
 
 class BacktrackingLinesearchInfo(NamedTuple):
@@ -91,22 +91,22 @@ def scale_by_backtracking_linesearch(
         L. Armijo, *Minimization of functions having Lipschitz continuous first
         partial derivatives*, Pacific J. Math., 1966.
     """
-    v.check_count("max_backtracking_steps", max_backtracking_steps, minimum=0)
-    v.check_range("slope_rtol", slope_rtol, 0.0, 1.0)
-    v.check_range(
+    validate.check_count("max_backtracking_steps", max_backtracking_steps, minimum=0)
+    validate.check_range("slope_rtol", slope_rtol, 0.0, 1.0)
+    validate.check_range(
         "decrease_factor", decrease_factor, 0.0, 1.0, low_closed=False,
         high_closed=False,
     )  # fmt: skip
     if not (isinstance(increase_factor, float) and increase_factor == float("inf")):
-        v.check_range("increase_factor", increase_factor, 1.0)
-    v.check_range("max_learning_rate", max_learning_rate, 0.0, low_closed=False)
-    v.check_nonnegative("atol", atol)
-    v.check_nonnegative("rtol", rtol)
-    v.check_bool("store_grad", store_grad)
-    v.check_bool("verbose", verbose)
+        validate.check_range("increase_factor", increase_factor, 1.0)
+    validate.check_range("max_learning_rate", max_learning_rate, 0.0, low_closed=False)
+    validate.check_nonnegative("atol", atol)
+    validate.check_nonnegative("rtol", rtol)
+    validate.check_bool("store_grad", store_grad)
+    validate.check_bool("verbose", verbose)
 
     def init_fn(params):
-        dtype = _ls.real_dtype(params)
+        dtype = linesearch.real_dtype(params)
         return ScaleByBacktrackingLinesearchState(
             learning_rate=jnp.asarray(1.0, dtype),
             value=jnp.asarray(jnp.inf, dtype),
@@ -120,13 +120,15 @@ def scale_by_backtracking_linesearch(
         updates, state, params=None, *, value=None, grad=None, value_fn=None,
         **extra_args,
     ):  # fmt: skip
-        _ls.check_update_inputs(
+        linesearch.check_update_inputs(
             "scale_by_backtracking_linesearch", params, value, grad, value_fn
         )
-        dtype = _ls.real_dtype(params)
+        dtype = linesearch.real_dtype(params)
         fn = jax.tree_util.Partial(
             value_fn,
-            **_ls.fn_kwargs("scale_by_backtracking_linesearch", value_fn, extra_args),
+            **linesearch.fn_kwargs(
+                "scale_by_backtracking_linesearch", value_fn, extra_args
+            ),
         )
         p, d, f0, g0 = jax.lax.stop_gradient((params, updates, value, cast(Any, grad)))
         f0 = jnp.asarray(f0, dtype)
@@ -134,7 +136,7 @@ def scale_by_backtracking_linesearch(
 
         def violation(rate, new_value):
             err = new_value - (1.0 + rtol) * f0 - rate * slope_rtol * slope
-            return jnp.maximum(_ls.nan_to_inf(err), 0.0)
+            return jnp.maximum(linesearch.nan_to_inf(err), 0.0)
 
         def keep_going(c):
             return ~(c[3] <= atol) & (c[4] <= max_backtracking_steps)

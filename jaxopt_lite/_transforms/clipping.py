@@ -2,7 +2,7 @@
 unit-wise (adaptive) clipping, NaN removal and gradient centralization.
 
 Every transform here keeps each leaf's dtype. Complex leaves are clipped by
-modulus (the phase is kept). Norms do not overflow (``_core.tree.l2_norm``).
+modulus (the phase is kept). Norms do not overflow (``_core.tree_math.l2_norm``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import div, mul, promote
 from jaxopt_lite._core.recipe import recipe
 
@@ -46,7 +45,7 @@ def clip(max_delta: float | jax.Array) -> optax.GradientTransformation:
         >>> t.update(jnp.array([-3.0, 0.5, 2.0]), t.init(None))[0]
         Array([-1. ,  0.5,  1. ], dtype=float32)
     """
-    v.check_nonnegative("max_delta", max_delta)
+    validate.check_nonnegative("max_delta", max_delta)
 
     def clip_leaf(g):
         if jnp.iscomplexobj(g):
@@ -104,7 +103,7 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
         Pascanu, Mikolov and Bengio, *On the difficulty of training recurrent
         neural networks*, 2013.
     """
-    v.check_positive("max_norm", max_norm)
+    validate.check_positive("max_norm", max_norm)
 
     def init_fn(params):
         del params
@@ -112,7 +111,7 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
 
     def update_fn(updates, state, params=None):
         del params
-        norm = _tree.tree_global_norm(updates)
+        norm = tree_math.tree_global_norm(updates)
         keep = jnp.less(*promote(norm, max_norm))
 
         def one(g):
@@ -156,10 +155,10 @@ def clip_by_block_rms(threshold: float | jax.Array) -> optax.GradientTransformat
         Shazeer and Stern, *Adafactor: Adaptive learning rates with sublinear
         memory cost*, 2018.
     """
-    v.check_positive("threshold", threshold)
+    validate.check_positive("threshold", threshold)
 
     def one(g):
-        rms = _tree.l2_norm(g, mean=True)
+        rms = tree_math.l2_norm(g, mean=True)
         return div(g, jnp.maximum(1.0, div(rms, threshold))).astype(g.dtype)
 
     def init_fn(params):
@@ -191,7 +190,7 @@ def _unit_axes(x: jax.Array, axis: int | tuple[int, ...] | None) -> Any:
 
 def _unit_norm(x: jax.Array, axis: Any) -> jax.Array:
     """The L2 norm of each unit of ``x``, broadcast back to ``x``'s shape."""
-    return jnp.broadcast_to(_tree.l2_norm(x, axis=axis, keepdims=True), x.shape)
+    return jnp.broadcast_to(tree_math.l2_norm(x, axis=axis, keepdims=True), x.shape)
 
 
 # optax's class itself, so that states compare equal to optax's as trees.
@@ -241,9 +240,9 @@ def adaptive_grad_clip(
         Brock, De, Smith and Simonyan, *High-performance large-scale image
         recognition without normalization*, 2021.
     """
-    v.check_positive("clipping", clipping)
-    v.check_nonnegative("eps", eps)
-    v.check_axis("axis", axis)
+    validate.check_positive("clipping", clipping)
+    validate.check_nonnegative("eps", eps)
+    validate.check_axis("axis", axis)
 
     def one(g, p):
         axes = _unit_axes(g, axis)
@@ -257,8 +256,8 @@ def adaptive_grad_clip(
         del params
         return AdaptiveGradClipState()
 
-    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
-        v.require_params("adaptive_grad_clip", params)
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
+        validate.require_params("adaptive_grad_clip", params)
         return jax.tree.map(one, updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, full_like, mul, sub, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
@@ -21,11 +20,11 @@ class COCOBState(NamedTuple):
     magnitude $L$ (``scale``), the sum of magnitudes $G$
     (``subgradients``) and the reward $R$."""
 
-    init_particles: _tree.PyTree
-    cumulative_gradients: _tree.PyTree
-    scale: _tree.PyTree
-    subgradients: _tree.PyTree
-    reward: _tree.PyTree
+    init_particles: tree_math.PyTree
+    cumulative_gradients: tree_math.PyTree
+    scale: tree_math.PyTree
+    subgradients: tree_math.PyTree
+    reward: tree_math.PyTree
 
 
 @recipe
@@ -70,15 +69,15 @@ def scale_by_cocob(
         Orabona and Tommasi, *Training Deep Networks without Learning Rates
         Through Coin Betting*, 2017.
     """
-    v.check_positive("alpha", alpha)
-    v.check_nonnegative("eps", eps)
+    validate.check_positive("alpha", alpha)
+    validate.check_nonnegative("eps", eps)
 
     def init_fn(params):
         zeros = zeros_like(params)
         return COCOBState(params, zeros, full_like(params, eps), zeros, zeros)
 
     def update_fn(updates, state, params=None):
-        v.require_params("scale_by_cocob", params)
+        validate.require_params("scale_by_cocob", params)
 
         def like(s, x):  # in the state's dtype
             return x.astype(s.dtype)

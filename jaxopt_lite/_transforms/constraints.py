@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import add
 from jaxopt_lite._core.recipe import recipe
 
@@ -50,7 +50,7 @@ def keep_params_nonnegative() -> optax.GradientTransformation:
         return NonNegativeParamsState()
 
     def update_fn(updates, state, params=None):
-        v.require_params("keep_params_nonnegative", params)
+        validate.require_params("keep_params_nonnegative", params)
         updates = jax.tree.map(
             lambda p, g: (
                 None if p is None else jnp.where(add(p, g) < 0, (-p).astype(g.dtype), g)

@@ -23,8 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
     add,
     div,
@@ -43,9 +42,9 @@ class DAdaptAdamWState(NamedTuple):
     decayed numerator of its lower bound and the update count (int32,
     saturating)."""
 
-    exp_avg: _tree.PyTree
-    exp_avg_sq: _tree.PyTree
-    grad_sum: _tree.PyTree
+    exp_avg: tree_math.PyTree
+    exp_avg_sq: tree_math.PyTree
+    grad_sum: tree_math.PyTree
     estim_lr: jax.Array
     numerator_weighted: jax.Array
     count: jax.Array
@@ -56,10 +55,10 @@ class ProdigyState(NamedTuple):
     ``params0``, the estimate $d$ (``estim_lr``), the decayed numerator of its
     lower bound and the update count (int32, saturating)."""
 
-    exp_avg: _tree.PyTree
-    exp_avg_sq: _tree.PyTree
-    grad_sum: _tree.PyTree
-    params0: _tree.PyTree
+    exp_avg: tree_math.PyTree
+    exp_avg_sq: tree_math.PyTree
+    grad_sum: tree_math.PyTree
+    params0: tree_math.PyTree
     estim_lr: jax.Array
     numerator_weighted: jax.Array
     count: jax.Array
@@ -69,15 +68,15 @@ def _check_betas(betas: Any) -> tuple[Any, Any]:
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise TypeError(f"betas must be a pair (b1, b2), got {betas!r}.")
     for b in betas:
-        v.check_decay("betas", b)
+        validate.check_decay("betas", b)
     return betas[0], betas[1]
 
 
 def _check_common(learning_rate, eps, estim_lr0, weight_decay) -> None:
-    v.check_learning_rate("learning_rate", learning_rate)
-    v.check_nonnegative("eps", eps)
-    v.check_positive("estim_lr0", estim_lr0)
-    v.check_nonnegative("weight_decay", weight_decay)
+    validate.check_learning_rate("learning_rate", learning_rate)
+    validate.check_nonnegative("eps", eps)
+    validate.check_positive("estim_lr0", estim_lr0)
+    validate.check_nonnegative("weight_decay", weight_decay)
 
 
 def _scalars(params: Any, estim_lr0: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -94,10 +93,10 @@ def _base_step(learning_rate, b1, b2, estim_lr, count) -> jax.Array:
     r"""$d_t = \eta_t \, d \, \sqrt{1 - \beta_2^t} / (1 - \beta_1^t)$ at update
     ``count + 1``, in ``estim_lr``'s dtype."""
     dtype = estim_lr.dtype
-    t = _tree.safe_increment(count)
+    t = tree_math.safe_increment(count)
     rate = learning_rate(count) if callable(learning_rate) else learning_rate
-    correction = jnp.sqrt(1 - _tree.decay_power(b2, t, dtype)) / (
-        1 - _tree.decay_power(b1, t, dtype)
+    correction = jnp.sqrt(1 - tree_math.decay_power(b2, t, dtype)) / (
+        1 - tree_math.decay_power(b1, t, dtype)
     )
     return mul(mul(estim_lr, rate), correction).astype(dtype)
 
@@ -211,14 +210,14 @@ def dadapt_adamw(
     _check_common(learning_rate, eps, estim_lr0, weight_decay)
 
     def init_fn(params):
-        params = _tree.as_arrays(params)
+        params = tree_math.as_arrays(params)
         zeros = zeros_like(params)
         return DAdaptAdamWState(zeros, zeros, zeros, *_scalars(params, estim_lr0))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        v.require_params("dadapt_adamw", params)
-        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
+        validate.require_params("dadapt_adamw", params)
+        updates, params = tree_math.as_arrays(updates), tree_math.as_arrays(params)
         dtype = state.estim_lr.dtype
         step = _base_step(learning_rate, b1, b2, state.estim_lr, state.count)
         beta = _root(b2)
@@ -227,7 +226,7 @@ def dadapt_adamw(
             state.grad_sum,
             state.exp_avg_sq,
         )
-        inner = _tree.tree_vdot(updates, weighted).astype(dtype)
+        inner = tree_math.tree_vdot(updates, weighted).astype(dtype)
         exp_avg = _decayed(b1, state.exp_avg, _times(mul(1 - b1, step), updates))
         exp_avg_sq = _decayed(b2, state.exp_avg_sq, _times(1 - b2, updates, updates))
         grad_sum = _decayed(beta, state.grad_sum, _times(mul(1 - beta, step), updates))
@@ -246,7 +245,7 @@ def dadapt_adamw(
             grad_sum,
             estim_lr,
             numerator,
-            _tree.safe_increment(state.count),
+            tree_math.safe_increment(state.count),
         )
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -317,25 +316,25 @@ def prodigy(
     """
     b1, b2 = _check_betas(betas)
     if beta3 is not None:
-        v.check_decay("beta3", beta3)
+        validate.check_decay("beta3", beta3)
     _check_common(learning_rate, eps, estim_lr0, weight_decay)
-    v.check_nonnegative("estim_lr_coef", estim_lr_coef)
-    v.check_bool("safeguard_warmup", safeguard_warmup)
+    validate.check_nonnegative("estim_lr_coef", estim_lr_coef)
+    validate.check_bool("safeguard_warmup", safeguard_warmup)
 
     def init_fn(params):
-        params = _tree.as_arrays(params)
+        params = tree_math.as_arrays(params)
         zeros = zeros_like(params)
         return ProdigyState(zeros, zeros, zeros, params, *_scalars(params, estim_lr0))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        v.require_params("prodigy", params)
-        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
+        validate.require_params("prodigy", params)
+        updates, params = tree_math.as_arrays(updates), tree_math.as_arrays(params)
         d = state.estim_lr
         dtype = d.dtype
         b3 = _root(b2) if beta3 is None else beta3
         step = _base_step(learning_rate, b1, b2, d, state.count)
-        inner = _tree.tree_vdot(updates, optax.tree.sub(state.params0, params))
+        inner = tree_math.tree_vdot(updates, optax.tree.sub(state.params0, params))
         scaled = _times(d, updates)
         exp_avg = _decayed(b1, state.exp_avg, _times(1 - b1, scaled))
         exp_avg_sq = _decayed(b2, state.exp_avg_sq, _times(1 - b2, scaled, scaled))
@@ -368,7 +367,7 @@ def prodigy(
             state.params0,
             estim_lr,
             numerator,
-            _tree.safe_increment(state.count),
+            tree_math.safe_increment(state.count),
         )
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -18,8 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
     add,
     compute_dtype,
@@ -40,7 +39,7 @@ class DoGState(NamedTuple):
     $G$."""
 
     is_init_step: jax.Array
-    init_params: _tree.PyTree
+    init_params: tree_math.PyTree
     max_dist: jax.Array
     sum_sq_norm_grads: jax.Array
 
@@ -49,7 +48,7 @@ class DoWGState(NamedTuple):
     """The starting parameters, the weighted sum of squared gradient norms $W$
     and the largest squared distance from the start $\\bar r^2$."""
 
-    init_params: _tree.PyTree
+    init_params: tree_math.PyTree
     weighted_sq_norm_grads: jax.Array
     estim_sq_dist: jax.Array
 
@@ -111,15 +110,17 @@ def scale_by_dog(
             f"{', '.join(map(repr, _INIT_STEPS))}, got {init_step!r}."
         )
     kind, value = init_step
-    v.check_choice("init_step kind", kind, _INIT_STEPS)
-    v.check_nonnegative("init_step value", value)
-    v.check_nonnegative("eps", eps)
+    validate.check_choice("init_step kind", kind, _INIT_STEPS)
+    validate.check_nonnegative("init_step value", value)
+    validate.check_nonnegative("eps", eps)
 
     def init_fn(params):
         dtype = tree_compute_dtype(params)
         if kind == "heuristic":
             max_dist = _from_params(
-                lambda p: mul(value, add(1, _tree.tree_global_norm(p))).astype(dtype),
+                lambda p: mul(value, add(1, tree_math.tree_global_norm(p))).astype(
+                    dtype
+                ),
                 params,
             )
         else:
@@ -132,16 +133,18 @@ def scale_by_dog(
         )
 
     def update_fn(updates, state, params=None):
-        v.require_params("scale_by_dog", params)
+        validate.require_params("scale_by_dog", params)
         dtype = state.max_dist.dtype
-        dist = _tree.tree_global_norm(optax.tree.sub(state.init_params, params))
+        dist = tree_math.tree_global_norm(optax.tree.sub(state.init_params, params))
         max_dist = jnp.maximum(state.max_dist, dist.astype(dtype))
-        sum_sq = state.sum_sq_norm_grads + _tree.tree_sum_squares(updates).astype(dtype)
+        sum_sq = state.sum_sq_norm_grads + tree_math.tree_sum_squares(updates).astype(
+            dtype
+        )
         rate = max_dist / jnp.sqrt(add(sum_sq, eps)).astype(dtype)
         if kind == "learning_rate":
             rate = jnp.where(state.is_init_step, jnp.asarray(value, dtype), rate)
         new_state = DoGState(jnp.asarray(False), state.init_params, max_dist, sum_sq)
-        return _tree.tree_scale(rate, updates), new_state
+        return tree_math.tree_scale(rate, updates), new_state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -183,8 +186,8 @@ def scale_by_dowg(
         Parameter-Free Gradient Descent Method*, 2023.
     """
     if init_estim_sq_dist is not None:
-        v.check_nonnegative("init_estim_sq_dist", init_estim_sq_dist)
-    v.check_nonnegative("eps", eps)
+        validate.check_nonnegative("init_estim_sq_dist", init_estim_sq_dist)
+    validate.check_nonnegative("eps", eps)
     start = eps if init_estim_sq_dist is None else init_estim_sq_dist
 
     def init_fn(params):
@@ -196,15 +199,15 @@ def scale_by_dowg(
         )
 
     def update_fn(updates, state, params=None):
-        v.require_params("scale_by_dowg", params)
+        validate.require_params("scale_by_dowg", params)
         dtype = state.estim_sq_dist.dtype
-        sq_dist = _tree.tree_sum_squares(optax.tree.sub(state.init_params, params))
+        sq_dist = tree_math.tree_sum_squares(optax.tree.sub(state.init_params, params))
         estim = jnp.maximum(state.estim_sq_dist, sq_dist.astype(dtype))
-        sq_norm = _tree.tree_sum_squares(updates).astype(dtype)
+        sq_norm = tree_math.tree_sum_squares(updates).astype(dtype)
         weighted = estim * sq_norm + state.weighted_sq_norm_grads
         rate = div(estim, add(jnp.sqrt(weighted), eps)).astype(dtype)
         new_state = DoWGState(state.init_params, weighted, estim)
-        return _tree.tree_scale(rate, updates), new_state
+        return tree_math.tree_scale(rate, updates), new_state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -216,9 +219,9 @@ class ScaleByDistanceOverGradientsState(NamedTuple):
     for float64), and the initial parameters (in ``param_dtype``). optax's
     field names."""
 
-    max_dist: _tree.PyTree
-    grad_sum_of_squares: _tree.PyTree
-    init_params: _tree.PyTree
+    max_dist: tree_math.PyTree
+    grad_sum_of_squares: tree_math.PyTree
+    init_params: tree_math.PyTree
 
 
 def _initial_dtype(x: jax.Array, param_dtype: Any) -> Any:
@@ -280,15 +283,15 @@ def scale_by_distance_over_gradients(
         Ivgi, Hinder and Carmon, *DoG is SGD's Best Friend: A Parameter-Free
         Dynamic Step Size Schedule*, 2023.
     """
-    v.check_positive("reps_rel", reps_rel)
-    v.check_nonnegative("eps", eps)
-    param_dtype = v.check_dtype("param_dtype", param_dtype, kind=jnp.floating)
-    v.check_range("global_scale", global_scale)
+    validate.check_positive("reps_rel", reps_rel)
+    validate.check_nonnegative("eps", eps)
+    param_dtype = validate.check_dtype("param_dtype", param_dtype, kind=jnp.floating)
+    validate.check_range("global_scale", global_scale)
 
     def init_fn(params):
         return ScaleByDistanceOverGradientsState(
             max_dist=jax.tree.map(
-                lambda x: mul(reps_rel, add(1.0, _tree.l2_norm(x))).astype(
+                lambda x: mul(reps_rel, add(1.0, tree_math.l2_norm(x))).astype(
                     compute_dtype(x)
                 ),
                 params,
@@ -302,13 +305,13 @@ def scale_by_distance_over_gradients(
         )
 
     def one(g, p, x0, dist, total):
-        dist = jnp.maximum(dist, _tree.l2_norm(sub(p, x0)).astype(dist.dtype))
-        total = add(total, jnp.sum(_tree.abs_sq(g), dtype=total.dtype))
+        dist = jnp.maximum(dist, tree_math.l2_norm(sub(p, x0)).astype(dist.dtype))
+        total = add(total, jnp.sum(tree_math.abs_sq(g), dtype=total.dtype))
         step = mul(global_scale, div(dist, jnp.sqrt(add(total, eps))))
         return mul(step, g).astype(g.dtype), dist, total
 
     def update_fn(updates, state, params=None):
-        v.require_params("scale_by_distance_over_gradients", params)
+        validate.require_params("scale_by_distance_over_gradients", params)
         out = jax.tree.map(
             one,
             updates,

@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, compute_dtype, mul, promote, state_dtype
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
@@ -100,11 +99,11 @@ def scale_by_factored_rms(
         memory cost*, 2018.
     """
     check_bool("factored", factored)
-    v.check_nonnegative("decay_rate", decay_rate)
-    v.check_range("step_offset", step_offset)
-    v.check_int("min_dim_size_to_factor", min_dim_size_to_factor, minimum=0)
-    v.check_nonnegative("epsilon", epsilon)
-    v.check_callable("decay_rate_fn", decay_rate_fn)
+    validate.check_nonnegative("decay_rate", decay_rate)
+    validate.check_range("step_offset", step_offset)
+    validate.check_int("min_dim_size_to_factor", min_dim_size_to_factor, minimum=0)
+    validate.check_nonnegative("epsilon", epsilon)
+    validate.check_callable("decay_rate_fn", decay_rate_fn)
 
     def axes_of(x):
         return _factored_axes(x.shape, factored, min_dim_size_to_factor)
@@ -122,14 +121,14 @@ def scale_by_factored_rms(
 
     def update_leaf(g, row, col, full, p, decay):
         decay = jnp.asarray(decay).astype(compute_dtype(full))
-        sq = add(_tree.abs_sq(g), epsilon)
+        sq = add(tree_math.abs_sq(g), epsilon)
         axes = axes_of(p)
         if axes is None:
-            full = _tree.ema(decay, full, sq).astype(full.dtype)
+            full = tree_math.ema(decay, full, sq).astype(full.dtype)
             return mul(g, full**-0.5).astype(g.dtype), row, col, full
         second, first = axes
-        row = _tree.ema(decay, row, sq.mean(axis=first)).astype(row.dtype)
-        col = _tree.ema(decay, col, sq.mean(axis=second)).astype(col.dtype)
+        row = tree_math.ema(decay, row, sq.mean(axis=first)).astype(row.dtype)
+        col = tree_math.ema(decay, col, sq.mean(axis=second)).astype(col.dtype)
         row_axis = second - 1 if second > first else second
         row_factor = (row / row.mean(axis=row_axis, keepdims=True)) ** -0.5
         col_factor = col**-0.5
@@ -150,8 +149,8 @@ def scale_by_factored_rms(
             v=jax.tree.unflatten(treedef, fulls),
         )
 
-    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
-        v.require_params("scale_by_factored_rms", params)
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
+        validate.require_params("scale_by_factored_rms", params)
         decay = decay_rate_fn(state.count - step_offset, decay_rate)
         leaves, treedef = jax.tree.flatten(updates)
         parts = [
@@ -162,7 +161,7 @@ def scale_by_factored_rms(
             for g, row, col, full, p in zip(leaves, *parts, strict=True)
         ]
         new = [jax.tree.unflatten(treedef, [o[i] for o in out]) for i in range(4)]
-        count = _tree.safe_increment(state.count)
+        count = tree_math.safe_increment(state.count)
         return new[0], FactoredState(count, new[1], new[2], new[3])
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -199,23 +198,23 @@ def scale_by_param_block_rms(
         >>> t.update(jnp.array([1.0, 2.0]), t.init(params), params)[0]
         Array([3., 6.], dtype=float32)
     """
-    v.check_nonnegative("min_scale", min_scale)
+    validate.check_nonnegative("min_scale", min_scale)
 
     def one(g, p):
-        # (Not `_tree.safe_norm(p, min_scale, mean=True)`: the same numbers
+        # (Not `tree_math.safe_norm(p, min_scale, mean=True)`: the same numbers
         # eagerly, but fused differently under jit, 1 ulp off optax's.)
-        rms = jnp.sqrt(jnp.mean(_tree.abs_sq(p)))
+        rms = jnp.sqrt(jnp.mean(tree_math.abs_sq(p)))
         small = jnp.less_equal(*promote(rms, min_scale))
         p = jnp.where(small, jnp.ones_like(p), p)
-        rms = jnp.sqrt(jnp.mean(_tree.abs_sq(p)))
+        rms = jnp.sqrt(jnp.mean(tree_math.abs_sq(p)))
         return mul(g, jnp.where(small, *promote(min_scale, rms))).astype(g.dtype)
 
     def init_fn(params):
         del params
         return ScaleByParamBlockRmsState()
 
-    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
-        v.require_params("scale_by_param_block_rms", params)
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
+        validate.require_params("scale_by_param_block_rms", params)
         return jax.tree.map(one, updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import at_least_float32, mul, state_dtype
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import scale_by_adam
@@ -116,11 +115,11 @@ def scale_by_galore(
         Zhao et al., *GaLore: Memory-Efficient LLM Training by Gradient
         Low-Rank Projection*, 2024.
     """
-    v.check_int("rank", rank)
-    v.check_int("update_proj_gap", update_proj_gap, traced=True)
-    v.check_range("scale", scale)
+    validate.check_int("rank", rank)
+    validate.check_int("update_proj_gap", update_proj_gap, traced=True)
+    validate.check_range("scale", scale)
     base = scale_by_adam() if base_optimizer is None else base_optimizer
-    v.check_transform("base_optimizer", base)
+    validate.check_transform("base_optimizer", base)
     check_spec_tree(
         weight_dimension_numbers, name="weight_dimension_numbers", is_spec=_is_spec
     )
@@ -217,7 +216,7 @@ def scale_by_galore(
             )
         ]
         return treedef.unflatten(new), GaLoreState(
-            _tree.safe_increment(state.count),
+            tree_math.safe_increment(state.count),
             base_state,
             treedef.unflatten([p for _, p in projected]),
         )

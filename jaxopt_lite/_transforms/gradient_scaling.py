@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import mul
 
 PyTree = Any
@@ -63,5 +63,5 @@ def scale_gradient(inputs: PyTree, scale: float | jax.Array) -> PyTree:
         ...     jnp.array([1.0, 2.0]))
         Array([1., 2.], dtype=float32)
     """
-    v.check_range("scale", scale)
+    validate.check_range("scale", scale)
     return _scaled(inputs, scale)

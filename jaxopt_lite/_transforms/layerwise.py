@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
     add,
     div,
@@ -20,7 +19,7 @@ from jaxopt_lite._core.dtypes import (
     zeros_like,
 )
 from jaxopt_lite._core.recipe import recipe
-from jaxopt_lite._core.tree import safe_norm
+from jaxopt_lite._core.tree_math import safe_norm
 from jaxopt_lite._core.validate import check_dtype
 
 # optax's class itself, so that states compare equal to optax's as trees.
@@ -67,9 +66,9 @@ def scale_by_trust_ratio(
         You, Gitman and Ginsburg, *Large batch training of convolutional
         networks*, 2017.
     """
-    v.check_nonnegative("min_norm", min_norm)
-    v.check_nonnegative("trust_coefficient", trust_coefficient)
-    v.check_nonnegative("eps", eps)
+    validate.check_nonnegative("min_norm", min_norm)
+    validate.check_nonnegative("trust_coefficient", trust_coefficient)
+    validate.check_nonnegative("eps", eps)
 
     def one(g, p):
         param_norm = safe_norm(p, min_norm)
@@ -82,8 +81,8 @@ def scale_by_trust_ratio(
         del params
         return ScaleByTrustRatioState()
 
-    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
-        v.require_params("scale_by_trust_ratio", params)
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
+        validate.require_params("scale_by_trust_ratio", params)
         return jax.tree.map(one, updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -138,11 +137,11 @@ def scale_by_novograd(
         Ginsburg et al., *Stochastic gradient methods with layer-wise adaptive
         moments for training of deep networks*, 2019.
     """
-    v.check_decay("b1", b1)
-    v.check_decay("b2", b2)
-    v.check_nonnegative("eps", eps)
-    v.check_nonnegative("eps_root", eps_root)
-    v.check_nonnegative("weight_decay", weight_decay)
+    validate.check_decay("b1", b1)
+    validate.check_decay("b2", b2)
+    validate.check_nonnegative("eps", eps)
+    validate.check_nonnegative("eps_root", eps_root)
+    validate.check_nonnegative("weight_decay", weight_decay)
     mu_dtype = check_dtype("mu_dtype", mu_dtype)
 
     def init_fn(params):
@@ -150,14 +149,16 @@ def scale_by_novograd(
         nu = jax.tree.map(lambda p: jnp.zeros([], state_dtype(p, real=True)), params)
         return ScaleByNovogradState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
 
-    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
-        v.require_params("scale_by_novograd", params)
-        count = _tree.safe_increment(state.count)
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
+        validate.require_params("scale_by_novograd", params)
+        count = tree_math.safe_increment(state.count)
         first = count == 1
 
         def new_nu(g, n):
             sq = jnp.linalg.norm(g) ** 2  # (rounded as optax does)
-            return jnp.where(first, *promote(sq, _tree.ema(b2, n, sq))).astype(n.dtype)
+            return jnp.where(first, *promote(sq, tree_math.ema(b2, n, sq))).astype(
+                n.dtype
+            )
 
         def new_mu(g, p, m, n):
             step = add(

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 
@@ -102,8 +102,8 @@ def scale_by_lbfgs(
         J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed.,
         Springer, 2006, Algorithms 7.4 and 7.5.
     """
-    v.check_count("memory_size", memory_size)
-    v.check_bool("scale_init_precond", scale_init_precond)
+    validate.check_count("memory_size", memory_size)
+    validate.check_bool("scale_init_precond", scale_init_precond)
 
     def init_fn(params):
         stacked = jax.tree.map(
@@ -122,8 +122,8 @@ def scale_by_lbfgs(
             weights_memory=jnp.zeros([memory_size], dtype),
         )
 
-    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
-        v.require_params("scale_by_lbfgs", params)
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
+        validate.require_params("scale_by_lbfgs", params)
         started = state.count > 0
         slot = (state.count - 1) % memory_size
         s = optax.tree.sub(params, state.params)

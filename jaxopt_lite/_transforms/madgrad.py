@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
     add,
     div,
@@ -30,9 +29,9 @@ class MadgradState(NamedTuple):
     initial parameters $\\theta_0$ (``x0``)."""
 
     count: jax.Array
-    grad_sum_sq: _tree.PyTree
-    s: _tree.PyTree
-    x0: _tree.PyTree
+    grad_sum_sq: tree_math.PyTree
+    s: tree_math.PyTree
+    x0: tree_math.PyTree
 
 
 @recipe
@@ -83,22 +82,22 @@ def scale_by_madgrad(
         Adaptive, Dual Averaged Gradient Method for Stochastic Optimization*,
         2021.
     """
-    v.check_learning_rate("learning_rate", learning_rate)
-    v.check_momentum("momentum", momentum)
-    v.check_nonnegative("eps", eps)
+    validate.check_learning_rate("learning_rate", learning_rate)
+    validate.check_momentum("momentum", momentum)
+    validate.check_nonnegative("eps", eps)
 
     def init_fn(params):
         sums = real_full_like(params, 0.0), zeros_like(params)
         return MadgradState(jnp.zeros([], jnp.int32), *sums, params)
 
     def update_fn(updates, state, params=None):
-        v.require_params("scale_by_madgrad", params)
+        validate.require_params("scale_by_madgrad", params)
         dtype = tree_compute_dtype(updates)
         rate = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        t = _tree.safe_increment(state.count).astype(dtype)
+        t = tree_math.safe_increment(state.count).astype(dtype)
         weight = mul(add(rate, eps), jnp.sqrt(t)).astype(dtype)
         grad_sum_sq = jax.tree.map(
-            lambda total, g: add(total, mul(weight, _tree.abs_sq(g))).astype(
+            lambda total, g: add(total, mul(weight, tree_math.abs_sq(g))).astype(
                 total.dtype
             ),
             state.grad_sum_sq,
@@ -115,7 +114,7 @@ def scale_by_madgrad(
             return mul(sub(1, momentum), sub(z, p)).astype(g.dtype)
 
         new_updates = jax.tree.map(step, updates, params, state.x0, s, grad_sum_sq)
-        count = _tree.safe_increment(state.count)
+        count = tree_math.safe_increment(state.count)
         return new_updates, MadgradState(count, grad_sum_sq, s, state.x0)
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -18,8 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul, sub, tree_compute_dtype, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
@@ -34,7 +33,7 @@ class MomoState(NamedTuple):
     averaged $\\langle g, \\theta \\rangle$ ($\\gamma$), the loss lower bound
     ``lb`` and the update count (int32, saturating)."""
 
-    exp_avg: _tree.PyTree
+    exp_avg: tree_math.PyTree
     barf: jax.Array
     gamma: jax.Array
     lb: jax.Array
@@ -44,8 +43,8 @@ class MomoState(NamedTuple):
 class MomoAdamState(NamedTuple):
     """As `MomoState`, with Adam's second moment ``exp_avg_sq``."""
 
-    exp_avg: _tree.PyTree
-    exp_avg_sq: _tree.PyTree
+    exp_avg: tree_math.PyTree
+    exp_avg_sq: tree_math.PyTree
     barf: jax.Array
     gamma: jax.Array
     lb: jax.Array
@@ -53,10 +52,10 @@ class MomoAdamState(NamedTuple):
 
 
 def _check(learning_rate, lower_bound, weight_decay, adapt_lower_bound) -> None:
-    v.check_learning_rate("learning_rate", learning_rate)
-    v.check_range("lower_bound", lower_bound)
-    v.check_nonnegative("weight_decay", weight_decay)
-    v.check_bool("adapt_lower_bound", adapt_lower_bound)
+    validate.check_learning_rate("learning_rate", learning_rate)
+    validate.check_range("lower_bound", lower_bound)
+    validate.check_nonnegative("weight_decay", weight_decay)
+    validate.check_bool("adapt_lower_bound", adapt_lower_bound)
 
 
 def _scalars(params: Any, lower_bound: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -109,8 +108,8 @@ def _update(params, updates, direction, tau, alpha, weight_decay) -> Any:
 
 
 def _averaged_loss(decay, barf, value) -> jax.Array:
-    value = v.require_value("momo", value)
-    return _tree.ema(decay, barf, jnp.asarray(value).astype(barf.dtype)).astype(
+    value = validate.require_value("momo", value)
+    return tree_math.ema(decay, barf, jnp.asarray(value).astype(barf.dtype)).astype(
         barf.dtype
     )
 
@@ -169,24 +168,24 @@ def momo(
         for Adaptive Learning Rates*, 2024.
     """
     _check(learning_rate, lower_bound, weight_decay, adapt_lower_bound)
-    v.check_decay("beta", beta)
+    validate.check_decay("beta", beta)
 
     def init_fn(params):
-        params = _tree.as_arrays(params)
+        params = tree_math.as_arrays(params)
         return MomoState(
             zeros_like(params), *_scalars(params, lower_bound), jnp.zeros([], jnp.int32)
         )
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         del extra_args
-        v.require_params("momo", params)
-        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
+        validate.require_params("momo", params)
+        updates, params = tree_math.as_arrays(updates), tree_math.as_arrays(params)
         dtype = state.barf.dtype
         decay = jnp.where(state.count == 0, 0, jnp.asarray(beta, dtype))
         barf = _averaged_loss(decay, state.barf, value)
-        exp_avg = _tree.tree_update_moment(updates, state.exp_avg, decay, 1)
-        inner = _tree.tree_vdot(updates, params).astype(dtype)
-        gamma = _tree.ema(decay, state.gamma, inner)
+        exp_avg = tree_math.tree_update_moment(updates, state.exp_avg, decay, 1)
+        inner = tree_math.tree_vdot(updates, params).astype(dtype)
+        gamma = tree_math.ema(decay, state.gamma, inner)
         alpha = learning_rate(state.count) if callable(learning_rate) else learning_rate
         tau, lb = _step(
             alpha,
@@ -196,12 +195,12 @@ def momo(
             barf,
             gamma,
             state.lb,
-            _tree.tree_vdot(exp_avg, params).astype(dtype),
-            _tree.tree_sum_squares(exp_avg).astype(dtype),
+            tree_math.tree_vdot(exp_avg, params).astype(dtype),
+            tree_math.tree_sum_squares(exp_avg).astype(dtype),
             1,
         )
         new_updates = _update(params, updates, exp_avg, tau, alpha, weight_decay)
-        count = _tree.safe_increment(state.count)
+        count = tree_math.safe_increment(state.count)
         return new_updates, MomoState(exp_avg, barf, gamma, lb, count)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -265,12 +264,12 @@ def momo_adam(
         for Adaptive Learning Rates*, 2024.
     """
     _check(learning_rate, lower_bound, weight_decay, adapt_lower_bound)
-    v.check_decay("b1", b1)
-    v.check_decay("b2", b2)
-    v.check_nonnegative("eps", eps)
+    validate.check_decay("b1", b1)
+    validate.check_decay("b2", b2)
+    validate.check_nonnegative("eps", eps)
 
     def init_fn(params):
-        params = _tree.as_arrays(params)
+        params = tree_math.as_arrays(params)
         zeros = zeros_like(params)
         return MomoAdamState(
             zeros, zeros, *_scalars(params, lower_bound), jnp.zeros([], jnp.int32)
@@ -278,20 +277,20 @@ def momo_adam(
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         del extra_args
-        v.require_params("momo_adam", params)
-        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
+        validate.require_params("momo_adam", params)
+        updates, params = tree_math.as_arrays(updates), tree_math.as_arrays(params)
         dtype = state.barf.dtype
-        count = _tree.safe_increment(state.count)
+        count = tree_math.safe_increment(state.count)
         barf = _averaged_loss(b1, state.barf, value)
-        exp_avg = _tree.tree_update_moment(updates, state.exp_avg, b1, 1)
-        exp_avg_sq = _tree.tree_update_moment(updates, state.exp_avg_sq, b2, 2)
-        bc2 = 1 - _tree.decay_power(b2, count, dtype)
+        exp_avg = tree_math.tree_update_moment(updates, state.exp_avg, b1, 1)
+        exp_avg_sq = tree_math.tree_update_moment(updates, state.exp_avg_sq, b2, 2)
+        bc2 = 1 - tree_math.decay_power(b2, count, dtype)
         precond = jax.tree.map(
             lambda s: add(jnp.sqrt(div(s, bc2)), eps).astype(s.dtype), exp_avg_sq
         )
         direction = jax.tree.map(lambda m, d: m / d, exp_avg, precond)
-        inner = _tree.tree_vdot(updates, params).astype(dtype)
-        gamma = _tree.ema(b1, state.gamma, inner).astype(dtype)
+        inner = tree_math.tree_vdot(updates, params).astype(dtype)
+        gamma = tree_math.ema(b1, state.gamma, inner).astype(dtype)
         alpha = learning_rate(state.count) if callable(learning_rate) else learning_rate
         tau, lb = _step(
             alpha,
@@ -301,9 +300,9 @@ def momo_adam(
             barf,
             gamma,
             state.lb,
-            _tree.tree_vdot(exp_avg, params).astype(dtype),
-            _tree.tree_vdot(exp_avg, direction).astype(dtype),
-            1 - _tree.decay_power(b1, count, dtype),
+            tree_math.tree_vdot(exp_avg, params).astype(dtype),
+            tree_math.tree_vdot(exp_avg, direction).astype(dtype),
+            1 - tree_math.decay_power(b1, count, dtype),
         )
         new_updates = _update(params, updates, direction, tau, alpha, weight_decay)
         return new_updates, MomoAdamState(exp_avg, exp_avg_sq, barf, gamma, lb, count)

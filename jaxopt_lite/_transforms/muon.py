@@ -17,8 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import mul, tree_compute_dtype, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import _first_moment_hat
@@ -143,12 +142,12 @@ def scale_by_muon(
         Bernstein and Newhouse, *Old Optimizer, New Norm: An Anthology*, 2024.
     """
     coefficient_table(ns_coeffs, ns_steps)
-    v.check_decay("beta", beta)
-    v.check_nonnegative("eps", eps)
-    mu_dtype = v.check_dtype("mu_dtype", mu_dtype)
-    v.check_bool("nesterov", nesterov)
-    v.check_bool("adaptive", adaptive)
-    v.check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
+    validate.check_decay("beta", beta)
+    validate.check_nonnegative("eps", eps)
+    mu_dtype = validate.check_dtype("mu_dtype", mu_dtype)
+    validate.check_bool("nesterov", nesterov)
+    validate.check_bool("adaptive", adaptive)
+    validate.check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
     check_spec_tree(
         weight_dimension_numbers, name="weight_dimension_numbers", is_spec=_is_spec
     )
@@ -173,8 +172,8 @@ def scale_by_muon(
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
-        mu = _tree.tree_update_moment(updates, state.mu, beta, 1)
+        count = tree_math.safe_increment(state.count)
+        mu = tree_math.tree_update_moment(updates, state.mu, beta, 1)
         mu_hat = _first_moment_hat(updates, mu, beta, count, nesterov)
         leaves, treedef = jax.tree.flatten(updates)
         specs = muon_specs(weight_dimension_numbers, updates, "scale_by_muon")
@@ -224,7 +223,7 @@ def scale_by_shape(
         Liu et al., *Muon is Scalable for LLM Training*, 2025.
     """
     if consistent_rms is not None:
-        v.check_nonnegative("consistent_rms", consistent_rms)
+        validate.check_nonnegative("consistent_rms", consistent_rms)
     check_spec_tree(
         weight_dimension_numbers, name="weight_dimension_numbers", is_spec=_is_spec
     )

@@ -15,8 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul, promote
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.matrices import from_matrices, matrix_axes, to_matrices
@@ -64,9 +63,9 @@ def coefficient_table(ns_coeffs: Any, ns_steps: Any) -> jax.Array:
     """``ns_coeffs`` (a preset name, 3 coefficients or rows of 3) as an array
     of shape ``(3,)`` or ``(n, 3)``; ``ValueError`` for other shapes and for
     more rows than ``ns_steps``."""
-    v.check_int("ns_steps", ns_steps)
+    validate.check_int("ns_steps", ns_steps)
     if isinstance(ns_coeffs, str):
-        v.check_choice("ns_coeffs", ns_coeffs, tuple(NS_COEFFS_PRESETS))
+        validate.check_choice("ns_coeffs", ns_coeffs, tuple(NS_COEFFS_PRESETS))
         ns_coeffs = NS_COEFFS_PRESETS[ns_coeffs]
     table = jnp.asarray(ns_coeffs)
     if table.ndim not in (1, 2) or table.shape[-1] != 3 or table.size == 0:
@@ -101,7 +100,7 @@ def _first_step(x: jax.Array, c: jax.Array, preconditioning: str, eps: Any):
         s = jax.lax.rsqrt(_at_least(jnp.sum(jnp.abs(a), axis=-1), eps))[..., None]
         x, a = mul(x, s), mul(a, s * jnp.swapaxes(s, -1, -2))
     else:  # schatten: the whole matrix by the root of ||A||_F
-        s = jax.lax.rsqrt(_at_least(_tree.l2_norm(a, axis=(-2, -1)), eps))
+        s = jax.lax.rsqrt(_at_least(tree_math.l2_norm(a, axis=(-2, -1)), eps))
         s = s[..., None, None]
         x, a = mul(x, s), mul(a, s * s)
     return _quintic(x, a, c)
@@ -118,7 +117,7 @@ def newton_schulz(
     if transposed:
         x = jnp.swapaxes(x, -1, -2)
     if preconditioning == "frobenius":
-        x = div(x, add(_tree.l2_norm(x, axis=(-2, -1), keepdims=True), eps))
+        x = div(x, add(tree_math.l2_norm(x, axis=(-2, -1), keepdims=True), eps))
     elif preconditioning == "spectral":
         norm = jnp.linalg.norm(x, ord=2, axis=(-2, -1), keepdims=True)
         x = div(x, add(norm, eps))
@@ -194,8 +193,8 @@ def orthogonalize_via_newton_schulz(
         Orthogonalization via Chebyshev-type Polynomials*, 2025.
     """
     table = coefficient_table(ns_coeffs, ns_steps)
-    v.check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
-    v.check_nonnegative("eps", eps)
+    validate.check_choice("preconditioning", preconditioning, PRECONDITIONINGS)
+    validate.check_nonnegative("eps", eps)
     if dimension_numbers is None:
         dimension_numbers = default_dimension_numbers(jnp.ndim(x))
         if dimension_numbers is None:

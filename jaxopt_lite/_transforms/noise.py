@@ -8,8 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, compute_dtype, div, mul, promote
 from jaxopt_lite._core.recipe import recipe
 
@@ -22,8 +21,8 @@ def resolve_key(key: Any, seed: Any) -> jax.Array:
                 "Give only one of key and seed (seed is the older name of key), "
                 f"got key={key!r} and seed={seed!r}."
             )
-        return v.check_key("seed", seed)
-    return v.check_key("key", key)
+        return validate.check_key("seed", seed)
+    return validate.check_key("key", key)
 
 
 # optax's class itself, so that states compare equal to optax's as trees.
@@ -75,8 +74,8 @@ def add_noise(
         Neelakantan et al., *Adding gradient noise improves learning for very
         deep networks*, 2015.
     """
-    v.check_nonnegative("eta", eta)
-    v.check_nonnegative("gamma", gamma)
+    validate.check_nonnegative("eta", eta)
+    validate.check_nonnegative("gamma", gamma)
     rng_key = resolve_key(key, seed)
 
     def init_fn(params):
@@ -85,7 +84,7 @@ def add_noise(
 
     def update_fn(updates, state, params=None):
         del params
-        count = _tree.safe_increment(state.count)
+        count = tree_math.safe_increment(state.count)
         next_key, sample_key = jax.random.split(state.rng_key)
         leaves, treedef = jax.tree.flatten(updates)
         keys = jax.random.split(sample_key, len(leaves))

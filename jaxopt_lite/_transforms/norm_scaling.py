@@ -3,7 +3,7 @@ updates by their global norm, `scale_by_param_block_norm` multiplies each
 parameter array's updates by that array's norm.
 
 Norms are overflow- and underflow-safe and taken in float32 or wider
-(`_core.tree`); updates come back in the gradients' dtype.
+(`_core.tree_math`); updates come back in the gradients' dtype.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from typing import NamedTuple
 import jax
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul
 from jaxopt_lite._core.recipe import recipe
 
@@ -50,8 +49,8 @@ def normalize_by_update_norm(
         >>> t.update({"a": jnp.array([3.0]), "b": jnp.array([4.0])}, t.init(None))[0]
         {'a': Array([0.6], dtype=float32), 'b': Array([0.8], dtype=float32)}
     """
-    v.check_range("scale_factor", scale_factor)
-    v.check_nonnegative("eps", eps)
+    validate.check_range("scale_factor", scale_factor)
+    validate.check_nonnegative("eps", eps)
 
     def init_fn(params):
         del params
@@ -59,7 +58,7 @@ def normalize_by_update_norm(
 
     def update_fn(updates, state, params=None):
         del params
-        denominator = div(add(_tree.tree_global_norm(updates), eps), scale_factor)
+        denominator = div(add(tree_math.tree_global_norm(updates), eps), scale_factor)
         new_updates = jax.tree.map(
             lambda g: div(g, denominator).astype(g.dtype), updates
         )
@@ -99,16 +98,16 @@ def scale_by_param_block_norm(
         >>> t.update(jnp.array([1.0, 2.0]), t.init(params), params)[0]
         Array([ 5., 10.], dtype=float32)
     """
-    v.check_nonnegative("min_scale", min_scale)
+    validate.check_nonnegative("min_scale", min_scale)
 
     def init_fn(params):
         del params
         return ScaleByParamBlockNormState()
 
     def update_fn(updates, state, params=None):
-        v.require_params("scale_by_param_block_norm", params)
+        validate.require_params("scale_by_param_block_norm", params)
         new_updates = jax.tree.map(
-            lambda g, p: mul(g, _tree.safe_norm(p, min_scale)).astype(g.dtype),
+            lambda g, p: mul(g, tree_math.safe_norm(p, min_scale)).astype(g.dtype),
             updates,
             params,
         )

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import optax
 
-from jaxopt_lite._core import tree as _tree
+from jaxopt_lite._core import tree_math
 from jaxopt_lite._core.dtypes import div
 from jaxopt_lite._core.recipe import recipe
 
@@ -49,7 +49,7 @@ def normalize() -> optax.GradientTransformation:
 
     def update_fn(updates, state, params=None):
         del params
-        norm = _tree.tree_global_norm(updates)
+        norm = tree_math.tree_global_norm(updates)
         return jax.tree.map(lambda g: div(g, norm).astype(g.dtype), updates), state
 
     return optax.GradientTransformation(init_fn, update_fn)

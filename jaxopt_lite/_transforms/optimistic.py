@@ -14,8 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, cast_like, mul, sub, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
@@ -25,7 +24,7 @@ class ScaleByOptimisticGradientState(NamedTuple):
     gradient; optax's field names."""
 
     is_initial_step: jax.Array
-    previous_gradient: _tree.PyTree
+    previous_gradient: tree_math.PyTree
 
 
 @recipe
@@ -67,8 +66,8 @@ def scale_by_optimistic_gradient(
         Extra-gradient and Optimistic Gradient Methods for Saddle Point
         Problems: Proximal Point Approach*, 2020.
     """
-    v.check_range("alpha", alpha)
-    v.check_range("beta", beta)
+    validate.check_range("alpha", alpha)
+    validate.check_range("beta", beta)
 
     def init_fn(params):
         return ScaleByOptimisticGradientState(jnp.array(True), zeros_like(params))

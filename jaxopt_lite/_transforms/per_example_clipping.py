@@ -9,8 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import compute_dtype, div, mul, promote
 
 PyTree = Any
@@ -31,7 +30,7 @@ def _check_batch(grads: PyTree, name: str) -> None:
 def _clipped_sum(grads: PyTree, clip: Any) -> tuple[PyTree, jax.Array]:
     """The sum over axis 0 of the examples' gradients, each scaled down to
     global norm ``clip`` when larger, and how many were scaled down."""
-    norms = jax.vmap(_tree.tree_global_norm)(grads)
+    norms = jax.vmap(tree_math.tree_global_norm)(grads)
     # min(clip / norm, 1) with 1 where it is NaN (0 / 0), as optax.
     factors = jnp.minimum(*promote(div(clip, norms), 1.0))
     factors = jnp.where(jnp.isnan(factors), jnp.ones_like(factors), factors)
@@ -80,7 +79,7 @@ def per_example_global_norm_clip(
         Abadi, Chu, Goodfellow, McMahan, Mironov, Talwar and Zhang, *Deep
         Learning with Differential Privacy*, 2016.
     """
-    v.check_nonnegative("l2_norm_clip", l2_norm_clip)
+    validate.check_nonnegative("l2_norm_clip", l2_norm_clip)
     _check_batch(grads, "per_example_global_norm_clip")
     return _clipped_sum(grads, l2_norm_clip)
 
@@ -125,8 +124,8 @@ def per_example_layer_norm_clip(
         Andrew, Thakkar, McMahan and Ramaswamy, *Differentially Private
         Learning with Adaptive Clipping*, 2021 (per-layer clipping).
     """
-    v.check_nonnegative("global_l2_norm_clip", global_l2_norm_clip)
-    v.check_bool("uniform", uniform)
+    validate.check_nonnegative("global_l2_norm_clip", global_l2_norm_clip)
+    validate.check_bool("uniform", uniform)
     _check_batch(grads, "per_example_layer_norm_clip")
     leaves, structure = jax.tree.flatten(grads)
     sizes = [math.prod(jnp.shape(x)[1:]) for x in leaves]

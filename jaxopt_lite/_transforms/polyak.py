@@ -9,8 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul, promote, sub
 from jaxopt_lite._core.recipe import recipe
 
@@ -75,10 +74,10 @@ def scale_by_polyak(
         learning rates based on the Polyak stepsize and function splitting in
         ERM*, 2023.
     """
-    v.check_range("f_min", f_min)
-    v.check_nonnegative("max_learning_rate", max_learning_rate)
-    v.check_nonnegative("eps", eps)
-    v.check_choice("variant", variant, _VARIANTS)
+    validate.check_range("f_min", f_min)
+    validate.check_nonnegative("max_learning_rate", max_learning_rate)
+    validate.check_nonnegative("eps", eps)
+    validate.check_choice("variant", variant, _VARIANTS)
 
     def init_fn(params):
         del params
@@ -86,8 +85,8 @@ def scale_by_polyak(
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         del params, extra_args
-        value = v.require_value("scale_by_polyak", value)
-        sq_norm = _tree.tree_sum_squares(updates)
+        value = validate.require_value("scale_by_polyak", value)
+        sq_norm = tree_math.tree_sum_squares(updates)
         gap = jnp.asarray(sub(value, f_min)).astype(sq_norm.dtype)
         if variant == "sps+":
             gap = jnp.maximum(gap, 0.0)
@@ -97,7 +96,7 @@ def scale_by_polyak(
             0.0,
             jnp.minimum(*promote(gap / denominator, max_learning_rate)),
         )
-        scaled = _tree.tree_scale(step, updates)
+        scaled = tree_math.tree_scale(step, updates)
         # Where the squared norm overflows (or is so large that gap / |g|^2 is
         # below the smallest normal float and flushes to 0), scale by
         # (gap / |g|) (g / |g|) instead.
@@ -113,7 +112,7 @@ def scale_by_polyak(
 def _overflowed(updates, gap, max_learning_rate):
     """Polyak's step ``min(gap / |g|^2, max) g`` for updates whose squared norm
     overflows, from the overflow-safe norm (NaN or infinite updates stay so)."""
-    norm = _tree.tree_global_norm(updates)
+    norm = tree_math.tree_global_norm(updates)
     step_times_norm = gap / norm
     capped = jnp.greater_equal(*promote(step_times_norm / norm, max_learning_rate))
     return jax.tree.map(

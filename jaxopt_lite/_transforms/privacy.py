@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.noise import resolve_key
@@ -26,7 +25,7 @@ def _clipped_sum(grads: list[jax.Array], clip: Any) -> list[jax.Array]:
     r"""$\sum_i g_i \min(1, C / \lVert g_i \rVert)$ over the examples $i$ (axis
     0 of every leaf), the norm taken over all leaves of example $i$; an
     example of norm 0 keeps factor 1."""
-    norms = jax.vmap(_tree.tree_global_norm)(grads)
+    norms = jax.vmap(tree_math.tree_global_norm)(grads)
     factors = jnp.nan_to_num(jnp.minimum(div(clip, norms), 1.0), nan=1.0)
     return [
         jnp.tensordot(factors.astype(g.dtype), g, axes=1).astype(g.dtype) for g in grads
@@ -75,8 +74,8 @@ def differentially_private_aggregate(
     References:
         Abadi et al., *Deep Learning with Differential Privacy*, 2016.
     """
-    v.check_nonnegative("l2_norm_clip", l2_norm_clip)
-    v.check_nonnegative("noise_multiplier", noise_multiplier)
+    validate.check_nonnegative("l2_norm_clip", l2_norm_clip)
+    validate.check_nonnegative("noise_multiplier", noise_multiplier)
     rng_key = resolve_key(key, seed)
 
     def init_fn(params):

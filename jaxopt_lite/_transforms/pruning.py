@@ -19,8 +19,7 @@ import optax
 
 from jaxopt_lite._combinators.averaging import _find
 from jaxopt_lite._combinators.masking import masked
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, mul, tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
@@ -35,10 +34,10 @@ class PruneByMagnitudeState(NamedTuple):
 
     count: jax.Array
     sparsity: jax.Array
-    masks: _tree.PyTree
+    masks: tree_math.PyTree
 
 
-def _matrices(params: _tree.PyTree) -> _tree.PyTree:
+def _matrices(params: tree_math.PyTree) -> tree_math.PyTree:
     """The default selection: leaves with at least two axes longer than 1
     (weight matrices and kernels; not biases or scales, even when they are
     shaped ``(1, n)`` to broadcast)."""
@@ -151,8 +150,8 @@ def prune_by_magnitude(
         Han, Pool, Tran and Dally, *Learning both Weights and Connections for
         Efficient Neural Networks*, 2015.
     """
-    v.check_range("sparsity", sparsity, 0.0, 1.0, allow_schedule=True)
-    v.check_choice("scope", scope, SCOPES)
+    validate.check_range("sparsity", sparsity, 0.0, 1.0, allow_schedule=True)
+    validate.check_choice("scope", scope, SCOPES)
 
     def init_fn(params):
         return PruneByMagnitudeState(
@@ -162,8 +161,8 @@ def prune_by_magnitude(
         )
 
     def update_fn(updates, state, params=None):
-        v.require_params("prune_by_magnitude", params)
-        updates, params = _tree.as_arrays(updates), _tree.as_arrays(params)
+        validate.require_params("prune_by_magnitude", params)
+        updates, params = tree_math.as_arrays(updates), tree_math.as_arrays(params)
         treedef = jax.tree.structure(updates)
         us, ps = treedef.flatten_up_to(updates), treedef.flatten_up_to(params)
         masks = treedef.flatten_up_to(state.masks)
@@ -180,7 +179,7 @@ def prune_by_magnitude(
             for m, u, p in zip(masks, us, ps, strict=True)
         ]
         new_state = PruneByMagnitudeState(
-            count=_tree.safe_increment(state.count),
+            count=tree_math.safe_increment(state.count),
             sparsity=jnp.where(rises, level, state.sparsity),
             masks=treedef.unflatten(masks),
         )

@@ -13,8 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, mul, real_full_like, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
@@ -54,8 +53,8 @@ def scale_by_rss(
         Duchi et al., *Adaptive Subgradient Methods for Online Learning and
         Stochastic Optimization*, 2011.
     """
-    v.check_nonnegative("initial_accumulator_value", initial_accumulator_value)
-    v.check_nonnegative("eps", eps)
+    validate.check_nonnegative("initial_accumulator_value", initial_accumulator_value)
+    validate.check_nonnegative("eps", eps)
 
     def init_fn(params):
         return ScaleByRssState(real_full_like(params, initial_accumulator_value))
@@ -63,7 +62,7 @@ def scale_by_rss(
     def update_fn(updates, state, params=None):
         del params
         sums = jax.tree.map(
-            lambda g, s: (_tree.abs_sq(g) + s).astype(s.dtype),
+            lambda g, s: (tree_math.abs_sq(g) + s).astype(s.dtype),
             updates,
             state.sum_of_squares,
         )
@@ -89,23 +88,23 @@ class ScaleByRmsWithCountState(NamedTuple):
     gradients (real dtype), for ``bias_correction=True``."""
 
     count: jax.Array
-    nu: _tree.PyTree
+    nu: tree_math.PyTree
 
 
 def _check_rms_args(
     decay: Any, eps: Any, initial_scale: Any, eps_in_sqrt: Any, bias_correction: Any
 ) -> None:
     """The checks of the arguments `scale_by_rms` and `scale_by_stddev` share."""
-    v.check_decay("decay", decay)
-    v.check_nonnegative("eps", eps)
-    v.check_nonnegative("initial_scale", initial_scale)
+    validate.check_decay("decay", decay)
+    validate.check_nonnegative("eps", eps)
+    validate.check_nonnegative("initial_scale", initial_scale)
     check_bool("eps_in_sqrt", eps_in_sqrt)
     check_bool("bias_correction", bias_correction)
 
 
 def _divide_by_root(
-    updates: _tree.PyTree, second: _tree.PyTree, eps: Any, eps_in_sqrt: bool
-) -> _tree.PyTree:
+    updates: tree_math.PyTree, second: tree_math.PyTree, eps: Any, eps_in_sqrt: bool
+) -> tree_math.PyTree:
     r"""Each update over $\sqrt{s + \epsilon}$ (or $\sqrt{s} + \epsilon$), with
     $s$ the matching leaf of ``second``, in the updates' dtypes."""
 
@@ -169,11 +168,11 @@ def scale_by_rms(
 
     def update_fn(updates, state, params=None):
         del params
-        nu = _tree.tree_update_moment(updates, state.nu, decay, 2)
+        nu = tree_math.tree_update_moment(updates, state.nu, decay, 2)
         if not bias_correction:
             return _divide_by_root(updates, nu, eps, eps_in_sqrt), ScaleByRmsState(nu)
-        count = _tree.safe_increment(state.count)
-        nu_hat = _tree.tree_bias_correction(nu, decay, count)
+        count = tree_math.safe_increment(state.count)
+        nu_hat = tree_math.tree_bias_correction(nu, decay, count)
         new_updates = _divide_by_root(updates, nu_hat, eps, eps_in_sqrt)
         return new_updates, ScaleByRmsWithCountState(count, nu)
 
@@ -190,8 +189,8 @@ class ScaleByRStdDevWithCountState(NamedTuple):
     squares, for ``bias_correction=True``."""
 
     count: jax.Array
-    mu: _tree.PyTree
-    nu: _tree.PyTree
+    mu: tree_math.PyTree
+    nu: tree_math.PyTree
 
 
 @recipe
@@ -244,17 +243,17 @@ def scale_by_stddev(
 
     def update_fn(updates, state, params=None):
         del params
-        mu = _tree.tree_update_moment(updates, state.mu, decay, 1)
-        nu = _tree.tree_update_moment(updates, state.nu, decay, 2)
+        mu = tree_math.tree_update_moment(updates, state.mu, decay, 1)
+        nu = tree_math.tree_update_moment(updates, state.nu, decay, 2)
         if bias_correction:
-            count = _tree.safe_increment(state.count)
-            mu_hat = _tree.tree_bias_correction(mu, decay, count)
-            nu_hat = _tree.tree_bias_correction(nu, decay, count)
+            count = tree_math.safe_increment(state.count)
+            mu_hat = tree_math.tree_bias_correction(mu, decay, count)
+            nu_hat = tree_math.tree_bias_correction(nu, decay, count)
             new_state = ScaleByRStdDevWithCountState(count, mu, nu)
         else:
             mu_hat, nu_hat = mu, nu
             new_state = ScaleByRStdDevState(mu, nu)
-        variance = jax.tree.map(lambda m, n: n - _tree.abs_sq(m), mu_hat, nu_hat)
+        variance = jax.tree.map(lambda m, n: n - tree_math.abs_sq(m), mu_hat, nu_hat)
         return _divide_by_root(updates, variance, eps, eps_in_sqrt), new_state
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -296,8 +295,8 @@ def scale_by_adadelta(
     References:
         Zeiler, *ADADELTA: An Adaptive Learning Rate Method*, 2012.
     """
-    v.check_decay("rho", rho)
-    v.check_nonnegative("eps", eps)
+    validate.check_decay("rho", rho)
+    validate.check_nonnegative("eps", eps)
 
     def init_fn(params):
         return ScaleByAdaDeltaState(
@@ -306,7 +305,7 @@ def scale_by_adadelta(
 
     def update_fn(updates, state, params=None):
         del params
-        e_g = _tree.tree_update_moment(updates, state.e_g, rho, 2)
+        e_g = tree_math.tree_update_moment(updates, state.e_g, rho, 2)
         new_updates = jax.tree.map(
             lambda g, eg, ex: mul(
                 g, jnp.sqrt(add(ex, eps)) / jnp.sqrt(add(eg, eps))
@@ -315,7 +314,7 @@ def scale_by_adadelta(
             e_g,
             state.e_x,
         )
-        e_x = _tree.tree_update_moment(new_updates, state.e_x, rho, 2)
+        e_x = tree_math.tree_update_moment(new_updates, state.e_x, rho, 2)
         return new_updates, ScaleByAdaDeltaState(e_g, e_x)
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -14,8 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import full_like, mul, promote, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
@@ -24,8 +23,8 @@ class ScaleByRpropState(NamedTuple):
     """Per-element step sizes and the step taken last (zero where the
     gradient had just flipped sign); optax's field names."""
 
-    step_sizes: _tree.PyTree
-    prev_updates: _tree.PyTree
+    step_sizes: tree_math.PyTree
+    prev_updates: tree_math.PyTree
 
 
 @recipe
@@ -85,17 +84,17 @@ def scale_by_rprop(
         Igel and Hüsken, *Empirical evaluation of the improved Rprop learning
         algorithms*, 2003.
     """
-    v.check_nonnegative("learning_rate", learning_rate)
-    v.check_range("eta_minus", eta_minus, 0.0, 1.0, low_closed=False)
-    v.check_range("eta_plus", eta_plus, 1.0)
-    v.check_nonnegative("min_step_size", min_step_size)
-    v.check_nonnegative("max_step_size", max_step_size)
-    v.check_less(
+    validate.check_nonnegative("learning_rate", learning_rate)
+    validate.check_range("eta_minus", eta_minus, 0.0, 1.0, low_closed=False)
+    validate.check_range("eta_plus", eta_plus, 1.0)
+    validate.check_nonnegative("min_step_size", min_step_size)
+    validate.check_nonnegative("max_step_size", max_step_size)
+    validate.check_less(
         "min_step_size", min_step_size, "max_step_size", max_step_size, strict=False
     )
 
     def init_fn(params):
-        v.reject_complex(
+        validate.reject_complex(
             "scale_by_rprop", params, "Rprop compares the signs of successive gradients"
         )
         return ScaleByRpropState(full_like(params, learning_rate), zeros_like(params))

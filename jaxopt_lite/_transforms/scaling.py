@@ -19,8 +19,7 @@ import optax.contrib
 
 from jaxopt_lite._combinators.masking import PartitionState
 from jaxopt_lite._combinators.plateau import ReduceLROnPlateauState
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import mul, tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 
@@ -52,7 +51,7 @@ def scale(step_size: float | jax.Array) -> optax.GradientTransformation:
         >>> t.update(jnp.array([2.0]), t.init(None))[0]
         Array([-1.], dtype=float32)
     """
-    v.check_range("step_size", step_size)
+    validate.check_range("step_size", step_size)
 
     def init_fn(params):
         del params
@@ -60,7 +59,7 @@ def scale(step_size: float | jax.Array) -> optax.GradientTransformation:
 
     def update_fn(updates, state, params=None):
         del params
-        return _tree.tree_scale(step_size, updates), state
+        return tree_math.tree_scale(step_size, updates), state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -93,7 +92,7 @@ def scale_by_schedule(
         >>> t.update(jnp.array([2.0]), s)[0]
         Array([1.], dtype=float32)
     """
-    v.check_callable("step_size_fn", step_size_fn)
+    validate.check_callable("step_size_fn", step_size_fn)
 
     def init_fn(params):
         del params
@@ -102,8 +101,8 @@ def scale_by_schedule(
     def update_fn(updates, state, params=None):
         del params
         factor = step_size_fn(state.count)
-        updates = _tree.tree_scale(factor, updates)
-        return updates, ScaleByScheduleState(_tree.safe_increment(state.count))
+        updates = tree_math.tree_scale(factor, updates)
+        return updates, ScaleByScheduleState(tree_math.safe_increment(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -154,7 +153,7 @@ def scale_by_learning_rate(
         >>> jol.current_learning_rate(state)
         Array(0.1, dtype=float32)
     """
-    v.check_learning_rate("learning_rate", learning_rate)
+    validate.check_learning_rate("learning_rate", learning_rate)
     sign = -1.0 if flip_sign else 1.0
 
     def rate_at(count, dtype):
@@ -169,9 +168,9 @@ def scale_by_learning_rate(
     def update_fn(updates, state, params=None):
         del params
         rate = rate_at(state.count, state.applied_rate.dtype)
-        updates = _tree.tree_scale(sign * rate, updates)
+        updates = tree_math.tree_scale(sign * rate, updates)
         return updates, ScaleByLearningRateState(
-            _tree.safe_increment(state.count), rate
+            tree_math.safe_increment(state.count), rate
         )
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, cast_like, mul, promoted_dtype, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
@@ -58,7 +57,7 @@ def trace(
         Sutskever et al., *On the importance of initialization and momentum in
         deep learning*, 2013.
     """
-    v.check_momentum("decay", decay)
+    validate.check_momentum("decay", decay)
     check_bool("nesterov", nesterov)
     accumulator_dtype = check_dtype("accumulator_dtype", accumulator_dtype)
 
@@ -118,9 +117,9 @@ def momentum_ema(
         del params
         # The updates come from the average before it is rounded to the
         # buffer's dtype (as optax.ema does; the same for float32 buffers).
-        raw = jax.tree.map(lambda g, m: _tree.ema(decay, m, g), updates, state.ema)
+        raw = jax.tree.map(lambda g, m: tree_math.ema(decay, m, g), updates, state.ema)
         out = cast_like(raw, updates)
         ema = cast_like(raw, state.ema)
-        return out, MomentumState(_tree.safe_increment(state.count), ema)
+        return out, MomentumState(tree_math.safe_increment(state.count), ema)
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -8,8 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, mul, zeros_like
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_dtype
@@ -104,11 +103,11 @@ def scale_by_lion(
     References:
         Chen et al., *Symbolic discovery of optimization algorithms*, 2023.
     """
-    v.check_decay("b1", b1)
-    v.check_decay("b2", b2)
-    v.check_range("smooth_beta", smooth_beta)
+    validate.check_decay("b1", b1)
+    validate.check_decay("b2", b2)
+    validate.check_range("smooth_beta", smooth_beta)
     mu_dtype = check_dtype("mu_dtype", mu_dtype)
-    v.check_choice("mode", mode, _LION_MODES)
+    validate.check_choice("mode", mode, _LION_MODES)
 
     def direction(g, m):
         c = add(mul(1.0 - b1, g), mul(b1, m))
@@ -127,7 +126,7 @@ def scale_by_lion(
     def update_fn(updates, state, params=None):
         del params
         new_updates = jax.tree.map(direction, updates, state.mu)
-        mu = _tree.tree_update_moment(updates, state.mu, b2, 1)
-        return new_updates, ScaleByLionState(_tree.safe_increment(state.count), mu)
+        mu = tree_math.tree_update_moment(updates, state.mu, b2, 1)
+        return new_updates, ScaleByLionState(tree_math.safe_increment(state.count), mu)
 
     return optax.GradientTransformation(init_fn, update_fn)

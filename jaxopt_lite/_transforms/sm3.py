@@ -16,8 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, mul, state_dtype, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
@@ -27,8 +26,8 @@ class ScaleBySM3State(NamedTuple):
     that axis' length; one array shaped like the parameter for rank 0 or 1);
     ``nu``: the momentum of the rescaled gradients. optax's field names."""
 
-    mu: _tree.PyTree
-    nu: _tree.PyTree
+    mu: tree_math.PyTree
+    nu: tree_math.PyTree
 
 
 def _cover(x: jax.Array) -> list[jax.Array]:
@@ -92,9 +91,9 @@ def scale_by_sm3(
         Anil, Gupta, Koren and Singer, *Memory-Efficient Adaptive
         Optimization*, 2019.
     """
-    v.check_decay("b1", b1)
-    v.check_range("b2", b2, 0.0, 1.0)
-    v.check_nonnegative("eps", eps)
+    validate.check_decay("b1", b1)
+    validate.check_range("b2", b2, 0.0, 1.0)
+    validate.check_nonnegative("eps", eps)
 
     def init_fn(params):
         return ScaleBySM3State(jax.tree.map(_cover, params), zeros_like(params))
@@ -108,7 +107,7 @@ def scale_by_sm3(
                 [_along(a, r, g.ndim) for r, a in enumerate(accumulators)],
             )
         fresh = jnp.where(b2 == 1, 1.0, 1 - b2)
-        return add(mul(fresh, _tree.abs_sq(g)), mul(b2, previous))
+        return add(mul(fresh, tree_math.abs_sq(g)), mul(b2, previous))
 
     def covered(nu, accumulators):
         if nu.ndim < 2:
@@ -126,7 +125,7 @@ def scale_by_sm3(
     def update_fn(updates, state, params=None):
         del params
         nu = jax.tree.map(second_moment, updates, state.mu)
-        momentum = _tree.tree_update_moment(
+        momentum = tree_math.tree_update_moment(
             jax.tree.map(rescale, updates, nu), state.nu, b1, 1
         )
         mu = jax.tree.map(covered, nu, state.mu)

@@ -26,8 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
     add,
     at_least_float32,
@@ -49,10 +48,10 @@ class ScaleBySoapState(NamedTuple):
     per axis (``None`` for an axis that is not rotated)."""
 
     count: jax.Array
-    mu: _tree.PyTree
-    nu: _tree.PyTree
-    factors: _tree.PyTree
-    bases: _tree.PyTree
+    mu: tree_math.PyTree
+    nu: tree_math.PyTree
+    factors: tree_math.PyTree
+    bases: tree_math.PyTree
 
 
 def _rotated_axes(shape: Sequence[int], max_precond_dim: int) -> tuple[bool, ...]:
@@ -95,7 +94,7 @@ def _update_factors(g: jax.Array, factors: tuple, beta: Any) -> tuple:
         if f is not None:
             others = [k for k in range(g.ndim) if k != axis]
             outer = jnp.tensordot(g, g.conj(), (others, others), precision=_HIGHEST)
-            f = _tree.ema(beta, f, outer).astype(f.dtype)
+            f = tree_math.ema(beta, f, outer).astype(f.dtype)
         new.append(f)
     return tuple(new)
 
@@ -222,13 +221,13 @@ def scale_by_soap(
         Gupta, Koren and Singer, *Shampoo: Preconditioned Stochastic Tensor
         Optimization*, 2018.
     """
-    v.check_decay("b1", b1)
-    v.check_decay("b2", b2)
+    validate.check_decay("b1", b1)
+    validate.check_decay("b2", b2)
     if shampoo_beta is not None:
-        v.check_decay("shampoo_beta", shampoo_beta)
-    v.check_nonnegative("eps", eps)
-    v.check_int("precondition_frequency", precondition_frequency, traced=True)
-    v.check_int("max_precond_dim", max_precond_dim)
+        validate.check_decay("shampoo_beta", shampoo_beta)
+    validate.check_nonnegative("eps", eps)
+    validate.check_int("precondition_frequency", precondition_frequency, traced=True)
+    validate.check_int("max_precond_dim", max_precond_dim)
     beta_s = b2 if shampoo_beta is None else shampoo_beta
 
     def init_fn(params):
@@ -257,7 +256,7 @@ def scale_by_soap(
 
     def update_fn(updates, state, params=None):
         del params
-        updates = _tree.as_arrays(updates)
+        updates = tree_math.as_arrays(updates)
         treedef = jax.tree.structure(updates)
         grads = treedef.flatten_up_to(updates)
         mus, nus = treedef.flatten_up_to(state.mu), treedef.flatten_up_to(state.nu)
@@ -278,8 +277,8 @@ def scale_by_soap(
             steps, new_mus, new_nus = [], [], []
             for g, w, mu, nu, qs in zip(grads, wide, mus, nus, bases, strict=True):
                 rotated = _project(w, qs)
-                mu = _tree.ema(b1, mu, rotated).astype(mu.dtype)
-                nu = _tree.ema(b2, nu, _tree.abs_sq(rotated)).astype(nu.dtype)
+                mu = tree_math.ema(b1, mu, rotated).astype(mu.dtype)
+                nu = tree_math.ema(b2, nu, tree_math.abs_sq(rotated)).astype(nu.dtype)
                 step = _project_back(div(mu, add(jnp.sqrt(nu), eps)), qs)
                 steps.append(mul(_correction(b1, b2, t, w), step).astype(g.dtype))
                 new_mus.append(mu)
@@ -294,7 +293,7 @@ def scale_by_soap(
 
         steps, mus, nus, bases = jax.lax.cond(state.count == 0, first, later)
         state = ScaleBySoapState(
-            count=_tree.safe_increment(state.count),
+            count=tree_math.safe_increment(state.count),
             mu=treedef.unflatten(mus),
             nu=treedef.unflatten(nus),
             factors=treedef.unflatten(factors),

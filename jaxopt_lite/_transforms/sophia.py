@@ -10,8 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import div, mul, promote, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
@@ -61,15 +60,19 @@ def hutchinson_estimator_diag_hessian(
     """
     # None: the key is made in init, so that importing the package (which
     # builds the default estimator) starts no XLA backend (jax.distributed)
-    key = None if random_seed is None else v.check_key("random_seed", random_seed)
+    key = (
+        None if random_seed is None else validate.check_key("random_seed", random_seed)
+    )
 
     def init_fn(params):
         del params
-        return HutchinsonState(v.check_key("random_seed", None) if key is None else key)
+        return HutchinsonState(
+            validate.check_key("random_seed", None) if key is None else key
+        )
 
     def update_fn(updates, state, params: Any = None, obj_fn=None, **extra_args):
         del updates, extra_args
-        v.require_params("hutchinson_estimator_diag_hessian", params)
+        validate.require_params("hutchinson_estimator_diag_hessian", params)
         if obj_fn is None:
             raise TypeError(
                 "hutchinson_estimator_diag_hessian needs the objective: call "
@@ -95,8 +98,8 @@ class SophiaState(NamedTuple):
     state."""
 
     count: jax.Array
-    mu: _tree.PyTree
-    nu: _tree.PyTree
+    mu: tree_math.PyTree
+    nu: tree_math.PyTree
     hessian_fn_state: Any
 
 
@@ -164,19 +167,21 @@ def scale_by_sophia(
         Liu, Li, Hall, Liang and Ma, *Sophia: A Scalable Stochastic
         Second-order Optimizer for Language Model Pre-training*, 2024.
     """
-    v.check_decay("b1", b1)
-    v.check_decay("b2", b2)
-    v.check_nonnegative("eps", eps)
-    v.check_nonnegative("gamma", gamma)
+    validate.check_decay("b1", b1)
+    validate.check_decay("b2", b2)
+    validate.check_nonnegative("eps", eps)
+    validate.check_nonnegative("gamma", gamma)
     if clip_threshold is not None:
-        v.check_positive("clip_threshold", clip_threshold)
-    v.check_int("update_interval", update_interval, traced=True)
-    v.check_transform("hessian_diagonal_fn", hessian_diagonal_fn)
-    mu_dtype = v.check_dtype("mu_dtype", mu_dtype)
-    v.check_bool("verbose", verbose)
-    v.check_int("print_win_rate_every_n_steps", print_win_rate_every_n_steps, minimum=0)
+        validate.check_positive("clip_threshold", clip_threshold)
+    validate.check_int("update_interval", update_interval, traced=True)
+    validate.check_transform("hessian_diagonal_fn", hessian_diagonal_fn)
+    mu_dtype = validate.check_dtype("mu_dtype", mu_dtype)
+    validate.check_bool("verbose", verbose)
+    validate.check_int(
+        "print_win_rate_every_n_steps", print_win_rate_every_n_steps, minimum=0
+    )
     if verbose:
-        v.check_int(
+        validate.check_int(
             "print_win_rate_every_n_steps (with verbose=True)",
             print_win_rate_every_n_steps,
         )
@@ -191,10 +196,10 @@ def scale_by_sophia(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        v.require_params("scale_by_sophia", params)
-        count = _tree.safe_increment(state.count)
-        mu = jax.tree.map(lambda g, m: _tree.ema(b1, m, g), updates, state.mu)
-        mu_hat = _tree.tree_bias_correction(mu, b1, count)
+        validate.require_params("scale_by_sophia", params)
+        count = tree_math.safe_increment(state.count)
+        mu = jax.tree.map(lambda g, m: tree_math.ema(b1, m, g), updates, state.mu)
+        mu_hat = tree_math.tree_bias_correction(mu, b1, count)
         ratio = jax.tree.map(
             lambda m, h: div(m, jnp.maximum(*promote(mul(gamma, h), eps))),
             mu_hat,
@@ -210,7 +215,7 @@ def scale_by_sophia(
             diagonal, hessian_state = estimator.update(
                 updates, hessian_state, params, **extra_args
             )
-            return hessian_state, _tree.tree_update_moment(diagonal, nu, b2, 1)
+            return hessian_state, tree_math.tree_update_moment(diagonal, nu, b2, 1)
 
         hessian_state, nu = jax.lax.cond(
             state.count % update_interval == 0,

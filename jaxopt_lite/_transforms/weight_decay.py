@@ -9,8 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lite._combinators.masking import masked
-from jaxopt_lite._core import tree as _tree
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, mul
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
@@ -67,7 +66,7 @@ def add_decayed_weights(
     References:
         Loshchilov and Hutter, *Decoupled Weight Decay Regularization*, 2019.
     """
-    v.check_range("weight_decay", weight_decay, allow_schedule=True)
+    validate.check_range("weight_decay", weight_decay, allow_schedule=True)
 
     def init_fn(params):
         del params
@@ -75,11 +74,13 @@ def add_decayed_weights(
             return AddDecayedWeightsScheduleState(count=jnp.zeros([], jnp.int32))
         return AddDecayedWeightsState()
 
-    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
-        v.require_params("add_decayed_weights", params)
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
+        validate.require_params("add_decayed_weights", params)
         if callable(weight_decay):
             rate = weight_decay(state.count)
-            state = AddDecayedWeightsScheduleState(_tree.safe_increment(state.count))
+            state = AddDecayedWeightsScheduleState(
+                tree_math.safe_increment(state.count)
+            )
         else:  # the state is not read (optax's callers may pass anything)
             rate = weight_decay
         new_updates = jax.tree.map(  # None updates stay None, as in optax

@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import validate as v
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
-from jaxopt_lite._core.tree import PyTree
-from jaxopt_lite._transforms import linesearch as _ls
+from jaxopt_lite._core.tree_math import PyTree
+from jaxopt_lite._transforms import linesearch
 
 
 class ZoomLinesearchInfo(NamedTuple):
@@ -150,23 +150,27 @@ def scale_by_zoom_linesearch(
 
         W. W. Hager and H. Zhang, *Algorithm 851: CG_DESCENT*, ACM TOMS, 2006.
     """
-    v.check_count("max_linesearch_steps", max_linesearch_steps)
+    validate.check_count("max_linesearch_steps", max_linesearch_steps)
     if max_learning_rate is not None:
-        v.check_range("max_learning_rate", max_learning_rate, 0.0, low_closed=False)
-    v.check_range("increase_factor", increase_factor, 1.0, low_closed=False)
-    v.check_range("slope_rtol", slope_rtol, 0.0, 1.0, high_closed=False)
-    v.check_range("curv_rtol", curv_rtol, 0.0, 1.0, low_closed=False, high_closed=False)
-    v.check_less("slope_rtol", slope_rtol, "curv_rtol", curv_rtol, strict=True)
-    v.check_nonnegative("tol", tol)
-    v.check_nonnegative("stepsize_precision", stepsize_precision)
+        validate.check_range(
+            "max_learning_rate", max_learning_rate, 0.0, low_closed=False
+        )
+    validate.check_range("increase_factor", increase_factor, 1.0, low_closed=False)
+    validate.check_range("slope_rtol", slope_rtol, 0.0, 1.0, high_closed=False)
+    validate.check_range(
+        "curv_rtol", curv_rtol, 0.0, 1.0, low_closed=False, high_closed=False
+    )
+    validate.check_less("slope_rtol", slope_rtol, "curv_rtol", curv_rtol, strict=True)
+    validate.check_nonnegative("tol", tol)
+    validate.check_nonnegative("stepsize_precision", stepsize_precision)
     if approx_dec_rtol is not None:
-        v.check_nonnegative("approx_dec_rtol", approx_dec_rtol)
+        validate.check_nonnegative("approx_dec_rtol", approx_dec_rtol)
     if initial_guess_strategy not in ("keep", "one"):
         raise ValueError(
             f"initial_guess_strategy={initial_guess_strategy!r} is not allowed: it "
             "must be 'keep' or 'one'."
         )
-    v.check_bool("verbose", verbose)
+    validate.check_bool("verbose", verbose)
 
     def errors(pt: _Point, init: _Point) -> tuple[jax.Array, jax.Array]:
         dec = pt.value - init.value - slope_rtol * pt.step * init.slope
@@ -178,12 +182,12 @@ def scale_by_zoom_linesearch(
             dec = jnp.minimum(approx, dec)
         curv = jnp.abs(pt.slope) - curv_rtol * jnp.abs(init.slope)
         return (
-            _ls.nan_to_inf(jnp.maximum(dec, 0.0)),
-            _ls.nan_to_inf(jnp.maximum(curv, 0.0)),
+            linesearch.nan_to_inf(jnp.maximum(dec, 0.0)),
+            linesearch.nan_to_inf(jnp.maximum(curv, 0.0)),
         )
 
     def init_fn(params):
-        dtype = _ls.real_dtype(params)
+        dtype = linesearch.real_dtype(params)
         inf = jnp.asarray(jnp.inf, dtype)
         return ScaleByZoomLinesearchState(
             learning_rate=jnp.asarray(1.0, dtype),
@@ -196,12 +200,13 @@ def scale_by_zoom_linesearch(
         updates, state, params=None, *, value=None, grad=None, value_fn=None,
         **extra_args,
     ):  # fmt: skip
-        _ls.check_update_inputs(
+        linesearch.check_update_inputs(
             "scale_by_zoom_linesearch", params, value, grad, value_fn
         )
-        dtype = _ls.real_dtype(params)
+        dtype = linesearch.real_dtype(params)
         fn = jax.tree_util.Partial(
-            value_fn, **_ls.fn_kwargs("scale_by_zoom_linesearch", value_fn, extra_args)
+            value_fn,
+            **linesearch.fn_kwargs("scale_by_zoom_linesearch", value_fn, extra_args),
         )
         value_and_grad = jax.value_and_grad(fn)
         p, d, f0, g0 = jax.lax.stop_gradient((params, updates, value, cast(Any, grad)))

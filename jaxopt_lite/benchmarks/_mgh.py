@@ -23,7 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lite.benchmarks import _mgh_data as data
+from jaxopt_lite.benchmarks import _mgh_data
 
 
 class Problem(NamedTuple):
@@ -99,17 +99,17 @@ def bard(x):
     u = _i(15, x)
     v = 16.0 - u
     w = jnp.minimum(u, v)
-    return _c(data.BARD_Y, x) - (x[0] + u / (v * x[1] + w * x[2]))
+    return _c(_mgh_data.BARD_Y, x) - (x[0] + u / (v * x[1] + w * x[2]))
 
 
 def gaussian(x):
     t = (8.0 - _i(15, x)) / 2.0
-    return x[0] * jnp.exp(-x[1] * (t - x[2]) ** 2 / 2.0) - _c(data.GAUSSIAN_Y, x)
+    return x[0] * jnp.exp(-x[1] * (t - x[2]) ** 2 / 2.0) - _c(_mgh_data.GAUSSIAN_Y, x)
 
 
 def meyer(x):
     t = 45.0 + 5.0 * _i(16, x)
-    return x[0] * jnp.exp(x[1] / (t + x[2])) - _c(data.MEYER_Y, x)
+    return x[0] * jnp.exp(x[1] / (t + x[2])) - _c(_mgh_data.MEYER_Y, x)
 
 
 def gulf(x, m=99):
@@ -145,9 +145,9 @@ def wood(x):
 
 
 def kowalik_osborne(x):
-    u = _c(data.KOWALIK_OSBORNE_U, x)
+    u = _c(_mgh_data.KOWALIK_OSBORNE_U, x)
     model = x[0] * (u**2 + u * x[1]) / (u**2 + u * x[2] + x[3])
-    return _c(data.KOWALIK_OSBORNE_Y, x) - model
+    return _c(_mgh_data.KOWALIK_OSBORNE_Y, x) - model
 
 
 def brown_dennis(x, m=20):
@@ -160,7 +160,7 @@ def brown_dennis(x, m=20):
 def osborne1(x):
     t = 10.0 * _i(33, x, start=0)
     model = x[0] + x[1] * jnp.exp(-t * x[3]) + x[2] * jnp.exp(-t * x[4])
-    return _c(data.OSBORNE1_Y, x) - model
+    return _c(_mgh_data.OSBORNE1_Y, x) - model
 
 
 def biggs_exp6(x, m=13):
@@ -179,7 +179,7 @@ def osborne2(x):
     model = x[0] * jnp.exp(-t * x[4])
     for k in range(3):
         model = model + x[1 + k] * jnp.exp(-((t - x[8 + k]) ** 2) * x[5 + k])
-    return _c(data.OSBORNE2_Y, x) - model
+    return _c(_mgh_data.OSBORNE2_Y, x) - model
 
 
 def watson(x):

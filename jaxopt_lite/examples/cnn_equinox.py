@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import jax
 
-from jaxopt_lite.examples import _digits_cnn as common
+from jaxopt_lite.examples import _digits_cnn
 
 
 def build(key: jax.Array) -> tuple:
@@ -37,18 +37,18 @@ def build(key: jax.Array) -> tuple:
 
         def __init__(self, key):
             keys = jax.random.split(key, 3)
-            c1, c2 = common.CHANNELS
+            c1, c2 = _digits_cnn.CHANNELS
             self.convs = [
                 eqx.nn.Conv2d(1, c1, 3, padding=1, key=keys[0]),
                 eqx.nn.Conv2d(c1, c2, 3, padding=1, key=keys[1]),
             ]
             self.norms = [
                 eqx.nn.BatchNorm(
-                    c, axis_name="batch", momentum=common.MOMENTUM, mode="ema"
+                    c, axis_name="batch", momentum=_digits_cnn.MOMENTUM, mode="ema"
                 )
                 for c in (c1, c2)
             ]
-            self.dropout = eqx.nn.Dropout(common.DROPOUT)
+            self.dropout = eqx.nn.Dropout(_digits_cnn.DROPOUT)
             self.out = eqx.nn.Linear(4 * 4 * c2, 10, key=keys[2])
 
         def __call__(self, x, state, key):  # one image, channels first
@@ -70,14 +70,14 @@ def build(key: jax.Array) -> tuple:
         logits, state = jax.vmap(
             model, axis_name="batch", in_axes=(0, None, 0), out_axes=(0, None)
         )(images(batch["x"]), state, keys)
-        return common.cross_entropy(logits, batch["y"]), state
+        return _digits_cnn.cross_entropy(logits, batch["y"]), state
 
     def eval_fn(params, state, data):
         model = eqx.nn.inference_mode(eqx.combine(params, static))
         logits, _ = jax.vmap(
             model, axis_name="batch", in_axes=(0, None, None), out_axes=(0, None)
         )(images(data["x"]), state, None)
-        return {"accuracy": common.accuracy(logits, data["y"])}
+        return {"accuracy": _digits_cnn.accuracy(logits, data["y"])}
 
     return params, static, state, loss_fn, eval_fn
 
@@ -86,17 +86,19 @@ def run(fast: bool = False, out: str | None = None) -> dict:
     """Train the CNN; returns ``test_accuracy``, ``accuracy_by_epoch``,
     ``steps``, ``time_s``, ``methods``, ``plots`` (``skipped="equinox"`` and
     no numbers when equinox is not installed)."""
-    if common.missing("equinox"):
-        return common.skipped("equinox")
-    train, test = common.load_images()
+    if _digits_cnn.missing("equinox"):
+        return _digits_cnn.skipped("equinox")
+    train, test = _digits_cnn.load_images()
     params, _, state, loss_fn, eval_fn = build(jax.random.key(0))
-    result = common.train("equinox", loss_fn, eval_fn, params, state, train, test, fast)
-    return common.report("equinox", result, out, "cnn_equinox.png")
+    result = _digits_cnn.train(
+        "equinox", loss_fn, eval_fn, params, state, train, test, fast
+    )
+    return _digits_cnn.report("equinox", result, out, "cnn_equinox.png")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the test accuracy; ``--fast`` and ``--out DIR`` as for `run`."""
-    common.main(__doc__, run, "equinox", argv)
+    _digits_cnn.main(__doc__, run, "equinox", argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 
 import jax
 
-from jaxopt_lite.examples import _digits_cnn as common
+from jaxopt_lite.examples import _digits_cnn
 
 
 def build(key: jax.Array, x: jax.Array) -> tuple:
@@ -30,14 +30,14 @@ def build(key: jax.Array, x: jax.Array) -> tuple:
     class CNN(nn.Module):
         @nn.compact
         def __call__(self, x, train: bool):
-            for channels in common.CHANNELS:
+            for channels in _digits_cnn.CHANNELS:
                 x = nn.Conv(channels, (3, 3))(x)
                 x = nn.BatchNorm(
-                    use_running_average=not train, momentum=common.MOMENTUM
+                    use_running_average=not train, momentum=_digits_cnn.MOMENTUM
                 )(x)
                 x = nn.relu(x)
             x = nn.max_pool(x, (2, 2), strides=(2, 2)).reshape(x.shape[0], -1)
-            x = nn.Dropout(common.DROPOUT, deterministic=not train)(x)
+            x = nn.Dropout(_digits_cnn.DROPOUT, deterministic=not train)(x)
             return nn.Dense(10)(x)
 
     model = CNN()
@@ -49,11 +49,11 @@ def build(key: jax.Array, x: jax.Array) -> tuple:
             {"params": params, **state}, batch["x"], train=True,
             rngs={"dropout": key}, mutable=["batch_stats"],
         )  # fmt: skip
-        return common.cross_entropy(logits, batch["y"]), new_state
+        return _digits_cnn.cross_entropy(logits, batch["y"]), new_state
 
     def eval_fn(params, state, data):
         logits: Any = model.apply({"params": params, **state}, data["x"], train=False)
-        return {"accuracy": common.accuracy(logits, data["y"])}
+        return {"accuracy": _digits_cnn.accuracy(logits, data["y"])}
 
     return params, state, loss_fn, eval_fn
 
@@ -62,19 +62,19 @@ def run(fast: bool = False, out: str | None = None) -> dict:
     """Train the CNN; returns ``test_accuracy``, ``accuracy_by_epoch``,
     ``steps``, ``time_s``, ``methods``, ``plots`` (``skipped="flax"`` and no
     numbers when flax is not installed)."""
-    if common.missing("flax"):
-        return common.skipped("flax")
-    train, test = common.load_images()
+    if _digits_cnn.missing("flax"):
+        return _digits_cnn.skipped("flax")
+    train, test = _digits_cnn.load_images()
     params, state, loss_fn, eval_fn = build(jax.random.key(0), train["x"])
-    result = common.train(
+    result = _digits_cnn.train(
         "flax.linen", loss_fn, eval_fn, params, state, train, test, fast
     )
-    return common.report("flax.linen", result, out, "cnn_flax_linen.png")
+    return _digits_cnn.report("flax.linen", result, out, "cnn_flax_linen.png")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the test accuracy; ``--fast`` and ``--out DIR`` as for `run`."""
-    common.main(__doc__, run, "flax", argv)
+    _digits_cnn.main(__doc__, run, "flax", argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import jax
 
-from jaxopt_lite.examples import _digits_cnn as common
+from jaxopt_lite.examples import _digits_cnn
 
 
 def build(key: jax.Array) -> tuple:
@@ -32,12 +32,12 @@ def build(key: jax.Array) -> tuple:
 
     class CNN(nnx.Module):
         def __init__(self, rngs: nnx.Rngs):
-            (c1, c2), kernel = common.CHANNELS, (3, 3)
+            (c1, c2), kernel = _digits_cnn.CHANNELS, (3, 3)
             self.conv1 = nnx.Conv(1, c1, kernel, rngs=rngs)
-            self.norm1 = nnx.BatchNorm(c1, momentum=common.MOMENTUM, rngs=rngs)
+            self.norm1 = nnx.BatchNorm(c1, momentum=_digits_cnn.MOMENTUM, rngs=rngs)
             self.conv2 = nnx.Conv(c1, c2, kernel, rngs=rngs)
-            self.norm2 = nnx.BatchNorm(c2, momentum=common.MOMENTUM, rngs=rngs)
-            self.dropout = nnx.Dropout(common.DROPOUT)  # keys come from fit
+            self.norm2 = nnx.BatchNorm(c2, momentum=_digits_cnn.MOMENTUM, rngs=rngs)
+            self.dropout = nnx.Dropout(_digits_cnn.DROPOUT)  # keys come from fit
             self.out = nnx.Linear(4 * 4 * c2, 10, rngs=rngs)
 
         def __call__(self, x, key=None):
@@ -55,11 +55,13 @@ def build(key: jax.Array) -> tuple:
     def loss_fn(params, state, batch, key):
         model = nnx.merge(train_graph, params, state, copy=True)
         logits = model(batch["x"], key)
-        return common.cross_entropy(logits, batch["y"]), nnx.state(model, nnx.BatchStat)
+        return _digits_cnn.cross_entropy(logits, batch["y"]), nnx.state(
+            model, nnx.BatchStat
+        )
 
     def eval_fn(params, state, data):
         logits = nnx.merge(eval_graph, params, state)(data["x"])
-        return {"accuracy": common.accuracy(logits, data["y"])}
+        return {"accuracy": _digits_cnn.accuracy(logits, data["y"])}
 
     return model, params, state, loss_fn, eval_fn
 
@@ -68,19 +70,19 @@ def run(fast: bool = False, out: str | None = None) -> dict:
     """Train the CNN; returns ``test_accuracy``, ``accuracy_by_epoch``,
     ``steps``, ``time_s``, ``methods``, ``plots`` (``skipped="flax"`` and no
     numbers when flax is not installed)."""
-    if common.missing("flax"):
-        return common.skipped("flax")
-    train, test = common.load_images()
+    if _digits_cnn.missing("flax"):
+        return _digits_cnn.skipped("flax")
+    train, test = _digits_cnn.load_images()
     _, params, state, loss_fn, eval_fn = build(jax.random.key(0))
-    result = common.train(
+    result = _digits_cnn.train(
         "flax.nnx", loss_fn, eval_fn, params, state, train, test, fast
     )
-    return common.report("flax.nnx", result, out, "cnn_flax_nnx.png")
+    return _digits_cnn.report("flax.nnx", result, out, "cnn_flax_nnx.png")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the test accuracy; ``--fast`` and ``--out DIR`` as for `run`."""
-    common.main(__doc__, run, "flax", argv)
+    _digits_cnn.main(__doc__, run, "flax", argv)
 
 
 if __name__ == "__main__":

@@ -80,14 +80,15 @@ def test_chunking_does_not_change_results():
 
 
 def test_log_every_averages_windows():
-    full = jol.fit(loss_fn, PARAMS, OPT, DATA, steps=12, batch_size=8, key=KEY)
+    # 4 epochs: the programs of the runs above (same chunk capacities)
+    full = jol.fit(loss_fn, PARAMS, OPT, DATA, epochs=4, batch_size=8, key=KEY)
     thin = jol.fit(
-        loss_fn, PARAMS, OPT, DATA, steps=12, batch_size=8, key=KEY, log_every=4
+        loss_fn, PARAMS, OPT, DATA, epochs=4, batch_size=8, key=KEY, log_every=4
     )
     np.testing.assert_allclose(
-        thin.history["loss"], full.history["loss"].reshape(3, 4).mean(1), rtol=1e-6
+        thin.history["loss"], full.history["loss"].reshape(12, 4).mean(1), rtol=1e-6
     )
-    np.testing.assert_array_equal(thin.history["step"], [4, 8, 12])
+    np.testing.assert_array_equal(thin.history["step"], np.arange(4, 49, 4))
 
 
 def test_learning_rate_history_from_schedule():

@@ -186,7 +186,7 @@ _CHILD = textwrap.dedent(
     x = np.random.default_rng(0).normal(size=(256, 8, 8, 1)).astype(np.float32)
     def loss(p, b):
         y = jax.lax.conv(b, p["k"], (1, 1), "SAME")
-        for _ in range(12):
+        for _ in range(8):  # a compile of a few seconds, for the Ctrl-C to land in
             y = jnp.tanh(jax.lax.conv(y, p["k2"], (1, 1), "SAME"))
         return jnp.mean(y ** 2)
     p = {"k": jnp.ones((4, 1, 3, 3)) * 0.1, "k2": jnp.ones((4, 4, 3, 3)) * 0.1}

@@ -37,44 +37,73 @@ def evaluate(p, d):
     return {"loss": cnn_loss(p, d)}
 
 
-COMMON = dict(steps=30, batch_size=16, key=KEY, progress=False, log_every=4,
-              eval_fn=evaluate, eval_data=DATA, eval_every=10)  # fmt: skip
+# Two steps a call (the fewest that still put a row and an evaluation inside
+# one call; the default is 8): evaluations at 5, 10, 15 end calls mid-pair,
+# rows of 4 steps close inside calls, and the last row (18) is partial.
+UNROLL = 2
+COMMON = dict(steps=18, batch_size=16, key=KEY, progress=False, log_every=4,
+              eval_fn=evaluate, eval_data=DATA, eval_every=5)  # fmt: skip
+# The float32 runs add microbatches and early stopping (training loss, checked
+# each epoch of 6 steps: it stops at 12, in the middle of a call's pair).
+FEATURES = dict(COMMON, microbatches=2,
+                early_stopping=jol.EarlyStopping(patience=1, monitor="loss",
+                                                 min_delta=10.0))  # fmt: skip
 
 
 def _leaves(result):
     return jax.tree.leaves((result.params, result.opt_state, result.history))
 
 
-@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
-def test_the_unrolled_form_gives_the_looped_numbers(x64):
-    with jax.enable_x64(x64):
-        dtype = jnp.float64 if x64 else jnp.float32
-        looped = jol.fit(cnn_loss, params(dtype), jol.adam(0.05), DATA, unroll=0,
-                         **COMMON)  # fmt: skip
-        unrolled = jol.fit(cnn_loss, params(dtype), jol.adam(0.05), DATA, unroll=4,
-                           **COMMON)  # fmt: skip
-        tol = 1e-10 if x64 else 2e-4
-        for a, b in zip(_leaves(unrolled), _leaves(looped), strict=True):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
-        assert unrolled.history["eval_step"].tolist() == [10, 20, 30]
-        assert unrolled.history["step"].tolist() == [4, 8, 12, 16, 20, 24, 28, 30]
-        assert unrolled.params["w"].dtype == dtype
+def _assert_close(a, b, tol):
+    for x, y in zip(_leaves(a), _leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)
 
 
-def test_chunkings_and_resumes_are_bit_identical(tmp_path):
-    whole = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=4, **COMMON)
-    chunked = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=4,
-                      chunk_size=8, **COMMON)  # fmt: skip
+@pytest.fixture(scope="module")
+def float32_runs():
+    """The looped and unrolled float32 runs with every feature (one compile
+    of each form, read by several tests)."""
+    looped = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=0, **FEATURES)
+    unrolled = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=UNROLL,
+                       **FEATURES)  # fmt: skip
+    return looped, unrolled
+
+
+def test_the_unrolled_form_gives_the_looped_numbers_float64():
+    with jax.enable_x64(True):
+        p = params(jnp.float64)
+        looped = jol.fit(cnn_loss, p, jol.adam(0.05), DATA, unroll=0, **COMMON)
+        unrolled = jol.fit(cnn_loss, p, jol.adam(0.05), DATA, unroll=UNROLL, **COMMON)
+        _assert_close(unrolled, looped, 1e-10)
+        assert unrolled.history["eval_step"].tolist() == [5, 10, 15]
+        assert unrolled.history["step"].tolist() == [4, 8, 12, 16, 18]
+        assert unrolled.params["w"].dtype == jnp.float64
+
+
+def test_early_stopping_and_microbatches_in_the_unrolled_form(float32_runs):
+    looped, unrolled = float32_runs
+    _assert_close(unrolled, looped, 2e-4)
+    assert unrolled.stopped_early and unrolled.step == looped.step == 12
+    assert unrolled.best_step == looped.best_step
+    assert unrolled.history["eval_step"].tolist() == [5, 10]
+    assert unrolled.history["step"].tolist() == [4, 8, 12]
+    assert unrolled.params["w"].dtype == jnp.float32
+
+
+def test_chunkings_and_resumes_are_bit_identical(float32_runs, tmp_path):
+    whole = float32_runs[1]
+    chunked = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=UNROLL,
+                      chunk_size=4, **FEATURES)  # fmt: skip
 
     class Stop(jol.Callback):
         def on_chunk(self, rows, *, step, elapsed):
-            if step >= 16:
+            if step >= 8:
                 raise KeyboardInterrupt
 
-    jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=4, chunk_size=8,
-            checkpoint_dir=tmp_path, callbacks=[Stop()], **COMMON)  # fmt: skip
-    resumed = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=4,
-                      checkpoint_dir=tmp_path, resume=True, **COMMON)  # fmt: skip
+    jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=UNROLL, chunk_size=4,
+            checkpoint_dir=tmp_path, callbacks=[Stop()], **FEATURES)  # fmt: skip
+    resumed = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=UNROLL,
+                      checkpoint_dir=tmp_path, resume=True, **FEATURES)  # fmt: skip
     for other in (chunked, resumed):
         for a, b in zip(_leaves(other), _leaves(whole), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -95,22 +124,12 @@ def test_the_form_is_chosen_for_convolutions_on_cpu():
     assert compiles["fit_chunk"] == 1 and compiles["fit_unrolled"] == 0
 
 
-def test_early_stopping_and_microbatches_in_the_unrolled_form():
-    stop = jol.EarlyStopping(patience=1, monitor="loss", min_delta=10.0)
-    options = dict(COMMON, microbatches=2, early_stopping=stop)
-    looped = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=0, **options)
-    unrolled = jol.fit(cnn_loss, params(), jol.adam(0.05), DATA, unroll=4, **options)
-    assert unrolled.stopped_early and unrolled.step == looped.step
-    assert unrolled.best_step == looped.best_step
-    np.testing.assert_allclose(unrolled.params["w"], looped.params["w"], rtol=2e-4)
-
-
 def test_a_sweep_runs_the_unrolled_form_as_fit_does():
     swept = jol.sweep(lambda learning_rate: jol.adam(learning_rate),
                       {"learning_rate": [0.01, 0.05]}, cnn_loss, params(), DATA,
-                      unroll=4, **COMMON)  # fmt: skip
+                      unroll=UNROLL, **COMMON)  # fmt: skip
     for i, rate in enumerate([0.01, 0.05]):
-        one = jol.fit(cnn_loss, params(), jol.adam(rate), DATA, unroll=4,
+        one = jol.fit(cnn_loss, params(), jol.adam(rate), DATA, unroll=UNROLL,
                       **{**COMMON, "key": jax.random.fold_in(KEY, 0)})  # fmt: skip
         np.testing.assert_allclose(swept.params["w"][i, 0], one.params["w"], rtol=2e-4,
                                    atol=1e-6)  # fmt: skip

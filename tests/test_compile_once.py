@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -54,26 +55,86 @@ def _explicit(row):
     return base, {**base, **{n: _nudged(base[n]) for n in row.traced}}
 
 
-def _fresh(run):
-    """``run()`` with an empty program cache: a fresh compile."""
-    jax.clear_caches()
-    return run()
+TRACED_ROWS = [r for r in rows("optimizer") if r.traced]
+# The rows whose reuse is also checked by compiling and running: a core
+# optimizer, one that reads ``value=`` and a contrib one with extra state.
+RUN_ROWS = ("adam", "polyak_sgd", "sophia")
+
+
+@contextlib.contextmanager
+def _count_traces():
+    """Count the traces of the optimizer inside a program (each trace of a
+    program rebuilds it with `programs.join_optimizer`; a program whose trace
+    is reused, by ``jax.jit``'s cache, rebuilds nothing)."""
+    calls = [0]
+    join = programs.join_optimizer
+
+    def counted(*args):
+        calls[0] += 1
+        return join(*args)
+
+    programs.join_optimizer = counted
+    try:
+        yield calls
+    finally:
+        programs.join_optimizer = join
+
+
+@pytest.mark.parametrize("row", TRACED_ROWS, ids=lambda r: r.name)
+def test_minimize_new_hyperparameters_reuse_the_traced_program(row):
+    # For every row, without compiling: minimize's program (traced under
+    # eval_shape) is traced once and reused for new hyper-parameter values,
+    # which are its inputs, not part of its key.
+    base, changed = _explicit(row)
+
+    def trace(kwargs):
+        return jax.eval_shape(
+            lambda x0: jol.minimize(quadratic, x0, row.factory(**kwargs), steps=4),
+            PARAMS,
+        )
+
+    with _count_traces() as traces:
+        trace(base)
+        assert traces[0] == 1
+        trace(changed)
+    assert traces[0] == 1
+    key, numbers = programs.split_optimizer(row.factory(**base))
+    changed_key, changed_numbers = programs.split_optimizer(row.factory(**changed))
+    assert changed_key == key
+    assert changed_numbers != numbers  # the new numbers reach the program
+    rebuilt = programs.join_optimizer(key, changed_numbers)
+    assert programs.split_optimizer(rebuilt) == (key, changed_numbers)
+
+
+def test_the_trace_count_sees_a_new_structure():
+    # The control of the test above: a structural change is traced again.
+    def trace(opt):
+        return jax.eval_shape(
+            lambda x0: jol.minimize(quadratic, x0, opt, steps=4), PARAMS
+        )
+
+    with _count_traces() as traces:
+        trace(jol.sgd(0.1))
+        trace(jol.sgd(0.1, momentum=0.9))
+    assert traces[0] == 2
 
 
 @pytest.mark.parametrize(
-    "row", [r for r in rows("optimizer") if r.traced], ids=lambda r: r.name
+    "row", [r for r in TRACED_ROWS if r.name in RUN_ROWS], ids=lambda r: r.name
 )
 def test_minimize_new_hyperparameters_reuse_the_program(row):
     base, changed = _explicit(row)
 
-    def run(kwargs):
-        return jol.minimize(quadratic, PARAMS, row.factory(**kwargs), steps=4)
+    def run(kwargs, fun=quadratic):
+        return jol.minimize(fun, PARAMS, row.factory(**kwargs), steps=4)
 
     first = run(base)
     with count_compiles() as compiles:
         reused = run(changed)
     assert _compiles(compiles) == 0
-    fresh = _fresh(lambda: run(changed))
+    # A new function object: a program of its own, compiled afresh for the
+    # new values (functions are keyed by identity).
+    fresh = run(changed, lambda p: quadratic(p))
     for a, b in zip(_leaves(reused), _leaves(fresh), strict=True):
         np.testing.assert_array_equal(a, b)
     # The new numbers took effect.
@@ -110,17 +171,37 @@ FAMILIES = {
 
 
 @pytest.mark.parametrize("make", FAMILIES.values(), ids=FAMILIES.keys())
+def test_fit_programs_are_keyed_by_structure(make):
+    # For every family, without compiling: fit's programs are keyed by the
+    # optimizer's structure (`programs.split_optimizer`), which new values
+    # keep; the values are the programs' inputs, of the same types.
+    splits = [programs.split_optimizer(make(v)) for v in (0.1, 0.05, 0.2)]
+    keys = [key for key, _ in splits]
+    assert keys[0] == keys[1] == keys[2] and len({hash(k) for k in keys}) == 1
+    avals = [[jax.typeof(x) for x in numbers] for _, numbers in splits]
+    assert avals[0] == avals[1] == avals[2]
+    assert splits[0][1] != splits[1][1] != splits[2][1] != splits[0][1]
+
+
+# Compiled and run for two families: a schedule's numbers (in adam) and
+# inject_hyperparams.
+@pytest.mark.parametrize(
+    "make",
+    [FAMILIES[k] for k in ("schedule_peak", "inject")],
+    ids=("schedule_peak", "inject"),
+)
 def test_fit_new_hyperparameters_reuse_the_program(make):
-    def run(v):
+    def run(v, loss=loss_fn):
         return jol.fit(
-            loss_fn, PARAMS, make(v), DATA, steps=12, batch_size=8, progress=False
+            loss, PARAMS, make(v), DATA, steps=12, batch_size=8, progress=False
         )
 
     first = run(0.1)
     with count_compiles() as compiles:
         later = [run(v) for v in (0.05, 0.2)]
     assert _compiles(compiles) == 0
-    fresh = _fresh(lambda: run(0.2))
+    # A new loss object: programs of their own, compiled afresh for 0.2.
+    fresh = run(0.2, lambda p, b: loss_fn(p, b))
     np.testing.assert_array_equal(later[-1].params["w"], fresh.params["w"])
     np.testing.assert_array_equal(later[-1].history["loss"], fresh.history["loss"])
     assert not np.array_equal(first.params["w"], later[-1].params["w"])

@@ -49,6 +49,15 @@ def _updates(t, dtype, steps=STEPS):
     return out, state
 
 
+@functools.cache
+def _ours(name, dtype):
+    """``(initial state, updates, final state)`` of the row's transform over
+    the gradient sequence, eagerly (shared by the tests that read them)."""
+    t = TRANSFORMS[name].make()
+    state0 = t.init(_params(dtype))
+    return (state0, *_updates(t, dtype))
+
+
 _close = functools.partial(assert_trees_close, rtol=1e-5, check_dtype=True)
 
 
@@ -69,18 +78,13 @@ def _reference(row):
 @pytest.mark.parametrize("name", list(TRANSFORMS))
 def test_primitive_parity_with_optax_float32(name):
     row = TRANSFORMS[name]
-    _close(
-        _updates(row.make(), jnp.float32)[0], _updates(_reference(row), jnp.float32)[0]
-    )
+    _close(_ours(name, jnp.float32)[1], _updates(_reference(row), jnp.float32)[0])
 
 
 @pytest.mark.parametrize("name", COMPLEX_PARITY)
 def test_primitive_parity_with_optax_complex64(name):
     row = TRANSFORMS[name]
-    _close(
-        _updates(row.make(), jnp.complex64)[0],
-        _updates(_reference(row), jnp.complex64)[0],
-    )
+    _close(_ours(name, jnp.complex64)[1], _updates(_reference(row), jnp.complex64)[0])
 
 
 # State fields holding second moments or norms, real for complex parameters
@@ -106,10 +110,8 @@ def test_primitive_keeps_dtypes(name, dtype):
     row = TRANSFORMS[name]
     if dtype == jnp.complex64 and not row.complex_ok:
         pytest.skip(row.complex_reason)
-    t = row.make()
     params = _params(dtype)
-    state0 = t.init(params)
-    updates, state = _updates(t, dtype, steps=2)
+    state0, updates, state = _ours(name, dtype)
     for u in updates:
         assert jax.tree.map(lambda x: x.dtype, u) == jax.tree.map(
             lambda x: x.dtype, params
@@ -136,7 +138,7 @@ def test_primitive_in_jit_and_scan(name):
         return jax.lax.scan(body, state, grads)
 
     _, updates = run(t.init(params))
-    eager = _updates(t, jnp.float32)[0]
+    eager = _ours(name, jnp.float32)[1]
     _close(jax.tree.map(lambda x: x[-1], updates), eager[-1], rtol=1e-5, atol=1e-6)
 
 

@@ -148,3 +148,29 @@ def test_invalid_unroll(options, match):
     with pytest.raises(ValueError, match=match):
         jol.fit(cnn_loss, params(), jol.sgd(0.1), DATA, steps=4, batch_size=16,
                 **options)  # fmt: skip
+
+
+def test_a_sweep_with_early_stopping_runs_the_unrolled_form():
+    """Runs that stop at different steps (two configurations, two seeds):
+    the unrolled form keeps each seed's key shared by the configurations and
+    gives the looped form's runs."""
+    x = jnp.linspace(-1, 1, 64)
+    data = {"x": x, "y": 3 * x + 1}
+
+    def loss(p, b):
+        return jnp.mean((p["w"] * b["x"] + p["b"] - b["y"]) ** 2)
+
+    def run(unroll):
+        return jol.sweep(lambda learning_rate: jol.sgd(learning_rate),
+                         {"learning_rate": [0.01, 0.3]}, loss, {"w": 0.0, "b": 0.0},
+                         data, seeds=2, epochs=6, batch_size=16, key=KEY,
+                         unroll=unroll, eval_fn=loss, eval_data=data,
+                         early_stopping=jol.EarlyStopping(patience=1, min_delta=0.05),
+                         progress=False)  # fmt: skip
+
+    looped, unrolled = run(0), run(2)
+    np.testing.assert_array_equal(unrolled.best_step, looped.best_step)
+    np.testing.assert_array_equal(unrolled.stopped_early, looped.stopped_early)
+    assert looped.stopped_early.any() and not looped.stopped_early.all()
+    np.testing.assert_allclose(unrolled.params["w"], looped.params["w"], rtol=1e-5)
+    np.testing.assert_allclose(unrolled.final_loss, looped.final_loss, rtol=1e-5)

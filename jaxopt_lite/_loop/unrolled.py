@@ -61,7 +61,9 @@ def run_unrolled(
     for _ in range(cfg.unroll):
         live = _live(state, end)
         taken = train_step(loss_fn, optimizer, cfg, state, data)
-        state = optax.tree.where(live, taken, state)
+        # The key is the run's constant: selecting it would make a sweep's
+        # per-seed key per run (vmap batches the select by ``live``).
+        state = optax.tree.where(live, taken, state)._replace(key=state.key)
         done = live & ((state.step % cfg.log_every == 0) | (state.step == total_steps))
         state, train, n_train = close_row(cfg, state, train, n_train, done)
 

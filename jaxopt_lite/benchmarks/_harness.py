@@ -56,6 +56,10 @@ class Mode(NamedTuple):
     # the same on CPU, where XLA runs convolution gradients inside a compiled
     # loop 10-40x slower than in a jitted step (jax-ml/jax#12868)
     model_steps_cpu: int
+    # timed repeats of each solvers-section case and of its vmap block, whose
+    # sequential calls are slow (None: ``repeats``)
+    solver_repeats: int | None = None
+    vmap_repeats: int | None = None
 
 
 MODES = {
@@ -119,6 +123,8 @@ MODES = {
         stream_steps=2_000,
         model_steps=1_000,
         model_steps_cpu=30,
+        solver_repeats=3,
+        vmap_repeats=1,
     ),
     # The GPU targets in about ten minutes on one H100 (`--gpu`): fit against
     # a Python loop and a hand-written scan (MLP and CNN), a sweep of 64

@@ -46,15 +46,12 @@ class Settings(NamedTuple):
     logistic: bool
     max_iters: int
     vmap_starts: int
-    repeats: int | None = None  # timed repeats per case (None: the mode's)
-    # timed repeats of the vmap block, whose 8+ sequential calls are slow
-    vmap_repeats: int | None = None
 
 
 SETTINGS = {
     "smoke": Settings(("beale",), False, False, 1_000, 4),
     # two small problems (n = 2, 3) and a large one (logistic, n = 640)
-    "quick": Settings(("rosenbrock", "helical_valley"), False, True, 2_000, 8, 3, 1),
+    "quick": Settings(("rosenbrock", "helical_valley"), False, True, 2_000, 8),
     "full": Settings(None, True, True, 5_000, 64),
 }
 
@@ -183,7 +180,7 @@ def _vmap_target(settings: Settings, repeats: int, ready: list[str]) -> dict[str
 def solvers(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any]:
     """Every available solver on every case of ``mode``: rows, runs, summaries."""
     settings = SETTINGS[mode.name]
-    repeats = settings.repeats or mode.repeats
+    repeats = mode.solver_repeats or mode.repeats
     ready, missing = _solvers.available()
     runs: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -225,6 +222,6 @@ def solvers(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any]:
         "rows": rows,
         "runs": runs,
         "ratios": _summaries(runs, timings_by_case, ready),
-        "vmap": _vmap_target(settings, settings.vmap_repeats or repeats, ready),
+        "vmap": _vmap_target(settings, mode.vmap_repeats or repeats, ready),
         "skipped": [f"{name} ({why})" for name, why in missing.items()],
     }

@@ -272,7 +272,6 @@ def run(
         settings = settings._replace(
             repeats=repeats,
             update_repeats=repeats,
-            solver_repeats=repeats,
             vmap_repeats=repeats,
         )
 

@@ -56,9 +56,8 @@ class Mode(NamedTuple):
     # the same on CPU, where XLA runs convolution gradients inside a compiled
     # loop 10-40x slower than in a jitted step (jax-ml/jax#12868)
     model_steps_cpu: int
-    # timed repeats of each solvers-section case and of its vmap block, whose
-    # sequential calls are slow (None: ``repeats``)
-    solver_repeats: int | None = None
+    # timed repeats of the solvers section's vmap block, whose sequential
+    # calls are slow (None: ``repeats``)
     vmap_repeats: int | None = None
 
 
@@ -87,7 +86,7 @@ MODES = {
     ),
     "quick": Mode(
         name="quick",
-        repeats=5,
+        repeats=3,
         loop_steps=2_000,
         hidden=(32,),
         torch_threads=None,
@@ -120,10 +119,9 @@ MODES = {
             "fit, 10 steps",
             "scan, 10 steps",
         ),
-        stream_steps=2_000,
+        stream_steps=1_000,
         model_steps=1_000,
         model_steps_cpu=30,
-        solver_repeats=3,
         vmap_repeats=1,
     ),
     # The GPU targets in about ten minutes on one H100 (`--gpu`): fit against

@@ -51,7 +51,7 @@ class Settings(NamedTuple):
 SETTINGS = {
     "smoke": Settings(("beale",), False, False, 1_000, 4),
     # two small problems (n = 2, 3) and a large one (logistic, n = 640)
-    "quick": Settings(("rosenbrock", "helical_valley"), False, True, 2_000, 8),
+    "quick": Settings(("rosenbrock", "helical_valley"), False, True, 2_000, 4),
     "full": Settings(None, True, True, 5_000, 64),
 }
 
@@ -180,7 +180,6 @@ def _vmap_target(settings: Settings, repeats: int, ready: list[str]) -> dict[str
 def solvers(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any]:
     """Every available solver on every case of ``mode``: rows, runs, summaries."""
     settings = SETTINGS[mode.name]
-    repeats = mode.solver_repeats or mode.repeats
     ready, missing = _solvers.available()
     runs: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -192,7 +191,7 @@ def solvers(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any]:
             ready,
             tol=TOL,
             max_iters=settings.max_iters,
-            repeats=repeats,
+            repeats=mode.repeats,
         )
         timings_by_case[case.label] = timings
         f_star = case.f_star
@@ -212,7 +211,7 @@ def solvers(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any]:
     return {
         "tol": TOL,
         "max_iters": settings.max_iters,
-        "repeats": repeats,
+        "repeats": mode.repeats,
         "solvers": ready,
         "peer_versions": {
             name: _harness.package_version(name)
@@ -222,6 +221,6 @@ def solvers(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any]:
         "rows": rows,
         "runs": runs,
         "ratios": _summaries(runs, timings_by_case, ready),
-        "vmap": _vmap_target(settings, mode.vmap_repeats or repeats, ready),
+        "vmap": _vmap_target(settings, mode.vmap_repeats or mode.repeats, ready),
         "skipped": [f"{name} ({why})" for name, why in missing.items()],
     }

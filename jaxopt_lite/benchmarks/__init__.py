@@ -269,11 +269,7 @@ def run(
     if repeats is not None:
         if repeats < 1:
             raise ValueError(f"repeats={repeats!r} must be >= 1.")
-        settings = settings._replace(
-            repeats=repeats,
-            update_repeats=repeats,
-            vmap_repeats=repeats,
-        )
+        settings = settings._replace(repeats=repeats, update_repeats=repeats)
 
     from jaxopt_lite.benchmarks import _problems
 

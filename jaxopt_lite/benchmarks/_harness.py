@@ -56,9 +56,6 @@ class Mode(NamedTuple):
     # the same on CPU, where XLA runs convolution gradients inside a compiled
     # loop 10-40x slower than in a jitted step (jax-ml/jax#12868)
     model_steps_cpu: int
-    # timed repeats of the solvers section's vmap block, whose sequential
-    # calls are slow (None: ``repeats``)
-    vmap_repeats: int | None = None
 
 
 MODES = {
@@ -122,7 +119,6 @@ MODES = {
         stream_steps=1_000,
         model_steps=1_000,
         model_steps_cpu=30,
-        vmap_repeats=1,
     ),
     # The GPU targets in about ten minutes on one H100 (`--gpu`): fit against
     # a Python loop and a hand-written scan (MLP and CNN), a sweep of 64

@@ -5,7 +5,8 @@
 float64, on the bounded problems of the CUTEst collection as written in pure
 JAX by the ``sif2jax`` package (without it, on two Moré-Garbow-Hillstrom
 problems given a box; in smoke mode, on one). Quick mode runs two (a
-small and a large one), full mode every bounded problem with at most 1000 variables.
+small and a large one), full mode every bounded problem with at most 1000
+variables.
 
 Two runs of ours: with scipy's stopping tests (``lbfgsb()``: projected
 gradient $\\le 10^{-5}$ or relative reduction $\\le 2.2 \\cdot 10^{-9}$),

@@ -13,7 +13,8 @@ each repeat, reporting medians with compilation excluded (and reported apart):
 5. ``overhead``: what each of fit's features costs;
 6. ``solvers``: jaxopt_lite's L-BFGS against scipy, optimistix, jaxopt and
    optax on the Moré-Garbow-Hillstrom problems (float64; all 35 problems from
-   ``x0`` and ``10 x0`` in full mode, three small ones otherwise);
+   ``x0`` and ``10 x0`` in full mode; two small ones and logistic regression
+   on the digits, 640 variables, in quick mode);
 7. ``compile``: compilations when only hyper-parameter values change (none),
    the NaN guard's cost, the fixed cost of a small `minimize` call, sweep
    compile time against one fit's, and the persistent compilation cache;

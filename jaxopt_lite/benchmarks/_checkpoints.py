@@ -36,7 +36,7 @@ import jaxopt_lite as jol
 from jaxopt_lite.benchmarks import _harness, _problems
 
 # mode -> (hidden width, steps, steps per chunk)
-SIZES = {"smoke": (32, 8, 4), "quick": (1024, 160, 20), "full": (2048, 400, 40)}
+SIZES = {"smoke": (32, 8, 4), "quick": (512, 80, 20), "full": (2048, 400, 40)}
 VARIANTS = {
     "no checkpoint": None,
     "npz": jol.Checkpointing(backend="npz"),

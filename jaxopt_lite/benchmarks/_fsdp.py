@@ -26,8 +26,8 @@ from typing import Any
 
 from jaxopt_lite.benchmarks import _harness
 
-HIDDEN = {"smoke": 128, "quick": 1024, "full": 2048}
-STEPS = {"smoke": 4, "quick": 50, "full": 200}
+HIDDEN = {"smoke": 128, "quick": 512, "full": 2048}
+STEPS = {"smoke": 4, "quick": 10, "full": 200}
 LAYOUTS = {"smoke": 2, "quick": 3, "full": 3}  # smoke: without the (1, 8) mesh
 
 _CHILD = textwrap.dedent(

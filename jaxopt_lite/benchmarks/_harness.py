@@ -83,7 +83,7 @@ MODES = {
     ),
     "quick": Mode(
         name="quick",
-        repeats=7,
+        repeats=3,
         loop_steps=2_000,
         hidden=(32,),
         torch_threads=None,
@@ -116,9 +116,9 @@ MODES = {
             "fit, 10 steps",
             "scan, 10 steps",
         ),
-        stream_steps=2_000,
+        stream_steps=1_000,
         model_steps=1_000,
-        model_steps_cpu=100,
+        model_steps_cpu=30,
     ),
     # The GPU targets in about ten minutes on one H100 (`--gpu`): fit against
     # a Python loop and a hand-written scan (MLP and CNN), a sweep of 64

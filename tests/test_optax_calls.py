@@ -15,6 +15,10 @@ from helpers import standard_promotion
 from transform_table import TABLE
 
 import jaxopt_lite as jol
+from jaxopt_lite._transforms.distance_over_gradients import (
+    ScaleByDistanceOverGradientsState,
+)
+from jaxopt_lite._transforms.optimistic import ScaleByOptimisticGradientState
 from jaxopt_lite._transforms.rms import (
     ScaleByRmsWithCountState,
     ScaleByRStdDevWithCountState,
@@ -70,6 +74,8 @@ OWN_STATES = (
     AddDecayedWeightsScheduleState,
     ScaleByRmsWithCountState,
     ScaleByRStdDevWithCountState,
+    ScaleByOptimisticGradientState,
+    ScaleByDistanceOverGradientsState,
 )
 
 

@@ -22,13 +22,10 @@ from jaxopt_lite._core.validate import (
     check_transform,
 )
 
-
-class EmaState(NamedTuple):
-    """Update count (int32, saturating) and the moving average of the updates
-    (a tree like them, not bias-corrected): optax's layout."""
-
-    count: jax.Array
-    ema: Any
+EmaState = optax.EmaState
+"""optax's class itself (so states equal optax's as trees): update count
+(int32, saturating) and the moving average of the updates (a tree like them,
+not bias-corrected)."""
 
 
 @recipe
@@ -83,8 +80,14 @@ def ema(
         del params
         count = _tree.safe_increment(state.count)
         # The average in the precision of the update and the state together
-        # (optax's), cast to the state's dtype only when stored.
-        new = jax.tree.map(lambda g, m: _tree.ema(decay, m, g), updates, state.ema)
+        # (optax's), cast to the state's dtype only when stored; None updates
+        # stay None (optax lets them through).
+        new = jax.tree.map(
+            lambda g, m: None if g is None else _tree.ema(decay, m, g),
+            updates,
+            state.ema,
+            is_leaf=lambda x: x is None,
+        )
         out = _tree.tree_bias_correction(new, decay, count) if debias else new
         out = jax.tree.map(
             lambda u, g: (

@@ -8,8 +8,6 @@ Norms are overflow- and underflow-safe and taken in float32 or wider
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import optax
 
@@ -17,10 +15,6 @@ from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import add, div, mul
 from jaxopt_lite._core.recipe import recipe
-
-
-class NormalizeByUpdateNormState(NamedTuple):
-    """``normalize_by_update_norm`` keeps no state."""
 
 
 @recipe
@@ -55,7 +49,7 @@ def normalize_by_update_norm(
 
     def init_fn(params):
         del params
-        return NormalizeByUpdateNormState()
+        return optax.EmptyState()
 
     def update_fn(updates, state, params=None):
         del params
@@ -66,10 +60,6 @@ def normalize_by_update_norm(
         return new_updates, state
 
     return optax.GradientTransformation(init_fn, update_fn)
-
-
-class ScaleByParamBlockNormState(NamedTuple):
-    """``scale_by_param_block_norm`` keeps no state."""
 
 
 @recipe
@@ -103,9 +93,9 @@ def scale_by_param_block_norm(
 
     def init_fn(params):
         del params
-        return ScaleByParamBlockNormState()
+        return optax.EmptyState()
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=v.MISSING):  # required, as in optax
         v.require_params("scale_by_param_block_norm", params)
         new_updates = jax.tree.map(
             lambda g, p: mul(g, _tree.safe_norm(p, min_scale)).astype(g.dtype),

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree as _tree
 from jaxopt_lite._core import validate as v
@@ -89,15 +90,10 @@ def hutchinson_estimator_diag_hessian(
 _HUTCHINSON = hutchinson_estimator_diag_hessian()
 
 
-class SophiaState(NamedTuple):
-    """Update count (int32, saturating), the momentum ``mu``, the moving
-    average ``nu`` of the Hessian diagonal estimates and the estimator's
-    state."""
-
-    count: jax.Array
-    mu: _tree.PyTree
-    nu: _tree.PyTree
-    hessian_fn_state: Any
+SophiaState = optax.contrib.SophiaState
+"""optax.contrib's class itself (so states equal optax's as trees): update
+count (int32, saturating), the momentum ``mu``, the moving average ``nu`` of
+the Hessian diagonal estimates and the estimator's state."""
 
 
 @recipe

@@ -4,11 +4,12 @@ adversarial steps started."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import add, sub
@@ -17,15 +18,11 @@ from jaxopt_lite._core.recipe import recipe
 PyTree = Any
 
 
-class SAMState(NamedTuple):
-    """Adversarial steps taken since the last outer step (int32), the outer
-    and adversarial optimizers' states, and the parameters the adversarial
-    steps started from (``None`` in opaque mode)."""
-
-    steps_since_sync: jax.Array
-    opt_state: Any
-    adv_state: Any
-    cache: PyTree
+SAMState = optax.contrib.SAMState
+"""optax.contrib's class itself (so states equal optax's as trees): adversarial
+steps taken since the last outer step (int32), the outer and adversarial
+optimizers' states, and the parameters the adversarial steps started from
+(``None`` in opaque mode)."""
 
 
 def _select(pred: jax.Array, on_true: PyTree, on_false: PyTree) -> PyTree:

@@ -4,7 +4,7 @@ r"""Sophia: momentum over a clipped, EMA-smoothed diagonal Hessian estimate
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,11 +16,9 @@ from jaxopt_lite._core import validate as v
 from jaxopt_lite._core.dtypes import div, mul, promote, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
-
-class HutchinsonState(NamedTuple):
-    """The PRNG key of the next draw."""
-
-    key: jax.Array
+HutchinsonState = optax.contrib.HutchinsonState
+"""optax.contrib's class itself (so states equal optax's as trees): the PRNG key
+of the next draw (here a typed key)."""
 
 
 @recipe

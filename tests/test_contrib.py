@@ -171,9 +171,13 @@ def test_missing_arguments_are_named():
     hutchinson = jol.hutchinson_estimator_diag_hessian()
     with pytest.raises(TypeError, match="obj_fn="):
         hutchinson.update(params, hutchinson.init(params), params)
+    # params is a required argument of optax's dog, dowg and cocob updates
+    for opt in (jol.dog(), jol.dowg(), jol.cocob()):
+        with pytest.raises(TypeError, match="required positional argument: 'params'"):
+            opt.update(params, opt.init(params))
     for opt in (jol.dog(), jol.dowg(), jol.cocob(), jol.prodigy(), jol.madgrad(0.1)):
         with pytest.raises(ValueError, match="needs the parameters"):
-            opt.update(params, opt.init(params))
+            opt.update(params, opt.init(params), None)
     with pytest.raises(TypeError, match="init_step must be a pair"):
         jol.dog(init_step=1e-6)
     with pytest.raises(ValueError, match="print_win_rate_every_n_steps"):

@@ -159,7 +159,7 @@ def test_distance_over_gradients_beyond_real_vectors():
     assert state.init_params.dtype == jnp.complex64
     assert state.max_dist.dtype == state.grad_sum_of_squares.dtype == jnp.float32
     with pytest.raises(ValueError, match="params"):
-        dog.update(gz, dog.init(z))
+        dog.update(gz, dog.init(z), None)
 
 
 # --- optimistic optimizers ---------------------------------------------------------

@@ -306,7 +306,7 @@ def lookahead(
         check_params(params)
         return LookaheadState(fast.init(params), jnp.zeros([], jnp.int32), params)
 
-    def update_fn(updates, state, params=None, **extra_args):
+    def update_fn(updates, state, params=v.MISSING, **extra_args):  # as in optax
         check_params(params)
         updates, fast_state = fast.update(
             updates, state.fast_state, params, **extra_args

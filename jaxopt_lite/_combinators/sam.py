@@ -115,7 +115,6 @@ def sam(
         )
 
     def transparent_update(updates, state, params, **extra_args):
-        v.require_params("sam", params)
         first = state.steps_since_sync == 0
         last = state.steps_since_sync == sync_period - 1
         adv_updates, adv_state = adv.update(
@@ -169,7 +168,8 @@ def sam(
             cache=None,
         )
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
+    def update_fn(updates, state, params=v.MISSING, *, grad_fn=None, **extra_args):
+        v.require_params("sam", params)  # required, as in optax
         if opaque_mode:
             return opaque_update(updates, state, params, grad_fn=grad_fn, **extra_args)
         return transparent_update(updates, state, params, **extra_args)

@@ -174,4 +174,5 @@ def sam(
             return opaque_update(updates, state, params, grad_fn=grad_fn, **extra_args)
         return transparent_update(updates, state, params, **extra_args)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    # (optax types SAMState.cache as Optional, which its OptState alias omits)
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]

@@ -219,7 +219,7 @@ def test_signum_fromage_and_norm_scalings():
         optax_reference(optax.signum(0.1, 0.5, jnp.bfloat16)), grads, params
     )
     assert_trees_close(ours, theirs, rtol=0, atol=0, check_dtype=True)
-    assert state[0].mu.dtype == jnp.bfloat16
+    assert state[0].ema.dtype == jnp.bfloat16
 
     _, state = _updates(jol.fromage(0.5), grads, params)
     np.testing.assert_allclose(

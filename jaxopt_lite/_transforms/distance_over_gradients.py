@@ -300,11 +300,9 @@ def scale_by_distance_over_gradients(
         return jnp.maximum(dist, _tree.l2_norm(sub(p, x0)).astype(dist.dtype))
 
     def sum_of_squares(g, total):
-        return (
-            None
-            if g is None
-            else add(total, jnp.sum(_tree.abs_sq(g), dtype=total.dtype))
-        )
+        if g is None:
+            return None
+        return add(total, jnp.sum(_tree.abs_sq(g), dtype=total.dtype))
 
     def step(g, dist, total):
         if g is None:

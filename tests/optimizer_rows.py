@@ -561,7 +561,7 @@ def _drop_extra_args(
 ) -> optax.GradientTransformation:
     """optax's ``sam`` rejects the ``value=`` the generic tests pass."""
     return optax.GradientTransformation(
-        transform.init, lambda u, s, p=None, **_: transform.update(u, s, p)
+        transform.init, lambda u, s, p, **_: transform.update(u, s, p)
     )
 
 

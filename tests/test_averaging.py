@@ -181,7 +181,9 @@ def test_lookahead_errors():
     opt = jol.lookahead(jol.sgd(0.1), 2, 0.5)
     with pytest.raises(TypeError, match=r"not optax\.LookaheadParams"):
         opt.init(optax.LookaheadParams.init_synced(PARAMS))
+    with pytest.raises(TypeError, match="required positional argument: 'params'"):
+        opt.update(PARAMS, opt.init(PARAMS))  # as optax's
     with pytest.raises(ValueError, match="needs the parameters"):
-        opt.update(PARAMS, opt.init(PARAMS))
+        opt.update(PARAMS, opt.init(PARAMS), None)
     with pytest.raises(ValueError, match="holds no LookaheadState"):
         jol.slow_params_of(opt.init(PARAMS).fast_state)

@@ -171,6 +171,11 @@ def test_missing_arguments_are_named():
     hutchinson = jol.hutchinson_estimator_diag_hessian()
     with pytest.raises(TypeError, match="obj_fn="):
         hutchinson.update(params, hutchinson.init(params), params)
+    # params is a required argument of the updates of optax's transforms
+    # (chains, as optax's, pass None on)
+    for opt in (jol.scale_by_dog(("distance", 1.0)), jol.scale_by_dowg()):
+        with pytest.raises(TypeError, match="required positional argument: 'params'"):
+            opt.update(params, opt.init(params))
     for opt in (jol.dog(), jol.dowg(), jol.cocob(), jol.prodigy(), jol.madgrad(0.1)):
         with pytest.raises(ValueError, match="needs the parameters"):
             opt.update(params, opt.init(params))
@@ -197,11 +202,8 @@ def test_state_dtypes():
     }
     for opt, fields in scalars.items():
         state = opt.init(half)
-        state = (
-            state[0]
-            if isinstance(state, tuple) and not hasattr(state, "_fields")
-            else state
-        )
+        if isinstance(state, tuple) and not hasattr(state, "_fields"):  # a chain
+            state = next(s for s in state if hasattr(s, fields[0]))
         assert {getattr(state, f).dtype for f in fields} == {jnp.dtype(jnp.float32)}
 
     complex_params = {"w": jnp.ones(3, jnp.complex64)}

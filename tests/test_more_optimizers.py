@@ -159,7 +159,7 @@ def test_distance_over_gradients_beyond_real_vectors():
     assert state.init_params.dtype == jnp.complex64
     assert state.max_dist.dtype == state.grad_sum_of_squares.dtype == jnp.float32
     with pytest.raises(ValueError, match="params"):
-        dog.update(gz, dog.init(z))
+        dog.update(gz, dog.init(z), None)
 
 
 # --- optimistic optimizers ---------------------------------------------------------
@@ -219,7 +219,7 @@ def test_signum_fromage_and_norm_scalings():
         optax_reference(optax.signum(0.1, 0.5, jnp.bfloat16)), grads, params
     )
     assert_trees_close(ours, theirs, rtol=0, atol=0, check_dtype=True)
-    assert state[0].mu.dtype == jnp.bfloat16
+    assert state[0].ema.dtype == jnp.bfloat16
 
     _, state = _updates(jol.fromage(0.5), grads, params)
     np.testing.assert_allclose(

@@ -15,6 +15,10 @@ from helpers import standard_promotion
 from transform_table import TABLE
 
 import jaxopt_lite as jol
+from jaxopt_lite._transforms.distance_over_gradients import (
+    ScaleByDistanceOverGradientsState,
+)
+from jaxopt_lite._transforms.optimistic import ScaleByOptimisticGradientState
 from jaxopt_lite._transforms.rms import (
     ScaleByRmsWithCountState,
     ScaleByRStdDevWithCountState,
@@ -48,11 +52,40 @@ EXTRA = {
     ),
     "apply_if_finite": lambda m: m.apply_if_finite(m.sgd(0.1), 3),
     "add_decayed_weights_schedule": lambda m: m.add_decayed_weights(lambda c: 0.1),
+    "scale_by_polyak": lambda m: m.scale_by_polyak(),  # (updates need value=)
+    "keep_params_nonnegative": lambda m: m.keep_params_nonnegative(),
+    "stateless": lambda m: m.stateless(lambda g, p: g),
+    "freeze": lambda m: m.freeze(MASK),
+    "selective_transform": lambda m: m.selective_transform(
+        m.trace(0.9), freeze_mask=MASK
+    ),
+    "conditionally_transform": lambda m: m.conditionally_transform(
+        m.trace(0.9), lambda step: step > 1
+    ),
+    "conditionally_mask": lambda m: m.conditionally_mask(
+        m.trace(0.9), lambda step: step > 1
+    ),
+    "snapshot": lambda m: m.snapshot("norm", optax.tree.norm),
+    "differentially_private_aggregate": lambda m: (
+        m.contrib.differentially_private_aggregate(1.0, 0.1, 0)
+    ),
+    "scale_by_muon": lambda m: m.contrib.scale_by_muon(),
+    "split_real_and_imaginary": lambda m: m.contrib.split_real_and_imaginary(
+        m.trace(0.9)
+    ),
 }
+# Whole optimizers: those holding the states of the transforms above, and
+# those whose chains optax lays out with an `identity` where a step is off
+# (sgd and rmsprop without momentum, dog and dowg without weight decay).
+OPTIMIZERS = (
+    *("sgd", "sgd_momentum", "rmsprop", "rmsprop_centered_momentum", "adamw"),
+    *("adamax", "lion", "lamb", "signum", "polyak_sgd", "adafactor_momentum_decay"),
+    *("schedule_free_sgd", "schedule_free_adamw", "sam", "dog", "dowg"),
+    *("dadapt_adamw", "prodigy", "momo", "momo_adam", "mechanize"),
+)
 CASES = {
     **{row.name: row for row in TABLE if row.kind != "optimizer"},
-    **{r.name: r for r in TABLE if r.name in ("sgd_momentum", "adamw", "lion", "lamb")},
-    **{r.name: r for r in TABLE if r.name in ("rmsprop_centered_momentum", "adamax")},
+    **{row.name: row for row in TABLE if row.name in OPTIMIZERS},
     **EXTRA,
 }
 # States that differ on purpose (docs/optax-differences.md): the rate
@@ -70,6 +103,8 @@ OWN_STATES = (
     AddDecayedWeightsScheduleState,
     ScaleByRmsWithCountState,
     ScaleByRStdDevWithCountState,
+    ScaleByOptimisticGradientState,
+    ScaleByDistanceOverGradientsState,
 )
 
 
@@ -156,3 +191,30 @@ def test_add_decayed_weights_state_is_optax():
     updates, state = t.update(GRADS, state, PARAMS)
     assert optax.tree.get(state, "count") == 2
     assert jnp.allclose(updates["w"], 0.75)
+
+
+def test_loss_reading_updates_take_optax_calls():
+    """With the loss given (``value=``), ``params`` left out or ``None`` raise
+    optax's kinds of error: momo's are a required argument."""
+    calls = {
+        "params left out": lambda t, s: t.update(GRADS, s, value=1.0),
+        "params=None": lambda t, s: t.update(GRADS, s, None, value=1.0),
+        "value left out": lambda t, s: t.update(GRADS, s, PARAMS),
+    }
+    outcomes = {}
+    for name, make in {
+        "momo": lambda m: m.contrib.momo(),
+        "momo_adam": lambda m: m.contrib.momo_adam(),
+        "scale_by_polyak": lambda m: m.scale_by_polyak(),
+    }.items():
+        ours, theirs = _pair(make)
+        with standard_promotion():
+            state = jax.eval_shape(ours.init, PARAMS)
+            their_state = jax.eval_shape(theirs.init, PARAMS)
+            for call_name, call in calls.items():
+                got = _outcome(ours, call, state)
+                assert got is _outcome(theirs, call, their_state), (name, call_name)
+                outcomes[name, call_name] = got
+    assert outcomes["momo", "params left out"] is TypeError
+    assert outcomes["momo_adam", "params=None"] is ValueError
+    assert outcomes["scale_by_polyak", "params left out"] is None

@@ -217,7 +217,9 @@ def test_params_none():
     g = _grads()[0]
     opt = jol.keep_params_nonnegative()
     with pytest.raises(ValueError, match="keep_params_nonnegative needs the param"):
-        opt.update(g, opt.init(g))
+        opt.update(g, opt.init(g), None)
+    with pytest.raises(TypeError, match="required positional argument: 'params'"):
+        opt.update(g, opt.init(g))  # as optax's
 
 
 def _value_reader():

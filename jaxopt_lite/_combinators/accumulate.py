@@ -168,14 +168,12 @@ def accumulate_gradients(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-class ApplyEveryState(NamedTuple):
-    """``count``: updates since the last emitted sum (int32, in ``[0, k)``);
-    ``grad_acc``: the running sum of this round's updates (after an emitted
-    step it still holds that round's sum, reset by the next update). optax
-    names this state ``ApplyEvery``; the fields are the same."""
-
-    count: jax.Array
-    grad_acc: Any
+ApplyEveryState = optax.ApplyEvery
+"""optax's class ``optax.ApplyEvery`` itself (so states equal optax's as
+trees), under the name of the naming rule of states here: ``count``, the
+updates since the last emitted sum (int32, in ``[0, k)``); ``grad_acc``, the
+running sum of this round's updates (after an emitted step it still holds
+that round's sum, reset by the next update)."""
 
 
 @recipe

@@ -20,13 +20,10 @@ from jaxopt_lite._core.validate import (
     check_transform,
 )
 
-
-class EmaState(NamedTuple):
-    """Update count (int32, saturating) and the moving average of the updates
-    (a tree like them, not bias-corrected): optax's layout."""
-
-    count: jax.Array
-    ema: Any
+EmaState = optax.EmaState
+"""optax's class itself (so states equal optax's as trees): update count
+(int32, saturating) and the moving average of the updates (a tree like them,
+not bias-corrected)."""
 
 
 @recipe
@@ -81,8 +78,14 @@ def ema(
         del params
         count = tree_math.safe_increment(state.count)
         # The average in the precision of the update and the state together
-        # (optax's), cast to the state's dtype only when stored.
-        new = jax.tree.map(lambda g, m: tree_math.ema(decay, m, g), updates, state.ema)
+        # (optax's), cast to the state's dtype only when stored; None updates
+        # stay None (optax lets them through).
+        new = jax.tree.map(
+            lambda g, m: None if g is None else tree_math.ema(decay, m, g),
+            updates,
+            state.ema,
+            is_leaf=lambda x: x is None,
+        )
         out = tree_math.tree_bias_correction(new, decay, count) if debias else new
         out = jax.tree.map(
             lambda u, g: (
@@ -301,7 +304,7 @@ def lookahead(
         check_params(params)
         return LookaheadState(fast.init(params), jnp.zeros([], jnp.int32), params)
 
-    def update_fn(updates, state, params=None, **extra_args):
+    def update_fn(updates, state, params=validate.MISSING, **extra_args):  # as in optax
         check_params(params)
         updates, fast_state = fast.update(
             updates, state.fast_state, params, **extra_args

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_transform
@@ -20,10 +21,9 @@ class SplitRealAndImaginaryArrays(NamedTuple):
     imaginary: jax.Array
 
 
-class SplitRealAndImaginaryState(NamedTuple):
-    """The state of the inner transform (on the split parameters)."""
-
-    inner_state: Any
+SplitRealAndImaginaryState = optax.contrib.SplitRealAndImaginaryState
+"""optax.contrib's class itself (so states equal optax's as trees): the state of
+the inner transform (on the split parameters)."""
 
 
 def _split(x: Any) -> Any:

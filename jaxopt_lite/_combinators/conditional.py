@@ -4,7 +4,7 @@ only runs at the steps a condition picks."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,20 +17,13 @@ from jaxopt_lite._core.validate import check_bool, check_callable, check_transfo
 ConditionFn = Callable[..., Any]
 
 
-class ConditionallyTransformState(NamedTuple):
-    """The inner state and the number of ``update`` calls so far (``step``,
-    int32, saturating): optax's layout."""
+ConditionallyTransformState = optax.ConditionallyTransformState
+"""optax's class itself (so states equal optax's as trees): the inner state and
+the number of ``update`` calls so far (``step``, int32, saturating)."""
 
-    inner_state: Any
-    step: jax.Array
-
-
-class ConditionallyMaskState(NamedTuple):
-    """The number of ``update`` calls so far (``step``, int32, saturating) and
-    the inner state: optax's layout (the fields in this order)."""
-
-    step: jax.Array
-    inner_state: Any
+ConditionallyMaskState = optax.ConditionallyMaskState
+"""optax's class itself (so states equal optax's as trees): the number of
+``update`` calls so far (``step``, int32, saturating) and the inner state."""
 
 
 def _conditional(inner, should_transform_fn, forward_extra_args, skipped_updates):

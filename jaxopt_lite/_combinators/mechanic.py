@@ -2,31 +2,22 @@ r"""Mechanic: a learning-rate tuner around any optimizer (`mechanize`)."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul, sub, tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 
-
-class MechanicState(NamedTuple):
-    """The base optimizer's state, the update count (int32, saturating), the
-    per-$\\beta$ vectors $r$, $m$, $v$ and scales $s$ (``num_betas`` values
-    each, in the parameters' precision) and the reference point
-    $\\theta_0$ (``x0``, set at the first update)."""
-
-    base_optimizer_state: Any
-    count: jax.Array
-    r: jax.Array
-    m: jax.Array
-    v: jax.Array
-    s: jax.Array
-    x0: tree_math.PyTree
+MechanicState = optax.contrib.MechanicState
+"""optax.contrib's class itself (so states equal optax's as trees): the base
+optimizer's state, the update count (int32, saturating), the per-$\\beta$
+vectors $r$, $m$, $v$ and scales $s$ (``num_betas`` values each, in the
+parameters' precision) and the reference point $\\theta_0$ (``x0``, set at the
+first update)."""
 
 
 @recipe(static=("num_betas",))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,11 +21,9 @@ PyTree = Any
 Measure = Callable[[PyTree], PyTree]
 
 
-class SnapshotState(NamedTuple):
-    """``measurement``: a dict ``{measure_name: value}`` holding the last
-    measurement (optax's layout)."""
-
-    measurement: dict[str, Any]
+SnapshotState = optax.SnapshotState
+"""optax's class itself (so states equal optax's as trees): ``measurement``, a
+dict ``{measure_name: value}`` holding the last measurement."""
 
 
 @recipe
@@ -69,14 +67,11 @@ def snapshot(measure_name: str, measure: Measure) -> optax.GradientTransformatio
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class MonitorState(NamedTuple):
-    """``measurements``: a dict ``{name: value}`` of the last measurements
-    (zeros of their shapes and dtypes before the first update);
-    ``measure_states``: the states of the measuring transforms, a tuple in
-    the order of ``measures``."""
-
-    measurements: dict[str, Any]
-    measure_states: tuple[Any, ...]
+MonitorState = optax.MonitorState
+"""optax's class itself (so states equal optax's as trees): ``measurements``, a
+dict ``{name: value}`` of the last measurements (zeros of their shapes and
+dtypes before the first update); ``measure_states``: the states of the
+measuring transforms, a tuple in the order of ``measures``."""
 
 
 @recipe

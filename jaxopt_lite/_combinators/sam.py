@@ -4,11 +4,12 @@ adversarial steps started."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import add, sub
@@ -17,15 +18,11 @@ from jaxopt_lite._core.recipe import recipe
 PyTree = Any
 
 
-class SAMState(NamedTuple):
-    """Adversarial steps taken since the last outer step (int32), the outer
-    and adversarial optimizers' states, and the parameters the adversarial
-    steps started from (``None`` in opaque mode)."""
-
-    steps_since_sync: jax.Array
-    opt_state: Any
-    adv_state: Any
-    cache: PyTree
+SAMState = optax.contrib.SAMState
+"""optax.contrib's class itself (so states equal optax's as trees): adversarial
+steps taken since the last outer step (int32), the outer and adversarial
+optimizers' states, and the parameters the adversarial steps started from
+(``None`` in opaque mode)."""
 
 
 def _select(pred: jax.Array, on_true: PyTree, on_false: PyTree) -> PyTree:
@@ -118,7 +115,6 @@ def sam(
         )
 
     def transparent_update(updates, state, params, **extra_args):
-        validate.require_params("sam", params)
         first = state.steps_since_sync == 0
         last = state.steps_since_sync == sync_period - 1
         adv_updates, adv_state = adv.update(
@@ -172,9 +168,13 @@ def sam(
             cache=None,
         )
 
-    def update_fn(updates, state, params=None, *, grad_fn=None, **extra_args):
+    def update_fn(
+        updates, state, params=validate.MISSING, *, grad_fn=None, **extra_args
+    ):
+        validate.require_params("sam", params)  # required, as in optax
         if opaque_mode:
             return opaque_update(updates, state, params, grad_fn=grad_fn, **extra_args)
         return transparent_update(updates, state, params, **extra_args)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    # (optax types SAMState.cache as Optional, which its OptState alias omits)
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]

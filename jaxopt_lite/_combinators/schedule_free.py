@@ -4,11 +4,12 @@ the averaged parameters to evaluate."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul, sub, tree_compute_dtype
@@ -17,17 +18,11 @@ from jaxopt_lite._core.recipe import recipe
 PyTree = Any
 
 
-class ScheduleFreeState(NamedTuple):
-    r"""$\beta_1$, the sum of the averaging weights, the number of updates
-    done (int32, saturating: the step the schedule is read at), the largest
-    learning rate so far, the base optimizer's state and the sequence $z$."""
-
-    b1: jax.Array
-    weight_sum: jax.Array
-    step_count: jax.Array
-    max_lr: jax.Array
-    base_optimizer_state: Any
-    z: PyTree
+ScheduleFreeState = optax.contrib.ScheduleFreeState
+r"""optax.contrib's class itself (so states equal optax's as trees): $\beta_1$,
+the sum of the averaging weights, the number of updates done (int32,
+saturating: the step the schedule is read at), the largest learning rate so
+far, the base optimizer's state and the sequence $z$."""
 
 
 def _averaged(y: jax.Array, z: jax.Array, b1: Any) -> jax.Array:

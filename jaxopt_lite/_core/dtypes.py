@@ -26,7 +26,10 @@ def promote(*xs: Any) -> tuple[Any, ...]:
     Layer 1 mixes dtypes only through this (and `add`, `sub`, `mul`, `div`),
     on purpose and visibly, so it computes the same numbers under
     ``jax_numpy_dtype_promotion="strict"`` as under the default, which
-    promotes the same way implicitly."""
+    promotes the same way implicitly. A ``None`` (a leaf optax lets through
+    where it does no arithmetic) is a ``TypeError``, as with ``+``."""
+    if any(x is None for x in xs):
+        raise TypeError("unsupported operand None: arithmetic needs arrays")
     dtype = promoted_dtype(*xs)
     return tuple(
         x if isinstance(x, (int, float, complex)) else jnp.asarray(x).astype(dtype)

@@ -9,6 +9,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
+from jaxopt_lite._combinators.stateless import identity
 from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool
@@ -133,7 +134,7 @@ def rmsprop(
             "momentum", momentum
         )  # trace's decay, by the user's name
     rescale = scale_by_stddev if centered else scale_by_rms
-    parts = [
+    return chain(
         rescale(
             decay=decay,
             eps=eps,
@@ -142,10 +143,8 @@ def rmsprop(
             bias_correction=bias_correction,
         ),
         scale_by_learning_rate(learning_rate),
-    ]
-    if momentum is not None:
-        parts.append(trace(momentum, nesterov=nesterov))
-    return chain(*parts)
+        identity() if momentum is None else trace(momentum, nesterov=nesterov),
+    )
 
 
 @recipe

@@ -14,6 +14,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
+from jaxopt_lite._combinators.stateless import identity
 from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.cocob import scale_by_cocob
@@ -80,10 +81,11 @@ def cocob(
 
 
 def _decay_then(weight_decay: Any, mask: Any, *rest: optax.GradientTransformation):
-    """``chain(add_decayed_weights(weight_decay, mask), *rest)``, without the
-    decay when ``weight_decay`` is ``None``."""
+    """``chain(add_decayed_weights(weight_decay, mask), *rest)``, with
+    `identity` in place of the decay when ``weight_decay`` is ``None`` (optax's
+    layout)."""
     if weight_decay is None:
-        return chain(*rest)
+        return chain(identity(), *rest)
     validate.check_weight_decay("weight_decay", weight_decay)
     return chain(add_decayed_weights(weight_decay, mask), *rest)
 

@@ -14,6 +14,7 @@ import jax
 import optax
 
 from jaxopt_lite._combinators.chain import chain
+from jaxopt_lite._combinators.stateless import identity
 from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._core.validate import check_bool, check_dtype
@@ -108,10 +109,10 @@ def sgd(
         Sutskever et al., *On the importance of initialization and momentum in
         deep learning*, 2013.
     """
-    if momentum is None:  # no trace to check its settings
+    if momentum is None:  # no trace to check its settings (optax's layout)
         check_bool("nesterov", nesterov)
         check_dtype("accumulator_dtype", accumulator_dtype)
-        return chain(scale_by_learning_rate(learning_rate))
+        return chain(identity(), scale_by_learning_rate(learning_rate))
     validate.check_momentum("momentum", momentum)  # trace's decay, by the user's name
     return chain(
         trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
@@ -233,7 +234,7 @@ def polyak_sgd(
     """
     validate.check_learning_rate("scaling", scaling)
     return chain(
-        scale_by_learning_rate(scaling),
+        sgd(scaling),
         scale_by_polyak(
             max_learning_rate=max_learning_rate, f_min=f_min, eps=eps, variant=variant
         ),

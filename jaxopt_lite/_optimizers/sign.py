@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import optax
 
+from jaxopt_lite._combinators.averaging import ema
 from jaxopt_lite._combinators.chain import chain
 from jaxopt_lite._core import validate
 from jaxopt_lite._core.recipe import recipe
@@ -64,9 +65,9 @@ def signum(
     \theta_{t+1} = \theta_t - \eta_t \operatorname{sign}(m_t)
     $$
 
-    with $m_0 = 0$ (no bias correction: it would not change the sign). This
-    is `scale_by_lion` with both of its decays equal to $\beta$ (Lion's
-    blend of momentum and gradient is then the new momentum itself).
+    with $m_0 = 0$ (no bias correction: it would not change the sign): the
+    chain of `ema` (``debias=False``), `scale_by_sign` and the learning rate,
+    as in optax.
 
     Args:
         learning_rate: $\eta$: a number >= 0, a scalar array or a schedule.
@@ -94,7 +95,8 @@ def signum(
     validate.check_decay("beta", beta)
     validate.check_dtype("accumulator_dtype", accumulator_dtype)
     return chain(
-        scale_by_lion(b1=beta, b2=beta, mu_dtype=accumulator_dtype),
+        ema(beta, debias=False, accumulator_dtype=accumulator_dtype),
+        scale_by_sign(),
         scale_by_learning_rate(learning_rate),
     )
 

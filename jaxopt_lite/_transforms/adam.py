@@ -17,6 +17,7 @@ import optax
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
     add,
+    cast_like,
     div,
     promote,
     promoted_dtype,
@@ -241,11 +242,14 @@ def scale_by_amsgrad(
         nu_eff = _widen(nu, updates)
         if bias_correction_nu:
             nu_eff = tree_math.tree_bias_correction(nu_eff, b2, count)
-        nu_max = jax.tree.map(
-            lambda old, new: jnp.maximum(*promote(old, new)), state.nu_max, nu_eff
+        nu_max = jax.tree.map(  # None updates stay None, as in the moments
+            lambda new, old: None if new is None else jnp.maximum(*promote(old, new)),
+            nu_eff,
+            state.nu_max,
+            is_leaf=lambda x: x is None,
         )
         new_updates = _adam_ratio(updates, mu_hat, nu_max, eps, eps_root)
-        stored = jax.tree.map(lambda m, old: m.astype(old.dtype), nu_max, state.nu_max)
+        stored = cast_like(nu_max, state.nu_max)
         return new_updates, ScaleByAmsgradState(count, mu, nu, stored)
 
     return optax.GradientTransformation(init_fn, update_fn)

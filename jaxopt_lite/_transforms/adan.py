@@ -9,8 +9,6 @@ come back in the gradients' dtype.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -19,17 +17,8 @@ from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul, real_full_like, sub, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
-
-class ScaleByAdanState(NamedTuple):
-    """The first moment ``m``, the moment of gradient differences ``v``, the
-    second moment ``n``, the previous gradient ``g`` and the update count
-    ``t`` (int32, saturating); optax's field names."""
-
-    m: tree_math.PyTree
-    v: tree_math.PyTree
-    n: tree_math.PyTree
-    g: tree_math.PyTree
-    t: jax.Array
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByAdanState = optax.ScaleByAdanState
 
 
 @recipe

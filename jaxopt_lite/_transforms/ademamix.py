@@ -7,11 +7,12 @@ Second moments are real (built from $|g|^2$) for complex parameters.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, mul, real_full_like, sub, zeros_like
@@ -19,18 +20,11 @@ from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import _adam_ratio, _check_moments
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
 
-
-class ScaleByAdemamixState(NamedTuple):
-    """Update counts (int32, saturating) of the fast and of the slow average
-    (``count_m2`` also indexes the schedules of $\\beta_3$ and $\\alpha$), the
-    fast average ``m1``, the slow average ``m2`` and the second moment
-    ``nu``."""
-
-    count: jax.Array
-    count_m2: jax.Array
-    m1: tree_math.PyTree
-    m2: tree_math.PyTree
-    nu: tree_math.PyTree
+ScaleByAdemamixState = optax.contrib.ScaleByAdemamixState
+"""optax.contrib's class itself (so states equal optax's as trees): update
+counts (int32, saturating) of the fast and of the slow average (``count_m2``
+also indexes the schedules of $\\beta_3$ and $\\alpha$), the fast average
+``m1``, the slow average ``m2`` and the second moment ``nu``."""
 
 
 def _at(value: Any, count: jax.Array) -> Any:
@@ -123,13 +117,10 @@ def scale_by_ademamix(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class ScaleBySimplifiedAdEMAMixState(NamedTuple):
-    """Update count ``t`` (int32, saturating), the accumulated momentum ``m``
-    and the second moment ``n``."""
-
-    t: jax.Array
-    m: tree_math.PyTree
-    n: tree_math.PyTree
+ScaleBySimplifiedAdEMAMixState = optax.contrib.ScaleBySimplifiedAdEMAMixState
+"""optax.contrib's class itself (so states equal optax's as trees): update
+count ``t`` (int32, saturating), the accumulated momentum ``m`` and the second
+moment ``n``."""
 
 
 @recipe
@@ -192,17 +183,19 @@ def scale_by_simplified_ademamix(
     def update_fn(updates, state, params=None):
         del params
         alpha_now = _at(alpha, state.t)
-        m = jax.tree.map(
-            lambda g, m: add(g, mul(b1, m)).astype(m.dtype), updates, state.m
-        )
-        # g^2 + b2 (n - g^2): optax's order of operations for the average
-        n = jax.tree.map(
-            lambda g, n: add(
-                tree_math.abs_sq(g), mul(b2, sub(n, tree_math.abs_sq(g)))
-            ).astype(n.dtype),
-            updates,
-            state.n,
-        )
+        none = lambda x: x is None  # None updates stay None, as in the moments
+
+        def momentum(g, m):
+            return None if g is None else add(g, mul(b1, m)).astype(m.dtype)
+
+        def second_moment(g, n):  # g^2 + b2 (n - g^2): optax's order of operations
+            if g is None:
+                return None
+            g2 = tree_math.abs_sq(g)
+            return add(g2, mul(b2, sub(n, g2))).astype(n.dtype)
+
+        m = jax.tree.map(momentum, updates, state.m, is_leaf=none)
+        n = jax.tree.map(second_moment, updates, state.n, is_leaf=none)
         t = tree_math.safe_increment(state.t)
         n_hat = tree_math.tree_bias_correction(n, b2, t)
         numerator = jax.tree.map(lambda m, g: add(m, mul(alpha_now, g)), m, updates)

@@ -2,8 +2,9 @@ r"""Adam-like rescalings that divide the current gradient by the second moment
 of the *previous* gradients, so that the two are independent: ACProp
 (`scale_by_acprop`) and ADOPT (`scale_by_adopt`).
 
-Both keep optax's ``ScaleByAdamState`` layout (count, $\mu$, $\nu$); $\nu$ is
-real (built from $|g|^2$) for complex parameters.
+Both keep optax's states (``ScaleByBeliefState`` for ACProp,
+``ScaleByAdamState`` for ADOPT: count, $\mu$, $\nu$); $\nu$ is real (built
+from $|g|^2$) for complex parameters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, promote, tree_compute_dtype
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.adam import ScaleByAdamState, _check_moments, _zero_state
+from jaxopt_lite._transforms.adam_variants import ScaleByBeliefState
 
 
 @recipe
@@ -63,7 +65,7 @@ def scale_by_acprop(
     _check_moments(b1, b2, eps, eps_root)
 
     def init_fn(params):
-        return _zero_state(params)
+        return ScaleByBeliefState(*_zero_state(params))
 
     def update_fn(updates, state, params=None):
         del params
@@ -83,7 +85,7 @@ def scale_by_acprop(
             updates,
             nu_prev,
         )
-        return new_updates, ScaleByAdamState(
+        return new_updates, ScaleByBeliefState(
             tree_math.safe_increment(state.count), mu, nu
         )
 

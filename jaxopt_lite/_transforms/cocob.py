@@ -3,28 +3,20 @@ r"""COCOB: continuous coin betting, a learning-rate-free rescaling
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
-from jaxopt_lite._core import tree_math, validate
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import add, full_like, mul, sub, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
-
-class COCOBState(NamedTuple):
-    """The starting point $\\theta_0$ (``init_particles``), and per
-    coordinate: the negated sum of gradients $C$, the largest gradient
-    magnitude $L$ (``scale``), the sum of magnitudes $G$
-    (``subgradients``) and the reward $R$."""
-
-    init_particles: tree_math.PyTree
-    cumulative_gradients: tree_math.PyTree
-    scale: tree_math.PyTree
-    subgradients: tree_math.PyTree
-    reward: tree_math.PyTree
+COCOBState = optax.contrib.COCOBState
+"""optax.contrib's class itself (so states equal optax's as trees): the
+starting point $\\theta_0$ (``init_particles``), and per coordinate: the
+negated sum of gradients $C$, the largest gradient magnitude $L$ (``scale``),
+the sum of magnitudes $G$ (``subgradients``) and the reward $R$."""
 
 
 @recipe
@@ -76,36 +68,31 @@ def scale_by_cocob(
         zeros = zeros_like(params)
         return COCOBState(params, zeros, full_like(params, eps), zeros, zeros)
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
         validate.require_params("scale_by_cocob", params)
+        start, c, big, total, reward = state  # (a TypeError if not a state)
 
         def like(s, x):  # in the state's dtype
             return x.astype(s.dtype)
 
         big = jax.tree.map(
-            lambda s, g: jnp.maximum(s, like(s, jnp.abs(g))), state.scale, updates
+            lambda s, g: jnp.maximum(s, like(s, jnp.abs(g))), big, updates
         )
-        total = jax.tree.map(
-            lambda s, g: like(s, add(s, jnp.abs(g))), state.subgradients, updates
-        )
+        total = jax.tree.map(lambda s, g: like(s, add(s, jnp.abs(g))), total, updates)
         reward = jax.tree.map(
             lambda r, g, p, p0: like(r, jnp.maximum(sub(r, mul(g, sub(p, p0))), 0)),
-            state.reward,
+            reward,
             updates,
             params,
-            state.init_particles,
+            start,
         )
-        c = jax.tree.map(
-            lambda s, g: like(s, sub(s, g)), state.cumulative_gradients, updates
-        )
+        c = jax.tree.map(lambda s, g: like(s, sub(s, g)), c, updates)
 
         def step(g, p, p0, c, big, total, reward):
             cap = jnp.maximum(total + big, like(big, mul(alpha, big)))
             return add(sub(p0, p), c / (big * cap) * (big + reward)).astype(g.dtype)
 
-        new_updates = jax.tree.map(
-            step, updates, params, state.init_particles, c, big, total, reward
-        )
-        return new_updates, COCOBState(state.init_particles, c, big, total, reward)
+        new_updates = jax.tree.map(step, updates, params, start, c, big, total, reward)
+        return new_updates, COCOBState(start, c, big, total, reward)
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -12,9 +10,8 @@ from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import add
 from jaxopt_lite._core.recipe import recipe
 
-
-class NonNegativeParamsState(NamedTuple):
-    """``keep_params_nonnegative`` keeps no state."""
+# optax's class itself (its name for ``optax.EmptyState``).
+NonNegativeParamsState = optax.NonNegativeParamsState
 
 
 @recipe
@@ -30,12 +27,12 @@ def keep_params_nonnegative() -> optax.GradientTransformation:
     ``optax.apply_updates`` are $\geq 0$ (exactly 0 where they would have
     gone below). A negative parameter is moved to 0 by the next update that
     would not make it positive, as in ``optax.keep_params_nonnegative``.
-    ``update`` needs ``params`` (``ValueError`` without them); real leaves
-    only.
+    ``update`` needs ``params`` (a required argument, as in optax; ``None``
+    is a ``ValueError``); real leaves only.
 
     Returns:
         An ``optax.GradientTransformation`` whose state is a
-        `NonNegativeParamsState` (empty).
+        ``optax.NonNegativeParamsState`` (empty).
 
     Example:
         >>> import jax.numpy as jnp, jaxopt_lite as jol
@@ -49,7 +46,7 @@ def keep_params_nonnegative() -> optax.GradientTransformation:
         del params
         return NonNegativeParamsState()
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
         validate.require_params("keep_params_nonnegative", params)
         updates = jax.tree.map(
             lambda p, g: (

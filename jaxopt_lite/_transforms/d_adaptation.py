@@ -17,11 +17,12 @@ estimate of $d$ (docs/optax-differences.md).
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
@@ -35,33 +36,17 @@ from jaxopt_lite._core.dtypes import (
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
 
+DAdaptAdamWState = optax.contrib.DAdaptAdamWState
+"""optax.contrib's class itself (so states equal optax's as trees): AdamW's
+moments (``exp_avg`` of $d_t g$, ``exp_avg_sq``), the decayed sum $s$ of
+$d_t g$ (``grad_sum``), the estimate $d$ (``estim_lr``), the decayed numerator
+of its lower bound and the update count (int32, saturating)."""
 
-class DAdaptAdamWState(NamedTuple):
-    """AdamW's moments (``exp_avg`` of $d_t g$, ``exp_avg_sq``), the decayed
-    sum $s$ of $d_t g$ (``grad_sum``), the estimate $d$ (``estim_lr``), the
-    decayed numerator of its lower bound and the update count (int32,
-    saturating)."""
-
-    exp_avg: tree_math.PyTree
-    exp_avg_sq: tree_math.PyTree
-    grad_sum: tree_math.PyTree
-    estim_lr: jax.Array
-    numerator_weighted: jax.Array
-    count: jax.Array
-
-
-class ProdigyState(NamedTuple):
-    """AdamW's moments of $d g$, the decayed sum $s$, the initial parameters
-    ``params0``, the estimate $d$ (``estim_lr``), the decayed numerator of its
-    lower bound and the update count (int32, saturating)."""
-
-    exp_avg: tree_math.PyTree
-    exp_avg_sq: tree_math.PyTree
-    grad_sum: tree_math.PyTree
-    params0: tree_math.PyTree
-    estim_lr: jax.Array
-    numerator_weighted: jax.Array
-    count: jax.Array
+ProdigyState = optax.contrib.ProdigyState
+"""optax.contrib's class itself (so states equal optax's as trees): AdamW's
+moments of $d g$, the decayed sum $s$, the initial parameters ``params0``, the
+estimate $d$ (``estim_lr``), the decayed numerator of its lower bound and the
+update count (int32, saturating)."""
 
 
 def _check_betas(betas: Any) -> tuple[Any, Any]:

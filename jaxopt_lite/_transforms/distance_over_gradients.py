@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
@@ -33,24 +34,15 @@ from jaxopt_lite._core.recipe import recipe
 _INIT_STEPS = ("distance", "learning_rate", "heuristic")
 
 
-class DoGState(NamedTuple):
-    """Whether no update happened yet (a bool), the starting parameters, the
-    largest distance from them $\\bar r$ and the sum of squared gradient norms
-    $G$."""
+DoGState = optax.contrib.DoGState
+"""optax.contrib's class itself (so states equal optax's as trees): whether
+no update happened yet (a bool), the starting parameters, the largest distance
+from them $\\bar r$ and the sum of squared gradient norms $G$."""
 
-    is_init_step: jax.Array
-    init_params: tree_math.PyTree
-    max_dist: jax.Array
-    sum_sq_norm_grads: jax.Array
-
-
-class DoWGState(NamedTuple):
-    """The starting parameters, the weighted sum of squared gradient norms $W$
-    and the largest squared distance from the start $\\bar r^2$."""
-
-    init_params: tree_math.PyTree
-    weighted_sq_norm_grads: jax.Array
-    estim_sq_dist: jax.Array
+DoWGState = optax.contrib.DoWGState
+"""optax.contrib's class itself (so states equal optax's as trees): the
+starting parameters, the weighted sum of squared gradient norms $W$ and the
+largest squared distance from the start $\\bar r^2$."""
 
 
 def _from_params(fn: Callable[[Any], jax.Array], params: Any) -> Any:
@@ -132,7 +124,7 @@ def scale_by_dog(
             sum_sq_norm_grads=jnp.zeros([], dtype),
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
         validate.require_params("scale_by_dog", params)
         dtype = state.max_dist.dtype
         dist = tree_math.tree_global_norm(optax.tree.sub(state.init_params, params))
@@ -198,7 +190,7 @@ def scale_by_dowg(
             estim_sq_dist=jnp.asarray(start, dtype),
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
         validate.require_params("scale_by_dowg", params)
         dtype = state.estim_sq_dist.dtype
         sq_dist = tree_math.tree_sum_squares(optax.tree.sub(state.init_params, params))
@@ -304,26 +296,33 @@ def scale_by_distance_over_gradients(
             ),
         )
 
-    def one(g, p, x0, dist, total):
-        dist = jnp.maximum(dist, tree_math.l2_norm(sub(p, x0)).astype(dist.dtype))
-        total = add(total, jnp.sum(tree_math.abs_sq(g), dtype=total.dtype))
-        step = mul(global_scale, div(dist, jnp.sqrt(add(total, eps))))
-        return mul(step, g).astype(g.dtype), dist, total
+    # Each function skips None updates (None out, in the state too).
+    def distance(g, p, x0, dist):
+        if g is None:
+            return None
+        return jnp.maximum(dist, tree_math.l2_norm(sub(p, x0)).astype(dist.dtype))
 
-    def update_fn(updates, state, params=None):
+    def sum_of_squares(g, total):
+        if g is None:
+            return None
+        return add(total, jnp.sum(tree_math.abs_sq(g), dtype=total.dtype))
+
+    def step(g, dist, total):
+        if g is None:
+            return None
+        rate = mul(global_scale, div(dist, jnp.sqrt(add(total, eps))))
+        return mul(rate, g).astype(g.dtype)
+
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
         validate.require_params("scale_by_distance_over_gradients", params)
-        out = jax.tree.map(
-            one,
-            updates,
-            params,
-            state.init_params,
-            state.max_dist,
-            state.grad_sum_of_squares,
+        none = lambda x: x is None
+        max_dist = jax.tree.map(
+            distance, updates, params, state.init_params, state.max_dist, is_leaf=none
         )
-        structure = jax.tree.structure(updates)
-        new_updates, max_dist, total = jax.tree.transpose(
-            structure, jax.tree.structure((0, 0, 0)), out
+        total = jax.tree.map(
+            sum_of_squares, updates, state.grad_sum_of_squares, is_leaf=none
         )
+        new_updates = jax.tree.map(step, updates, max_dist, total, is_leaf=none)
         return new_updates, ScaleByDistanceOverGradientsState(
             max_dist, total, state.init_params
         )

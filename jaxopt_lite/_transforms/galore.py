@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import at_least_float32, mul, state_dtype
@@ -38,14 +39,11 @@ class GaLoreDimensionNumbers(NamedTuple):
     output_axis: Any = 1
 
 
-class GaLoreState(NamedTuple):
-    """Update count (int32, saturating), the base transform's state (on the
-    projected gradients) and the projector of every leaf (shape ``(0, 0)``
-    for leaves that are not projected)."""
-
-    count: jax.Array
-    base_optimizer_state: Any
-    projector: PyTree
+GaLoreState = optax.contrib.GaLoreState
+"""optax.contrib's class itself (so states equal optax's as trees): update count
+(int32, saturating), the base transform's state (on the projected gradients)
+and the projector of every leaf (shape ``(0, 0)`` for leaves that are not
+projected)."""
 
 
 def _is_spec(x: Any) -> bool:

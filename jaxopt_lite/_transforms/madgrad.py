@@ -3,11 +3,10 @@ r"""MADGRAD: momentumized, adaptive, dual-averaged gradients
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import (
@@ -22,16 +21,11 @@ from jaxopt_lite._core.dtypes import (
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.scaling import ScalarOrSchedule
 
-
-class MadgradState(NamedTuple):
-    """Update count (int32, saturating), the weighted sums of squared
-    gradient moduli $S$ (``grad_sum_sq``, real) and of gradients $s$, and the
-    initial parameters $\\theta_0$ (``x0``)."""
-
-    count: jax.Array
-    grad_sum_sq: tree_math.PyTree
-    s: tree_math.PyTree
-    x0: tree_math.PyTree
+MadgradState = optax.contrib.MadgradState
+"""optax.contrib's class itself (so states equal optax's as trees): update
+count (int32, saturating), the weighted sums of squared gradient moduli $S$
+(``grad_sum_sq``, real) and of gradients $s$, and the initial parameters
+$\\theta_0$ (``x0``)."""
 
 
 @recipe

@@ -11,12 +11,13 @@ parameters).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul, sub, tree_compute_dtype, zeros_like
@@ -28,27 +29,15 @@ from jaxopt_lite._transforms.scaling import ScalarOrSchedule
 _NO_STEP = float(np.finfo(np.float64).eps)
 
 
-class MomoState(NamedTuple):
-    """The momentum ``exp_avg``, the averaged loss $\\bar f$ (``barf``), the
-    averaged $\\langle g, \\theta \\rangle$ ($\\gamma$), the loss lower bound
-    ``lb`` and the update count (int32, saturating)."""
+MomoState = optax.contrib.MomoState
+"""optax.contrib's class itself (so states equal optax's as trees): the momentum
+``exp_avg``, the averaged loss $\\bar f$ (``barf``), the averaged
+$\\langle g, \\theta \\rangle$ ($\\gamma$), the loss lower bound ``lb`` and the update
+count (int32, saturating)."""
 
-    exp_avg: tree_math.PyTree
-    barf: jax.Array
-    gamma: jax.Array
-    lb: jax.Array
-    count: jax.Array
-
-
-class MomoAdamState(NamedTuple):
-    """As `MomoState`, with Adam's second moment ``exp_avg_sq``."""
-
-    exp_avg: tree_math.PyTree
-    exp_avg_sq: tree_math.PyTree
-    barf: jax.Array
-    gamma: jax.Array
-    lb: jax.Array
-    count: jax.Array
+MomoAdamState = optax.contrib.MomoAdamState
+"""optax.contrib's class itself (so states equal optax's as trees): the fields
+of `MomoState`, with Adam's second moment ``exp_avg_sq`` after ``exp_avg``."""
 
 
 def _check(learning_rate, lower_bound, weight_decay, adapt_lower_bound) -> None:
@@ -108,7 +97,6 @@ def _update(params, updates, direction, tau, alpha, weight_decay) -> Any:
 
 
 def _averaged_loss(decay, barf, value) -> jax.Array:
-    value = validate.require_value("momo", value)
     return tree_math.ema(decay, barf, jnp.asarray(value).astype(barf.dtype)).astype(
         barf.dtype
     )
@@ -176,8 +164,10 @@ def momo(
             zeros_like(params), *_scalars(params, lower_bound), jnp.zeros([], jnp.int32)
         )
 
-    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+    def update_fn(updates, state, params=validate.MISSING, *, value=None, **extra_args):
         del extra_args
+        # value first: optax's is a required keyword, missing before any check
+        value = validate.require_value("momo", value)
         validate.require_params("momo", params)
         updates, params = tree_math.as_arrays(updates), tree_math.as_arrays(params)
         dtype = state.barf.dtype
@@ -275,8 +265,10 @@ def momo_adam(
             zeros, zeros, *_scalars(params, lower_bound), jnp.zeros([], jnp.int32)
         )
 
-    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+    def update_fn(updates, state, params=validate.MISSING, *, value=None, **extra_args):
         del extra_args
+        # value first: optax's is a required keyword, missing before any check
+        value = validate.require_value("momo_adam", value)
         validate.require_params("momo_adam", params)
         updates, params = tree_math.as_arrays(updates), tree_math.as_arrays(params)
         dtype = state.barf.dtype

@@ -11,11 +11,12 @@ and a ``None`` leaf is left untouched.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import mul, tree_compute_dtype, zeros_like
@@ -65,13 +66,10 @@ def muon_specs(spec: Any, tree: PyTree, what: str) -> list[Any]:
     return specs
 
 
-class MuonState(NamedTuple):
-    """Update count (int32, saturating), the momentum, and the Newton-Schulz
-    coefficients (shape ``(3,)`` or ``(n, 3)``)."""
-
-    count: jax.Array
-    mu: PyTree
-    ns_coeffs: jax.Array
+MuonState = optax.contrib.MuonState
+"""optax.contrib's class itself (so states equal optax's as trees): update count
+(int32, saturating), the momentum, and the Newton-Schulz coefficients (shape
+``(3,)`` or ``(n, 3)``)."""
 
 
 @recipe(static=("ns_steps", "weight_dimension_numbers"))

@@ -8,18 +8,12 @@ Norms are overflow- and underflow-safe and taken in float32 or wider
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import optax
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul
 from jaxopt_lite._core.recipe import recipe
-
-
-class NormalizeByUpdateNormState(NamedTuple):
-    """``normalize_by_update_norm`` keeps no state."""
 
 
 @recipe
@@ -54,7 +48,7 @@ def normalize_by_update_norm(
 
     def init_fn(params):
         del params
-        return NormalizeByUpdateNormState()
+        return optax.EmptyState()
 
     def update_fn(updates, state, params=None):
         del params
@@ -65,10 +59,6 @@ def normalize_by_update_norm(
         return new_updates, state
 
     return optax.GradientTransformation(init_fn, update_fn)
-
-
-class ScaleByParamBlockNormState(NamedTuple):
-    """``scale_by_param_block_norm`` keeps no state."""
 
 
 @recipe
@@ -102,9 +92,9 @@ def scale_by_param_block_norm(
 
     def init_fn(params):
         del params
-        return ScaleByParamBlockNormState()
+        return optax.EmptyState()
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=validate.MISSING):  # required, as in optax
         validate.require_params("scale_by_param_block_norm", params)
         new_updates = jax.tree.map(
             lambda g, p: mul(g, tree_math.safe_norm(p, min_scale)).astype(g.dtype),

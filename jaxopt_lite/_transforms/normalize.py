@@ -3,18 +3,17 @@ r"""`normalize`: divide the updates by their global norm (the ascent step of
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math
 from jaxopt_lite._core.dtypes import div
 from jaxopt_lite._core.recipe import recipe
 
-
-class NormalizeState(NamedTuple):
-    """``normalize`` keeps no state."""
+NormalizeState = optax.contrib.NormalizeState
+"""optax.contrib's name for ``optax.EmptyState``: ``normalize`` keeps no
+state."""
 
 
 @recipe

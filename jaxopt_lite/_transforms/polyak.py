@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,10 +15,6 @@ _VARIANTS = ("sps", "sps+")
 # Squared norms at or below this count as zero (the float64 machine epsilon,
 # the threshold optax uses).
 _TINY = float(np.finfo(np.float64).eps)
-
-
-class ScaleByPolyakState(NamedTuple):
-    """``scale_by_polyak`` keeps no state."""
 
 
 @recipe
@@ -81,7 +75,7 @@ def scale_by_polyak(
 
     def init_fn(params):
         del params
-        return ScaleByPolyakState()
+        return optax.EmptyState()
 
     def update_fn(updates, state, params=None, *, value=None, **extra_args):
         del params, extra_args

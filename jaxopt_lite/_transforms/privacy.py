@@ -3,22 +3,21 @@ clipping and Gaussian noise of DP-SGD."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, div, mul
 from jaxopt_lite._core.recipe import recipe
 from jaxopt_lite._transforms.noise import resolve_key
 
-
-class DifferentiallyPrivateAggregateState(NamedTuple):
-    """The PRNG key of the next draw."""
-
-    rng_key: jax.Array
+DifferentiallyPrivateAggregateState = optax.contrib.DifferentiallyPrivateAggregateState
+"""optax.contrib's class itself (so states equal optax's as trees): the PRNG
+key of the next draw."""
 
 
 def _clipped_sum(grads: list[jax.Array], clip: Any) -> list[jax.Array]:

@@ -8,23 +8,16 @@ complex numbers cannot be compared).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lite._core import tree_math, validate
+from jaxopt_lite._core import validate
 from jaxopt_lite._core.dtypes import full_like, mul, promote, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
-
-class ScaleByRpropState(NamedTuple):
-    """Per-element step sizes and the step taken last (zero where the
-    gradient had just flipped sign); optax's field names."""
-
-    step_sizes: tree_math.PyTree
-    prev_updates: tree_math.PyTree
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleByRpropState = optax.ScaleByRpropState
 
 
 @recipe

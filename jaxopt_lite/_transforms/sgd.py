@@ -3,7 +3,7 @@ by `adafactor`."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -81,13 +81,6 @@ def trace(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class MomentumState(NamedTuple):
-    """Update count (int32, saturating) and the moving average of updates."""
-
-    count: jax.Array
-    ema: Any
-
-
 def momentum_ema(
     decay: Any, accumulator_dtype: Any = None
 ) -> optax.GradientTransformation:
@@ -97,10 +90,10 @@ def momentum_ema(
     m_t = \beta m_{t-1} + (1 - \beta) g_t, \qquad u_t = m_t
     $$
 
-    The optional momentum of `adafactor` (private: the state layout matches
-    ``optax.ema(decay, debias=False)``). For complex leaves the buffer uses
-    the complex type of ``accumulator_dtype``'s precision (optax would drop
-    the imaginary part).
+    The optional momentum of `adafactor` (private: its state is the
+    ``optax.EmaState`` of ``optax.ema(decay, debias=False)``). For complex
+    leaves the buffer uses the complex type of ``accumulator_dtype``'s
+    precision (optax would drop the imaginary part).
     """
 
     def zeros(p):
@@ -111,7 +104,7 @@ def momentum_ema(
 
     def init_fn(params):
         ema = jax.tree.map(zeros, params)
-        return MomentumState(count=jnp.zeros([], jnp.int32), ema=ema)
+        return optax.EmaState(count=jnp.zeros([], jnp.int32), ema=ema)
 
     def update_fn(updates, state, params=None):
         del params
@@ -120,6 +113,6 @@ def momentum_ema(
         raw = jax.tree.map(lambda g, m: tree_math.ema(decay, m, g), updates, state.ema)
         out = cast_like(raw, updates)
         ema = cast_like(raw, state.ema)
-        return out, MomentumState(tree_math.safe_increment(state.count), ema)
+        return out, optax.EmaState(tree_math.safe_increment(state.count), ema)
 
     return optax.GradientTransformation(init_fn, update_fn)

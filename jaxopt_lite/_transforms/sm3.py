@@ -10,7 +10,6 @@ Updates come back in the gradients' dtype.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,14 +19,8 @@ from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import add, mul, state_dtype, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
-
-class ScaleBySM3State(NamedTuple):
-    """``mu``: per parameter array, a list of accumulators, one per axis (of
-    that axis' length; one array shaped like the parameter for rank 0 or 1);
-    ``nu``: the momentum of the rescaled gradients. optax's field names."""
-
-    mu: tree_math.PyTree
-    nu: tree_math.PyTree
+# optax's class itself, so that states compare equal to optax's as trees.
+ScaleBySM3State = optax.ScaleBySM3State
 
 
 def _cover(x: jax.Array) -> list[jax.Array]:

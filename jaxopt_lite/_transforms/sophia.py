@@ -4,21 +4,20 @@ r"""Sophia: momentum over a clipped, EMA-smoothed diagonal Hessian estimate
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 from jaxopt_lite._core import tree_math, validate
 from jaxopt_lite._core.dtypes import div, mul, promote, zeros_like
 from jaxopt_lite._core.recipe import recipe
 
-
-class HutchinsonState(NamedTuple):
-    """The PRNG key of the next draw."""
-
-    key: jax.Array
+HutchinsonState = optax.contrib.HutchinsonState
+"""optax.contrib's class itself (so states equal optax's as trees): the PRNG key
+of the next draw (here a typed key)."""
 
 
 @recipe
@@ -92,15 +91,10 @@ def hutchinson_estimator_diag_hessian(
 _HUTCHINSON = hutchinson_estimator_diag_hessian()
 
 
-class SophiaState(NamedTuple):
-    """Update count (int32, saturating), the momentum ``mu``, the moving
-    average ``nu`` of the Hessian diagonal estimates and the estimator's
-    state."""
-
-    count: jax.Array
-    mu: tree_math.PyTree
-    nu: tree_math.PyTree
-    hessian_fn_state: Any
+SophiaState = optax.contrib.SophiaState
+"""optax.contrib's class itself (so states equal optax's as trees): update
+count (int32, saturating), the momentum ``mu``, the moving average ``nu`` of
+the Hessian diagonal estimates and the estimator's state."""
 
 
 @recipe

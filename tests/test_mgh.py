@@ -218,9 +218,7 @@ def _lbfgsb(p):
             np.asarray(p.x0),
             jac=True,
             method="L-BFGS-B",
-            options={
-                "maxiter": 20_000, "maxfun": 50_000, "gtol": 1e-10, "ftol": 1e-15
-            },
+            options={"maxiter": 20_000, "maxfun": 50_000, "gtol": 1e-10, "ftol": 1e-15},
         )
 
 

@@ -27,6 +27,25 @@ def ridge_closed_form(x, y, lam):
     return jnp.linalg.solve(x.T @ x / n + lam * jnp.eye(x.shape[1]), x.T @ y / n)
 
 
+@jax.jit
+def exact_derivative(x, y, lam, v):
+    """d(v @ w*)/dlam from the closed form (one compiled program, not op by op)."""
+    return jax.grad(lambda lam: v @ ridge_closed_form(x, y, lam))(lam)
+
+
+@jax.jit
+def three_gd_steps_by_hand(x, y, lam, w0, v):
+    """d(v @ w_3)/dlam for w_{k+1} = w_k - 0.5 grad ridge(w_k), written out."""
+
+    def w3(lam):
+        w = w0
+        for _ in range(3):
+            w = w - 0.5 * jax.grad(ridge)(w, (x, y, lam))
+        return v @ w
+
+    return jax.grad(w3)(lam)
+
+
 def test_implicit_gradient_of_the_ridge_solution_float64():
     with jax.enable_x64(True):
         x, y = _ridge_problem()
@@ -45,16 +64,20 @@ def test_implicit_gradient_of_the_ridge_solution_float64():
             return loss(solve(lam).params, lam)
 
         lam = 0.3
-        exact = jax.grad(lambda lam: loss(ridge_closed_form(x, y, lam), lam))(lam)
+        exact = jax.jit(jax.grad(lambda lam: loss(ridge_closed_form(x, y, lam), lam)))(
+            lam
+        )
         implicit = jax.grad(outer)(lam)
         np.testing.assert_allclose(implicit, exact, rtol=1e-6)
         h = 1e-6
-        fd = (outer(lam + h) - outer(lam - h)) / (2 * h)
+        # the values from value_and_grad: the programs jax.grad just compiled
+        plus, minus = (jax.value_and_grad(outer)(lam + d)[0] for d in (h, -h))
+        fd = (plus - minus) / (2 * h)
         np.testing.assert_allclose(implicit, fd, rtol=1e-6)
         # the optimal value: d/dlam min_w f = 0.5 |w*|^2 (envelope theorem)
         value_grad = jax.grad(lambda lam: solve(lam).value)(lam)
-        w = ridge_closed_form(x, y, lam)
-        np.testing.assert_allclose(value_grad, 0.5 * jnp.sum(w**2), rtol=1e-6)
+        w = np.asarray(jax.jit(ridge_closed_form)(x, y, lam))
+        np.testing.assert_allclose(value_grad, 0.5 * np.sum(w**2), rtol=1e-6)
 
 
 def test_unrolled_gradient_through_gradient_descent():
@@ -69,15 +92,8 @@ def test_unrolled_gradient_through_gradient_descent():
         ).params  # fmt: skip
         return w @ v
 
-    def by_hand(lam):
-        w = jnp.zeros(5)
-        for _ in range(3):
-            w = w - 0.5 * jax.grad(ridge)(w, (x, y, lam))
-        return w @ v
-
-    np.testing.assert_allclose(
-        jax.grad(unrolled)(0.2), jax.grad(by_hand)(0.2), rtol=1e-5
-    )
+    by_hand = three_gd_steps_by_hand(x, y, 0.2, jnp.zeros(5), v)
+    np.testing.assert_allclose(jax.grad(unrolled)(0.2), by_hand, rtol=1e-5)
 
 
 def test_unrolled_gradient_through_lbfgs_approaches_the_solution_derivative():
@@ -90,19 +106,20 @@ def test_unrolled_gradient_through_lbfgs_approaches_the_solution_derivative():
             diff="unroll",
         ).params  # fmt: skip
 
-    exact = jax.grad(lambda lam: v @ ridge_closed_form(x, y, lam))(0.2)
+    exact = exact_derivative(x, y, 0.2, v)
     np.testing.assert_allclose(jax.grad(solution)(0.2), exact, rtol=1e-3)
 
 
 # Optimizers whose numbers are program inputs (a custom_vjp must not close
 # over them), line searches of both kinds and the migration guide's gd with a
-# backtracking line search.
+# backtracking line search. (One lbfgs row gives both its learning rate and
+# its zoom search's slope_rtol.)
 OPTIMIZERS = {
     "gd": lambda: jol.gd(0.5),
     "adam": lambda: jol.adam(0.01),
-    "lbfgs_learning_rate": lambda: jol.lbfgs(learning_rate=0.5),
-    "lbfgs_zoom_slope_rtol": lambda: jol.lbfgs(
-        linesearch=jol.scale_by_zoom_linesearch(20, slope_rtol=1e-3)
+    "lbfgs_learning_rate_zoom_slope_rtol": lambda: jol.lbfgs(
+        learning_rate=0.5,
+        linesearch=jol.scale_by_zoom_linesearch(20, slope_rtol=1e-3),
     ),
     "sgd_backtracking": lambda: jol.chain(
         jol.sgd(1.0), jol.scale_by_backtracking_linesearch(30)
@@ -126,34 +143,37 @@ def test_implicit_gradient_for_optimizers_with_numeric_hyperparameters(name):
                 steps=5000, tol=1e-10,
             ).params  # fmt: skip
 
-        exact = jax.grad(lambda lam: v @ ridge_closed_form(x, y, lam))(0.3)
-        np.testing.assert_allclose(jax.grad(solution)(0.3), exact, rtol=1e-6)
+        exact = exact_derivative(x, y, 0.3, v)
+        # under jit; eagerly too for gd (each mode compiles the loop again;
+        # the other tests differentiate lbfgs eagerly)
         np.testing.assert_allclose(jax.jit(jax.grad(solution))(0.3), exact, rtol=1e-6)
+        if name == "gd":
+            np.testing.assert_allclose(jax.grad(solution)(0.3), exact, rtol=1e-6)
 
 
 def test_derivatives_with_respect_to_values_closed_over_by_fun():
     # Not passed through args: a closed-over tracer and the leaves of a
-    # pytree-callable. The results under grad are arrays, as under jit.
+    # pytree-callable, in one run (one compiled loop): the Partial's function
+    # closes over lam_closed, its leaves hold lam_leaf, and the ridge penalty
+    # is their sum. The results under grad are arrays, as under jit.
     with jax.enable_x64(True):
         x, y = (a.astype(jnp.float64) for a in _ridge_problem())
         v = jnp.arange(1.0, 6.0, dtype=jnp.float64)
-        exact = jax.grad(lambda lam: v @ ridge_closed_form(x, y, lam))(0.3)
+        exact = exact_derivative(x, y, 0.3, v)
         w0 = jnp.zeros(5, jnp.float64)
 
-        def closure(lam):
-            result = jol.minimize(lambda w: ridge(w, (x, y, lam)), w0, LBFGS, tol=1e-10)
+        def closure(lam_closed, lam_leaf):
+            fun = jax.tree_util.Partial(
+                lambda data, w: ridge(w, (data[0], data[1], data[2] + lam_closed)),
+                (x, y, lam_leaf),
+            )
+            result = jol.minimize(fun, w0, LBFGS, tol=1e-10)
             return v @ result.params, result
 
-        implicit, result = jax.grad(closure, has_aux=True)(0.3)
-        np.testing.assert_allclose(implicit, exact, rtol=1e-6)
+        implicit, result = jax.grad(closure, (0, 1), has_aux=True)(0.1, 0.2)
+        np.testing.assert_allclose(implicit, [exact, exact], rtol=1e-6)
         assert result.status.dtype == jnp.int32 and int(result.status) == 0
         assert result.history["value"].shape == (1000,)
-
-        def partial(lam):
-            fun = jax.tree_util.Partial(lambda data, w: ridge(w, data), (x, y, lam))
-            return v @ jol.minimize(fun, w0, LBFGS, tol=1e-10).params
-
-        np.testing.assert_allclose(jax.grad(partial)(0.3), exact, rtol=1e-6)
 
         # unrolled: 3 steps of gd, written out by hand
         def unrolled(lam):
@@ -161,12 +181,6 @@ def test_derivatives_with_respect_to_values_closed_over_by_fun():
             result = jol.minimize(quad, w0, jol.gd(0.5), steps=3, diff="unroll")
             return v @ result.params
 
-        def by_hand(lam):
-            w = w0
-            for _ in range(3):
-                w = w - 0.5 * jax.grad(ridge)(w, (x, y, lam))
-            return v @ w
-
-        expected = jax.grad(by_hand)(0.2)
+        expected = three_gd_steps_by_hand(x, y, 0.2, w0, v)
         np.testing.assert_allclose(jax.grad(unrolled)(0.2), expected, rtol=1e-12)
         assert abs(float(expected)) > 0.1

@@ -5,7 +5,9 @@ Compilations dominate this file's time, so the problems share programs: one
 objective whose args select a bounded quadratic, a bounded Rosenbrock
 function or both, with a gradient that args can make wrong (to make the line
 search fail), all on five variables with array bounds (infinite ones mean no
-bound, as in scipy).
+bound, as in scipy). Every unbatched run records the points it evaluates
+(`recorded`, read by the step-by-step test), so that all of them, in float64,
+run one compiled program.
 """
 
 import jax
@@ -15,6 +17,7 @@ import pytest
 import scipy.optimize
 
 import jaxopt_lite as jol
+from jaxopt_lite.benchmarks import _solvers
 
 N = 5
 STEPS = 60
@@ -31,6 +34,23 @@ def objective(x, args):
     f = 0.5 * x @ a @ x - b @ x + c * rosen(x)
     fixed = jax.lax.stop_gradient(f)
     return fixed + k * (f - fixed)
+
+
+GRAD = jax.jit(jax.grad(objective))
+VALUE_AND_GRAD = jax.jit(jax.value_and_grad(objective))
+POINTS = []  # the points `recorded` evaluated, as uint32 bits
+
+
+def _record(bits):  # float64 as uint32 pairs: the callback runs without x64
+    POINTS.append(np.asarray(bits))
+
+
+def recorded(x, args):
+    """`objective`, recording each point it is evaluated at, in order."""
+    jax.debug.callback(
+        _record, jax.lax.bitcast_convert_type(x, jnp.uint32), ordered=True
+    )
+    return objective(x, args)
 
 
 def spd(seed, n=N):
@@ -90,21 +110,21 @@ def as_jax(problem, dtype=jnp.float64):
 def scipy_run(problem, **options):
     """scipy's L-BFGS-B: every point it evaluated, and its result."""
     args = as_jax(problem)[0]
-    value_and_grad = jax.jit(jax.value_and_grad(objective))
     points = []
 
     def fg(x):
         points.append(np.array(x))
-        value, grad = value_and_grad(jnp.asarray(x), args)
+        value, grad = VALUE_AND_GRAD(jnp.asarray(x), args)
         return float(value), np.asarray(grad)
 
     bounds = [
         (None if np.isinf(a) else a, None if np.isinf(b) else b)
         for a, b in zip(problem[2], problem[3], strict=True)
     ]
-    res = scipy.optimize.minimize(
-        fg, problem[1], jac=True, method="L-BFGS-B", bounds=bounds, options=options
-    )
+    with _solvers.one_blas_thread():  # OpenBLAS's threads only wait on tiny BLAS calls
+        res = scipy.optimize.minimize(
+            fg, problem[1], jac=True, method="L-BFGS-B", bounds=bounds, options=options
+        )
     return np.array(points), res
 
 
@@ -113,29 +133,26 @@ def kkt_violation(x, g, lo, hi):
     return float(np.max(np.abs(x - np.clip(x - g, lo, hi))))
 
 
+TIGHT = jol.lbfgsb(ftol=0.0, gtol=1e-9)  # its tolerances are inputs: SOLVER's program
+
+
+def solve(problem, solver=SOLVER, dtype=jnp.float64, **kwargs):
+    args, x0, lo, hi = as_jax(problem, dtype)
+    return jol.minimize(
+        recorded, x0, solver, args=args, lower=lo, upper=hi, steps=STEPS, **kwargs
+    )
+
+
 def test_every_evaluation_matches_scipy_step_by_step():
     # The objective records each point it is evaluated at (one compiled
     # program for every problem): the same sequence as scipy's, line-search
     # trials included, to 1e-8, and the same counts.
     with jax.enable_x64(True):
-        points = []
-
-        def record(bits):  # float64 as uint32 pairs: the callback runs without x64
-            points.append(np.asarray(bits).view(np.float64).reshape(-1))
-
-        def recorded(x, args):
-            bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
-            jax.debug.callback(record, bits, ordered=True)
-            return objective(x, args)
-
         for name, problem in PROBLEMS.items():
             ref_points, ref = scipy_run(problem)
-            points.clear()
-            args, x0, lo, hi = as_jax(problem)
-            result = jol.minimize(
-                recorded, x0, SOLVER, args=args, lower=lo, upper=hi, steps=STEPS
-            )
-            ours = np.array(points)
+            POINTS.clear()
+            result = solve(problem)
+            ours = np.array([p.view(np.float64).reshape(-1) for p in POINTS])
             assert ours.shape == ref_points.shape, name
             np.testing.assert_allclose(
                 ours, ref_points, rtol=0, atol=1e-8, err_msg=name
@@ -150,22 +167,12 @@ def test_every_evaluation_matches_scipy_step_by_step():
             np.testing.assert_array_equal(result.params, ours[-1])  # the last trial
 
 
-TIGHT = jol.lbfgsb(ftol=0.0, gtol=1e-9)
-
-
-def solve(problem, solver=SOLVER, dtype=jnp.float64, **kwargs):
-    args, x0, lo, hi = as_jax(problem, dtype)
-    return jol.minimize(
-        objective, x0, solver, args=args, lower=lo, upper=hi, steps=STEPS, **kwargs
-    )
-
-
 def test_optimality_conditions_and_stopping_tests():
     with jax.enable_x64(True):
         for name, problem in PROBLEMS.items():
             result = solve(problem, TIGHT)
             x, lo, hi = (np.asarray(v) for v in (result.params, *problem[2:]))
-            g = np.asarray(jax.grad(objective)(result.params, as_jax(problem)[0]))
+            g = np.asarray(GRAD(result.params, as_jax(problem)[0]))
             # KKT: zero gradient inside, pointing out of the box at a bound
             assert kkt_violation(x, g, lo, hi) < 1e-7, name
             assert np.all(np.abs(g[(x > lo) & (x < hi)]) < 1e-7), name
@@ -179,7 +186,7 @@ def test_optimality_conditions_and_stopping_tests():
         problem = PROBLEMS["rosenbrock, active bounds"]
         default = solve(problem)
         x, lo, hi = default.params, *problem[2:]
-        g = jax.grad(objective)(x, as_jax(problem)[0])
+        g = GRAD(x, as_jax(problem)[0])
         assert default.status == "converged"
         assert kkt_violation(np.asarray(x), np.asarray(g), lo, hi) <= 1e-5
         loose = solve(problem, jol.lbfgsb(ftol=1e-3))
@@ -209,17 +216,18 @@ def test_statuses_are_honest():
         assert wrong.steps == 1 and wrong.fun_evals == 1 + 20
         nan = solve(((*args[:2], np.nan, 1.0), x0, lo, hi))
         assert nan.status == "nonfinite" and nan.steps == 0
-        # float32 at a local minimum, where gtol=1e-5 is below what the values
-        # resolve: "converged" only because a test fired (here f stopped
-        # decreasing: a relative reduction of 0 <= ftol)
-        problem = PROBLEMS["rosenbrock, lower bounds only"]
-        f32 = solve(problem, dtype=jnp.float32)
-        g = jax.grad(objective)(f32.params, as_jax(problem, jnp.float32)[0])
-        pg = kkt_violation(*(np.asarray(v) for v in (f32.params, g)), *problem[2:])
-        previous = float(f32.history["value"][-1])
-        reduction = (previous - f32.value) / max(abs(previous), abs(f32.value), 1)
-        assert f32.status == "converged" and f32.params.dtype == jnp.float32
-        assert pg <= 1e-5 or reduction <= 2.220446049250313e-09
+    # float32 at a local minimum, where gtol=1e-5 is below what the values
+    # resolve: "converged" only because a test fired (here f stopped
+    # decreasing: a relative reduction of 0 <= ftol). Without x64, as in the
+    # next test: one compiled program.
+    problem = PROBLEMS["rosenbrock, lower bounds only"]
+    f32 = solve(problem, dtype=jnp.float32)
+    g = GRAD(f32.params, as_jax(problem, jnp.float32)[0])
+    pg = kkt_violation(*(np.asarray(v) for v in (f32.params, g)), *problem[2:])
+    previous = float(f32.history["value"][-1])
+    reduction = (previous - f32.value) / max(abs(previous), abs(f32.value), 1)
+    assert f32.status == "converged" and f32.params.dtype == jnp.float32
+    assert pg <= 1e-5 or reduction <= 2.220446049250313e-09
 
 
 def test_float32_stays_float32_and_agrees_with_float64():
@@ -271,7 +279,7 @@ def test_implicit_derivatives_with_active_bounds():
 
         jacobian = jax.jit(jax.jacobian(solution, argnums=(0, 1)))
         (_, d_b, _, _), d_hi = jacobian(args, hi)
-        x = np.asarray(solution(args, hi))
+        x = np.asarray(solve(problem, TIGHT).params)  # the same solution, run unbatched
         g = np.asarray(args[0]) @ x - np.asarray(args[1])
         at_lo, at_hi = (x == problem[2]) & (g > 0), (x == problem[3]) & (g < 0)
         free = ~(at_lo | at_hi)
@@ -346,12 +354,13 @@ def test_pytree_parameters_aux_and_no_bounds_match_scipy():
         }
         result = jol.minimize(fun, x0, SOLVER, has_aux=True, steps=STEPS)
         flat = jax.jit(jax.value_and_grad(lambda x: rosen(x)))
-        ref = scipy.optimize.minimize(
-            lambda x: tuple(np.asarray(v) for v in flat(jnp.asarray(x))),
-            np.array([-1.2, 1.0, -1.2, 1.0, 0.5]),
-            jac=True,
-            method="L-BFGS-B",
-        )
+        with _solvers.one_blas_thread():
+            ref = scipy.optimize.minimize(
+                lambda x: tuple(np.asarray(v) for v in flat(jnp.asarray(x))),
+                np.array([-1.2, 1.0, -1.2, 1.0, 0.5]),
+                jac=True,
+                method="L-BFGS-B",
+            )
         assert result.status == "converged"
         assert (result.steps, result.fun_evals) == (ref.nit, ref.nfev)
         got = np.concatenate([result.params["a"], result.params["b"]])

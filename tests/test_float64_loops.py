@@ -31,12 +31,17 @@ def test_fit_history_is_float64_and_matches_a_float64_loop():
             assert result.history[name].dtype == np.float64, name
         # The oracle: optax's SGD on the full batch (batch_size=None), in float64.
         ref = optax.sgd(0.1, momentum=0.5)
+
+        @jax.jit
+        def step(p, state):
+            value, grad = jax.value_and_grad(_loss)(p, data)
+            updates, state = ref.update(grad, state, p)
+            return optax.apply_updates(p, updates), state, value
+
         state, p, losses = ref.init(params), params, []
         for _ in range(20):
-            value, grad = jax.value_and_grad(_loss)(p, data)
+            p, state, value = step(p, state)
             losses.append(float(value))
-            updates, state = ref.update(grad, state, p)
-            p = optax.apply_updates(p, updates)
         np.testing.assert_allclose(result.history["loss"], losses, rtol=1e-12)
         assert len(set(result.history["loss"].tolist())) == 20  # no float32 ties
         assert result.history["learning_rate"][0] == 0.1  # not 0.10000000149

@@ -150,10 +150,14 @@ def _vmap_target(settings: Settings, repeats: int, ready: list[str]) -> dict[str
     rng = np.random.default_rng(0)
     starts = np.asarray(p.x0) * (1 + 0.2 * rng.standard_normal((k, p.n)))
     optimizer = getattr(jol, "lbfgs")()  # noqa: B009 (absent on some versions)
+    # one bound method for every call: minimize keys its compiled program on
+    # the callable's identity, and each ``p.objective`` is a new bound method
+    # (so every call would compile again, and time the compilation)
+    objective = p.objective
 
     def one(x0):
         return jol.minimize(
-            p.objective, x0, optimizer, steps=settings.max_iters, tol=TOL
+            objective, x0, optimizer, steps=settings.max_iters, tol=TOL
         ).params
 
     with jax.enable_x64(True):

@@ -14,7 +14,8 @@ Run as a script (``python tests/docs_code.py [PAGE ...]``) it executes the
 pages with 8 simulated CPU devices (for docs/multi-device.md), warnings as
 errors, XLA's slower optimization passes off and the working directory in a
 temporary folder, and prints one JSON
-object: ``{page: {"ok": bool, "seconds": float, "error": str}}``. The
+object: ``{page: {"ok": bool, "seconds": float, "error": str}}`` (plus
+``facts`` and ``output`` for the pages in `FACTS`). The
 device count must be set before JAX starts, hence a separate process
 (tests/test_docs.py starts it).
 """
@@ -77,8 +78,28 @@ def blocks(text: str) -> list[Block]:
     return found
 
 
-def run_page(path: pathlib.Path) -> None:
-    """Execute the runnable blocks of one page in one fresh namespace.
+# Values a page's code computes, read from its namespace once it has run and
+# reported with its outcome, so that tests/test_docs.py checks them against
+# what the page's text says (expression -> a JSON value).
+FACTS = {
+    "docs/full-batch.md": (
+        "str(result.status)",
+        "list(batch.steps.shape)",
+        "list(solve(targets).shape)",
+        "float(box.params.max())",
+    ),
+    "docs/migration.md": (
+        "str(result.status)",  # the jaxopt.LBFGS section's
+        "str(result_gd.status)",
+        "str(sol.status)",
+        "float(abs(ref.x - ours.params).max())",
+    ),
+}
+
+
+def run_page(path: pathlib.Path) -> dict:
+    """Execute the runnable blocks of one page in one fresh namespace, and
+    return it.
 
     Each block is compiled with the page's path and padded so that a
     traceback points at the page's own line numbers.
@@ -88,6 +109,7 @@ def run_page(path: pathlib.Path) -> None:
         if block.runs:
             source = "\n" * block.line + block.code
             exec(compile(source, str(path), "exec"), namespace)
+    return namespace
 
 
 def _main(argv: list[str]) -> int:
@@ -121,10 +143,14 @@ def _main(argv: list[str]) -> int:
             name = path.relative_to(ROOT).as_posix()
             start = time.perf_counter()
             error = ""
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            facts = {}
+            output = io.StringIO()
+            with warnings.catch_warnings(), contextlib.redirect_stdout(output):
                 warnings.simplefilter("error")
                 try:
-                    run_page(path)
+                    namespace = run_page(path)
+                    for expression in FACTS.get(name, ()):
+                        facts[expression] = eval(expression, namespace)
                 except Exception:
                     error = traceback.format_exc(limit=-3)
             # A page may switch on float64 (as the float64 FAQ does): the next
@@ -132,6 +158,8 @@ def _main(argv: list[str]) -> int:
             jax.config.update("jax_enable_x64", False)
             seconds = round(time.perf_counter() - start, 2)
             report[name] = {"ok": not error, "seconds": seconds, "error": error}
+            if name in FACTS:  # with what the page printed
+                report[name].update(facts=facts, output=output.getvalue())
     print(json.dumps(report))
     return 0
 

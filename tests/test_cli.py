@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from compile_helper import fewer_xla_optimizations
 
 from jaxopt_lite import _cli
 
@@ -121,7 +122,8 @@ def demo_run(tmp_path_factory):
     """One fast demo run, shared by the assertions below."""
     out = tmp_path_factory.mktemp("demo") / "plots"
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    # the demo's cost is compiling the examples' programs
+    with contextlib.redirect_stdout(buffer), fewer_xla_optimizations():
         code = _cli.main(["demo", "--fast", "--out", str(out)])
     return code, buffer.getvalue(), out
 

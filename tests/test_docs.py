@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import docs_code
+import numpy as np
 import pytest
 
 import jaxopt_lite
@@ -246,3 +247,33 @@ def test_every_page_is_covered():
 def test_page_code_runs_in_order(page, docs_code_run):
     outcome = docs_code_run()[page]
     assert outcome["ok"], f"{page}: a code block failed\n{outcome['error']}"
+
+
+# The pages' code runs once, in the docs_code_run subprocess; these read what
+# it computed (moved from tests/test_full_batch_docs.py, which ran the pages
+# a second time).
+
+
+def test_full_batch_page_shows_what_its_text_says(docs_code_run):
+    """docs/full-batch.md: L-BFGS converges, the vmapped solves keep their
+    batch shapes, and the upper bound 0.7 is active."""
+    outcome = docs_code_run()["docs/full-batch.md"]
+    assert outcome["ok"], outcome["error"]
+    facts = outcome["facts"]
+    assert facts["str(result.status)"] == "converged"
+    assert facts["list(batch.steps.shape)"] == [8]
+    assert facts["list(solve(targets).shape)"] == [3, 3]
+    assert facts["float(box.params.max())"] == np.float32(0.7)
+    assert "converged" in outcome["output"]
+
+
+def test_migration_sections_give_the_same_solutions(docs_code_run):
+    """docs/migration.md, the sections for jaxopt.LBFGS, scipy.optimize.minimize
+    and optimistix: each converges, and L-BFGS matches scipy's solution."""
+    outcome = docs_code_run()["docs/migration.md"]
+    assert outcome["ok"], outcome["error"]
+    facts = outcome["facts"]
+    assert facts["str(result.status)"] == facts["str(result_gd.status)"]
+    assert facts["str(result.status)"] == "converged"
+    assert facts["str(sol.status)"] == "converged"
+    assert facts["float(abs(ref.x - ours.params).max())"] < 1e-4

@@ -7,6 +7,7 @@ import importlib.util
 import math
 
 import pytest
+from compile_helper import fewer_xla_optimizations
 
 from jaxopt_lite import examples
 
@@ -23,6 +24,20 @@ OWN = [
 ]
 
 
+# The CNN examples compile one training step per call instead of fit's 8 on
+# CPU (the same numbers, to float rounding; an eighth of the unrolled program)
+SIZES = {
+    name: {"unroll": 1} for name in ("cnn_flax_linen", "cnn_flax_nnx", "cnn_equinox")
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compile_less():
+    """The examples' cost is compiling their programs."""
+    with fewer_xla_optimizations():
+        yield
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """Run each example once (fast mode, plots into a temporary folder)."""
@@ -32,7 +47,8 @@ def results(tmp_path_factory):
         if name not in cache:
             out = tmp_path_factory.mktemp(name)
             module = importlib.import_module(f"jaxopt_lite.examples.{name}")
-            cache[name] = (module.run(fast=True, out=str(out)), out)
+            result = module.run(fast=True, out=str(out), **SIZES.get(name, {}))
+            cache[name] = (result, out)
         return cache[name]
 
     return get

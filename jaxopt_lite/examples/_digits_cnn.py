@@ -64,9 +64,11 @@ def train(
     train_data: dict,
     test_data: dict,
     fast: bool,
+    unroll: int | None = None,
 ) -> dict:
     """`jol.fit` with a step key (dropout) and the model state (batch norm),
-    evaluating test accuracy once per epoch; returns the key numbers."""
+    evaluating test accuracy once per epoch (``unroll`` passed to fit);
+    returns the key numbers."""
     with _common.timer() as t:
         result = jol.fit(
             loss_fn,
@@ -80,6 +82,7 @@ def train(
             key=jax.random.key(1),
             eval_fn=eval_fn,
             eval_data=test_data,
+            unroll=unroll,
             progress=False,
         )
         test_accuracy = float(

@@ -82,16 +82,18 @@ def build(key: jax.Array) -> tuple:
     return params, static, state, loss_fn, eval_fn
 
 
-def run(fast: bool = False, out: str | None = None) -> dict:
+def run(fast: bool = False, out: str | None = None, unroll: int | None = None) -> dict:
     """Train the CNN; returns ``test_accuracy``, ``accuracy_by_epoch``,
     ``steps``, ``time_s``, ``methods``, ``plots`` (``skipped="equinox"`` and
-    no numbers when equinox is not installed)."""
+    no numbers when equinox is not installed). ``unroll`` is
+    `jaxopt_lite.fit`'s: on CPU, steps compiled into one call (``None``: fit's
+    choice, 8 for this CNN; ``1`` compiles the least, as the tests do)."""
     if _digits_cnn.missing("equinox"):
         return _digits_cnn.skipped("equinox")
     train, test = _digits_cnn.load_images()
     params, _, state, loss_fn, eval_fn = build(jax.random.key(0))
     result = _digits_cnn.train(
-        "equinox", loss_fn, eval_fn, params, state, train, test, fast
+        "equinox", loss_fn, eval_fn, params, state, train, test, fast, unroll
     )
     return _digits_cnn.report("equinox", result, out, "cnn_equinox.png")
 

@@ -58,16 +58,18 @@ def build(key: jax.Array, x: jax.Array) -> tuple:
     return params, state, loss_fn, eval_fn
 
 
-def run(fast: bool = False, out: str | None = None) -> dict:
+def run(fast: bool = False, out: str | None = None, unroll: int | None = None) -> dict:
     """Train the CNN; returns ``test_accuracy``, ``accuracy_by_epoch``,
     ``steps``, ``time_s``, ``methods``, ``plots`` (``skipped="flax"`` and no
-    numbers when flax is not installed)."""
+    numbers when flax is not installed). ``unroll`` is `jaxopt_lite.fit`'s:
+    on CPU, steps compiled into one call (``None``: fit's choice, 8 for this
+    CNN; ``1`` compiles the least, as the tests do)."""
     if _digits_cnn.missing("flax"):
         return _digits_cnn.skipped("flax")
     train, test = _digits_cnn.load_images()
     params, state, loss_fn, eval_fn = build(jax.random.key(0), train["x"])
     result = _digits_cnn.train(
-        "flax.linen", loss_fn, eval_fn, params, state, train, test, fast
+        "flax.linen", loss_fn, eval_fn, params, state, train, test, fast, unroll
     )
     return _digits_cnn.report("flax.linen", result, out, "cnn_flax_linen.png")
 

@@ -10,6 +10,11 @@ import pytest
 import jaxopt_lite as jol
 
 LBFGS = jol.lbfgs()
+# lbfgs with numbers of its own (program inputs, as every number): the ridge
+# test and the lbfgs row of the optimizers' test share its compiled programs
+LBFGS_NUMBERS = jol.lbfgs(
+    learning_rate=0.5, linesearch=jol.scale_by_zoom_linesearch(20, slope_rtol=1e-3)
+)
 
 
 def _ridge_problem():
@@ -57,8 +62,9 @@ def test_implicit_gradient_of_the_ridge_solution_float64():
 
         def solve(lam):
             return jol.minimize(
-                ridge, jnp.zeros(5, jnp.float64), LBFGS, args=(x, y, lam), tol=1e-12
-            )
+                ridge, jnp.zeros(5, jnp.float64), LBFGS_NUMBERS, args=(x, y, lam),
+                steps=5000, tol=1e-12,
+            )  # fmt: skip
 
         def outer(lam):
             return loss(solve(lam).params, lam)
@@ -107,7 +113,7 @@ def test_unrolled_gradient_through_lbfgs_approaches_the_solution_derivative():
         ).params  # fmt: skip
 
     exact = exact_derivative(x, y, 0.2, v)
-    np.testing.assert_allclose(jax.grad(solution)(0.2), exact, rtol=1e-3)
+    np.testing.assert_allclose(jax.jit(jax.grad(solution))(0.2), exact, rtol=1e-3)
 
 
 # Optimizers whose numbers are program inputs (a custom_vjp must not close
@@ -117,10 +123,7 @@ def test_unrolled_gradient_through_lbfgs_approaches_the_solution_derivative():
 OPTIMIZERS = {
     "gd": lambda: jol.gd(0.5),
     "adam": lambda: jol.adam(0.01),
-    "lbfgs_learning_rate_zoom_slope_rtol": lambda: jol.lbfgs(
-        learning_rate=0.5,
-        linesearch=jol.scale_by_zoom_linesearch(20, slope_rtol=1e-3),
-    ),
+    "lbfgs_learning_rate_zoom_slope_rtol": lambda: LBFGS_NUMBERS,
     "sgd_backtracking": lambda: jol.chain(
         jol.sgd(1.0), jol.scale_by_backtracking_linesearch(30)
     ),
@@ -144,11 +147,13 @@ def test_implicit_gradient_for_optimizers_with_numeric_hyperparameters(name):
             ).params  # fmt: skip
 
         exact = exact_derivative(x, y, 0.3, v)
-        # under jit; eagerly too for gd (each mode compiles the loop again;
-        # the other tests differentiate lbfgs eagerly)
-        np.testing.assert_allclose(jax.jit(jax.grad(solution))(0.3), exact, rtol=1e-6)
-        if name == "gd":
-            np.testing.assert_allclose(jax.grad(solution)(0.3), exact, rtol=1e-6)
+        # One mode each (each compiles the loop again): under jit, and eagerly
+        # for lbfgs, whose eager programs the ridge test compiled (lbfgs's
+        # implicit derivatives under jit: test_bounds)
+        grad = jax.grad(solution)
+        if name != "lbfgs_learning_rate_zoom_slope_rtol":
+            grad = jax.jit(grad)
+        np.testing.assert_allclose(grad(0.3), exact, rtol=1e-6)
 
 
 def test_derivatives_with_respect_to_values_closed_over_by_fun():

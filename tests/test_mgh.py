@@ -70,10 +70,10 @@ def _float64():
 
 
 @functools.cache
-def _objective(name: str):
-    """``p.objective`` jitted once per problem: the tests that evaluate it at
-    ``x0`` and at ``x*`` share one compiled program."""
-    return jax.jit(_mgh.BY_NAME[name].objective)
+def _value_and_grad(name: str):
+    """The value and gradient of ``p.objective``, jitted once per problem: the
+    values at ``x0`` and ``x*`` and scipy's runs share one compiled program."""
+    return jax.jit(jax.value_and_grad(_mgh.BY_NAME[name].objective))
 
 
 def _loop_residuals(name: str, x: list[float]) -> list[float]:
@@ -165,7 +165,7 @@ def test_there_are_35_problems_with_consistent_sizes():
 def test_value_at_the_starting_point(name):
     p = _mgh.BY_NAME[name]
     with _float64():
-        value = float(_objective(name)(jnp.asarray(p.x0)))
+        value = float(_value_and_grad(name)(jnp.asarray(p.x0))[0])
     np.testing.assert_allclose(value, STARTING_VALUES[name], rtol=5e-6)
 
 
@@ -190,7 +190,7 @@ def test_vectorized_residuals_match_the_formulas_one_by_one(name):
 def test_value_at_the_known_minimizer_is_f_star(name):
     p = _mgh.BY_NAME[name]
     with _float64():
-        value = float(_objective(name)(jnp.asarray(p.x_star)))
+        value = float(_value_and_grad(name)(jnp.asarray(p.x_star))[0])
     assert p.f_star is not None
     np.testing.assert_allclose(value, p.f_star, rtol=1e-12, atol=1e-20)
 
@@ -209,7 +209,7 @@ def test_residuals_keep_float32():
 
 
 def _lbfgsb(p):
-    vg = jax.jit(jax.value_and_grad(p.objective))
+    vg = _value_and_grad(p.name)
     # One BLAS thread: scipy's L-BFGS-B calls BLAS on tiny matrices, where
     # OpenBLAS's threads only wait for each other (9 ms a call on a busy machine).
     with _solvers.one_blas_thread():

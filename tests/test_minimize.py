@@ -137,27 +137,43 @@ def rosen(x):
 
 LBFGS = jol.lbfgs()
 X0 = jnp.linspace(-1.2, 1.0, 6)
+CALLS = []  # one entry per evaluation of `signed` or `counted`
+
+
+def _mixed(x, mix):
+    jax.debug.callback(lambda: CALLS.append(1))
+    quadratic = jnp.sum(jnp.arange(1.0, 7.0, dtype=x.dtype) * (x - 1.0) ** 2)
+    return mix * rosen(x) + (1 - mix) * quadratic
+
+
+@jax.custom_jvp
+def signed(x, args):
+    """mix rosen(x) + (1 - mix) sum_i i (x_i - 1)^2 on six variables, for
+    args = (mix, sign), differentiated times sign (-1: an ascent direction;
+    zero at x = 1 either way), counting its evaluations in CALLS. The zoom
+    search tests below all run it: one compiled program per optimizer and
+    dtype."""
+    return _mixed(x, args[0])
+
+
+@signed.defjvp
+def _signed_jvp(primals, tangents):
+    (x, (mix, sign)), (dx, _) = primals, tangents
+    value, grad = jax.value_and_grad(_mixed)(x, mix)
+    return value, sign * jnp.sum(grad * dx)
 
 
 def test_lbfgs_converges_and_counts_every_evaluation():
-    calls = []
-
-    def f(x):
-        jax.debug.callback(lambda: calls.append(1))
-        return rosen(x)
-
-    result = jol.minimize(f, X0, LBFGS, steps=1000, tol=1e-5)
+    CALLS.clear()
+    result = jol.minimize(signed, X0, LBFGS, args=(1.0, 1.0), steps=300, tol=1e-5)
     assert result.status == "converged" and result.converged
     assert result.grad_norm <= 1e-5
     np.testing.assert_allclose(result.params, 1.0, atol=1e-4)
     # value and gradient come from the line search: one initial evaluation
     # plus one per line-search trial, each a value-and-gradient
-    assert result.fun_evals == result.grad_evals == len(calls)
+    assert result.fun_evals == result.grad_evals == len(CALLS)
     assert result.steps < result.fun_evals < 3 * result.steps
     assert set(result.history) == {"value", "grad_norm", "learning_rate"}
-
-
-CALLS = []
 
 
 def counted(x):
@@ -212,24 +228,11 @@ def test_statuses():
     assert failed.status == "linesearch_failed" and failed.steps == 1
     np.testing.assert_array_equal(failed.params, [1.0, 1.0])
     assert failed.value == 2.0
-    # already optimal: converged before any step (the zoom-search programs of
-    # the tests below: the same objective, step limit and dtype)
-    done = jol.minimize(_wrong_sign, jnp.ones(3), LBFGS, steps=300, tol=1e-6)
+    # already optimal: converged before any step
+    done = jol.minimize(
+        signed, jnp.ones(6), LBFGS, args=(0.0, 1.0), steps=300, tol=1e-6
+    )
     assert (done.status, done.steps, done.fun_evals) == ("converged", 0, 1)
-
-
-@jax.custom_jvp
-def _wrong_sign(x):
-    """sum_i i (x_i - 1)^2, differentiated with the wrong sign (zero at x = 1
-    either way)."""
-    return jnp.sum(jnp.arange(1.0, 4.0, dtype=x.dtype) * (x - 1.0) ** 2)
-
-
-@_wrong_sign.defjvp
-def _wrong_sign_jvp(primals, tangents):
-    (x,), (dx,) = primals, tangents
-    g = 2 * jnp.arange(1.0, 4.0, dtype=x.dtype) * (x - 1.0)
-    return _wrong_sign(x), -jnp.sum(g * dx)
 
 
 SGD_ZOOM = jol.chain(jol.sgd(1.0), jol.scale_by_zoom_linesearch(20))
@@ -237,13 +240,13 @@ SGD_ZOOM = jol.chain(jol.sgd(1.0), jol.scale_by_zoom_linesearch(20))
 
 def test_a_zero_gradient_converges_without_a_tolerance():
     # No tol given: a stationary point still meets "any tol >= 0" and stops.
-    # (At x = 1 the gradient is zero whatever its sign; 300 steps and these
-    # dtypes: the programs of the next test, compiled once.)
+    # (sgd with the zoom search in float64: the next test's program)
     with jax.enable_x64(True):
-        done = jol.minimize(_wrong_sign, jnp.ones(3, jnp.float64), SGD_ZOOM, steps=300)
+        x0 = jnp.ones(6, jnp.float64)
+        done = jol.minimize(signed, x0, SGD_ZOOM, args=(0.0, 1.0), steps=300)
         assert (done.status, done.steps, done.fun_evals) == ("converged", 0, 1)
     for opt in (LBFGS, GD):
-        done = jol.minimize(_wrong_sign, jnp.ones(3), opt, steps=300)
+        done = jol.minimize(signed, jnp.ones(6), opt, args=(0.0, 1.0), steps=300)
         assert (done.status, done.steps, done.fun_evals) == ("converged", 0, 1)
     # gd(0.5) on (x - 1)^2 lands exactly on 1 after one step
     quad1 = lambda x: jnp.sum((x - 1.0) ** 2)
@@ -261,10 +264,12 @@ def test_no_progress_with_the_zoom_search_is_a_failed_line_search(name, x64):
     # to be accepted until max_steps (300 iterations, f creeping up).
     opt = {"lbfgs": LBFGS, "sgd_zoom": SGD_ZOOM}
     with jax.enable_x64(x64):
-        x0 = jnp.zeros(3, jnp.float64 if x64 else jnp.float32)
-        result = jol.minimize(_wrong_sign, x0, opt[name], steps=300, tol=1e-6)
+        x0 = jnp.zeros(6, jnp.float64 if x64 else jnp.float32)
+        result = jol.minimize(
+            signed, x0, opt[name], args=(0.0, -1.0), steps=300, tol=1e-6
+        )
         assert (result.status, result.steps, result.value) == (
-            "linesearch_failed", 1, 6.0,
+            "linesearch_failed", 1, 21.0,
         )  # fmt: skip
         np.testing.assert_array_equal(result.params, x0)
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import io
 import math
+import os
 
 import pytest
 from compile_helper import fewer_xla_optimizations
 
-from jaxopt_lite import examples
+from jaxopt_lite import _cli, examples
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
+HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
 OWN = [
     "gd_parabola",
     "sgd_least_squares",
@@ -244,3 +248,66 @@ def test_cnn_examples_skip_a_missing_library(monkeypatch):
     assert cnn_equinox.run(fast=True) == {
         "skipped": "equinox", "test_accuracy": None, "methods": [], "plots": []
     }  # fmt: skip
+
+
+# `jaxopt-lite demo --fast`, here because it runs the examples above
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One fast demo run, shared by the assertions below. It runs examples
+    tested above (gd_parabola, sgd_least_squares, lr_decay, digits_mlp) in
+    fast mode, reusing their compiled programs."""
+    out = tmp_path_factory.mktemp("demo") / "plots"
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = _cli.main(["demo", "--fast", "--out", str(out)])
+    return code, buffer.getvalue(), out
+
+
+def test_demo_prints_progress_and_table(demo_run):
+    code, text, _ = demo_run
+    assert code == 0
+    lines = text.splitlines()
+    progress = [line for line in lines if line.startswith("[")]
+    assert [p.split("]")[0] for p in progress] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    header = next(line for line in lines if line.startswith("demo "))
+    assert header.split() == [
+        "demo",
+        "method",
+        "steps",
+        "final",
+        "loss",
+        "accuracy",
+        "time",
+        "(s)",
+    ]
+    for name in ("gd_parabola", "sgd_least_squares", "lr_decay"):
+        assert any(line.startswith(name + " ") for line in lines), name
+    assert "total wall time:" in text
+    if HAVE_SKLEARN:
+        digits = next(line for line in lines if line.startswith("digits_mlp "))
+        accuracy = float(digits.split()[-2].rstrip("%")) / 100
+        assert accuracy > 0.94
+    else:
+        assert "skipped, needs sklearn" in text
+
+
+def test_demo_writes_plots(demo_run):
+    _, text, out = demo_run
+    if not HAVE_MPL:
+        assert "plots skipped: matplotlib is not installed" in text
+        assert not out.exists()
+        return
+    expected = {
+        "gd_parabola.png",
+        "sgd_least_squares.png",
+        "lr_decay.png",
+        "schedules.png",
+    }
+    if HAVE_SKLEARN:
+        expected.add("digits_mlp.png")
+    assert set(os.listdir(out)) == expected
+    for name in expected:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"plots written to {out}" in text

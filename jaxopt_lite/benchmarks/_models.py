@@ -106,10 +106,18 @@ def python_loop_contestant(name, loss_fn, params, state, data, steps) -> Contest
 
 
 def fit_contestant(
-    name, loss_fn, params, state, data, steps, logdir: Path | None = None
+    name,
+    loss_fn,
+    params,
+    state,
+    data,
+    steps,
+    logdir: Path | None = None,
+    unroll: int | None = None,
 ) -> Contestant:
     """``jol.fit`` with the model state and a step key; with ``logdir``, a
-    CSVLogger and a TensorBoardLogger writing there (made in the timed call)."""
+    CSVLogger and a TensorBoardLogger writing there (made in the timed call);
+    ``unroll`` as for fit."""
     optimizer = jol.adam(LEARNING_RATE)
     key = jax.random.key(0)
 
@@ -131,6 +139,7 @@ def fit_contestant(
             batch_size=B,
             key=key,
             callbacks=callbacks,
+            unroll=unroll,
             progress=False,
         )
         return result.params, result.state
@@ -166,12 +175,15 @@ def models(mode: _harness.Mode, data: dict[str, np.ndarray]) -> dict[str, Any]:
         jax.random.key(0), images["x"]
     )
     args = (loss_fn, params, state, images, steps)
+    # smoke mode (the tests) compiles one step per call rather than fit's
+    # default on CPU (8 steps written out: most of this section's compile time)
+    unroll = 1 if mode.name == "smoke" and cpu else None
     with tempfile.TemporaryDirectory(prefix="jaxopt-lite-bench-") as tmp:
         contestants = [
-            fit_contestant("fit", *args),
+            fit_contestant("fit", *args, unroll=unroll),
             scan_contestant("scan", *args),
             python_loop_contestant("python loop", *args),
-            fit_contestant(LOGGERS, *args, logdir=Path(tmp)),
+            fit_contestant(LOGGERS, *args, logdir=Path(tmp), unroll=unroll),
         ]
         timings = _harness.interleaved(contestants, mode.repeats)
         csv_lines = len((Path(tmp) / "run.csv").read_text().splitlines())

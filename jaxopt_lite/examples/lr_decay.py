@@ -125,9 +125,6 @@ def run(fast: bool = False, out: str | None = None) -> dict:
     best_loss = float(loss_fn(lstsq_params(data), jdata))
     initial = float(loss_fn(init_params(), jdata))
 
-    def full_loss(params, eval_data):
-        return loss_fn(params, eval_data)
-
     rows, curves, final_excess = [], {}, {}
     total = 0.0
     chosen = schedules(total_steps)
@@ -141,7 +138,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
                 epochs=epochs,
                 batch_size=1,
                 key=jax.random.key(0),
-                eval_fn=full_loss,
+                eval_fn=loss_fn,  # the loss on the whole data set
                 eval_data=data,
                 eval_every=total_steps // 50,
                 progress=False,

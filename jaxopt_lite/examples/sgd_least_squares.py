@@ -102,9 +102,6 @@ def run(fast: bool = False, out: str | None = None) -> dict:
     best = lstsq_params(data)
     best_loss = float(loss_fn(best, jdata))
 
-    def full_loss(params, eval_data):
-        return loss_fn(params, eval_data)
-
     runs: dict[str, dict] = {}
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     initial = float(loss_fn(init_params(), jdata))
@@ -125,7 +122,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
                 epochs=epochs,
                 batch_size=batch_size,
                 key=jax.random.key(0),
-                eval_fn=full_loss,
+                eval_fn=loss_fn,  # the loss on the whole data set
                 eval_data=data,
                 eval_every=max(1, steps_per_epoch // 10),
                 progress=False,
@@ -144,7 +141,7 @@ def run(fast: bool = False, out: str | None = None) -> dict:
 
     with _common.timer() as t:
         gd = jol.minimize(
-            lambda p: loss_fn(p, jdata), init_params(), jol.gd(0.5), steps=500, tol=1e-5
+            loss_fn, init_params(), jol.gd(0.5), args=jdata, steps=500, tol=1e-5
         )
     total += t["s"]
     runs["gd"] = {

@@ -34,8 +34,8 @@ each repeat, reporting medians with compilation excluded (and reported apart):
     L-BFGS-B and jaxopt's ``LBFGSB`` on the bound-constrained CUTEst problems
     of ``sif2jax`` (solved counts, iterations, time).
 
-Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes under two
-minutes on two CPU cores), ``jaxopt-lite bench --full``, or
+Run it with ``jaxopt-lite bench`` (``--quick``, the default, takes about five
+minutes on two quiet CPU cores), ``jaxopt-lite bench --full``, or
 ``python -m jaxopt_lite.benchmarks``. It prints one table per section and
 writes every number, with the machine and the package versions, to a JSON
 file. The suite uses only the public API plus optax, NumPy and (when
@@ -331,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dest="mode",
         action="store_const",
         const="quick",
-        help="small sizes, under two minutes on two CPU cores (the default)",
+        help="small sizes, about five minutes on two CPU cores (the default)",
     )
     group.add_argument(
         "--full",

@@ -150,23 +150,31 @@ def test_invalid_unroll(options, match):
                 **options)  # fmt: skip
 
 
-def test_a_sweep_with_early_stopping_runs_the_unrolled_form():
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
+def test_a_sweep_with_early_stopping_runs_the_unrolled_form(x64):
     """Runs that stop at different steps (two configurations, two seeds):
     the unrolled form keeps each seed's key shared by the configurations and
-    gives the looped form's runs."""
-    x = jnp.linspace(-1, 1, 64)
+    gives the looped form's runs, and each run is its own `fit`."""
+    with jax.enable_x64(x64):
+        _sweep_with_early_stopping(jnp.float64 if x64 else jnp.float32)
+
+
+def _sweep_with_early_stopping(dtype):
+    x = jnp.linspace(-1, 1, 64, dtype=dtype)
     data = {"x": x, "y": 3 * x + 1}
 
     def loss(p, b):
         return jnp.mean((p["w"] * b["x"] + p["b"] - b["y"]) ** 2)
 
+    start = {"w": jnp.zeros([], dtype), "b": jnp.zeros([], dtype)}
+    stop = jol.EarlyStopping(patience=1, min_delta=0.05)
+
     def run(unroll):
         return jol.sweep(lambda learning_rate: jol.sgd(learning_rate),
-                         {"learning_rate": [0.01, 0.3]}, loss, {"w": 0.0, "b": 0.0},
+                         {"learning_rate": [0.01, 0.3]}, loss, start,
                          data, seeds=2, epochs=6, batch_size=16, key=KEY,
                          unroll=unroll, eval_fn=loss, eval_data=data,
-                         early_stopping=jol.EarlyStopping(patience=1, min_delta=0.05),
-                         progress=False)  # fmt: skip
+                         early_stopping=stop, progress=False)  # fmt: skip
 
     looped, unrolled = run(0), run(2)
     np.testing.assert_array_equal(unrolled.best_step, looped.best_step)
@@ -174,3 +182,9 @@ def test_a_sweep_with_early_stopping_runs_the_unrolled_form():
     assert looped.stopped_early.any() and not looped.stopped_early.all()
     np.testing.assert_allclose(unrolled.params["w"], looped.params["w"], rtol=1e-5)
     np.testing.assert_allclose(unrolled.final_loss, looped.final_loss, rtol=1e-5)
+    assert unrolled.params["w"].dtype == dtype
+    # the independent oracle: each run alone through fit, with its seed's key
+    one = jol.fit(loss, start, jol.sgd(0.3), data, epochs=6, batch_size=16,
+                  key=jax.random.fold_in(KEY, 1), unroll=2, eval_fn=loss,
+                  eval_data=data, early_stopping=stop, progress=False)  # fmt: skip
+    np.testing.assert_allclose(unrolled.params["w"][1, 1], one.params["w"], rtol=1e-5)

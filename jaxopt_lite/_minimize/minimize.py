@@ -27,7 +27,6 @@ class Program(NamedTuple):
     cfg: full_batch.Config
     with_args: bool
     implicit: bool
-    lbfgsb: bool  # the optimizer is `lbfgsb()`'s settings, run by its own loop
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -55,12 +54,11 @@ def minimize_loop(
         return converted(x, t[0], t[1], *t[2])
 
     def loop(opt_inputs, theta, x0, tols, lower, upper):
-        if program.lbfgsb:
-            spec = programs.combine(program.optimizer, opt_inputs)
-            return lbfgsb.lbfgsb_loop(
-                objective, spec, cfg, x0, theta, tols, lower, upper
-            )
         optimizer = programs.join_optimizer(program.optimizer, opt_inputs)
+        if isinstance(optimizer, LBFGSB):  # L-BFGS-B runs its own iteration
+            return lbfgsb.lbfgsb_loop(
+                objective, optimizer, cfg, x0, theta, tols, lower, upper
+            )
         return full_batch.full_batch_loop(
             objective, optax.with_extra_args_support(optimizer), cfg,
             x0, theta, tols, lower, upper,
@@ -195,9 +193,7 @@ def minimize(
         )
     else:
         opt_static, opt_inputs = programs.split_optimizer(optimizer)
-    program = Program(
-        fun_static, opt_static, cfg, args is not None, diff == "implicit", is_lbfgsb
-    )
+    program = Program(fun_static, opt_static, cfg, args is not None, diff == "implicit")
     tols = full_batch.Tolerances(*checks.tolerances(tol, rtol, atol, dtype))
     params, opt_state, aux, packed = minimize_loop(
         program, fun_inputs, opt_inputs, x0, args, tols, lo, hi
